@@ -1,0 +1,20 @@
+# The README's two commands: `make demo` and `make test`. Both set up .venv first (idempotent).
+.PHONY: setup demo test bench schema clean
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	.venv/bin/qwen3-recipe run recipes/tiny.yaml
+
+test: setup
+	OMP_NUM_THREADS=1 .venv/bin/python -m pytest -q
+
+bench: setup
+	.venv/bin/python benchmarks/plan_startup.py
+
+schema: setup
+	.venv/bin/qwen3-recipe schema -o recipes/recipe.schema.json
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,87 @@
+"""Find and load catalog folders; every entry keeps the file and line it came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from qwen3_recipe.catalog.specs import DatasetSpec, EvalSpec
+from qwen3_recipe.errors import Loc, Problem, RecipeError
+from qwen3_recipe.recipe.loader import display_path
+from qwen3_recipe.recipe.locate import locate
+from qwen3_recipe.recipe.yaml_source import load_file
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T", bound=BaseModel)
+
+
+@dataclass
+class Entry(Generic[T]):
+    name: str
+    spec: T
+    file: Path
+    loc: Loc
+
+    def local_path(self) -> Path | None:
+        path = getattr(self.spec, "path", None)
+        return (self.file.parent / path).resolve() if path else None
+
+
+@dataclass
+class Catalogs:
+    datasets: dict[str, Entry[DatasetSpec]] = field(default_factory=dict)
+    evals: dict[str, Entry[EvalSpec]] = field(default_factory=dict)
+    datasets_dir: Path | None = None
+    evals_dir: Path | None = None
+
+
+def find_dir(name: str, start: Path, explicit: str | None) -> Path | None:
+    """`explicit` (relative to `start`), else the nearest `name/` above `start`, else the package's."""
+    if explicit:
+        return (start / explicit).resolve()
+    for parent in (start, *start.parents):
+        if (parent / name).is_dir():
+            return parent / name
+    shipped = PACKAGE_ROOT / name
+    return shipped if shipped.is_dir() else None
+
+
+def _load_dir(folder: Path | None, model: type[T], problems: list[Problem]) -> dict[str, Entry[T]]:
+    entries: dict[str, Entry[T]] = {}
+    if folder is None or not folder.is_dir():
+        return entries
+    for file in sorted(folder.glob("*.yaml")):
+        try:
+            data, smap = load_file(file, display_path(file))
+        except RecipeError as exc:
+            problems.extend(exc.problems)
+            continue
+        if not isinstance(data, dict):
+            problems.append(Problem("a catalog file must map names to entries", loc=Loc(display_path(file))))
+            continue
+        for name, raw in data.items():
+            loc = smap.keys.get((name,)) or Loc(display_path(file))
+            if name in entries:
+                problems.append(Problem(f"'{name}' is already defined in {display_path(entries[name].file)}",
+                                        name, loc))
+                continue
+            try:
+                spec = model.model_validate(raw if raw is not None else {})
+            except ValidationError as exc:
+                problems.extend(locate(exc, raw, smap, model, (name,)))
+                continue
+            entries[name] = Entry(name, spec, file, loc)
+    return entries
+
+
+def load_catalogs(recipe_dir: Path, datasets: str | None = None, evals: str | None = None) -> Catalogs:
+    problems: list[Problem] = []
+    ddir = find_dir("datasets_spec", recipe_dir, datasets)
+    edir = find_dir("evals", recipe_dir, evals)
+    cat = Catalogs(_load_dir(ddir, DatasetSpec, problems), _load_dir(edir, EvalSpec, problems), ddir, edir)
+    if problems:
+        raise RecipeError(problems)
+    return cat

@@ -1,0 +1,140 @@
+"""One function per command; each imports only what it needs (validate/plan stay light)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _load(args: argparse.Namespace, extra: list[str] | None = None):
+    from qwen3_recipe.recipe.validate import load_recipe
+    return load_recipe(args.recipe, [*args.overrides, *(extra or [])])
+
+
+def _plan(args: argparse.Namespace, extra: list[str] | None = None):
+    from qwen3_recipe.compiler.plan import make_plan
+    loaded = _load(args, extra)
+    return make_plan(loaded, Path(args.run_dir) if getattr(args, "run_dir", None) else None)
+
+
+def validate(args: argparse.Namespace) -> int:
+    plan = _plan(args)  # building the plan also checks the DAG (cycles)
+    print(f"ok: {plan.loaded.raw.chain[-1]} is valid ({len(plan.jobs)} jobs)")
+    return 0
+
+
+def plan(args: argparse.Namespace) -> int:
+    the_plan = _plan(args)
+    if args.format == "json":
+        from qwen3_recipe.compiler.rundir import job_record
+        print(json.dumps({"recipe": the_plan.loaded.recipe.name, "run_dir": str(the_plan.run_dir),
+                          "jobs": [job_record(p) | {"status": p.status} for p in the_plan.jobs]}, indent=2))
+        return 0
+    from qwen3_recipe.cli.render import print_plan
+    print_plan(the_plan)
+    return 0
+
+
+def compile_(args: argparse.Namespace) -> int:
+    from qwen3_recipe.compiler.rundir import compile_run_dir
+    the_plan = _plan(args)
+    run_dir = compile_run_dir(the_plan)
+    print(f"compiled {len(the_plan.jobs)} jobs into {run_dir}/")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from qwen3_recipe.compiler.rundir import compile_run_dir
+    from qwen3_recipe.compiler.select import select
+    from qwen3_recipe.runners import run_jobs
+
+    extra = [f"execution.executor={args.executor}"] if args.executor else []
+    the_plan = _plan(args, extra)
+    compile_run_dir(the_plan)
+    return run_jobs(the_plan, select(the_plan, args.only))
+
+
+def synth(args: argparse.Namespace) -> int:
+    args.only = f"synth.{args.job}" if args.job else "synth"
+    args.executor = None
+    return run(args)
+
+
+def _require_db(run_dir: str) -> Path:
+    from qwen3_recipe.errors import Loc, Problem, RecipeError
+    db = Path(run_dir) / "provenance.duckdb"
+    if not db.exists():
+        raise RecipeError([Problem(f"no provenance database in {run_dir} (run the data jobs first: "
+                                   "qwen3-recipe run RECIPE --only data)", loc=Loc(str(db)))])
+    return db
+
+
+def query(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from qwen3_recipe.cli.render import print_query
+    db = _require_db(args.run_dir)
+    with duckdb.connect(str(db), read_only=True) as con:
+        try:
+            rel = con.sql(args.sql)
+        except duckdb.Error as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print_query(rel, args.format, args.output)
+    return 0
+
+
+def check(args: argparse.Namespace) -> int:
+    _require_db(args.run_dir)
+    from qwen3_recipe.provenance.check import check_run
+    return check_run(Path(args.run_dir))
+
+
+def report(args: argparse.Namespace) -> int:
+    _require_db(args.run_dir)
+    from qwen3_recipe.provenance.reports import print_report
+    return print_report(args.kind, Path(args.run_dir))
+
+
+def model(args: argparse.Namespace) -> int:
+    from qwen3_recipe.errors import Problem, RecipeError, did_you_mean
+    from qwen3_recipe.presets import PRESETS, find_preset
+    if args.preset.endswith((".yaml", ".yml")) or Path(args.preset).is_file():
+        from qwen3_recipe.recipe.validate import load_recipe
+        loaded = load_recipe(args.preset, args.overrides)
+        yarn = loaded.recipe.model.yarn
+        scaling = ({"rope_type": "yarn", "factor": yarn.factor,
+                    "original_max_position_embeddings": yarn.original_max_position_embeddings}
+                   if yarn else None)
+        config = loaded.arch.to_hf_config(loaded.recipe.model.name or loaded.recipe.name, scaling)
+    else:
+        name = find_preset(args.preset)
+        if name is None:
+            raise RecipeError([Problem(f"unknown preset '{args.preset}'", "preset", None,
+                                       did_you_mean(args.preset, PRESETS))])
+        config = PRESETS[name].to_hf_config(f"Qwen/{name}")
+    print(json.dumps(config, indent=2))
+    return 0
+
+
+def schema(args: argparse.Namespace) -> int:
+    from qwen3_recipe.recipe.json_schema import schema_text
+    text = schema_text()
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def doctor(args: argparse.Namespace) -> int:
+    from qwen3_recipe.doctor import print_doctor
+    return print_doctor()
+
+
+COMMANDS = {"validate": validate, "plan": plan, "compile": compile_, "run": run, "synth": synth,
+            "query": query, "check": check, "report": report, "model": model, "schema": schema,
+            "doctor": doctor}

@@ -1,0 +1,107 @@
+"""Terminal output with rich: problems, plans, query results."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+from qwen3_recipe.units import format_count, format_flops
+
+if TYPE_CHECKING:
+    from qwen3_recipe.compiler.plan import Plan
+    from qwen3_recipe.errors import Problem
+
+STATUS_STYLE = {"cached": "[green]cached[/]", "changed": "[yellow]changed[/]", "new": "[cyan]to run[/]"}
+
+
+def console(stderr: bool = False, soft_wrap: bool = False):
+    """Rich console; when output is not a terminal, wide enough that tables don't fold."""
+    from rich.console import Console
+    con = Console(stderr=stderr, highlight=False, soft_wrap=soft_wrap)
+    if not con.is_terminal:
+        con.width = 200
+    return con
+
+
+def print_problems(problems: list["Problem"]) -> None:
+    con = console(stderr=True, soft_wrap=True)
+    for p in problems:
+        where = f"[bold]{p.loc}[/]  " if p.loc else ""
+        key = f"[cyan]{p.path}[/]: " if p.path else ""
+        hint = f" [dim]({p.hint})[/]" if p.hint else ""
+        con.print(f"{where}{key}[red]{_escape(p.message)}[/]{hint}")
+    con.print(f"[red]{len(problems)} error{'s' if len(problems) != 1 else ''}[/]")
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+    return escape(text)
+
+
+def _hours(h: float) -> str:
+    return "-" if h == 0 else f"{h:,.3g}" if h < 1000 else f"{h:,.0f}"
+
+
+def print_plan(plan: "Plan") -> None:
+    from rich.table import Table
+
+    loaded, hw = plan.loaded, plan.loaded.recipe.execution.hardware
+    arch = loaded.arch
+    title = (f"plan: {loaded.recipe.name}  ({' <- '.join(loaded.raw.chain)})  ->  {plan.run_dir}/\n"
+             f"model {loaded.recipe.model.preset or 'custom'}: {arch.total_params / 1e9:.4g}B params, "
+             f"N = {arch.compute_params / 1e9:.4g}B active (6·N·D)  |  "
+             f"{hw.count}x {hw.accelerator} at MFU {hw.mfu:g}")
+    table = Table(title=title, title_justify="left", show_lines=False, header_style="bold")
+    for col, justify in (("job", "left"), ("kind", "left"), ("needs", "left"), ("tokens", "right"),
+                         ("steps", "right"), ("FLOPs", "right"), ("GPU-h", "right"), ("data", "left"),
+                         ("status", "left")):
+        table.add_column(col, justify=justify, overflow="fold")
+    total_flops = total_hours = 0.0
+    for p in plan.jobs:
+        est = p.estimate
+        total_flops += est.flops
+        total_hours += est.gpu_hours
+        data = ""
+        if p.job.kind == "pretrain":
+            data = "ok" if not p.shortfalls else "[red]short: " + ", ".join(
+                f"{s.source} {format_count(s.need)}>{format_count(s.have)}" for s in p.shortfalls) + "[/]"
+        table.add_row(p.job.name, p.job.kind, ", ".join(p.job.deps), format_count(est.tokens) if est.tokens else "",
+                      f"{est.steps:,}" if est.steps else "", format_flops(est.flops) if est.flops else "",
+                      _hours(est.gpu_hours), data, STATUS_STYLE[p.status])
+    days = total_hours / hw.count / 24
+    table.caption = (f"total {format_flops(total_flops)} FLOPs, {_hours(total_hours)} GPU-hours "
+                     f"= {days:,.3g} days on {hw.count}x {hw.accelerator}")
+    table.caption_justify = "left"
+    console().print(table)
+
+
+def print_query(rel, fmt: str, output: str | None) -> None:
+    if fmt == "parquet":
+        if not output:
+            raise SystemExit("error: --format parquet needs --output FILE")
+        rel.write_parquet(output)
+        return
+    if fmt in ("csv", "json"):
+        import csv
+        import json
+        rows = rel.fetchall()
+        out = open(output, "w", newline="") if output else sys.stdout
+        try:
+            if fmt == "csv":
+                writer = csv.writer(out)
+                writer.writerow(rel.columns)
+                writer.writerows(rows)
+            else:
+                json.dump([dict(zip(rel.columns, r)) for r in rows], out, default=str, indent=2)
+                out.write("\n")
+        finally:
+            if output:
+                out.close()
+        return
+    from rich.table import Table
+    table = Table(header_style="bold")
+    for col in rel.columns:
+        table.add_column(col)
+    for row in rel.fetchall():
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console().print(table)

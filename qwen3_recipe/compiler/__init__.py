@@ -1,0 +1,1 @@
+"""Recipe -> jobs -> DAG -> plan -> run directory (dbt/sqlmesh shape)."""

@@ -1,0 +1,207 @@
+"""The recipe as jobs: one per data source, dedup, tokenizer, stage mixture, training stage,
+synth job and evaluated stage. Each job says what it computes (`config`), what it reads
+(`deps`, external `inputs`) and what it writes (`outputs`, relative to the run directory)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from qwen3_recipe.catalog.load import Entry
+from qwen3_recipe.compiler.fingerprint import digest, file_digest
+from qwen3_recipe.recipe.schema.posttrain import SFTStage
+from qwen3_recipe.recipe.validate import LoadedRecipe
+
+GROUPS = ("data", "tokenizer", "pretrain", "sft", "synth", "posttrain", "evals")
+SFT_KINDS = {"sft", "fusion"}
+
+
+@dataclass
+class Job:
+    name: str
+    kind: str
+    groups: tuple[str, ...]
+    deps: list[str]
+    config: dict[str, Any]
+    inputs: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+    key_path: tuple[str, ...] = ()
+    fingerprint: str = ""
+
+    @property
+    def dir(self) -> str:
+        return f"jobs/{self.name}"
+
+
+def entry_digest(entry: Entry) -> str:
+    spec = entry.spec.model_dump(mode="json", exclude={"description"})
+    local = entry.local_path()
+    return digest({"spec": spec, "file": file_digest(local) if local and local.exists() else None})
+
+
+def _dump(model: Any) -> dict[str, Any]:
+    return model.model_dump(mode="json")
+
+
+class JobBuilder:
+    def __init__(self, loaded: LoadedRecipe) -> None:
+        self.loaded, self.r = loaded, loaded.recipe
+        self.jobs: dict[str, Job] = {}
+        # stage name -> job name, known up front so references resolve in any build order
+        self.stage_job = {**{n: f"pretrain.{n}" for n in self.r.pretrain.stages},
+                          **{n: f"posttrain.{n}" for n in self.r.posttrain.stages}}
+
+    def add(self, job: Job) -> Job:
+        job.outputs = {k: f"{job.dir}/{v}" for k, v in job.outputs.items()}
+        self.jobs[job.name] = job
+        return job
+
+    def dataset_input(self, name: str) -> dict[str, str]:
+        return {f"dataset:{name}": entry_digest(self.loaded.catalogs.datasets[name])}
+
+    def benchmark_inputs(self, names: list[str]) -> dict[str, str]:
+        return {f"benchmark:{n}": entry_digest(self.loaded.catalogs.evals[n]) for n in names}
+
+    def decont_benchmarks(self) -> list[str]:
+        chosen = self.r.data.decontamination.benchmarks
+        return sorted(self.loaded.catalogs.evals) if chosen == "all" else list(chosen)
+
+    # -- data ------------------------------------------------------------------------------
+    def data(self) -> list[str]:
+        names: list[str] = []
+        decont = _dump(self.r.data.decontamination)
+        for src, source in self.r.data.sources.items():
+            filters = [_dump(f) for f in self.r.data.filters if f.sources is None or src in f.sources]
+            job = self.add(Job(
+                f"data.{src}", "data_prepare", ("data",), [],
+                {"source": src, "read": _dump(source), "filters": filters, "decontamination": decont,
+                 "kept_sample_rate": self.r.outputs.provenance.kept_sample_rate},
+                inputs={**self.dataset_input(source.dataset), **self.benchmark_inputs(self.decont_benchmarks())},
+                outputs={"documents": "output", "provenance": "provenance"},
+                key_path=("data", "sources", src)))
+            names.append(job.name)
+        dedup = self.r.data.dedup
+        if names and (dedup.exact.enabled or dedup.minhash.enabled):
+            self.add(Job("data.dedup", "data_dedup", ("data",), names, _dump(dedup),
+                         outputs={"documents": "output", "provenance": "provenance"},
+                         key_path=("data", "dedup")))
+            return ["data.dedup"]
+        return names
+
+    def tokenizer(self, curated: list[str]) -> str:
+        tok = self.r.tokenizer
+        deps: list[str] = []
+        if tok.type == "train":
+            wanted = tok.sources or list(self.r.data.sources)
+            deps = curated if curated == ["data.dedup"] else [f"data.{s}" for s in wanted]
+        self.add(Job("tokenizer", "tokenizer", ("tokenizer",), deps,
+                     {"tokenizer": _dump(tok), "chat_template": "qwen3"},
+                     outputs={"tokenizer": "tokenizer"}, key_path=("tokenizer",)))
+        return "tokenizer"
+
+    def mixes(self, curated: list[str]) -> None:
+        for name, stage in self.r.pretrain.stages.items():
+            mixture = self.r.data.mixtures[stage.mixture]
+            deps = curated if curated == ["data.dedup"] else [f"data.{s}" for s in mixture.weights]
+            self.add(Job(f"mix.{name}", "data_mix", ("data",), deps + ["tokenizer"],
+                         {"stage": name, "mixture": _dump(mixture), "tokens": stage.tokens,
+                          "seq_len": stage.seq_len, "seed": self.r.seed},
+                         outputs={"tokens": "tokens", "provenance": "provenance"},
+                         key_path=("pretrain", "stages", name, "mixture")))
+
+    # -- training --------------------------------------------------------------------------
+    def pretrain(self) -> str | None:
+        previous: str | None = None
+        pre = self.r.pretrain
+        for name, stage in pre.stages.items():
+            resolved = _dump(stage) | {
+                "lr": _dump(stage.lr or pre.lr),
+                "batch_tokens": stage.batch_tokens or pre.batch_tokens,
+                "rope_theta": stage.rope_theta or self.loaded.arch.rope_theta,
+                "checkpoint_every_steps": stage.checkpoint_every_steps or pre.checkpoint_every_steps,
+            }
+            deps = [f"mix.{name}", "tokenizer"]
+            if previous and stage.init == "previous":
+                deps.append(previous)
+            job = self.add(Job(
+                f"pretrain.{name}", "pretrain", ("pretrain",), deps,
+                {"stage": resolved, "model": self.model_config(), "optimizer": _dump(pre.optimizer),
+                 "seed": self.r.seed, "init": stage.init},
+                outputs={"checkpoint": "checkpoint", "hf": "hf", "metrics": "metrics.jsonl"},
+                key_path=("pretrain", "stages", name)))
+            previous = job.name
+        return previous
+
+    def model_config(self) -> dict[str, Any]:
+        return {"arch": self.loaded.arch.to_hf_config(),
+                "yarn": _dump(self.r.model.yarn) if self.r.model.yarn else None}
+
+    def teacher(self, ref: Any) -> tuple[dict[str, Any], list[str]]:
+        if ref.stage:
+            return {"stage": ref.stage}, [self.stage_job[ref.stage]]
+        return _dump(ref), []
+
+    def synth(self) -> None:
+        for name, job in self.r.synth.jobs.items():
+            teacher, deps = self.teacher(job.teacher)
+            self.add(Job(f"synth.{name}", "synth", ("synth",), deps,
+                         {"job": _dump(job) | {"teacher": teacher}, "seed": self.r.seed,
+                          "decontamination": _dump(self.r.data.decontamination) if job.decontaminate else None},
+                         inputs={**self.dataset_input(job.prompts),
+                                 **(self.benchmark_inputs(self.decont_benchmarks()) if job.decontaminate else {})},
+                         outputs={"dataset": "dataset", "provenance": "provenance"},
+                         key_path=("synth", "jobs", name)))
+
+    def data_refs(self, refs: list[str]) -> tuple[list[str], dict[str, str]]:
+        deps, inputs = [], {}
+        for ref in refs:
+            if ref in self.r.synth.jobs:
+                deps.append(f"synth.{ref}")
+            else:
+                inputs.update(self.dataset_input(ref))
+        return deps, inputs
+
+    def posttrain(self, previous: str | None) -> None:
+        for name, stage in self.r.posttrain.stages.items():
+            refs = list(stage.data) if isinstance(stage, SFTStage) else [stage.prompts]
+            deps, inputs = self.data_refs(refs)
+            config: dict[str, Any] = {"stage": _dump(stage), "model": self.model_config(),
+                                      "seed": self.r.seed}
+            if hasattr(stage, "teacher"):
+                config["stage"]["teacher"], teacher_deps = self.teacher(stage.teacher)
+                deps += teacher_deps
+            if previous:
+                deps.append(previous)
+            else:
+                config["init"] = self.r.posttrain.init
+            groups = ("sft", "posttrain") if stage.type in SFT_KINDS else ("posttrain",)
+            job = self.add(Job(f"posttrain.{name}", stage.type, groups, ["tokenizer"] + deps, config,
+                               inputs=inputs,
+                               outputs={"checkpoint": "checkpoint", "hf": "hf", "metrics": "metrics.jsonl"},
+                               key_path=("posttrain", "stages", name)))
+            previous = job.name
+
+    def evals(self) -> None:
+        ev = self.r.evals
+        if not ev.benchmarks:
+            return
+        after = ev.after
+        if after is None:
+            last_pre = list(self.r.pretrain.stages)[-1:]
+            last_post = list(self.r.posttrain.stages)[-1:]
+            after = last_pre + last_post
+        for stage in after:
+            self.add(Job(f"eval.{stage}", "eval", ("evals",), [self.stage_job[stage], "tokenizer"],
+                         {"evals": _dump(ev) | {"after": None}, "stage": stage, "seed": self.r.seed},
+                         inputs=self.benchmark_inputs(ev.benchmarks),
+                         outputs={"results": "results.jsonl", "provenance": "provenance"},
+                         key_path=("evals",)))
+
+    def build(self) -> dict[str, Job]:
+        curated = self.data()
+        self.tokenizer(curated)
+        self.mixes(curated)
+        self.synth()
+        self.posttrain(self.pretrain())
+        self.evals()
+        return self.jobs

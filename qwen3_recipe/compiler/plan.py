@@ -1,0 +1,107 @@
+"""A plan: jobs in dependency order with fingerprints, estimates, data sufficiency and status."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qwen3_recipe.compiler.estimate import Estimate, Estimator
+from qwen3_recipe.compiler.fingerprint import job_fingerprint
+from qwen3_recipe.compiler.graph import CycleError, toposort
+from qwen3_recipe.compiler.jobs import Job, JobBuilder
+from qwen3_recipe.errors import Problem, RecipeError
+from qwen3_recipe.recipe.validate import LoadedRecipe
+
+DONE_FILE = "done.json"
+CHARS_PER_TOKEN = 4.0  # local files without a declared token count
+
+
+@dataclass
+class Shortfall:
+    source: str
+    need: int
+    have: int
+
+
+@dataclass
+class PlannedJob:
+    job: Job
+    estimate: Estimate
+    status: str  # "cached" | "changed" | "new"
+    shortfalls: list[Shortfall] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    loaded: LoadedRecipe
+    run_dir: Path
+    jobs: list[PlannedJob]
+
+    def __getitem__(self, name: str) -> PlannedJob:
+        return next(p for p in self.jobs if p.job.name == name)
+
+    @property
+    def fingerprints(self) -> dict[str, str]:
+        return {p.job.name: p.job.fingerprint for p in self.jobs}
+
+    @property
+    def deps(self) -> dict[str, list[str]]:
+        return {p.job.name: p.job.deps for p in self.jobs}
+
+
+def default_run_dir(loaded: LoadedRecipe) -> Path:
+    return Path(loaded.recipe.outputs.run_dir or f"runs/{loaded.recipe.name}")
+
+
+def job_status(run_dir: Path, job: Job) -> str:
+    marker = run_dir / job.dir / DONE_FILE
+    if not marker.exists():
+        return "new"
+    try:
+        done = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return "changed"
+    return "cached" if done.get("fingerprint") == job.fingerprint else "changed"
+
+
+def _available_tokens(loaded: LoadedRecipe, source: str) -> int | None:
+    entry = loaded.catalogs.datasets[loaded.recipe.data.sources[source].dataset]
+    if entry.spec.tokens:
+        return entry.spec.tokens
+    local = entry.local_path()
+    return int(local.stat().st_size / CHARS_PER_TOKEN) if local and local.exists() else None
+
+
+def shortfalls(loaded: LoadedRecipe, stage_name: str) -> list[Shortfall]:
+    """Sources that cannot give a stage its share even at the mixture's max repetition."""
+    stage = loaded.recipe.pretrain.stages[stage_name]
+    mixture = loaded.recipe.data.mixtures[stage.mixture]
+    short = []
+    for source, weight in mixture.weights.items():
+        have = _available_tokens(loaded, source)
+        need = int(weight * stage.tokens)
+        if have is not None and have * mixture.max_repetition < need:
+            short.append(Shortfall(source, need, int(have * mixture.max_repetition)))
+    return short
+
+
+def make_plan(loaded: LoadedRecipe, run_dir: Path | None = None) -> Plan:
+    jobs = JobBuilder(loaded).build()
+    deps = {name: job.deps for name, job in jobs.items()}
+    try:
+        order = toposort(deps)
+    except CycleError as exc:
+        first = jobs[exc.cycle[0]]
+        raise RecipeError([Problem(str(exc), ".".join(first.key_path),
+                                   loaded.raw.smap.find(first.key_path))]) from None
+    run_dir = run_dir or default_run_dir(loaded)
+    estimator = Estimator(loaded, jobs)
+    planned = []
+    for name in order:
+        job = jobs[name]
+        job.fingerprint = job_fingerprint(job.kind, job.config, job.inputs,
+                                          {d: jobs[d].fingerprint for d in job.deps})
+        short = shortfalls(loaded, name.split(".", 1)[1]) if job.kind == "pretrain" else []
+        planned.append(PlannedJob(job, estimator.estimate(job), job_status(run_dir, job), short))
+    return Plan(loaded, run_dir, planned)

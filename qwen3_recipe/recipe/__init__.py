@@ -1,0 +1,1 @@
+"""The recipe language: YAML with positions, inheritance, overrides, and the pydantic schema."""

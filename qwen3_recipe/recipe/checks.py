@@ -1,0 +1,210 @@
+"""Cross-field and reference checks, run on the merged raw tree.
+
+They run on the raw tree (not the validated model) so that they still report when another part
+of the recipe failed schema validation: a user sees all problems at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qwen3_recipe.catalog import Catalogs
+from qwen3_recipe.errors import Problem, did_you_mean
+from qwen3_recipe.presets import PRESETS, Arch, resolve_arch
+from qwen3_recipe.recipe.yaml_source import KeyPath, SourceMap
+from qwen3_recipe.units import parse_seq_len, parse_tokens
+
+RL_TYPES = {"reasoning_rl", "general_rl"}
+
+
+def _get(node: Any, *path: str | int) -> Any:
+    for key in path:
+        if isinstance(node, dict):
+            node = node.get(key)
+        elif isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
+            node = node[key]
+        else:
+            return None
+    return node
+
+
+def _mapping(node: Any) -> dict:
+    return node if isinstance(node, dict) else {}
+
+
+def _try(parse, value: Any) -> int | None:
+    try:
+        return parse(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+class Checker:
+    def __init__(self, data: dict, smap: SourceMap, catalogs: Catalogs) -> None:
+        self.data, self.smap, self.cat = data, smap, catalogs
+        self.problems: list[Problem] = []
+        self.sources = _mapping(_get(data, "data", "sources"))
+        self.synth_jobs = _mapping(_get(data, "synth", "jobs"))
+        self.pre_stages = _mapping(_get(data, "pretrain", "stages"))
+        self.post_stages = _mapping(_get(data, "posttrain", "stages"))
+
+    def err(self, path: KeyPath, message: str, hint: str | None = None, at_key: bool = False) -> None:
+        loc = self.smap.keys.get(path) if at_key else None
+        self.problems.append(Problem(message, ".".join(map(str, path)), loc or self.smap.find(path), hint))
+
+    def ref(self, path: KeyPath, value: Any, choices: dict | set, what: str, at_key: bool = False) -> bool:
+        if isinstance(value, str) and value not in choices:
+            self.err(path, f"unknown {what} '{value}'", did_you_mean(value, choices), at_key)
+            return False
+        return True
+
+    # -- sections ---------------------------------------------------------------------------
+    def model_arch(self, path: KeyPath, node: Any) -> Arch | None:
+        preset, arch = _get(node, "preset"), _get(node, "arch")
+        if isinstance(preset, str) and not self.ref(path + ("preset",), preset, PRESETS, "preset"):
+            return None
+        try:
+            resolved = resolve_arch(preset if isinstance(preset, str) else None,
+                                    arch if isinstance(arch, dict) else None)
+        except (ValueError, TypeError) as exc:
+            if preset is None and arch is None and path != ("model",):
+                return None  # a stage reference, checked elsewhere
+            self.err(path, str(exc))
+            return None
+        if resolved.num_heads % resolved.num_kv_heads:
+            self.err(path + ("arch", "num_kv_heads"), f"num_heads ({resolved.num_heads}) must be "
+                     f"divisible by num_kv_heads ({resolved.num_kv_heads})")
+        if resolved.num_experts and not 0 < resolved.num_experts_per_tok <= resolved.num_experts:
+            self.err(path + ("arch", "num_experts_per_tok"), "must be between 1 and num_experts")
+        return resolved
+
+    def check_model(self) -> Arch | None:
+        arch = self.model_arch(("model",), _get(self.data, "model"))
+        tok = _get(self.data, "tokenizer")
+        if _get(tok, "type") == "train":
+            for i, name in enumerate(_get(tok, "sources") or []):
+                self.ref(("tokenizer", "sources", i), name, self.sources, "source")
+            vocab = _get(tok, "vocab_size")
+            if arch and isinstance(vocab, int) and vocab > arch.vocab_size:
+                self.err(("tokenizer", "vocab_size"), f"tokenizer vocab ({vocab}) exceeds the model's "
+                         f"vocab_size ({arch.vocab_size})")
+        return arch
+
+    def check_data(self) -> None:
+        for name, src in self.sources.items():
+            dataset = _get(src, "dataset") if isinstance(src, dict) else src
+            self.ref(("data", "sources", name) + (("dataset",) if isinstance(src, dict) else ()),
+                     dataset, self.cat.datasets, "dataset")
+        for i, flt in enumerate(_get(self.data, "data", "filters") or []):
+            for j, name in enumerate(_get(flt, "sources") or []):
+                self.ref(("data", "filters", i, "sources", j), name, self.sources, "source")
+        benches = _get(self.data, "data", "decontamination", "benchmarks")
+        for i, name in enumerate(benches if isinstance(benches, list) else []):
+            self.ref(("data", "decontamination", "benchmarks", i), name, self.cat.evals, "benchmark")
+        for mix_name, mix in _mapping(_get(self.data, "data", "mixtures")).items():
+            weights = _mapping(_get(mix, "weights"))
+            base = ("data", "mixtures", mix_name)
+            for src in weights:
+                self.ref(base + ("weights", src), src, self.sources, "source", at_key=True)
+            values = [w for w in weights.values() if isinstance(w, (int, float))]
+            if weights and len(values) == len(weights) and abs(sum(values) - 1.0) > 1e-6:
+                self.err(base + ("weights",), f"weights must sum to 1 (they sum to {sum(values):.6g})")
+            buckets = _get(mix, "length_buckets") or []
+            shares = [_get(b, "share") for b in buckets]
+            if buckets and all(isinstance(s, (int, float)) for s in shares) and abs(sum(shares) - 1) > 1e-6:
+                self.err(base + ("length_buckets",), f"bucket shares must sum to 1 (they sum to {sum(shares):.6g})")
+            for i, b in enumerate(buckets):
+                lo, hi = _try(parse_seq_len, _get(b, "min")), _try(parse_seq_len, _get(b, "max"))
+                if lo is not None and hi is not None and lo >= hi:
+                    self.err(base + ("length_buckets", i), "min must be below max")
+
+    def check_pretrain(self) -> None:
+        mixtures = _mapping(_get(self.data, "data", "mixtures"))
+        default_batch = _try(parse_tokens, _get(self.data, "pretrain", "batch_tokens"))
+        previous: tuple[str, int] | None = None
+        for name, stage in self.pre_stages.items():
+            base = ("pretrain", "stages", name)
+            self.ref(base + ("mixture",), _get(stage, "mixture"), mixtures, "mixture")
+            seq = _try(parse_seq_len, _get(stage, "seq_len"))
+            start = _try(parse_seq_len, _get(stage, "seq_len_start"))
+            if seq is not None and start is not None and start > seq:
+                self.err(base + ("seq_len_start",), f"seq_len_start ({start}) exceeds seq_len ({seq})")
+            first = start if start is not None else seq
+            if previous and first is not None and first < previous[1]:
+                key = "seq_len_start" if start is not None else "seq_len"
+                self.err(base + (key,), f"sequence length decreases from {previous[1]} "
+                         f"(stage '{previous[0]}') to {first}; stages may only keep or grow it")
+            batch = _try(parse_tokens, _get(stage, "batch_tokens")) or default_batch
+            if batch and seq and batch < seq:
+                self.err(base + ("seq_len",), f"a global batch of {batch} tokens holds no sequence of {seq}")
+            if seq is not None:
+                previous = (name, seq)
+
+    def check_teacher(self, path: KeyPath, teacher: Any, student: Arch | None) -> None:
+        stage = _get(teacher, "stage")
+        if stage is not None:
+            self.ref(path + ("stage",), stage, {**self.pre_stages, **self.post_stages}, "stage")
+            return
+        if _get(teacher, "preset") is None and _get(teacher, "arch") is None:
+            if isinstance(teacher, dict) and _get(teacher, "path") is not None:
+                return  # weights only: sizes unknown until loaded
+            if isinstance(teacher, dict):
+                self.err(path, "give the teacher's `preset` or `arch` (with `path`), or a `stage`")
+            return
+        arch = self.model_arch(path, teacher)
+        if arch and student and arch.total_params <= student.total_params:
+            self.err(path, f"the teacher ({arch.total_params / 1e9:.3g}B params) must be larger than "
+                     f"the student ({student.total_params / 1e9:.3g}B)")
+
+    def data_ref(self, path: KeyPath, value: Any) -> None:
+        self.ref(path, value, {**self.synth_jobs, **self.cat.datasets}, "synth job or dataset")
+
+    def check_synth(self, student: Arch | None) -> None:
+        for name, job in self.synth_jobs.items():
+            base = ("synth", "jobs", name)
+            self.ref(base + ("prompts",), _get(job, "prompts"), self.cat.datasets, "dataset")
+            self.check_teacher(base + ("teacher",), _get(job, "teacher"), None)
+            k, n = _get(job, "keep_per_prompt"), _get(job, "samples_per_prompt")
+            if isinstance(k, int) and isinstance(n, int) and k > n:
+                self.err(base + ("keep_per_prompt",), f"keeps {k} of only {n} samples per prompt")
+            budget = _try(parse_tokens, _get(job, "thinking_budget"))
+            cap = _try(parse_tokens, _get(job, "max_tokens"))
+            if budget and cap and budget >= cap:
+                self.err(base + ("thinking_budget",), f"thinking budget ({budget}) must be below max_tokens ({cap})")
+
+    def check_posttrain(self, student: Arch | None) -> None:
+        seen_offpolicy = False
+        for name in self.post_stages:
+            if name in self.pre_stages:
+                self.err(("posttrain", "stages", name), f"stage name '{name}' is also a pretrain stage", at_key=True)
+        for name, stage in self.post_stages.items():
+            base, kind = ("posttrain", "stages", name), _get(stage, "type")
+            for i, ref in enumerate(_get(stage, "data") or []):
+                self.data_ref(base + ("data", i), ref)
+            if _get(stage, "prompts") is not None:
+                self.data_ref(base + ("prompts",), _get(stage, "prompts"))
+            if kind in ("distill_offpolicy", "distill_onpolicy"):
+                self.check_teacher(base + ("teacher",), _get(stage, "teacher"), student)
+            seen_offpolicy |= kind == "distill_offpolicy"
+            if kind == "distill_onpolicy" and not seen_offpolicy:
+                self.err(base + ("type",), "on-policy distillation must come after an off-policy "
+                         "distillation stage (strong-to-weak: off-policy first)")
+
+    def check_evals(self) -> None:
+        for i, name in enumerate(_get(self.data, "evals", "benchmarks") or []):
+            self.ref(("evals", "benchmarks", i), name, self.cat.evals, "benchmark")
+        for i, name in enumerate(_get(self.data, "evals", "after") or []):
+            self.ref(("evals", "after", i), name, {**self.pre_stages, **self.post_stages}, "stage")
+
+    def run(self) -> list[Problem]:
+        student = self.check_model()
+        self.check_data()
+        self.check_pretrain()
+        self.check_synth(student)
+        self.check_posttrain(student)
+        self.check_evals()
+        return self.problems
+
+
+def check_recipe(data: dict, smap: SourceMap, catalogs: Catalogs) -> list[Problem]:
+    return Checker(data, smap, catalogs).run()

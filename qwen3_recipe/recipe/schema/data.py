@@ -1,0 +1,183 @@
+"""`data` section: sources, quality filters, dedup, decontamination, mixtures."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BeforeValidator, Field
+
+from qwen3_recipe.recipe.schema.common import Float, Fraction, Section, SeqLen
+
+
+def _source_shorthand(value: Any) -> Any:
+    return {"dataset": value} if isinstance(value, str) else value
+
+
+class Source(Section):
+    """A data source: an entry of datasets_spec/ (write just its name as a shorthand)."""
+
+    dataset: str
+    """Name of a datasets_spec/ entry."""
+    limit: int | None = Field(None, gt=0)
+    """Read at most this many documents."""
+
+
+class _Filter(Section):
+    name: str | None = None
+    """Step name in provenance (default: the type, numbered if repeated)."""
+    sources: list[str] | None = None
+    """Apply only to these sources (default: all). Keep prose filters off code."""
+
+
+class GopherQuality(_Filter):
+    type: Literal["gopher_quality"]
+    min_doc_words: int = 50
+    max_doc_words: int = 100_000
+    min_avg_word_length: Float = 3
+    max_avg_word_length: Float = 10
+    max_symbol_word_ratio: Float = 0.1
+    max_bullet_lines_ratio: Float = 0.9
+    max_ellipsis_lines_ratio: Float = 0.3
+    max_non_alpha_words_ratio: Float = 0.8
+    min_stop_words: int = 2
+
+
+class GopherRepetition(_Filter):
+    type: Literal["gopher_repetition"]
+    dup_line_frac: Float = 0.3
+    dup_para_frac: Float = 0.3
+    dup_line_char_frac: Float = 0.2
+    dup_para_char_frac: Float = 0.2
+
+
+class C4Quality(_Filter):
+    type: Literal["c4_quality"]
+    split_paragraph: bool = True
+    remove_citations: bool = True
+    filter_no_terminal_punct: bool = True
+    min_num_sentences: int = 5
+    min_words_per_line: int = 3
+    max_word_length: int = 1000
+    filter_lorem_ipsum: bool = True
+    filter_javascript: bool = True
+    filter_curly_bracket: bool = True
+    filter_policy: bool = True
+
+
+class C4BadWords(_Filter):
+    type: Literal["c4_badwords"]
+    wordlist_path: str
+    """Local badwords list (datatrove would download it otherwise)."""
+    keep_fraction: Fraction = 0.0
+
+
+class FineWebQuality(_Filter):
+    type: Literal["fineweb_quality"]
+    line_punct_thr: Float = 0.12
+    short_line_thr: Float = 0.67
+    short_line_length: int = 30
+    char_duplicates_ratio: Float = 0.01
+    new_line_ratio: Float = 0.3
+
+
+class LanguageId(_Filter):
+    type: Literal["language"]
+    model_path: str
+    """Local fastText language-id model (e.g. lid.176.bin); never downloaded."""
+    languages: list[str] = ["en"]
+    threshold: Fraction = 0.65
+
+
+class UrlFilter(_Filter):
+    type: Literal["url"]
+    extra_domains: list[str] = []
+    extra_urls: list[str] = []
+
+
+class LengthFilter(_Filter):
+    type: Literal["length"]
+    min_chars: int | None = Field(None, ge=0)
+    max_chars: int | None = Field(None, ge=0)
+    min_words: int | None = Field(None, ge=0)
+    max_words: int | None = Field(None, ge=0)
+
+
+class FastTextClassifier(_Filter):
+    type: Literal["fasttext_classifier"]
+    model_path: str
+    keep_labels: dict[str, Fraction]
+    """label -> minimum score to keep."""
+
+
+class CustomFilter(_Filter):
+    type: Literal["custom"]
+    step: str
+    """Import path of a datatrove PipelineStep or filter: `package.module:ClassName`."""
+    params: dict[str, Any] = {}
+
+
+Filter = Annotated[
+    Union[GopherQuality, GopherRepetition, C4Quality, C4BadWords, FineWebQuality, LanguageId,
+          UrlFilter, LengthFilter, FastTextClassifier, CustomFilter],
+    Field(discriminator="type"),
+]
+
+
+class ExactDedup(Section):
+    enabled: bool = True
+
+
+class MinhashDedup(Section):
+    enabled: bool = True
+    n_grams: int = Field(5, gt=0)
+    num_buckets: int = Field(14, gt=0)
+    hashes_per_bucket: int = Field(8, gt=0)
+
+
+class Dedup(Section):
+    """Exact (content hash) and fuzzy (MinHash) dedup across all sources."""
+
+    exact: ExactDedup = Field(default_factory=ExactDedup)
+    minhash: MinhashDedup = Field(default_factory=MinhashDedup)
+
+
+class Decontamination(Section):
+    """One definition of contamination, applied to pretraining, SFT, RL prompts and synthetic data."""
+
+    benchmarks: list[str] | Literal["all"] = "all"
+    """evals/ entries to decontaminate against, or `all`."""
+    method: Literal["word_ngram", "token_ngram", "datatrove"] = "word_ngram"
+    n: int | None = Field(None, gt=0)
+    """n-gram size (default 13 for word n-grams, 8 for token n-grams)."""
+    action: Literal["drop", "flag"] = "drop"
+    threshold: Fraction = 0.0
+    """Largest share of a stage's documents that may stay contaminated before it is refused."""
+    allow_contamination: bool = False
+
+
+class LengthBucket(Section):
+    """Share of a stage's documents whose length (tokens) is in [min, max)."""
+
+    min: SeqLen
+    max: SeqLen
+    share: Fraction
+
+
+class Mixture(Section):
+    """Token shares of sources for a pretraining stage."""
+
+    weights: dict[str, Fraction]
+    """source name -> share of the stage's tokens (sum to 1)."""
+    max_repetition: Float = Field(4.0, ge=1.0)
+    """A source may be seen at most this many times to meet a stage's budget."""
+    length_buckets: list[LengthBucket] | None = None
+    pack_related: Literal["url", "repo", "source"] | None = None
+    """Build long documents by concatenating related short ones (long-context stage)."""
+
+
+class Data(Section):
+    sources: dict[str, Annotated[Source, BeforeValidator(_source_shorthand)]] = {}
+    filters: list[Filter] = []
+    dedup: Dedup = Field(default_factory=Dedup)
+    decontamination: Decontamination = Field(default_factory=Decontamination)
+    mixtures: dict[str, Mixture] = {}

@@ -1,0 +1,129 @@
+"""`posttrain` section: ordered stages of the Qwen3 post-training pipeline."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Field
+
+from qwen3_recipe.recipe.schema.common import Float, Fraction, Mode, PositiveTokens, Section, SeqLen
+from qwen3_recipe.recipe.schema.model import ModelRef
+from qwen3_recipe.recipe.schema.synth import Sampling, Verifier
+
+
+class _Stage(Section):
+    description: str | None = None
+    lr: Float = Field(1e-5, gt=0)
+    seq_len: SeqLen = 32768
+    batch_size: int = Field(64, gt=0)
+    """Sequences (SFT) or prompts (RL) per optimizer step."""
+
+
+class SFTStage(_Stage):
+    """Supervised fine-tuning on chat data (long-CoT cold start); loss on assistant tokens only."""
+
+    type: Literal["sft"]
+    data: list[str]
+    """Synth job names or datasets_spec/ chat entries."""
+    epochs: Float = Field(2.0, gt=0)
+    tokens: PositiveTokens | None = None
+    """Training tokens, for estimates (default: derived from the data)."""
+
+
+class FusionStage(SFTStage):
+    """Thinking-mode fusion: continual SFT on thinking and non-thinking samples."""
+
+    type: Literal["fusion"]  # type: ignore[assignment]
+    no_think_ratio: Fraction = 0.5
+
+
+class Temperature(Section):
+    start: Float = Field(1.0, ge=0)
+    end: Float = Field(1.0, ge=0)
+
+
+class ReasoningRLStage(_Stage):
+    """GRPO on query-verifier pairs."""
+
+    type: Literal["reasoning_rl"]
+    prompts: str
+    verifier: Verifier
+    steps: int = Field(gt=0)
+    group_size: int = Field(16, gt=1)
+    max_response_tokens: PositiveTokens = 32768
+    expected_tokens: PositiveTokens | None = None
+    clip_eps: Float = Field(0.2, gt=0)
+    kl_coef: Float = Field(0.0, ge=0)
+    temperature: Temperature = Field(default_factory=Temperature)
+    sync_every: int = Field(1, gt=0)
+    """Push policy weights to the rollout engine every k steps."""
+    thinking_budget: PositiveTokens | None = None
+
+
+class Reward(Section):
+    type: Literal["rule", "reference", "reward_model"]
+    weight: Float = 1.0
+    path: str | None = None
+    """Reward model directory (reward_model)."""
+
+
+class GeneralRLStage(_Stage):
+    """Preference tuning: DPO on self-sampled pairs, RLHF policy gradient, or a hybrid schedule."""
+
+    type: Literal["general_rl"]
+    prompts: str
+    rewards: list[Reward] = Field(default_factory=lambda: [Reward(type="rule")])
+    method: Literal["dpo", "rlhf", "hybrid"] = "hybrid"
+    dpo_fraction: Fraction = 0.5
+    """Hybrid: share of steps spent on DPO before policy gradient."""
+    steps: int = Field(gt=0)
+    group_size: int = Field(8, gt=1)
+    max_response_tokens: PositiveTokens = 8192
+    expected_tokens: PositiveTokens | None = None
+    beta: Float = Field(0.1, gt=0)
+
+
+class DistillOffPolicyStage(_Stage):
+    """Strong-to-weak, off-policy: the teacher's outputs (both modes) with top-k logprobs."""
+
+    type: Literal["distill_offpolicy"]
+    teacher: ModelRef
+    prompts: str
+    limit: int | None = Field(None, gt=0)
+    modes: list[Mode] = ["think", "no_think"]
+    samples_per_prompt: int = Field(1, gt=0)
+    top_k: int = Field(20, gt=0)
+    max_tokens: PositiveTokens = 32768
+    expected_tokens: PositiveTokens | None = None
+    kl_weight: Float = 1.0
+    ce_weight: Float = 1.0
+    epochs: Float = Field(1.0, gt=0)
+    sampling: Sampling = Field(default_factory=Sampling)
+
+
+class DistillOnPolicyStage(_Stage):
+    """Strong-to-weak, on-policy: the student samples, the teacher scores, minimise per-token KL."""
+
+    type: Literal["distill_onpolicy"]
+    teacher: ModelRef
+    prompts: str
+    steps: int = Field(gt=0)
+    samples_per_prompt: int = Field(1, gt=0)
+    max_tokens: PositiveTokens = 32768
+    expected_tokens: PositiveTokens | None = None
+    kl: Literal["reverse", "forward"] = "reverse"
+    modes: list[Mode] = ["think", "no_think"]
+
+
+PosttrainStage = Annotated[
+    Union[SFTStage, FusionStage, ReasoningRLStage, GeneralRLStage, DistillOffPolicyStage,
+          DistillOnPolicyStage],
+    Field(discriminator="type"),
+]
+
+
+class Posttrain(Section):
+    stages: dict[str, PosttrainStage] = {}
+    """Ordered: each stage warm-starts from the one above (the first from the last pretrain stage)."""
+    init: str | None = None
+    """Path to a checkpoint to post-train instead of this recipe's pretrained model."""

@@ -1,0 +1,93 @@
+"""`evals`, `execution` and `outputs` sections."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from qwen3_recipe.recipe.schema.common import Float, Fraction, Mode, PositiveTokens, Section
+from qwen3_recipe.recipe.schema.synth import Sampling
+
+
+class Evals(Section):
+    benchmarks: list[str] = []
+    """evals/ entries."""
+    after: list[str] | None = None
+    """Stages to evaluate (default: the last pretrain and the last posttrain stage)."""
+    modes: list[Mode] = ["think", "no_think"]
+    thinking_budgets: list[PositiveTokens] = []
+    """Sweep of thinking budgets (think mode); empty: unlimited only."""
+    samples: int = Field(1, gt=0)
+    """k samples per item; reports pass@1 averaged over k."""
+    max_tokens: PositiveTokens = 32768
+    limit: int | None = Field(None, gt=0)
+    """Items per benchmark (default: all)."""
+    sampling: Sampling = Field(default_factory=Sampling)
+
+
+class Hardware(Section):
+    """What the estimates assume."""
+
+    accelerator: str = "H100"
+    """H100, H200, A100, B200, MI300X, cpu - or set peak_tflops."""
+    count: int = Field(8, gt=0)
+    peak_tflops: Float | None = Field(None, gt=0)
+    """Dense bf16 peak per device; default from the accelerator."""
+    mfu: Fraction = 0.4
+
+
+class Parallelism(Section):
+    """torchtitan parallel degrees; -1 means whatever is left of the world size."""
+
+    dp_shard: int = -1
+    dp_replicate: int = Field(1, gt=0)
+    tp: int = Field(1, gt=0)
+    cp: int = Field(1, gt=0)
+    ep: int = Field(1, gt=0)
+    pp: int = Field(1, gt=0)
+
+
+class Slurm(Section):
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    time: str = "48:00:00"
+    nodes: int = Field(1, gt=0)
+    gpus_per_node: int = Field(8, gt=0)
+    cpus_per_task: int = Field(32, gt=0)
+    mem_per_cpu_gb: Float = Field(2.0, gt=0)
+    sbatch_args: list[str] = []
+
+
+class Ray(Section):
+    address: str | None = None
+    """Ray cluster address (default: start a local instance)."""
+
+
+class Execution(Section):
+    executor: Literal["local", "slurm", "ray"] = "local"
+    tasks: int = Field(4, gt=0)
+    """Data-pipeline tasks (files are split across them)."""
+    workers: int = -1
+    """Data tasks run at once (-1: all)."""
+    hardware: Hardware = Field(default_factory=Hardware)
+    parallelism: Parallelism = Field(default_factory=Parallelism)
+    mixed_precision: Literal["bf16", "fp32"] = "bf16"
+    fsdp: Literal["full", "none"] = "full"
+    activation_checkpointing: Literal["none", "selective", "full"] = "selective"
+    compile: bool = False
+    slurm: Slurm = Field(default_factory=Slurm)
+    ray: Ray = Field(default_factory=Ray)
+
+
+class Provenance(Section):
+    kept_sample_rate: Fraction = 1.0
+    """Share of kept-document rows recorded (drops and contamination hits: always all)."""
+
+
+class Outputs(Section):
+    run_dir: str | None = None
+    """Default: runs/<recipe name>."""
+    export_hf: bool = True
+    provenance: Provenance = Field(default_factory=Provenance)

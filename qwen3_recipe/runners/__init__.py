@@ -1,0 +1,54 @@
+"""Running compiled jobs. Engines register a runner per job kind; `run_jobs` walks the plan in
+order, skips cached jobs (same fingerprint as the last success) and marks each success."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qwen3_recipe.compiler.plan import Plan, PlannedJob
+
+Runner = Callable[["PlannedJob", "Plan"], None]
+RUNNERS: dict[str, Runner] = {}
+
+
+def register(kind: str) -> Callable[[Runner], Runner]:
+    def wrap(fn: Runner) -> Runner:
+        RUNNERS[kind] = fn
+        return fn
+    return wrap
+
+
+def mark_done(plan: "Plan", p: "PlannedJob") -> None:
+    from qwen3_recipe.compiler.plan import DONE_FILE
+    folder = plan.run_dir / p.job.dir
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / DONE_FILE).write_text(json.dumps({"fingerprint": p.job.fingerprint,
+                                                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
+
+
+def run_jobs(plan: "Plan", jobs: list["PlannedJob"]) -> int:
+    from qwen3_recipe.cli.render import console
+    con = console()
+    todo = [p for p in jobs if p.status != "cached"]
+    if not todo:
+        con.print(f"[green]nothing to do[/]: all {len(jobs)} selected jobs are up to date in {plan.run_dir}/")
+        return 0
+    for p in jobs:
+        if p.status == "cached":
+            con.print(f"[dim]skip {p.job.name} (cached)[/]")
+            continue
+        runner = RUNNERS.get(p.job.kind)
+        if runner is None:
+            con.print(f"[yellow]stopped before {p.job.name}[/]: no engine runs '{p.job.kind}' jobs yet "
+                      f"in this version; compiled jobs are in {plan.run_dir}/jobs/")
+            return 0
+        con.rule(f"{p.job.name} ({p.job.kind})")
+        started = time.time()
+        runner(p, plan)
+        mark_done(plan, p)
+        con.print(f"[green]done[/] {p.job.name} in {time.time() - started:.1f}s")
+    return 0

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Builds .venv with every engine, idempotently: reruns are a no-op unless pyproject.toml changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3.11}
+VENV=${VENV:-.venv}
+STAMP="$VENV/.setup-stamp"
+want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
+  "$VENV/bin/pip" install -q --no-deps --no-build-isolation -e . >/dev/null
+  echo "setup: $VENV is up to date"; exit 0
+fi
+[[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
+pip="$VENV/bin/python -m pip"
+$pip install -q --upgrade pip setuptools wheel
+# torch first, pinned: an unpinned torch pulls a multi-GB CUDA build (ENGINES.md).
+$pip install -q "torch==2.13.0"
+$pip install -q -e ".[cpu,dev]"
+# PyPI's torchvision/torchaudio/torchcodec are CUDA builds that break `import transformers`
+# next to CPU torch; text-only code needs none of them.
+$pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
+"$VENV/bin/python" -c "import torch, duckdb, pydantic; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+echo "$want" > "$STAMP"
+echo "setup: $VENV ready"

@@ -1,0 +1,131 @@
+"""Every bad recipe gets located errors (file:line:col key.path: message), never a traceback."""
+
+import re
+
+import pytest
+
+from conftest import REPO, run_cli, write
+from qwen3_recipe.errors import RecipeError
+from qwen3_recipe.recipe.validate import load_recipe
+
+TINY = REPO / "recipes/tiny.yaml"
+
+
+def test_four_classic_mistakes_give_four_located_errors_with_suggestions(tmp_path):
+    """Acceptance: typo'd key, wrong type, unknown dataset, decreasing seq_len."""
+    bad = write(tmp_path / "bad.yaml", f"""
+        extends: {TINY}
+        name: bad
+        data:
+          sources:
+            web: tiny_webb
+        pretrain:
+          batch_tokns: 8K
+          stages:
+            s1_general:
+              tokens: lots
+            s3_long_context:
+              seq_len: 128
+    """)
+    proc = run_cli("validate", str(bad))
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = [l for l in proc.stderr.splitlines() if "bad.yaml:" in l]
+    assert len(lines) == 4, proc.stderr
+    expect = [
+        (5, "data.sources.web: unknown dataset 'tiny_webb'", "did you mean 'tiny_web'?"),
+        (7, "pretrain.batch_tokns: unknown key 'batch_tokns'", "did you mean 'batch_tokens'?"),
+        (10, "pretrain.stages.s1_general.tokens: 'lots' is not a valid token count", "18T"),
+        (12, "pretrain.stages.s3_long_context.seq_len: sequence length decreases from 512", "s2_reasoning"),
+    ]
+    for line, (lineno, message, hint) in zip(lines, expect):
+        assert re.search(rf"bad\.yaml:{lineno}:\d+  ", line), line
+        assert message in line and hint in line, line
+    assert "4 errors" in proc.stderr
+
+
+CASES = [
+    # (yaml body appended to an `extends: tiny.yaml`, expected line, key path, message fragment, hint)
+    ("model: {arch: {num_kv_heads: 3}}", 2, "model.arch.num_kv_heads", "divisible by num_kv_heads", None),
+    ("model: {preset: Qwen3-8b}", 2, "model.preset", "unknown preset 'Qwen3-8b'", "did you mean 'Qwen3-8B'?"),
+    ("data:\n  mixtures:\n    general: {weights: {web: 0.5, code: 0.2, math: 0.2}}", 4,
+     "data.mixtures.general.weights", "must sum to 1", None),
+    ("data:\n  mixtures:\n    general: {weights: {webb: 0.6, code: 0.2, math: 0.2}}", 4,
+     "data.mixtures.general.weights.webb", "unknown source 'webb'", "did you mean 'web'?"),
+    ("data:\n  filters:\n    - {type: gopher_qualty}", 4, "data.filters.0.type", "unknown type 'gopher_qualty'",
+     "did you mean 'gopher_quality'?"),
+    ("data:\n  decontamination: {benchmarks: [tiny_arth]}", 3, "data.decontamination.benchmarks.0",
+     "unknown benchmark 'tiny_arth'", "did you mean 'tiny_arith'?"),
+    ("pretrain:\n  stages:\n    s2_reasoning: {mixture: reasonng}", 4, "pretrain.stages.s2_reasoning.mixture",
+     "unknown mixture 'reasonng'", "did you mean 'reasoning'?"),
+    ("synth:\n  jobs:\n    cot_coldstart: {thinking_budget: 0}", 4, "synth.jobs.cot_coldstart.thinking_budget",
+     "greater than 0", None),
+    ("synth:\n  jobs:\n    cot_coldstart: {teacher: {stage: s9}}", 4, "synth.jobs.cot_coldstart.teacher.stage",
+     "unknown stage 's9'", None),
+    ("synth:\n  jobs:\n    cot_coldstart: {keep_per_prompt: 9}", 4, "synth.jobs.cot_coldstart.keep_per_prompt",
+     "keeps 9 of only 4", None),
+    ("posttrain:\n  stages:\n    extra: {type: distill_onpolicy, teacher: {preset: Qwen3-8B}, prompts: tiny_prompts, steps: 3}",
+     4, "posttrain.stages.extra.type", "must come after an off-policy", None),
+    ("posttrain:\n  stages:\n    extra: {type: distill_offpolicy, teacher: {arch: {hidden_size: 32, num_layers: 1, "
+     "num_heads: 1, num_kv_heads: 1, intermediate_size: 32, vocab_size: 2048}}, prompts: tiny_prompts}",
+     4, "posttrain.stages.extra.teacher", "must be larger than the student", None),
+    ("evals: {after: [s3_long]}", 2, "evals.after.0", "unknown stage 's3_long'", "did you mean 's3_long_context'?"),
+    ("evals: {modes: [thinking]}", 2, "evals.modes.0", "Input should be 'think' or 'no_think'", None),
+    ("execution: {executor: k8s}", 2, "execution.executor", "Input should be 'local', 'slurm' or 'ray'", None),
+    ("tokenizer: {type: train, vocab_size: 4096}", 2, "tokenizer.vocab_size", "exceeds the model's vocab_size", None),
+    ("pretrain:\n  stages:\n    s2_reasoning: {seq_len_start: 2K}", 4, "pretrain.stages.s2_reasoning.seq_len_start",
+     "exceeds seq_len", None),
+    ("seed: [1]", 2, "seed", "valid integer", None),
+    ("outputs: {provenance: {kept_sample_rate: 2}}", 2, "outputs.provenance.kept_sample_rate", "less than or equal to 1", None),
+]
+
+
+@pytest.mark.parametrize("body,line,path,message,hint", CASES, ids=[c[2] for c in CASES])
+def test_error_is_located_with_key_path_and_suggestion(tmp_path, body, line, path, message, hint):
+    bad = tmp_path / "child.yaml"
+    bad.write_text(f"extends: {TINY}\n{body}\n")
+    with pytest.raises(RecipeError) as err:
+        load_recipe(bad)
+    found = [p for p in err.value.problems if p.path == path]
+    assert found, err.value.render()
+    problem = found[0]
+    assert problem.loc is not None and problem.loc.file.endswith("child.yaml"), problem.render()
+    assert problem.loc.line == line, problem.render()
+    assert message in problem.message, problem.render()
+    if hint:
+        assert problem.hint == hint
+
+
+def test_error_in_a_base_recipe_names_the_base_file(tmp_path):
+    write(tmp_path / "base.yaml", f"""
+        extends: {TINY}
+        seed: many
+    """)
+    child = write(tmp_path / "child.yaml", "extends: base.yaml\nname: child\n")
+    with pytest.raises(RecipeError) as err:
+        load_recipe(child)
+    [problem] = err.value.problems
+    assert problem.loc.file.endswith("base.yaml") and problem.loc.line == 2 and problem.path == "seed"
+
+
+def test_bad_catalog_entry_is_located_in_its_own_file(tmp_path):
+    (tmp_path / "datasets_spec").mkdir()
+    write(tmp_path / "datasets_spec" / "x.yaml", """
+        good: {path: data.jsonl, format: jsonl}
+        bad: {hf_id: a/b, formatt: hf}
+    """)
+    recipe = write(tmp_path / "r.yaml", f"extends: {TINY}\ncatalog: {{datasets: datasets_spec}}\n")
+    with pytest.raises(RecipeError) as err:
+        load_recipe(recipe)
+    text = err.value.render()
+    assert "x.yaml:2:" in text and "bad.formatt: unknown key 'formatt'" in text and "did you mean 'format'?" in text
+
+
+def test_cli_errors_have_no_traceback_unless_debug(tmp_path):
+    bad = write(tmp_path / "bad.yaml", f"extends: {TINY}\nseed: x\n")
+    proc = run_cli("plan", str(bad))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr and "bad.yaml:2:7  seed:" in proc.stderr
+    proc = run_cli("--debug", "plan", str(bad))
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
+    proc = run_cli("validate", str(tmp_path / "missing.yaml"))
+    assert proc.returncode == 1 and "file not found" in proc.stderr and "Traceback" not in proc.stderr
