@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from qwen3_recipe.errors import Loc, Problem, RecipeError
-from qwen3_recipe.recipe.yaml_source import KeyPath, SourceMap, load_file
+from qwen3_recipe.recipe.yaml_source import KeyPath, RecipeLoader, SourceMap, load_file
 
 EXTENDS_KEY = "extends"
 
@@ -108,7 +108,7 @@ def apply_override(data: dict, smap: SourceMap, spec: str) -> None:
     if not sep or not key.strip():
         raise RecipeError([Problem("expected KEY.PATH=VALUE", loc=loc)])
     try:
-        value = yaml.safe_load(text) if text.strip() else None
+        value = yaml.load(text, Loader=RecipeLoader) if text.strip() else None  # noqa: S506 (safe loader)
     except yaml.YAMLError as exc:
         raise RecipeError([Problem(f"value is not valid YAML: {exc}", key, loc)]) from None
     parts: list[str | int] = []

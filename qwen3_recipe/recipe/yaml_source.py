@@ -7,6 +7,7 @@ are errors instead of silent overwrites (dbt does the same).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,15 @@ class SourceMap:
         for key, loc in other.keys.items():
             self.keys[prefix + key] = loc
 
+
+class RecipeLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml when available
+    """Safe YAML, plus YAML 1.2 floats: `1e-5` and `1e6` are numbers, as in JSON and editors."""
+
+
+RecipeLoader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+RecipeLoader.add_implicit_resolver("tag:yaml.org,2002:float",
+                                   re.compile(r"^[-+]?[0-9][0-9_]*(\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+                                   list("-+0123456789"))
 
 _SAFE_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:omap"}
 
@@ -111,7 +121,7 @@ def _dotted(path: KeyPath) -> str:
 
 def load_text(text: str, file: str) -> tuple[Any, SourceMap]:
     """Parse one YAML document. Raises RecipeError with every located problem."""
-    loader = yaml.SafeLoader(text)
+    loader = RecipeLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:

@@ -176,7 +176,7 @@ class Mixture(Section):
 
 
 class Data(Section):
-    sources: dict[str, Annotated[Source, BeforeValidator(_source_shorthand)]] = {}
+    sources: dict[str, Annotated[Source, BeforeValidator(_source_shorthand, json_schema_input_type=Union[str, Source])]] = {}
     filters: list[Filter] = []
     dedup: Dedup = Field(default_factory=Dedup)
     decontamination: Decontamination = Field(default_factory=Decontamination)

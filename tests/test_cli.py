@@ -1,0 +1,102 @@
+"""The command surface, driven as a user would: a fresh process per command."""
+
+import json
+import subprocess
+import sys
+
+import duckdb
+import pytest
+
+from conftest import REPO, run_cli
+
+HEAVY = ("torch", "vllm", "torchtitan", "datatrove", "transformers", "duckdb")
+
+
+@pytest.mark.parametrize("command", ["validate", "plan"])
+def test_validate_and_plan_import_no_engine(command):
+    code = (f"import sys; from qwen3_recipe.cli import main; rc = main([{command!r}, 'recipes/qwen3.yaml']); "
+            f"heavy = [m for m in {HEAVY!r} if m in sys.modules]; print('HEAVY', heavy); sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert "HEAVY []" in proc.stdout
+
+
+def test_plan_prints_tokens_flops_gpu_hours_and_status():
+    proc = run_cli("plan", "recipes/qwen3-235B-A22B.yaml")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "pretrain.s1_general" in out and "6T" in out and "375,000" in out
+    assert "N = 21.57B active" in out and "GPU-hours" in out and "to run" in out
+    assert "short: math" in out  # public math data cannot feed the reasoning stage
+
+
+def test_plan_json_format():
+    proc = run_cli("plan", "recipes/tiny.yaml", "--format", "json")
+    plan = json.loads(proc.stdout)
+    jobs = {j["name"]: j for j in plan["jobs"]}
+    assert jobs["pretrain.s1_general"]["estimate"]["tokens"] == 1_000_000
+    assert jobs["pretrain.s1_general"]["status"] == "new"
+
+
+def test_set_and_compile(tmp_path):
+    proc = run_cli("compile", "recipes/tiny.yaml", "-o", str(tmp_path / "r"),
+                   "--set", "pretrain.stages.s1_general.tokens=2M")
+    assert proc.returncode == 0, proc.stderr
+    assert "tokens: 2000000" in (tmp_path / "r/recipe.lock.yaml").read_text()
+
+
+def test_model_prints_hf_config_for_presets_and_recipes():
+    proc = run_cli("model", "Qwen3-30B-A3B")
+    cfg = json.loads(proc.stdout)
+    assert cfg["num_experts"] == 128 and cfg["moe_intermediate_size"] == 768 and cfg["model_type"] == "qwen3_moe"
+    cfg = json.loads(run_cli("model", "recipes/tiny.yaml").stdout)
+    assert cfg["hidden_size"] == 128 and cfg["rope_scaling"]["rope_type"] == "yarn"
+    proc = run_cli("model", "Qwen3-7B")
+    assert proc.returncode == 1 and "unknown preset" in proc.stderr
+
+
+def test_schema_command_prints_json_schema():
+    schema = json.loads(run_cli("schema").stdout)
+    assert schema["title"] == "Recipe" and "pretrain" in schema["properties"]
+
+
+def test_query_runs_sql_over_a_provenance_database(tmp_path):
+    db = tmp_path / "provenance.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("create table decisions(step varchar, source varchar, kept boolean)")
+        con.execute("insert into decisions values ('gopher', 'web', false), ('gopher', 'web', true), "
+                    "('c4', 'code', false)")
+    sql = "select step, source, count(*) as drops from decisions where not kept group by all order by step"
+    proc = run_cli("query", str(tmp_path), sql)
+    assert proc.returncode == 0 and "gopher" in proc.stdout and "c4" in proc.stdout
+    proc = run_cli("query", str(tmp_path), sql, "--format", "json")
+    assert json.loads(proc.stdout) == [{"step": "c4", "source": "code", "drops": 1},
+                                       {"step": "gopher", "source": "web", "drops": 1}]
+    proc = run_cli("query", str(tmp_path), sql, "--format", "csv")
+    assert proc.stdout.splitlines()[0] == "step,source,drops"
+    out = tmp_path / "out.parquet"
+    assert run_cli("query", str(tmp_path), sql, "--format", "parquet", "--output", str(out)).returncode == 0
+    assert duckdb.sql(f"select count(*) from '{out}'").fetchall()[0][0] == 2
+    proc = run_cli("query", str(tmp_path), "select * from nope")
+    assert proc.returncode == 1 and "nope" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_query_without_database_is_a_clear_error(tmp_path):
+    proc = run_cli("query", str(tmp_path), "select 1")
+    assert proc.returncode == 1 and "no provenance database" in proc.stderr
+
+
+def test_run_compiles_and_reports_what_it_cannot_run_yet(tmp_path):
+    proc = run_cli("run", "recipes/tiny.yaml", "-o", str(tmp_path / "r"), "--only", "data")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "r/manifest.json").exists()
+    assert "stopped before data.web" in proc.stdout
+
+
+@pytest.mark.slow
+def test_doctor_reports_every_engine():
+    proc = run_cli("doctor")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for name in ("torch", "torchtitan", "vllm", "datatrove", "duckdb", "math-verify"):
+        assert name in proc.stdout
+    assert "GPU visible: no" in proc.stdout
