@@ -129,3 +129,15 @@ def test_cli_errors_have_no_traceback_unless_debug(tmp_path):
     assert proc.returncode != 0 and "Traceback" in proc.stderr
     proc = run_cli("validate", str(tmp_path / "missing.yaml"))
     assert proc.returncode == 1 and "file not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_missing_local_data_file_is_located(tmp_path):
+    import shutil
+    for name in ("recipes", "datasets_spec", "evals"):
+        shutil.copytree(REPO / name, tmp_path / name)
+    (tmp_path / "datasets_spec/data/tiny_code.jsonl").unlink()
+    with pytest.raises(RecipeError) as err:
+        load_recipe(tmp_path / "recipes/tiny.yaml")
+    [problem] = err.value.problems
+    assert problem.path == "data.sources.code" and problem.loc.line == 30
+    assert "points at a missing file" in problem.message and "tiny.yaml:" in problem.message

@@ -49,11 +49,26 @@ def find_dir(name: str, start: Path, explicit: str | None) -> Path | None:
     return shipped if shipped.is_dir() else None
 
 
+_cache: dict[tuple, tuple[dict, list[Problem]]] = {}
+
+
 def _load_dir(folder: Path | None, model: type[T], problems: list[Problem]) -> dict[str, Entry[T]]:
-    entries: dict[str, Entry[T]] = {}
+    """Entries of every YAML file in `folder`, cached per process until a file changes."""
     if folder is None or not folder.is_dir():
-        return entries
-    for file in sorted(folder.glob("*.yaml")):
+        return {}
+    files = sorted(folder.glob("*.yaml"))
+    key = (model, tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files))
+    if key not in _cache:
+        found: list[Problem] = []
+        _cache[key] = (_read_dir(files, model, found), found)
+    entries, found = _cache[key]
+    problems.extend(found)
+    return dict(entries)
+
+
+def _read_dir(files: list[Path], model: type[T], problems: list[Problem]) -> dict[str, Entry[T]]:
+    entries: dict[str, Entry[T]] = {}
+    for file in files:
         try:
             data, smap = load_file(file, display_path(file))
         except RecipeError as exc:

@@ -19,21 +19,32 @@ def _plan(args: argparse.Namespace, extra: list[str] | None = None):
     return make_plan(loaded, Path(args.run_dir) if getattr(args, "run_dir", None) else None)
 
 
+def _plan_view(args: argparse.Namespace) -> dict:
+    """The plan as data, from the plan cache when nothing it read has changed."""
+    from qwen3_recipe.compiler import plan_cache
+    view = plan_cache.lookup(Path(args.recipe), args.overrides, args.run_dir)
+    if view is None:
+        from qwen3_recipe.compiler.plan_view import plan_view
+        the_plan = _plan(args)  # building the plan also checks the DAG (cycles)
+        view = plan_view(the_plan)
+        plan_cache.store(the_plan, view, args.run_dir)
+    return view
+
+
 def validate(args: argparse.Namespace) -> int:
-    plan = _plan(args)  # building the plan also checks the DAG (cycles)
-    print(f"ok: {plan.loaded.raw.chain[-1]} is valid ({len(plan.jobs)} jobs)")
+    args.run_dir = None
+    view = _plan_view(args)
+    print(f"ok: {view['files'][-1]} is valid ({len(view['jobs'])} jobs)")
     return 0
 
 
 def plan(args: argparse.Namespace) -> int:
-    the_plan = _plan(args)
+    view = _plan_view(args)
     if args.format == "json":
-        from qwen3_recipe.compiler.rundir import job_record
-        print(json.dumps({"recipe": the_plan.loaded.recipe.name, "run_dir": str(the_plan.run_dir),
-                          "jobs": [job_record(p) | {"status": p.status} for p in the_plan.jobs]}, indent=2))
+        print(json.dumps(view, indent=2))
         return 0
     from qwen3_recipe.cli.render import print_plan
-    print_plan(the_plan)
+    print_plan(view)
     return 0
 
 

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 from qwen3_recipe.units import format_count, format_flops
 
 if TYPE_CHECKING:
-    from qwen3_recipe.compiler.plan import Plan
     from qwen3_recipe.errors import Problem
 
 STATUS_STYLE = {"cached": "[green]cached[/]", "changed": "[yellow]changed[/]", "new": "[cyan]to run[/]"}
@@ -42,36 +41,36 @@ def _hours(h: float) -> str:
     return "-" if h == 0 else f"{h:,.3g}" if h < 1000 else f"{h:,.0f}"
 
 
-def print_plan(plan: "Plan") -> None:
+def print_plan(view: dict) -> None:
+    """The plan table from `plan_view` data (so a cached plan renders without the recipe)."""
     from rich.table import Table
 
-    loaded, hw = plan.loaded, plan.loaded.recipe.execution.hardware
-    arch = loaded.arch
-    title = (f"plan: {loaded.recipe.name}  ({' <- '.join(loaded.raw.chain)})  ->  {plan.run_dir}/\n"
-             f"model {loaded.recipe.model.preset or 'custom'}: {arch.total_params / 1e9:.4g}B params, "
-             f"N = {arch.compute_params / 1e9:.4g}B active (6·N·D)  |  "
-             f"{hw.count}x {hw.accelerator} at MFU {hw.mfu:g}")
-    table = Table(title=title, title_justify="left", show_lines=False, header_style="bold")
+    model, hw = view["model"], view["hardware"]
+    title = (f"plan: {view['recipe']}  ({' <- '.join(view['files'])})  ->  {view['run_dir']}/\n"
+             f"model {model['preset'] or 'custom'}: {model['total_params'] / 1e9:.4g}B params, "
+             f"N = {model['compute_params'] / 1e9:.4g}B active (6·N·D)  |  "
+             f"{hw['count']}x {hw['accelerator']} at MFU {hw['mfu']:g}")
+    table = Table(title=title, title_justify="left", header_style="bold", caption_justify="left")
     for col, justify in (("job", "left"), ("kind", "left"), ("needs", "left"), ("tokens", "right"),
                          ("steps", "right"), ("FLOPs", "right"), ("GPU-h", "right"), ("data", "left"),
                          ("status", "left")):
         table.add_column(col, justify=justify, overflow="fold")
     total_flops = total_hours = 0.0
-    for p in plan.jobs:
-        est = p.estimate
-        total_flops += est.flops
-        total_hours += est.gpu_hours
+    for job in view["jobs"]:
+        est = job["estimate"]
+        total_flops += est["flops"]
+        total_hours += est["gpu_hours"]
         data = ""
-        if p.job.kind == "pretrain":
-            data = "ok" if not p.shortfalls else "[red]short: " + ", ".join(
-                f"{s.source} {format_count(s.need)}>{format_count(s.have)}" for s in p.shortfalls) + "[/]"
-        table.add_row(p.job.name, p.job.kind, ", ".join(p.job.deps), format_count(est.tokens) if est.tokens else "",
-                      f"{est.steps:,}" if est.steps else "", format_flops(est.flops) if est.flops else "",
-                      _hours(est.gpu_hours), data, STATUS_STYLE[p.status])
-    days = total_hours / hw.count / 24
+        if job["kind"] == "pretrain":
+            data = "ok" if not job["shortfalls"] else "[red]short: " + ", ".join(
+                f"{s['source']} {format_count(s['need'])}>{format_count(s['have'])}" for s in job["shortfalls"]) + "[/]"
+        table.add_row(job["name"], job["kind"], ", ".join(job["deps"]),
+                      format_count(est["tokens"]) if est["tokens"] else "",
+                      f"{est['steps']:,}" if est["steps"] else "", format_flops(est["flops"]) if est["flops"] else "",
+                      _hours(est["gpu_hours"]), data, STATUS_STYLE[job["status"]])
+    days = total_hours / hw["count"] / 24
     table.caption = (f"total {format_flops(total_flops)} FLOPs, {_hours(total_hours)} GPU-hours "
-                     f"= {days:,.3g} days on {hw.count}x {hw.accelerator}")
-    table.caption_justify = "left"
+                     f"= {days:,.3g} days on {hw['count']}x {hw['accelerator']}")
     console().print(table)
 
 

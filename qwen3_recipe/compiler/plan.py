@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,10 +9,10 @@ from qwen3_recipe.compiler.estimate import Estimate, Estimator
 from qwen3_recipe.compiler.fingerprint import job_fingerprint
 from qwen3_recipe.compiler.graph import CycleError, toposort
 from qwen3_recipe.compiler.jobs import Job, JobBuilder
+from qwen3_recipe.compiler.plan_view import DONE_FILE, job_status  # noqa: F401 (DONE_FILE re-exported)
 from qwen3_recipe.errors import Problem, RecipeError
 from qwen3_recipe.recipe.validate import LoadedRecipe
 
-DONE_FILE = "done.json"
 CHARS_PER_TOKEN = 4.0  # local files without a declared token count
 
 
@@ -54,17 +53,6 @@ def default_run_dir(loaded: LoadedRecipe) -> Path:
     return Path(loaded.recipe.outputs.run_dir or f"runs/{loaded.recipe.name}")
 
 
-def job_status(run_dir: Path, job: Job) -> str:
-    marker = run_dir / job.dir / DONE_FILE
-    if not marker.exists():
-        return "new"
-    try:
-        done = json.loads(marker.read_text())
-    except (OSError, ValueError):
-        return "changed"
-    return "cached" if done.get("fingerprint") == job.fingerprint else "changed"
-
-
 def _available_tokens(loaded: LoadedRecipe, source: str) -> int | None:
     entry = loaded.catalogs.datasets[loaded.recipe.data.sources[source].dataset]
     if entry.spec.tokens:
@@ -103,5 +91,5 @@ def make_plan(loaded: LoadedRecipe, run_dir: Path | None = None) -> Plan:
         job.fingerprint = job_fingerprint(job.kind, job.config, job.inputs,
                                           {d: jobs[d].fingerprint for d in job.deps})
         short = shortfalls(loaded, name.split(".", 1)[1]) if job.kind == "pretrain" else []
-        planned.append(PlannedJob(job, estimator.estimate(job), job_status(run_dir, job), short))
+        planned.append(PlannedJob(job, estimator.estimate(job), job_status(run_dir, job.dir, job.fingerprint), short))
     return Plan(loaded, run_dir, planned)

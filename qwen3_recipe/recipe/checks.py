@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 from qwen3_recipe.catalog import Catalogs
 from qwen3_recipe.errors import Problem, did_you_mean
 from qwen3_recipe.presets import PRESETS, Arch, resolve_arch
+from qwen3_recipe.recipe.schema.model import Architecture
 from qwen3_recipe.recipe.yaml_source import KeyPath, SourceMap
 from qwen3_recipe.units import parse_seq_len, parse_tokens
 
@@ -26,6 +29,10 @@ def _get(node: Any, *path: str | int) -> Any:
         else:
             return None
     return node
+
+
+def _list(node: Any) -> list:
+    return node if isinstance(node, list) else []
 
 
 def _mapping(node: Any) -> dict:
@@ -58,15 +65,28 @@ class Checker:
             return False
         return True
 
+    def dataset(self, path: KeyPath, name: Any, catalog: dict, what: str) -> None:
+        """A reference to a catalog entry; a local entry's file must exist."""
+        if not self.ref(path, name, catalog, what) or not isinstance(name, str):
+            return
+        local = catalog[name].local_path()
+        if local is not None and not local.exists():
+            self.err(path, f"{what} '{name}' ({catalog[name].loc}) points at a missing file: {local}")
+
     # -- sections ---------------------------------------------------------------------------
     def model_arch(self, path: KeyPath, node: Any) -> Arch | None:
         preset, arch = _get(node, "preset"), _get(node, "arch")
         if isinstance(preset, str) and not self.ref(path + ("preset",), preset, PRESETS, "preset"):
             return None
+        if (preset is not None and not isinstance(preset, str)) or (arch is not None and not isinstance(arch, dict)):
+            return None  # a type error, reported by schema validation
         try:
-            resolved = resolve_arch(preset if isinstance(preset, str) else None,
-                                    arch if isinstance(arch, dict) else None)
-        except (ValueError, TypeError) as exc:
+            fields = Architecture.model_validate(arch).model_dump() if arch else None
+        except ValidationError:
+            return None  # reported by schema validation
+        try:
+            resolved = resolve_arch(preset, fields)
+        except ValueError as exc:
             if preset is None and arch is None and path != ("model",):
                 return None  # a stage reference, checked elsewhere
             self.err(path, str(exc))
@@ -82,7 +102,7 @@ class Checker:
         arch = self.model_arch(("model",), _get(self.data, "model"))
         tok = _get(self.data, "tokenizer")
         if _get(tok, "type") == "train":
-            for i, name in enumerate(_get(tok, "sources") or []):
+            for i, name in enumerate(_list(_get(tok, "sources"))):
                 self.ref(("tokenizer", "sources", i), name, self.sources, "source")
             vocab = _get(tok, "vocab_size")
             if arch and isinstance(vocab, int) and vocab > arch.vocab_size:
@@ -93,14 +113,14 @@ class Checker:
     def check_data(self) -> None:
         for name, src in self.sources.items():
             dataset = _get(src, "dataset") if isinstance(src, dict) else src
-            self.ref(("data", "sources", name) + (("dataset",) if isinstance(src, dict) else ()),
-                     dataset, self.cat.datasets, "dataset")
-        for i, flt in enumerate(_get(self.data, "data", "filters") or []):
-            for j, name in enumerate(_get(flt, "sources") or []):
+            self.dataset(("data", "sources", name) + (("dataset",) if isinstance(src, dict) else ()),
+                         dataset, self.cat.datasets, "dataset")
+        for i, flt in enumerate(_list(_get(self.data, "data", "filters"))):
+            for j, name in enumerate(_list(_get(flt, "sources"))):
                 self.ref(("data", "filters", i, "sources", j), name, self.sources, "source")
         benches = _get(self.data, "data", "decontamination", "benchmarks")
         for i, name in enumerate(benches if isinstance(benches, list) else []):
-            self.ref(("data", "decontamination", "benchmarks", i), name, self.cat.evals, "benchmark")
+            self.dataset(("data", "decontamination", "benchmarks", i), name, self.cat.evals, "benchmark")
         for mix_name, mix in _mapping(_get(self.data, "data", "mixtures")).items():
             weights = _mapping(_get(mix, "weights"))
             base = ("data", "mixtures", mix_name)
@@ -109,7 +129,7 @@ class Checker:
             values = [w for w in weights.values() if isinstance(w, (int, float))]
             if weights and len(values) == len(weights) and abs(sum(values) - 1.0) > 1e-6:
                 self.err(base + ("weights",), f"weights must sum to 1 (they sum to {sum(values):.6g})")
-            buckets = _get(mix, "length_buckets") or []
+            buckets = _list(_get(mix, "length_buckets"))
             shares = [_get(b, "share") for b in buckets]
             if buckets and all(isinstance(s, (int, float)) for s in shares) and abs(sum(shares) - 1) > 1e-6:
                 self.err(base + ("length_buckets",), f"bucket shares must sum to 1 (they sum to {sum(shares):.6g})")
@@ -157,12 +177,14 @@ class Checker:
                      f"the student ({student.total_params / 1e9:.3g}B)")
 
     def data_ref(self, path: KeyPath, value: Any) -> None:
-        self.ref(path, value, {**self.synth_jobs, **self.cat.datasets}, "synth job or dataset")
+        if isinstance(value, str) and value in self.synth_jobs:
+            return
+        self.dataset(path, value, {**self.synth_jobs, **self.cat.datasets}, "synth job or dataset")
 
     def check_synth(self, student: Arch | None) -> None:
         for name, job in self.synth_jobs.items():
             base = ("synth", "jobs", name)
-            self.ref(base + ("prompts",), _get(job, "prompts"), self.cat.datasets, "dataset")
+            self.dataset(base + ("prompts",), _get(job, "prompts"), self.cat.datasets, "dataset")
             self.check_teacher(base + ("teacher",), _get(job, "teacher"), None)
             k, n = _get(job, "keep_per_prompt"), _get(job, "samples_per_prompt")
             if isinstance(k, int) and isinstance(n, int) and k > n:
@@ -179,7 +201,7 @@ class Checker:
                 self.err(("posttrain", "stages", name), f"stage name '{name}' is also a pretrain stage", at_key=True)
         for name, stage in self.post_stages.items():
             base, kind = ("posttrain", "stages", name), _get(stage, "type")
-            for i, ref in enumerate(_get(stage, "data") or []):
+            for i, ref in enumerate(_list(_get(stage, "data"))):
                 self.data_ref(base + ("data", i), ref)
             if _get(stage, "prompts") is not None:
                 self.data_ref(base + ("prompts",), _get(stage, "prompts"))
@@ -191,9 +213,9 @@ class Checker:
                          "distillation stage (strong-to-weak: off-policy first)")
 
     def check_evals(self) -> None:
-        for i, name in enumerate(_get(self.data, "evals", "benchmarks") or []):
-            self.ref(("evals", "benchmarks", i), name, self.cat.evals, "benchmark")
-        for i, name in enumerate(_get(self.data, "evals", "after") or []):
+        for i, name in enumerate(_list(_get(self.data, "evals", "benchmarks"))):
+            self.dataset(("evals", "benchmarks", i), name, self.cat.evals, "benchmark")
+        for i, name in enumerate(_list(_get(self.data, "evals", "after"))):
             self.ref(("evals", "after", i), name, {**self.pre_stages, **self.post_stages}, "stage")
 
     def run(self) -> list[Problem]:

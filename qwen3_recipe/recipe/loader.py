@@ -28,7 +28,8 @@ class RawRecipe:
     data: dict[str, Any]
     smap: SourceMap
     path: Path
-    chain: list[str] = field(default_factory=list)  # files, bases first
+    chain: list[str] = field(default_factory=list)  # files as shown, bases first
+    files: list[Path] = field(default_factory=list)  # the same files, absolute
     overrides: list[str] = field(default_factory=list)
 
 
@@ -47,7 +48,7 @@ def _resolve_base(ref: str, parent: Path) -> Path:
     return candidate
 
 
-def _load_with_bases(path: Path, stack: tuple[Path, ...], chain: list[str]) -> tuple[dict, SourceMap]:
+def _load_with_bases(path: Path, stack: tuple[Path, ...], chain: list[Path]) -> tuple[dict, SourceMap]:
     shown = display_path(path)
     if path in stack:
         cycle = " -> ".join(display_path(p) for p in stack + (path,))
@@ -57,7 +58,7 @@ def _load_with_bases(path: Path, stack: tuple[Path, ...], chain: list[str]) -> t
         raise RecipeError([Problem("a recipe must be a YAML mapping", loc=smap.find(()) or Loc(shown))])
     refs = data.pop(EXTENDS_KEY, None)
     if refs is None:
-        chain.append(shown)
+        chain.append(path)
         return data, smap
     if isinstance(refs, str):
         refs = [refs]
@@ -77,7 +78,7 @@ def _load_with_bases(path: Path, stack: tuple[Path, ...], chain: list[str]) -> t
     smap.values.pop((EXTENDS_KEY,), None)
     smap.keys.pop((EXTENDS_KEY,), None)
     merge_into(merged, merged_map, data, smap)
-    chain.append(shown)
+    chain.append(path)
     return merged, merged_map
 
 
@@ -144,8 +145,9 @@ def apply_override(data: dict, smap: SourceMap, spec: str) -> None:
 def load_raw(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RawRecipe:
     """Read a recipe file with its bases and apply `--set` overrides, in that order."""
     path = Path(path).resolve()
-    chain: list[str] = []
-    data, smap = _load_with_bases(path, (), chain)
+    files: list[Path] = []
+    data, smap = _load_with_bases(path, (), files)
     for spec in overrides:
         apply_override(data, smap, spec)
-    return RawRecipe(data=data, smap=smap, path=path, chain=chain, overrides=list(overrides))
+    return RawRecipe(data=data, smap=smap, path=path, chain=[display_path(f) for f in files],
+                     files=files, overrides=list(overrides))

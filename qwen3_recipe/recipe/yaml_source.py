@@ -132,6 +132,11 @@ def load_text(text: str, file: str) -> tuple[Any, SourceMap]:
         mark = exc.problem_mark or exc.context_mark
         loc = _loc(mark, file) if mark else Loc(file)
         raise RecipeError([Problem(f"invalid YAML: {exc.problem or exc.context}", loc=loc)]) from None
+    except yaml.reader.ReaderError as exc:  # bad bytes: located by character position
+        line = text.count("\n", 0, exc.position) + 1
+        col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise RecipeError([Problem(f"invalid YAML: {exc.reason} (character {exc.character!r})",
+                                   loc=Loc(file, line, col))]) from None
     except yaml.YAMLError as exc:
         raise RecipeError([Problem(f"invalid YAML: {exc}", loc=Loc(file))]) from None
     finally:

@@ -1,0 +1,50 @@
+"""A plan as plain data: what `plan` prints (table or JSON) and what the plan cache stores."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # kept light: the plan cache imports this module without the compiler
+    from qwen3_recipe.compiler.plan import Plan
+
+DONE_FILE = "done.json"
+
+
+def job_status(run_dir: Path, job_dir: str, fingerprint: str) -> str:
+    """`cached` when the job's done marker holds this fingerprint, `changed` when another, else `new`."""
+    marker = run_dir / job_dir / DONE_FILE
+    if not marker.exists():
+        return "new"
+    try:
+        done = json.loads(marker.read_text()).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return "changed"
+    return "cached" if done == fingerprint else "changed"
+
+
+def plan_view(plan: "Plan") -> dict[str, Any]:
+    loaded, hw, arch = plan.loaded, plan.loaded.recipe.execution.hardware, plan.loaded.arch
+    return {
+        "recipe": loaded.recipe.name,
+        "files": loaded.raw.chain,
+        "overrides": loaded.raw.overrides,
+        "run_dir": str(plan.run_dir),
+        "model": {"preset": loaded.recipe.model.preset, "total_params": arch.total_params,
+                  "compute_params": arch.compute_params},
+        "hardware": {"accelerator": hw.accelerator, "count": hw.count, "mfu": hw.mfu},
+        "jobs": [{"name": p.job.name, "kind": p.job.kind, "deps": p.job.deps, "dir": p.job.dir,
+                  "fingerprint": p.job.fingerprint, "outputs": p.job.outputs,
+                  "estimate": asdict(p.estimate) | {"flops": p.estimate.flops},
+                  "shortfalls": [asdict(s) for s in p.shortfalls], "status": p.status}
+                 for p in plan.jobs],
+    }
+
+
+def refresh_status(view: dict[str, Any]) -> dict[str, Any]:
+    """Recompute each job's status from the run directory's done markers."""
+    for job in view["jobs"]:
+        job["status"] = job_status(Path(view["run_dir"]), job["dir"], job["fingerprint"])
+    return view
