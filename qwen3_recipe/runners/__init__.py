@@ -13,6 +13,18 @@ if TYPE_CHECKING:
 
 Runner = Callable[["PlannedJob", "Plan"], None]
 RUNNERS: dict[str, Runner] = {}
+# Engines import lazily: running a data job must not import torch, and planning imports none.
+RUNNER_MODULES = {
+    "data_prepare": "qwen3_recipe.data.runner:run_prepare",
+}
+
+
+def runner_for(kind: str) -> Runner | None:
+    if kind not in RUNNERS and kind in RUNNER_MODULES:
+        import importlib
+        module, _, name = RUNNER_MODULES[kind].partition(":")
+        RUNNERS[kind] = getattr(importlib.import_module(module), name)
+    return RUNNERS.get(kind)
 
 
 def register(kind: str) -> Callable[[Runner], Runner]:
@@ -41,7 +53,7 @@ def run_jobs(plan: "Plan", jobs: list["PlannedJob"]) -> int:
         if p.status == "cached":
             con.print(f"[dim]skip {p.job.name} (cached)[/]")
             continue
-        runner = RUNNERS.get(p.job.kind)
+        runner = runner_for(p.job.kind)
         if runner is None:
             con.print(f"[yellow]stopped before {p.job.name}[/]: no engine runs '{p.job.kind}' jobs yet "
                       f"in this version; compiled jobs are in {plan.run_dir}/jobs/")

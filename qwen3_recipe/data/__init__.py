@@ -1,0 +1,1 @@
+"""The data engine: recipe data jobs lowered to datatrove pipelines with provenance."""

@@ -1,0 +1,48 @@
+"""The decontamination index of a run: built once from the `evals/` entries (the one definition
+used by every stage) and cached under `<run_dir>/decont/` by the benchmarks' content digests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from qwen3_recipe.compiler.fingerprint import digest
+from qwen3_recipe.compiler.jobs import entry_digest
+from qwen3_recipe.compiler.plan import Plan
+
+DEFAULT_N = {"word_ngram": 13, "token_ngram": 8, "datatrove": 13}
+
+
+class DecontIndexBuilder:
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.catalog = plan.loaded.catalogs.evals
+
+    def index_path(self, benchmarks: list[str], cfg: Any) -> Path:
+        from qwen3_recipe.data.decont import NGramIndex, benchmark_items
+
+        n = cfg.n or DEFAULT_N[cfg.method]
+        method = "token" if cfg.method == "token_ngram" else "word"
+        key = digest({"benchmarks": {b: entry_digest(self.catalog[b]) for b in benchmarks}, "n": n,
+                      "method": method, "tokenizer": self._tokenizer_path() if method == "token" else None})
+        path = self.plan.run_dir / "decont" / f"{key}.index"
+        if path.exists():
+            return path
+        items = ((name, item_id, text) for name in benchmarks
+                 for item_id, text in benchmark_items(name, self.catalog[name].spec, self.catalog[name].local_path()))
+        tokenizer = self._tokenizer() if method == "token" else None
+        index = NGramIndex.build(items, n=n, method=method, tokenizer=tokenizer)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        index.save(tmp)
+        tmp.replace(path)
+        return path
+
+    def _tokenizer_path(self) -> str | None:
+        tok = self.plan.loaded.recipe.tokenizer
+        return tok.path if tok.type == "pretrained" else None
+
+    def _tokenizer(self):
+        from tokenizers import Tokenizer
+        path = Path(self._tokenizer_path() or "")
+        return Tokenizer.from_file(str(path / "tokenizer.json" if path.is_dir() else path))

@@ -1,0 +1,78 @@
+"""`data.<source>` jobs: read one source, apply its quality filters and decontamination, write
+the kept documents (JSONL) with per-document provenance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from datatrove.pipeline.base import PipelineStep
+from datatrove.pipeline.writers import JsonlWriter
+
+from qwen3_recipe.compiler.plan import Plan, PlannedJob
+from qwen3_recipe.data.filters import build_filter
+from qwen3_recipe.data.readers import AccountDocuments, JsonlSourceReader
+from qwen3_recipe.data.trace import Traced
+
+
+def step_names(kinds: list[str]) -> list[str]:
+    """Provenance step names: the filter's name or type, numbered when a type repeats."""
+    names, seen = [], {}
+    for kind in kinds:
+        seen[kind] = seen.get(kind, 0) + 1
+        names.append(kind if kinds.count(kind) == 1 else f"{kind}_{seen[kind]}")
+    return names
+
+
+def reader_steps(plan: Plan, p: PlannedJob, prov: str) -> list[PipelineStep]:
+    recipe, job = plan.loaded.recipe, p.job
+    source_name = job.config["source"]
+    source = recipe.data.sources[source_name]
+    entry = plan.loaded.catalogs.datasets[source.dataset]
+    spec, limit = entry.spec, source.limit or -1
+    text_key, id_key = spec.text_field or "text", spec.id_field or "id"
+    if spec.format == "jsonl":
+        local = entry.local_path()
+        return [JsonlSourceReader(str(local.parent), source=source_name, job=job.name, prov_dir=prov,
+                                  glob_pattern=local.name, text_key=text_key, id_key=id_key, limit=limit)]
+    if spec.format == "parquet":
+        from datatrove.pipeline.readers import ParquetReader
+        local = entry.local_path()
+        reader = ParquetReader(str(local.parent), glob_pattern=local.name, text_key=text_key, id_key=id_key,
+                               limit=limit)
+    else:
+        from datatrove.pipeline.readers import HuggingFaceDatasetReader
+        options = {"split": spec.split, "name": spec.config, "revision": spec.revision}
+        reader = HuggingFaceDatasetReader(spec.hf_id, {k: v for k, v in options.items() if v is not None},
+                                          streaming=True, text_key=text_key, id_key=id_key, limit=limit)
+    return [reader, AccountDocuments(source_name, job.name, prov)]
+
+
+def prepare_pipeline(plan: Plan, p: PlannedJob, decont_step: PipelineStep | None = None) -> list[PipelineStep]:
+    recipe, job = plan.loaded.recipe, p.job
+    folder = plan.run_dir / job.dir
+    prov = str(folder / "provenance")
+    source_name = job.config["source"]
+    rate = recipe.outputs.provenance.kept_sample_rate
+    chosen = [(i, f) for i, f in enumerate(recipe.data.filters) if f.sources is None or source_name in f.sources]
+    names = step_names([f.name or f.type for _, f in chosen])
+    steps = reader_steps(plan, p, prov)
+    base = plan.loaded.path.parent
+    for index, ((i, cfg), name) in enumerate(zip(chosen, names), start=1):
+        steps.append(Traced(build_filter(cfg, f"data.filters.{i}", base), index, name, job.name, prov,
+                            kept_sample_rate=rate))
+    if decont_step is not None:
+        steps.append(Traced(decont_step, len(chosen) + 1, "decontamination", job.name, prov,
+                            kept_sample_rate=rate, record_contamination=True))
+    steps.append(JsonlWriter(str(folder / "output"), output_filename="${rank}.jsonl.gz"))
+    return steps
+
+
+def input_files(plan: Plan, p: PlannedJob) -> int:
+    """How many files the source has (datatrove shards by file: more tasks would sit idle)."""
+    source = plan.loaded.recipe.data.sources[p.job.config["source"]]
+    entry = plan.loaded.catalogs.datasets[source.dataset]
+    return 1 if entry.local_path() is not None else max(1, plan.loaded.recipe.execution.tasks)
+
+
+def output_dir(plan: Plan, job_name: str) -> Path:
+    return plan.run_dir / "jobs" / job_name / "output"

@@ -1,0 +1,1 @@
+"""Per-document provenance: Parquet shards written by each task, one DuckDB database per run."""

@@ -1,0 +1,41 @@
+"""Canned reports: `qwen3-recipe report funnel|contamination|mixture RUN_DIR`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qwen3_recipe.provenance.database import DB_NAME
+
+REPORTS = {
+    "funnel": """
+        select f.job, f.source, f.step, f.documents_in, f.kept, f.dropped,
+               round(100.0 * f.dropped / nullif(f.documents_in, 0), 1) as dropped_pct,
+               (select string_agg(reason || ' ' || n, ', ' order by n desc) from (
+                    select reason, count(*) n from decisions d
+                    where d.job = f.job and d.step_index = f.step_index and d.source = f.source
+                      and d.decision = 'dropped' group by reason)) as reasons
+        from funnel f order by f.job, f.source, f.step_index""",
+    "contamination": """
+        select benchmark, source, count(distinct item_id) as items, count(distinct doc_id) as documents,
+               string_agg(distinct action, ', ') as action, min(ngram) as example_ngram
+        from contamination group by all order by benchmark, source""",
+    "mixture": """
+        select stage, source, count(*) as documents, sum(tokens * repetitions) as tokens,
+               round(100.0 * sum(tokens * repetitions) / sum(sum(tokens * repetitions)) over (partition by stage), 2)
+                 as realized_pct,
+               max(repetitions) as max_repetitions
+        from mixture group by all order by stage, source""",
+}
+
+
+def print_report(kind: str, run_dir: Path) -> int:
+    import duckdb
+
+    from qwen3_recipe.cli.render import print_query
+    if kind == "html":
+        from qwen3_recipe.cli.render import console
+        console(stderr=True).print("report html arrives with the end-to-end run report (issue 7)")
+        return 1
+    with duckdb.connect(str(run_dir / DB_NAME), read_only=True) as con:
+        print_query(con.sql(REPORTS[kind]), "table", None)
+    return 0

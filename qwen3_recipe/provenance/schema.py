@@ -1,0 +1,49 @@
+"""The provenance schema (versioned). Shards are Parquet files under
+`jobs/<job>/provenance/<table>/`; `provenance.duckdb` loads them into tables of the same names.
+
+Tables
+- documents:     every input document (id, source, input file, offset or line, bytes, text hash)
+- decisions:     one row per document per step it reached: kept / dropped / modified, reason,
+                 filter values (JSON)
+- step_counts:   per step and task: documents in, kept, dropped, modified (exact even when
+                 kept rows are thinned by `outputs.provenance.kept_sample_rate`)
+- clusters:      dedup clusters (document, cluster id, whether it was the one kept)
+- contamination: benchmark overlap evidence (document, benchmark, item, n-gram, position, action)
+- mixture:       documents fed to a pretraining stage (stage, tokens, repetitions)
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+# column name -> DuckDB type; pyarrow types are derived from these.
+TABLES: dict[str, dict[str, str]] = {
+    "documents": {"job": "VARCHAR", "source": "VARCHAR", "doc_id": "VARCHAR", "file": "VARCHAR",
+                  "offset": "BIGINT", "bytes": "BIGINT", "text_hash": "VARCHAR", "rank": "INTEGER"},
+    "decisions": {"job": "VARCHAR", "step_index": "INTEGER", "step": "VARCHAR", "source": "VARCHAR",
+                  "doc_id": "VARCHAR", "decision": "VARCHAR", "reason": "VARCHAR", "details": "VARCHAR",
+                  "rank": "INTEGER"},
+    "step_counts": {"job": "VARCHAR", "step_index": "INTEGER", "step": "VARCHAR", "source": "VARCHAR",
+                    "documents_in": "BIGINT",
+                    "kept": "BIGINT", "dropped": "BIGINT", "modified": "BIGINT", "rank": "INTEGER"},
+    "clusters": {"job": "VARCHAR", "method": "VARCHAR", "source": "VARCHAR", "doc_id": "VARCHAR",
+                 "cluster_id": "VARCHAR", "kept": "BOOLEAN", "rank": "INTEGER"},
+    "contamination": {"job": "VARCHAR", "source": "VARCHAR", "doc_id": "VARCHAR", "benchmark": "VARCHAR",
+                      "item_id": "VARCHAR", "ngram": "VARCHAR", "position": "INTEGER", "action": "VARCHAR",
+                      "rank": "INTEGER"},
+    "mixture": {"job": "VARCHAR", "stage": "VARCHAR", "source": "VARCHAR", "doc_id": "VARCHAR",
+                "tokens": "BIGINT", "repetitions": "INTEGER", "packed_into": "VARCHAR"},
+}
+
+DECISIONS = ("kept", "dropped", "modified")
+
+# Views answering the common questions in one line of SQL.
+VIEWS = {
+    "drops": """select job, step, source, reason, count(*) as documents
+                from decisions where decision = 'dropped' group by all order by job, step, source""",
+    "funnel": """select job, source, step_index, step, sum(documents_in) as documents_in,
+                        sum(kept + modified) as kept, sum(dropped) as dropped, sum(modified) as modified
+                 from step_counts group by all order by job, source, step_index""",
+    "contaminated_documents": """select c.benchmark, c.item_id, c.source, c.doc_id, c.ngram, c.action
+                                 from contamination c order by benchmark, item_id""",
+}
