@@ -34,7 +34,10 @@ def digest(value: Any, length: int = 16) -> str:
 
 
 def file_digest(path: Path) -> str:
-    """Content hash of a local data file (large files: size + head + tail, to keep plan fast)."""
+    """Content hash of a local data file or folder (large files: size + head + tail, to keep plan fast)."""
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        return digest([[str(f.relative_to(path)), file_digest(f)] for f in files])
     stat = path.stat()
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     if key in _file_cache:

@@ -58,7 +58,10 @@ def _available_tokens(loaded: LoadedRecipe, source: str) -> int | None:
     if entry.spec.tokens:
         return entry.spec.tokens
     local = entry.local_path()
-    return int(local.stat().st_size / CHARS_PER_TOKEN) if local and local.exists() else None
+    if not local or not local.exists():
+        return None
+    size = sum(f.stat().st_size for f in local.rglob("*") if f.is_file()) if local.is_dir() else local.stat().st_size
+    return int(size / CHARS_PER_TOKEN)
 
 
 def shortfalls(loaded: LoadedRecipe, stage_name: str) -> list[Shortfall]:

@@ -31,14 +31,13 @@ def reader_steps(plan: Plan, p: PlannedJob, prov: str) -> list[PipelineStep]:
     spec, limit = entry.spec, source.limit or -1
     text_key, id_key = spec.text_field or "text", spec.id_field or "id"
     if spec.format == "jsonl":
-        local = entry.local_path()
-        return [JsonlSourceReader(str(local.parent), source=source_name, job=job.name, prov_dir=prov,
-                                  glob_pattern=local.name, text_key=text_key, id_key=id_key, limit=limit)]
+        folder, pattern = local_files(entry.local_path())
+        return [JsonlSourceReader(folder, source=source_name, job=job.name, prov_dir=prov,
+                                  glob_pattern=pattern, text_key=text_key, id_key=id_key, limit=limit)]
     if spec.format == "parquet":
         from datatrove.pipeline.readers import ParquetReader
-        local = entry.local_path()
-        reader = ParquetReader(str(local.parent), glob_pattern=local.name, text_key=text_key, id_key=id_key,
-                               limit=limit)
+        folder, pattern = local_files(entry.local_path())
+        reader = ParquetReader(folder, glob_pattern=pattern, text_key=text_key, id_key=id_key, limit=limit)
     else:
         from datatrove.pipeline.readers import HuggingFaceDatasetReader
         options = {"split": spec.split, "name": spec.config, "revision": spec.revision}
@@ -62,16 +61,25 @@ def prepare_pipeline(plan: Plan, p: PlannedJob, decont_step: PipelineStep | None
                             kept_sample_rate=rate))
     if decont_step is not None:
         steps.append(Traced(decont_step, len(chosen) + 1, "decontamination", job.name, prov,
-                            kept_sample_rate=rate, record_contamination=True))
+                            kept_sample_rate=rate, evidence="contamination"))
     steps.append(JsonlWriter(str(folder / "output"), output_filename="${rank}.jsonl.gz"))
     return steps
 
 
+def local_files(path: Path) -> tuple[str, str]:
+    """A local source is one file or a folder of files: (datatrove data folder, glob pattern)."""
+    return (str(path), "*") if path.is_dir() else (str(path.parent), path.name)
+
+
 def input_files(plan: Plan, p: PlannedJob) -> int:
-    """How many files the source has (datatrove shards by file: more tasks would sit idle)."""
+    """Tasks for a source: datatrove shards by file, so never more tasks than files."""
+    tasks = plan.loaded.recipe.execution.tasks
     source = plan.loaded.recipe.data.sources[p.job.config["source"]]
-    entry = plan.loaded.catalogs.datasets[source.dataset]
-    return 1 if entry.local_path() is not None else max(1, plan.loaded.recipe.execution.tasks)
+    local = plan.loaded.catalogs.datasets[source.dataset].local_path()
+    if local is None:
+        return tasks
+    files = sum(1 for f in local.iterdir() if f.is_file()) if local.is_dir() else 1
+    return max(1, min(tasks, files))
 
 
 def output_dir(plan: Plan, job_name: str) -> Path:

@@ -3,6 +3,7 @@ run's provenance database."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -22,7 +23,8 @@ def make_executor(plan: Plan, p: PlannedJob, pipeline: list, tasks: int, name: s
     """The recipe's executor for one datatrove pipeline of a job."""
     ex = plan.loaded.recipe.execution
     logs = str(plan.run_dir / p.job.dir / "logs" / name) if name else str(plan.run_dir / p.job.dir / "logs")
-    workers = min(tasks, ex.workers) if ex.workers > 0 else tasks
+    # -1: as many at once as the machine has cores (each worker is a process importing datatrove)
+    workers = min(tasks, ex.workers if ex.workers > 0 else (os.cpu_count() or 1))
     if ex.executor == "slurm":
         from datatrove.executor import SlurmPipelineExecutor
         return SlurmPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers, logging_dir=logs,

@@ -18,6 +18,7 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.filters.base_filter import BaseFilter, get_filter_result
 from datatrove.utils.batching import batched
 
+from qwen3_recipe.data.readers import text_hash
 from qwen3_recipe.provenance.recorder import ShardRecorder
 
 DETAIL_KEYS = ("contamination", "minhash_cluster_id", "minhash_cluster_size")
@@ -33,28 +34,39 @@ class Traced(PipelineStep):
 
     def __init__(self, inner: PipelineStep, step_index: int, step_name: str, job: str, prov_dir: str,
                  drop_reason: str | None = None, kept_sample_rate: float = 1.0,
-                 record_contamination: bool = False) -> None:
+                 evidence: str | None = None) -> None:
         super().__init__()
         self.inner, self.step_index, self.step_name = inner, step_index, step_name
         self.job, self.prov_dir = job, prov_dir
         self.drop_reason = drop_reason or step_name
         self.kept_sample_rate = kept_sample_rate
-        self.record_contamination = record_contamination
+        self.evidence = evidence  # "contamination" | "minhash" | "exact": extra rows, never thinned
         self.name = f"{inner.name} (traced)"
         self.stats = inner.stats  # the executor reports the inner step's stats
 
     def _record(self, rec: ShardRecorder, counts: dict, doc, decision: str, reason: str | None = None) -> None:
         counts.setdefault(doc.metadata.get("source"), {"kept": 0, "dropped": 0, "modified": 0})[decision] += 1
-        if self.record_contamination:  # evidence rows are always kept, whatever the sampling
-            for hit in doc.metadata.get("contamination", ()):
-                rec.add("contamination", source=doc.metadata.get("source"), doc_id=doc.id,
-                        action="dropped" if decision == "dropped" else "flagged", **hit)
+        if self.evidence:
+            self._evidence(rec, doc, decision)
         if decision == "kept" and not keep_row(doc.id, self.kept_sample_rate):
             return
         details = {k: doc.metadata[k] for k in DETAIL_KEYS if k in doc.metadata}
         rec.add("decisions", step_index=self.step_index, step=self.step_name,
                 source=doc.metadata.get("source"), doc_id=doc.id, decision=decision, reason=reason,
                 details=json.dumps(details, default=str) if details else None)
+
+    def _evidence(self, rec: ShardRecorder, doc, decision: str) -> None:
+        source = doc.metadata.get("source")
+        if self.evidence == "contamination":
+            for hit in doc.metadata.get("contamination", ()):
+                rec.add("contamination", source=source, doc_id=doc.id,
+                        action="dropped" if decision == "dropped" else "flagged", **hit)
+        elif self.evidence == "minhash" and doc.metadata.get("minhash_cluster_id", -1) != -1:
+            rec.add("clusters", method="minhash", source=source, doc_id=doc.id,
+                    cluster_id=str(doc.metadata["minhash_cluster_id"]), kept=decision != "dropped")
+        elif self.evidence == "exact" and decision == "dropped":
+            rec.add("clusters", method="exact", source=source, doc_id=doc.id,
+                    cluster_id=text_hash(doc.text), kept=False)
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         rec = ShardRecorder(self.prov_dir, self.job, f"{self.step_index:02d}-{self.step_name}", rank)

@@ -118,6 +118,9 @@ class Checker:
         for i, flt in enumerate(_list(_get(self.data, "data", "filters"))):
             for j, name in enumerate(_list(_get(flt, "sources"))):
                 self.ref(("data", "filters", i, "sources", j), name, self.sources, "source")
+        for method in ("exact", "minhash"):
+            for j, name in enumerate(_list(_get(self.data, "data", "dedup", method, "sources"))):
+                self.ref(("data", "dedup", method, "sources", j), name, self.sources, "source")
         benches = _get(self.data, "data", "decontamination", "benchmarks")
         for i, name in enumerate(benches if isinstance(benches, list) else []):
             self.dataset(("data", "decontamination", "benchmarks", i), name, self.cat.evals, "benchmark")

@@ -16,6 +16,7 @@ RUNNERS: dict[str, Runner] = {}
 # Engines import lazily: running a data job must not import torch, and planning imports none.
 RUNNER_MODULES = {
     "data_prepare": "qwen3_recipe.data.runner:run_prepare",
+    "data_dedup": "qwen3_recipe.data.dedup:run_dedup",
 }
 
 

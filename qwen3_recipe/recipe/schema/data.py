@@ -125,10 +125,15 @@ Filter = Annotated[
 
 class ExactDedup(Section):
     enabled: bool = True
+    sources: list[str] | None = None
+    """Dedup only these sources (default: all)."""
 
 
 class MinhashDedup(Section):
     enabled: bool = True
+    sources: list[str] | None = None
+    """Dedup only these sources (default: all). Leave out templated synthetic data: MinHash
+    normalises numbers, so worked arithmetic collapses into near-duplicates."""
     n_grams: int = Field(5, gt=0)
     num_buckets: int = Field(14, gt=0)
     hashes_per_bucket: int = Field(8, gt=0)
