@@ -66,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         from qwen3_recipe.cli.render import print_problems
         print_problems(exc.problems)
         return 1
+    except Exception as exc:  # an engine's own error (e.g. bad SQL): one line, not a traceback
+        if args.debug or type(exc).__module__.split(".")[0] not in ("duckdb", "_duckdb"):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

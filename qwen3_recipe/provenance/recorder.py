@@ -10,7 +10,7 @@ from typing import Any
 
 from qwen3_recipe.provenance.schema import TABLES
 
-_ARROW = {"VARCHAR": "string", "BIGINT": "int64", "INTEGER": "int32", "BOOLEAN": "bool_"}
+_ARROW = {"VARCHAR": "string", "BIGINT": "int64", "INTEGER": "int32", "BOOLEAN": "bool_", "DOUBLE": "float64"}
 
 
 def arrow_schema(table: str):

@@ -20,11 +20,13 @@ REPORTS = {
                string_agg(distinct action, ', ') as action, min(ngram) as example_ngram
         from contamination group by all order by benchmark, source""",
     "mixture": """
-        select stage, source, count(*) as documents, sum(tokens * repetitions) as tokens,
-               round(100.0 * sum(tokens * repetitions) / sum(sum(tokens * repetitions)) over (partition by stage), 2)
-                 as realized_pct,
-               max(repetitions) as max_repetitions
-        from mixture group by all order by stage, source""",
+        with used as (select stage, source, count(*) as documents, sum(tokens * repetitions) as tokens,
+                             max(repetitions) as max_repetitions from mixture group by stage, source)
+        select u.stage, u.source, u.documents, u.tokens, round(100 * t.declared_share, 2) as declared_pct,
+               round(100.0 * u.tokens / sum(u.tokens) over (partition by u.stage), 2) as realized_pct,
+               u.max_repetitions, t.shortfall_tokens
+        from used u left join mixture_targets t on t.stage = u.stage and t.source = u.source
+        order by u.stage, u.source""",
 }
 
 

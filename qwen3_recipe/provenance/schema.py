@@ -9,7 +9,8 @@ Tables
                  kept rows are thinned by `outputs.provenance.kept_sample_rate`)
 - clusters:      dedup clusters (document, cluster id, whether it was the one kept)
 - contamination: benchmark overlap evidence (document, benchmark, item, n-gram, position, action)
-- mixture:       documents fed to a pretraining stage (stage, tokens, repetitions)
+- mixture:       documents fed to a pretraining stage (stage, tokens, repetitions, packed document)
+- mixture_targets: per stage and source, declared vs realized token share and any shortfall
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ TABLES: dict[str, dict[str, str]] = {
                       "rank": "INTEGER"},
     "mixture": {"job": "VARCHAR", "stage": "VARCHAR", "source": "VARCHAR", "doc_id": "VARCHAR",
                 "tokens": "BIGINT", "repetitions": "INTEGER", "packed_into": "VARCHAR"},
+    "mixture_targets": {"job": "VARCHAR", "stage": "VARCHAR", "source": "VARCHAR", "declared_share": "DOUBLE",
+                        "realized_share": "DOUBLE", "budget_tokens": "BIGINT", "shortfall_tokens": "BIGINT"},
 }
 
 DECISIONS = ("kept", "dropped", "modified")

@@ -17,6 +17,8 @@ RUNNERS: dict[str, Runner] = {}
 RUNNER_MODULES = {
     "data_prepare": "qwen3_recipe.data.runner:run_prepare",
     "data_dedup": "qwen3_recipe.data.dedup:run_dedup",
+    "data_mix": "qwen3_recipe.data.mix:run_mix",
+    "tokenizer": "qwen3_recipe.tokenizer.job:run_tokenizer",
 }
 
 

@@ -1,0 +1,125 @@
+"""`mix.<stage>`: the documents of one pretraining stage - sampled to the mixture's token shares
+and budget (data/mixture.py), ordered for training, tokenized into datatrove's packed `.ds`
+format - with a provenance row per document used (stage, tokens, repetitions, packed document).
+
+Two passes over the curated documents: the first counts tokens (tokenizers, batched), the second
+writes the texts of the chosen documents; neither holds the whole corpus in memory.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from qwen3_recipe.compiler.plan import Plan, PlannedJob
+from qwen3_recipe.data.mixture import Doc, order_for_training, plan_mixture
+from qwen3_recipe.provenance.recorder import ShardRecorder
+
+EOS = "<|endoftext|>"
+PACK_SEPARATOR = "\n\n"
+
+
+def tokenizer_file(plan: Plan) -> Path:
+    return plan.run_dir / "jobs" / "tokenizer" / "tokenizer" / "tokenizer.json"
+
+
+def curated_files(plan: Plan, p: PlannedJob) -> list[Path]:
+    return sorted(f for dep in p.job.deps if dep != "tokenizer"
+                  for f in (plan.run_dir / "jobs" / dep / "output").glob("*.jsonl.gz"))
+
+
+def read_docs(files: list[Path], sources: set[str]) -> Iterator[dict]:
+    for f in files:
+        with gzip.open(f, "rt", encoding="utf-8") as fh:
+            for line in fh:
+                doc = json.loads(line)
+                if doc.get("metadata", {}).get("source") in sources:
+                    yield doc
+
+
+def _group(doc: dict, pack_related: str | None) -> str | None:
+    meta = doc.get("metadata", {})
+    return {"url": meta.get("url"), "repo": meta.get("repo")}.get(pack_related or "") if pack_related != "source" else None
+
+
+def count_tokens(files: list[Path], sources: set[str], tokenizer, pack_related: str | None) -> list[Doc]:
+    docs, batch = [], []
+
+    def flush() -> None:
+        for doc, enc in zip(batch, tokenizer.encode_batch([d["text"] for d in batch], add_special_tokens=False)):
+            docs.append(Doc(doc["id"], doc["metadata"]["source"], len(enc.ids) + 1, _group(doc, pack_related)))
+        batch.clear()
+
+    for doc in read_docs(files, sources):
+        batch.append(doc)
+        if len(batch) == 1024:
+            flush()
+    flush()
+    return docs
+
+
+def run_mix(p: PlannedJob, plan: Plan) -> None:
+    from tokenizers import Tokenizer
+
+    from qwen3_recipe.data.runner import make_executor, quiet_datatrove
+    from qwen3_recipe.provenance.database import build_database
+
+    quiet_datatrove()
+    recipe = plan.loaded.recipe
+    stage_name = p.job.config["stage"]
+    stage = recipe.pretrain.stages[stage_name]
+    mixture = recipe.data.mixtures[stage.mixture]
+    folder = plan.run_dir / p.job.dir
+    files = curated_files(plan, p)
+    tokenizer = Tokenizer.from_file(str(tokenizer_file(plan)))
+    docs = count_tokens(files, set(mixture.weights), tokenizer, mixture.pack_related)
+    buckets = [(b.min, b.max, b.share) for b in mixture.length_buckets] if mixture.length_buckets else None
+    mplan = plan_mixture(stage_name, docs, dict(mixture.weights), stage.tokens, mixture.max_repetition,
+                         seed=recipe.seed, length_buckets=buckets, pack_related=mixture.pack_related,
+                         pack_target_tokens=stage.seq_len if mixture.pack_related else None)
+    order = order_for_training(mplan, recipe.seed)
+    ordered = folder / "ordered" / "00000.jsonl.gz"
+    _write_ordered(files, mplan, order, ordered)
+    _record(folder, p, mplan)
+
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.tokens import DocumentTokenizer
+    make_executor(plan, p, [
+        JsonlReader(str(ordered.parent), id_key="id", text_key="text"),
+        DocumentTokenizer(str(folder / "tokens"), tokenizer_name_or_path=str(tokenizer_file(plan)),
+                          eos_token=EOS, shuffle_documents=False, save_filename=stage_name,
+                          local_working_dir=str(folder / "tokenize-work")),
+    ], 1, "tokenize").run()
+    build_database(plan.run_dir)
+
+
+def _write_ordered(files: list[Path], mplan, order: list[tuple[str, int]], target: Path) -> None:
+    members = {a.doc_id for a in mplan.assignments}
+    texts: dict[str, tuple[str, str]] = {}
+    for doc in read_docs(files, set(mplan.declared)):
+        if doc["id"] in members:
+            texts[doc["id"]] = (doc["text"], doc["metadata"]["source"])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    with gzip.open(tmp, "wt", encoding="utf-8") as out:
+        for unit, repetition in order:
+            ids = mplan.packs.get(unit, (unit,))
+            text = PACK_SEPARATOR.join(texts[i][0] for i in ids)
+            out.write(json.dumps({"id": f"{unit}#{repetition}", "text": text,
+                                  "metadata": {"source": texts[ids[0]][1], "unit": unit,
+                                               "repetition": repetition}}) + "\n")
+    tmp.replace(target)
+
+
+def _record(folder: Path, p: PlannedJob, mplan) -> None:
+    rec = ShardRecorder(folder / "provenance", p.job.name, "mix", 0)
+    for a in mplan.assignments:
+        rec.add("mixture", stage=mplan.stage, source=a.source, doc_id=a.doc_id, tokens=a.tokens,
+                repetitions=a.repetitions, packed_into=a.packed_into)
+    for source, share in mplan.declared.items():
+        rec.add("mixture_targets", stage=mplan.stage, source=source, declared_share=share,
+                realized_share=mplan.realized.get(source, 0.0), budget_tokens=round(share * mplan.tokens),
+                shortfall_tokens=mplan.shortfalls.get(source, 0))
+    rec.close()
