@@ -83,30 +83,30 @@ def _publish(files: Files, out: Path) -> None:
 def _exact(ctx, files: list[Path], work: Path, step: int) -> None:
     from datatrove.pipeline.dedup.exact_dedup import (ExactDedupConfig, ExactDedupFilter,
                                                       ExactDedupSignature, ExactFindDedups)
-    from qwen3_recipe.data.runner import make_executor
+    from qwen3_recipe.data.runner import execute
 
     plan, p, root, prov, rate = ctx
     config = ExactDedupConfig(content_getter=doc_text)
     tasks = len(files)
     listing = work / "inputs.txt"
-    make_executor(plan, p, [_reader(files, root, listing), ExactDedupSignature(str(work / "sigs"), config)],
-                  tasks, "exact-1-signatures").run()
-    make_executor(plan, p, [ExactFindDedups(str(work / "sigs"), str(work / "dups"), config)], 1,
-                  "exact-2-find").run()
+    execute(plan, p, [_reader(files, root, listing), ExactDedupSignature(str(work / "sigs"), config)],
+                  tasks, "exact-1-signatures")
+    execute(plan, p, [ExactFindDedups(str(work / "sigs"), str(work / "dups"), config)], 1,
+                  "exact-2-find")
     out = work / "output"
-    make_executor(plan, p, [
+    execute(plan, p, [
         _reader(files, root, listing),
         Traced(ExactDedupFilter(str(work / "dups"), config), step, "exact_dedup", p.job.name, prov,
                drop_reason="exact_duplicate", kept_sample_rate=rate, evidence="exact"),
         JsonlWriter(str(out), output_filename="${rank}.jsonl.gz"),
-    ], tasks, "exact-3-filter").run()
+    ], tasks, "exact-3-filter")
 
 
 def _minhash(ctx, files: list[Path], work: Path, step: int) -> None:
     from datatrove.pipeline.dedup import (MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter,
                                           MinhashDedupSignature)
     from datatrove.pipeline.dedup.minhash import MinhashConfig
-    from qwen3_recipe.data.runner import make_executor
+    from qwen3_recipe.data.runner import execute
 
     plan, p, root, prov, rate = ctx
     out = work / "output"
@@ -114,17 +114,17 @@ def _minhash(ctx, files: list[Path], work: Path, step: int) -> None:
     config = MinhashConfig(n_grams=mh.n_grams, num_buckets=mh.num_buckets, hashes_per_bucket=mh.hashes_per_bucket)
     tasks = len(files)
     listing = work / "inputs.txt"
-    make_executor(plan, p, [_reader(files, root, listing), MinhashDedupSignature(str(work / "sigs"), config)],
-                  tasks, "minhash-1-signatures").run()
-    make_executor(plan, p, [MinhashDedupBuckets(str(work / "sigs"), str(work / "buckets"), config=config)],
-                  mh.num_buckets, "minhash-2-buckets").run()
-    make_executor(plan, p, [MinhashDedupCluster(str(work / "buckets"), str(work / "remove"), config=config,
+    execute(plan, p, [_reader(files, root, listing), MinhashDedupSignature(str(work / "sigs"), config)],
+                  tasks, "minhash-1-signatures")
+    execute(plan, p, [MinhashDedupBuckets(str(work / "sigs"), str(work / "buckets"), config=config)],
+                  mh.num_buckets, "minhash-2-buckets")
+    execute(plan, p, [MinhashDedupCluster(str(work / "buckets"), str(work / "remove"), config=config,
                                                 save_cluster_id=True, save_cluster_size=True)],
-                  1, "minhash-3-cluster").run()
-    make_executor(plan, p, [
+                  1, "minhash-3-cluster")
+    execute(plan, p, [
         _reader(files, root, listing),
         Traced(MinhashDedupFilter(str(work / "remove"), load_cluster_ids=True, load_cluster_sizes=True),
                step, "minhash_dedup", p.job.name, prov, drop_reason="near_duplicate", kept_sample_rate=rate,
                evidence="minhash"),
         JsonlWriter(str(out), output_filename="${rank}.jsonl.gz"),
-    ], tasks, "minhash-4-filter").run()
+    ], tasks, "minhash-4-filter")

@@ -63,7 +63,7 @@ def count_tokens(files: list[Path], sources: set[str], tokenizer, pack_related: 
 def run_mix(p: PlannedJob, plan: Plan) -> None:
     from tokenizers import Tokenizer
 
-    from qwen3_recipe.data.runner import make_executor, quiet_datatrove
+    from qwen3_recipe.data.runner import execute, quiet_datatrove
     from qwen3_recipe.provenance.database import build_database
 
     quiet_datatrove()
@@ -86,12 +86,12 @@ def run_mix(p: PlannedJob, plan: Plan) -> None:
 
     from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.tokens import DocumentTokenizer
-    make_executor(plan, p, [
+    execute(plan, p, [
         JsonlReader(str(ordered.parent), id_key="id", text_key="text"),
         DocumentTokenizer(str(folder / "tokens"), tokenizer_name_or_path=str(tokenizer_file(plan)),
                           eos_token=EOS, shuffle_documents=False, save_filename=stage_name,
                           local_working_dir=str(folder / "tokenize-work")),
-    ], 1, "tokenize").run()
+    ], 1, "tokenize")
     build_database(plan.run_dir)
 
 

@@ -42,10 +42,18 @@ def make_executor(plan: Plan, p: PlannedJob, pipeline: list, tasks: int, name: s
                                  skip_completed=True)
 
 
+def execute(plan: Plan, p: PlannedJob, pipeline: list, tasks: int, name: str = "") -> None:
+    """Build the executor for one pipeline and run it under a progress display."""
+    from qwen3_recipe.cli.render import console
+    executor = make_executor(plan, p, pipeline, tasks, name)
+    label = f"{p.job.name}{' ' + name if name else ''}: {tasks} task{'s' if tasks != 1 else ''}"
+    with console().status(f"[cyan]{label}[/]"):
+        executor.run()
+
+
 def run_prepare(p: PlannedJob, plan: Plan) -> None:
     quiet_datatrove()
-    pipeline = prepare_pipeline(plan, p, decont_step(plan, p))
-    make_executor(plan, p, pipeline, input_files(plan, p)).run()
+    execute(plan, p, prepare_pipeline(plan, p, decont_step(plan, p)), input_files(plan, p))
     build_database(plan.run_dir)
 
 
