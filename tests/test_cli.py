@@ -86,11 +86,18 @@ def test_query_without_database_is_a_clear_error(tmp_path):
     assert proc.returncode == 1 and "no provenance database" in proc.stderr
 
 
-def test_run_compiles_and_reports_what_it_cannot_run_yet(tmp_path):
-    proc = run_cli("run", "recipes/tiny.yaml", "-o", str(tmp_path / "r"), "--only", "data")
+def test_run_stops_at_the_first_job_without_an_engine(tmp_path):
+    from qwen3_recipe.compiler.plan import make_plan
+    from qwen3_recipe.recipe.validate import load_recipe
+    from qwen3_recipe.runners import mark_done
+    plan = make_plan(load_recipe(REPO / "recipes/tiny.yaml"), tmp_path / "r")
+    for p in plan.jobs:
+        if p.job.groups[0] in ("data", "tokenizer"):
+            mark_done(plan, p)  # as if the data jobs had run
+    proc = run_cli("run", "recipes/tiny.yaml", "-o", str(tmp_path / "r"), "--only", "pretrain.s1_general")
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "r/manifest.json").exists()
-    assert "stopped before data.web" in proc.stdout
+    assert "stopped before pretrain.s1_general" in proc.stdout
 
 
 @pytest.mark.slow

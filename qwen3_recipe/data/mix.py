@@ -78,7 +78,7 @@ def run_mix(p: PlannedJob, plan: Plan) -> None:
     buckets = [(b.min, b.max, b.share) for b in mixture.length_buckets] if mixture.length_buckets else None
     mplan = plan_mixture(stage_name, docs, dict(mixture.weights), stage.tokens, mixture.max_repetition,
                          seed=recipe.seed, length_buckets=buckets, pack_related=mixture.pack_related,
-                         pack_target_tokens=stage.seq_len if mixture.pack_related else None)
+                         pack_target_tokens=None if buckets or not mixture.pack_related else stage.seq_len)
     order = order_for_training(mplan, recipe.seed)
     ordered = folder / "ordered" / "00000.jsonl.gz"
     _write_ordered(files, mplan, order, ordered)
