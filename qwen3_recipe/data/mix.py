@@ -79,6 +79,7 @@ def run_mix(p: PlannedJob, plan: Plan) -> None:
     mplan = plan_mixture(stage_name, docs, dict(mixture.weights), stage.tokens, mixture.max_repetition,
                          seed=recipe.seed, length_buckets=buckets, pack_related=mixture.pack_related,
                          pack_target_tokens=None if buckets or not mixture.pack_related else stage.seq_len)
+    refuse_contaminated(plan, stage_name, mplan)
     order = order_for_training(mplan, recipe.seed)
     ordered = folder / "ordered" / "00000.jsonl.gz"
     _write_ordered(files, mplan, order, ordered)
@@ -93,6 +94,29 @@ def run_mix(p: PlannedJob, plan: Plan) -> None:
                           local_working_dir=str(folder / "tokenize-work")),
     ], 1, "tokenize")
     build_database(plan.run_dir)
+
+
+def refuse_contaminated(plan: Plan, stage_name: str, mplan) -> None:
+    """A stage whose documents still hold benchmark overlap (action: flag) above the recipe's
+    threshold is refused unless the recipe says `allow_contamination`."""
+    import duckdb
+
+    from qwen3_recipe.errors import Problem, RecipeError
+    from qwen3_recipe.provenance.database import DB_NAME
+    cfg = plan.loaded.recipe.data.decontamination
+    db = plan.run_dir / DB_NAME
+    if cfg.allow_contamination or not db.exists() or not mplan.assignments:
+        return
+    with duckdb.connect(str(db), read_only=True) as con:
+        flagged = {r[0] for r in con.sql("select distinct doc_id from contamination where action = 'flagged'").fetchall()}
+    used = [a.doc_id for a in mplan.assignments]
+    share = sum(d in flagged for d in used) / len(used)
+    if share > cfg.threshold:
+        path = ("data", "decontamination", "threshold")
+        raise RecipeError([Problem(
+            f"stage '{stage_name}' would train on {share:.2%} contaminated documents (threshold "
+            f"{cfg.threshold:.2%}); drop them (action: drop), raise the threshold, or set allow_contamination: true",
+            ".".join(path), plan.loaded.raw.smap.find(path))])
 
 
 def _write_ordered(files: list[Path], mplan, order: list[tuple[str, int]], target: Path) -> None:
