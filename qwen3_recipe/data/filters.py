@@ -54,19 +54,20 @@ def _params(cfg: Any, *exclude: str) -> dict[str, Any]:
     return cfg.model_dump(exclude={"type", "name", "sources", *exclude})
 
 
-def build_filter(cfg: Any, setting: str, base: Path) -> BaseFilter:
-    """One datatrove filter for a validated recipe filter entry; `setting` is its key path."""
+def build_filter(cfg: Any, setting: str, base: Path, words: Any = "en") -> BaseFilter:
+    """One datatrove filter for a validated recipe filter entry; `setting` is its key path.
+    `words`: the word tokenizer (a shared CachingWordTokenizer tokenizes each document once)."""
     from datatrove.pipeline import filters as f
 
     kind = cfg.type
     if kind == "gopher_quality":
-        return f.GopherQualityFilter(**_params(cfg))
+        return f.GopherQualityFilter(**_params(cfg), language=words)
     if kind == "gopher_repetition":
-        return f.GopherRepetitionFilter(**_params(cfg))
+        return f.GopherRepetitionFilter(**_params(cfg), language=words)
     if kind == "c4_quality":
-        return f.C4QualityFilter(**_params(cfg))
+        return f.C4QualityFilter(**_params(cfg), language=words)
     if kind == "fineweb_quality":
-        return f.FineWebQualityFilter(**_params(cfg))
+        return f.FineWebQualityFilter(**_params(cfg), language=words)
     if kind == "url":
         return f.URLFilter(extra_domains=cfg.extra_domains, extra_urls=cfg.extra_urls)
     if kind == "length":

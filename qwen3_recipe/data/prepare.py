@@ -12,6 +12,7 @@ from qwen3_recipe.compiler.plan import Plan, PlannedJob
 from qwen3_recipe.data.filters import build_filter
 from qwen3_recipe.data.readers import AccountDocuments, JsonlSourceReader
 from qwen3_recipe.data.trace import Traced
+from qwen3_recipe.data.wordcache import CachingWordTokenizer
 
 
 def step_names(kinds: list[str]) -> list[str]:
@@ -56,8 +57,9 @@ def prepare_pipeline(plan: Plan, p: PlannedJob, decont_step: PipelineStep | None
     names = step_names([f.name or f.type for _, f in chosen])
     steps = reader_steps(plan, p, prov)
     base = plan.loaded.path.parent
+    words = CachingWordTokenizer("en")  # one tokenization per document for all blocks
     for index, ((i, cfg), name) in enumerate(zip(chosen, names), start=1):
-        steps.append(Traced(build_filter(cfg, f"data.filters.{i}", base), index, name, job.name, prov,
+        steps.append(Traced(build_filter(cfg, f"data.filters.{i}", base, words), index, name, job.name, prov,
                             kept_sample_rate=rate))
     if decont_step is not None:
         steps.append(Traced(decont_step, len(chosen) + 1, "decontamination", job.name, prov,
