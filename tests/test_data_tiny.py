@@ -1,0 +1,61 @@
+"""The tiny recipe's whole data half on real datatrove, tokenizers and DuckDB: sources -> filters ->
+decontamination -> dedup -> tokenizer -> per-stage mixtures -> packed token files."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from qwen3_recipe.compiler.plan import make_plan
+from qwen3_recipe.provenance.check import violations
+from qwen3_recipe.recipe.validate import load_recipe
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    run = tmp_path_factory.mktemp("tiny") / "run"
+    proc = run_cli("run", "recipes/tiny.yaml", "-o", str(run), "--only", "data")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return run
+
+
+def test_realized_mixture_shares_within_one_percent(tiny_data):
+    recipe = load_recipe("recipes/tiny.yaml").recipe
+    with duckdb.connect(str(tiny_data / "provenance.duckdb"), read_only=True) as con:
+        rows = con.sql("select stage, source, sum(tokens * repetitions) from mixture group by all").fetchall()
+    used: dict[str, dict[str, int]] = {}
+    for stage, source, tokens in rows:
+        used.setdefault(stage, {})[source] = tokens
+    for name, stage in recipe.pretrain.stages.items():
+        total = sum(used[name].values())
+        assert abs(total - stage.tokens) <= 0.01 * stage.tokens, (name, total)
+        for source, weight in recipe.data.mixtures[stage.mixture].weights.items():
+            assert abs(used[name][source] / total - weight) <= 0.01, (name, source)
+
+
+def test_token_files_hold_the_stage_budgets(tiny_data):
+    recipe = load_recipe("recipes/tiny.yaml").recipe
+    for name, stage in recipe.pretrain.stages.items():
+        [ds] = (tiny_data / f"jobs/mix.{name}/tokens").glob("*.ds")
+        tokens = np.memmap(ds, dtype=np.uint16, mode="r")  # vocab < 65,536: uint16
+        assert abs(len(tokens) - stage.tokens) <= 0.02 * stage.tokens, (name, len(tokens))
+        assert tokens.max() < recipe.tokenizer.vocab_size
+
+
+def test_contamination_is_removed_before_mixing(tiny_data):
+    with duckdb.connect(str(tiny_data / "provenance.duckdb"), read_only=True) as con:
+        hits = con.sql("select count(distinct doc_id) from contamination where benchmark = 'tiny_arith'").fetchall()[0][0]
+        leaked = con.sql("select count(*) from mixture where doc_id in (select doc_id from contamination)").fetchall()[0][0]
+    assert hits > 0 and leaked == 0
+
+
+def test_invariants_and_rerun_is_a_no_op(tiny_data):
+    assert not any(violations(tiny_data).values())
+    proc = run_cli("run", "recipes/tiny.yaml", "-o", str(tiny_data), "--only", "data")
+    assert proc.returncode == 0 and "nothing to do" in proc.stdout
+    plan = make_plan(load_recipe("recipes/tiny.yaml"), tiny_data)
+    assert all(p.status == "cached" for p in plan.jobs if p.job.groups[0] in ("data", "tokenizer"))
