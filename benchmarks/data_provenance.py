@@ -88,7 +88,7 @@ def scan_exclusions(out: Path) -> Counter:
 def main() -> None:
     import duckdb
 
-    from qwen3_recipe.data import _warnings_only_on_stderr  # noqa: F401 (quiet task logs)
+    import qwen3_recipe.data  # noqa: F401 (quiet task logs)
     from qwen3_recipe.provenance.database import build_database
     parser = argparse.ArgumentParser()
     parser.add_argument("--docs", type=int, default=3000)

@@ -79,7 +79,7 @@ def kept_ids(pipeline_builder, corpus: Path, out: Path) -> list[str]:
 
 
 def main() -> None:
-    from qwen3_recipe.data import _warnings_only_on_stderr  # noqa: F401 (quiet task logs)
+    import qwen3_recipe.data  # noqa: F401 (quiet task logs)
     parser = argparse.ArgumentParser()
     parser.add_argument("--docs", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=2)

@@ -83,3 +83,12 @@ def test_rerun_skips_the_finished_job(prepared, tmp_path):
     recipe = run.parent / "recipes/data.yaml"
     proc = run_cli("run", str(recipe), "-o", str(run), "--only", "data.web", cwd=run.parent)
     assert proc.returncode == 0 and "nothing to do" in proc.stdout
+
+
+def test_slurm_without_sbatch_is_a_located_error(tmp_path):
+    from corpora import write_project
+    recipe, _ = write_project(tmp_path / "p")
+    proc = run_cli("run", str(recipe), "-o", str(tmp_path / "r"), "--only", "data.web", "--executor", "slurm",
+                   cwd=tmp_path / "p", env={"PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "--set execution.executor=slurm" in proc.stderr and "sbatch" in proc.stderr

@@ -3,20 +3,29 @@ run's provenance database."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 import sys
 from pathlib import Path
+
+from datatrove.executor import LocalPipelineExecutor
 
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
 from qwen3_recipe.data.prepare import input_files, prepare_pipeline
 from qwen3_recipe.provenance.database import build_database
 
 
+class LocalExecutor(LocalPipelineExecutor):
+    """datatrove's local executor. Defined here so that its worker processes, which unpickle it,
+    import this package and with it the quiet task logging (qwen3_recipe/data/__init__.py)."""
+
+
 def quiet_datatrove() -> None:
-    """datatrove logs every task to stderr; keep warnings there (full logs stay in jobs/*/logs)."""
-    from datatrove.utils.logging import logger
-    logger.remove()
-    logger.add(sys.stderr, level="WARNING", format="{level}: {message}")
+    """Terminal output of data jobs: our progress display, datatrove's warnings, no tqdm bars
+    (the task logs in jobs/<job>/logs keep everything)."""
+    import qwen3_recipe.data  # noqa: F401 (installs the quiet task logging)
+    os.environ.setdefault("TQDM_DISABLE", "1")
 
 
 def make_executor(plan: Plan, p: PlannedJob, pipeline: list, tasks: int, name: str = ""):
@@ -26,6 +35,8 @@ def make_executor(plan: Plan, p: PlannedJob, pipeline: list, tasks: int, name: s
     # -1: as many at once as the machine has cores (each worker is a process importing datatrove)
     workers = min(tasks, ex.workers if ex.workers > 0 else (os.cpu_count() or 1))
     if ex.executor == "slurm":
+        _require(shutil.which("sbatch") is not None, plan, "the Slurm executor submits with `sbatch`, which is "
+                 "not on this machine's PATH: run from a Slurm login node, or use --executor local")
         from datatrove.executor import SlurmPipelineExecutor
         return SlurmPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers, logging_dir=logs,
                                      time=ex.slurm.time, partition=ex.slurm.partition or "", qos=ex.slurm.qos or "",
@@ -34,12 +45,12 @@ def make_executor(plan: Plan, p: PlannedJob, pipeline: list, tasks: int, name: s
                                      sbatch_args={"account": ex.slurm.account} if ex.slurm.account else None,
                                      skip_completed=True)
     if ex.executor == "ray":
+        _require(importlib.util.find_spec("ray") is not None, plan,
+                 "the Ray executor needs Ray: pip install 'qwen3-recipe[ray]'")
         from datatrove.executor import RayPipelineExecutor
         return RayPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers, logging_dir=logs,
                                    skip_completed=True)
-    from datatrove.executor import LocalPipelineExecutor
-    return LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers, logging_dir=logs,
-                                 skip_completed=True)
+    return LocalExecutor(pipeline=pipeline, tasks=tasks, workers=workers, logging_dir=logs, skip_completed=True)
 
 
 def execute(plan: Plan, p: PlannedJob, pipeline: list, tasks: int, name: str = "") -> None:
@@ -49,6 +60,13 @@ def execute(plan: Plan, p: PlannedJob, pipeline: list, tasks: int, name: str = "
     label = f"{p.job.name}{' ' + name if name else ''}: {tasks} task{'s' if tasks != 1 else ''}"
     with console().status(f"[cyan]{label}[/]"):
         executor.run()
+
+
+def _require(ok: bool, plan: Plan, message: str) -> None:
+    if not ok:
+        from qwen3_recipe.errors import Problem, RecipeError
+        path = ("execution", "executor")
+        raise RecipeError([Problem(message, ".".join(path), plan.loaded.raw.smap.find(path))])
 
 
 def run_prepare(p: PlannedJob, plan: Plan) -> None:
