@@ -47,6 +47,7 @@ def make_executor(plan: Plan, p: PlannedJob, pipeline: list, tasks: int, name: s
     if ex.executor == "ray":
         _require(importlib.util.find_spec("ray") is not None, plan,
                  "the Ray executor needs Ray: pip install 'qwen3-recipe[ray]'")
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phoning home from a local instance
         from datatrove.executor import RayPipelineExecutor
         return RayPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers, logging_dir=logs,
                                    skip_completed=True)
