@@ -121,6 +121,10 @@ class Checker:
         for method in ("exact", "minhash"):
             for j, name in enumerate(_list(_get(self.data, "data", "dedup", method, "sources"))):
                 self.ref(("data", "dedup", method, "sources", j), name, self.sources, "source")
+        if _get(self.data, "data", "decontamination", "method") == "token_ngram" and \
+                _get(self.data, "tokenizer", "type") == "train":
+            self.err(("data", "decontamination", "method"), "token n-grams need an existing tokenizer "
+                     "(tokenizer.type: pretrained): a trained one is built from the decontaminated data")
         benches = _get(self.data, "data", "decontamination", "benchmarks")
         for i, name in enumerate(benches if isinstance(benches, list) else []):
             self.dataset(("data", "decontamination", "benchmarks", i), name, self.cat.evals, "benchmark")
