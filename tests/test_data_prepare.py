@@ -92,3 +92,32 @@ def test_slurm_without_sbatch_is_a_located_error(tmp_path):
                    cwd=tmp_path / "p", env={"PATH": "/usr/bin:/bin"})
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "--set execution.executor=slurm" in proc.stderr and "sbatch" in proc.stderr
+
+
+def test_language_filter_without_its_local_model_is_a_located_error(tmp_path):
+    """lid.176.bin is never downloaded: a missing model_path names the setting. (A run with a real
+    model is not tested: fasttext-numpy2-wheel here fails to train even a toy model - NaN.)"""
+    from corpora import write_project
+    recipe, _ = write_project(tmp_path / "p")
+    text = recipe.read_text().replace("    - {type: gopher_quality}\n",
+                                      "    - {type: language, model_path: ../missing.bin, languages: [en]}\n")
+    recipe.write_text(text)
+    proc = run_cli("run", str(recipe), "-o", str(tmp_path / "r"), "--only", "data.web", cwd=tmp_path / "p")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "data.filters.2.model_path" in proc.stderr and "nothing is downloaded" in proc.stderr
+    assert "recipes/data.yaml:11:36" in proc.stderr  # the model_path value itself
+
+
+def test_thinned_kept_rows_keep_every_drop_and_exact_counts(tmp_path):
+    from corpora import write_project
+    recipe, fates = write_project(tmp_path / "p", extra="outputs: {provenance: {kept_sample_rate: 0.3}}")
+    run = tmp_path / "r"
+    assert run_cli("run", str(recipe), "-o", str(run), "--only", "data.web", cwd=tmp_path / "p").returncode == 0
+    with duckdb.connect(str(run / "provenance.duckdb"), read_only=True) as con:
+        dropped = {r[0] for r in con.sql("select doc_id from decisions where decision = 'dropped'").fetchall()}
+        kept_rows = con.sql("select count(*) from decisions where decision = 'kept' and step = 'length'").fetchall()[0][0]
+        kept_count = con.sql("select kept from step_counts where step = 'length'").fetchall()[0][0]
+    assert dropped == {d for d, f in fates.items() if f != "kept"}  # drops are never thinned
+    assert 0 < kept_rows < kept_count  # kept rows are
+    assert not any(violations(run, thinned=True).values())
+    assert run_cli("check", str(run)).returncode == 0

@@ -13,6 +13,7 @@ from qwen3_recipe.data.filters import build_filter
 from qwen3_recipe.data.readers import AccountDocuments, JsonlSourceReader
 from qwen3_recipe.data.trace import Traced
 from qwen3_recipe.data.wordcache import CachingWordTokenizer
+from qwen3_recipe.errors import RecipeError
 
 
 def step_names(kinds: list[str]) -> list[str]:
@@ -59,8 +60,11 @@ def prepare_pipeline(plan: Plan, p: PlannedJob, decont_step: PipelineStep | None
     base = plan.loaded.path.parent
     words = CachingWordTokenizer("en")  # one tokenization per document for all blocks
     for index, ((i, cfg), name) in enumerate(zip(chosen, names), start=1):
-        steps.append(Traced(build_filter(cfg, f"data.filters.{i}", base, words), index, name, job.name, prov,
-                            kept_sample_rate=rate))
+        try:
+            step = build_filter(cfg, f"data.filters.{i}", base, words)
+        except RecipeError as exc:
+            raise locate_problems(exc, plan) from None
+        steps.append(Traced(step, index, name, job.name, prov, kept_sample_rate=rate))
     if decont_step is not None:
         steps.append(Traced(decont_step, len(chosen) + 1, "decontamination", job.name, prov,
                             kept_sample_rate=rate, evidence="contamination"))
@@ -71,6 +75,15 @@ def prepare_pipeline(plan: Plan, p: PlannedJob, decont_step: PipelineStep | None
 def local_files(path: Path) -> tuple[str, str]:
     """A local source is one file or a folder of files: (datatrove data folder, glob pattern)."""
     return (str(path), "*") if path.is_dir() else (str(path.parent), path.name)
+
+
+def locate_problems(exc: RecipeError, plan: Plan) -> RecipeError:
+    """Point lowering errors (which know only their key path) at the recipe line."""
+    for problem in exc.problems:
+        if problem.loc is None and problem.path:
+            keys = tuple(int(k) if k.isdigit() else k for k in problem.path.split("."))
+            problem.loc = plan.loaded.raw.smap.find(keys)
+    return exc
 
 
 def input_files(plan: Plan, p: PlannedJob) -> int:
