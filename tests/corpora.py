@@ -90,7 +90,8 @@ def write_corpus(folder: Path, seed: int = 0, files: int = 1) -> dict[str, str]:
     return fates
 
 
-def write_project(root: Path, files: int = 1, extra: str = "") -> tuple[Path, dict[str, str]]:
+def write_project(root: Path, files: int = 1, extra: str = "", extra_data: str = "",
+                  decont: str = "{benchmarks: [bench], n: 13}") -> tuple[Path, dict[str, str]]:
     """A self-contained project: catalog, local benchmark, generated corpus, a data-only recipe."""
     fates = write_corpus(root / "datasets_spec" / "web", files=files)
     (root / "datasets_spec" / "corpus.yaml").write_text(
@@ -115,7 +116,8 @@ data:
     - {{type: gopher_repetition}}
     - {{type: gopher_quality}}
   dedup: {{exact: {{enabled: false}}, minhash: {{enabled: false}}}}
-  decontamination: {{benchmarks: [bench], n: 13}}
+  decontamination: {decont}
+{extra_data}
 execution: {{tasks: {files}, workers: 1}}
 {extra}
 """)

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     extra = [f"execution.executor={args.executor}"] if args.executor else []
     the_plan = _plan(args, extra)
     compile_run_dir(the_plan)
-    return run_jobs(the_plan, select(the_plan, args.only))
+    return run_jobs(the_plan, select(the_plan, args.only), debug=args.debug)
 
 
 def synth(args: argparse.Namespace) -> int:

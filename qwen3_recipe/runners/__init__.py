@@ -45,7 +45,9 @@ def mark_done(plan: "Plan", p: "PlannedJob") -> None:
                                                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
 
 
-def run_jobs(plan: "Plan", jobs: list["PlannedJob"]) -> int:
+def run_jobs(plan: "Plan", jobs: list["PlannedJob"], debug: bool = False) -> int:
+    """Run `jobs` in order; stop at the first failure with a one-line cause and where the logs are
+    (finished jobs keep their outputs and done markers, so a rerun resumes after them)."""
     from qwen3_recipe.cli.render import console
     con = console()
     todo = [p for p in jobs if p.status != "cached"]
@@ -63,7 +65,15 @@ def run_jobs(plan: "Plan", jobs: list["PlannedJob"]) -> int:
             return 0
         con.rule(f"{p.job.name} ({p.job.kind})")
         started = time.time()
-        runner(p, plan)
+        try:
+            runner(p, plan)
+        except Exception as exc:
+            from qwen3_recipe.errors import RecipeError
+            if debug or isinstance(exc, RecipeError):
+                raise
+            con.print(f"[red]failed[/] {p.job.name}: {type(exc).__name__}: {exc}\n"
+                      f"  logs: {plan.run_dir / p.job.dir / 'logs'}  (rerun with --debug for a traceback)")
+            return 1
         mark_done(plan, p)
         con.print(f"[green]done[/] {p.job.name} in {time.time() - started:.1f}s")
     return 0
