@@ -48,6 +48,9 @@ def make_executor(plan: Plan, p: PlannedJob, pipeline: list, tasks: int, name: s
         _require(importlib.util.find_spec("ray") is not None, plan,
                  "the Ray executor needs Ray: pip install 'qwen3-recipe[ray]'")
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phoning home from a local instance
+        if ex.ray.address:
+            import ray
+            ray.init(address=ex.ray.address, ignore_reinit_error=True)  # else datatrove starts a local one
         from datatrove.executor import RayPipelineExecutor
         return RayPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers, logging_dir=logs,
                                    skip_completed=True)
