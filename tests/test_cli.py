@@ -107,3 +107,24 @@ def test_doctor_reports_every_engine():
     for name in ("torch", "torchtitan", "vllm", "datatrove", "duckdb", "math-verify"):
         assert name in proc.stdout
     assert "GPU visible: no" in proc.stdout
+
+
+def test_plan_cache_serves_unchanged_recipes_and_never_stale_ones(tmp_path):
+    import shutil
+    for name in ("recipes", "datasets_spec", "evals"):
+        shutil.copytree(REPO / name, tmp_path / name)
+    env = {"QWEN3_RECIPE_CACHE": str(tmp_path / "cache")}
+    recipe = tmp_path / "recipes/tiny.yaml"
+    first = run_cli("plan", str(recipe), "--format", "json", env=env, cwd=tmp_path)
+    assert first.returncode == 0 and len(list((tmp_path / "cache").glob("*.json"))) == 1
+    assert run_cli("plan", str(recipe), "--format", "json", env=env, cwd=tmp_path).stdout == first.stdout
+    recipe.write_text(recipe.read_text().replace("tokens: 1M", "tokens: 2M"))  # an edit
+    edited = json.loads(run_cli("plan", str(recipe), "--format", "json", env=env, cwd=tmp_path).stdout)
+    assert {j["name"]: j for j in edited["jobs"]}["pretrain.s1_general"]["estimate"]["tokens"] == 2_000_000
+    with open(tmp_path / "datasets_spec/data/tiny_code.jsonl", "a") as fh:  # a data edit
+        fh.write(json.dumps({"id": "x", "text": "def f():\n    return 2\n"}) + "\n")
+    again = json.loads(run_cli("plan", str(recipe), "--format", "json", env=env, cwd=tmp_path).stdout)
+    fp = lambda view, job: {j["name"]: j["fingerprint"] for j in view["jobs"]}[job]  # noqa: E731
+    assert fp(again, "data.code") != fp(edited, "data.code") and fp(again, "data.web") == fp(edited, "data.web")
+    bad = run_cli("validate", str(recipe), "--set", "seed=x", env=env, cwd=tmp_path)
+    assert bad.returncode == 1 and "seed" in bad.stderr  # errors are never cached away
