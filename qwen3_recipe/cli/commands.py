@@ -64,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
     extra = [f"execution.executor={args.executor}"] if args.executor else []
     the_plan = _plan(args, extra)
     compile_run_dir(the_plan)
+    if the_plan.loaded.recipe.execution.executor == "slurm":
+        from qwen3_recipe.launch.slurm import submit
+        return submit(the_plan, select(the_plan, args.only))
     return run_jobs(the_plan, select(the_plan, args.only), debug=args.debug)
 
 

@@ -1,11 +1,11 @@
-"""Runners for the data jobs: lower to datatrove, execute (local, Slurm or Ray), refresh the
+"""Runners for the data jobs: lower to datatrove, execute (local or Ray; Slurm submits whole jobs,
+see launch/slurm.py), refresh the
 run's provenance database."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -34,16 +34,6 @@ def make_executor(plan: Plan, p: PlannedJob, pipeline: list, tasks: int, name: s
     logs = str(plan.run_dir / p.job.dir / "logs" / name) if name else str(plan.run_dir / p.job.dir / "logs")
     # -1: as many at once as the machine has cores (each worker is a process importing datatrove)
     workers = min(tasks, ex.workers if ex.workers > 0 else (os.cpu_count() or 1))
-    if ex.executor == "slurm":
-        _require(shutil.which("sbatch") is not None, plan, "the Slurm executor submits with `sbatch`, which is "
-                 "not on this machine's PATH: run from a Slurm login node, or use --executor local")
-        from datatrove.executor import SlurmPipelineExecutor
-        return SlurmPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers, logging_dir=logs,
-                                     time=ex.slurm.time, partition=ex.slurm.partition or "", qos=ex.slurm.qos or "",
-                                     cpus_per_task=1, mem_per_cpu_gb=ex.slurm.mem_per_cpu_gb,
-                                     job_name=f"{plan.loaded.recipe.name}-{p.job.name}{'-' + name if name else ''}",
-                                     sbatch_args={"account": ex.slurm.account} if ex.slurm.account else None,
-                                     skip_completed=True)
     if ex.executor == "ray":
         _require(importlib.util.find_spec("ray") is not None, plan,
                  "the Ray executor needs Ray: pip install 'qwen3-recipe[ray]'")

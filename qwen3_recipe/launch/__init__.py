@@ -1,0 +1,1 @@
+"""Launching compiled jobs on clusters (Slurm today)."""
