@@ -35,6 +35,7 @@ from datatrove.utils.text import ngrams, simplify_text  # noqa: E402
 from datatrove.utils.word_tokenizers import load_word_tokenizer  # noqa: E402
 
 from qwen3_recipe.data.decont import DecontaminationFilter, NGramIndex, normalize_words  # noqa: E402
+from qwen3_recipe.data.decont_datatrove import write_datatrove_index  # noqa: E402
 
 
 def vocabulary(rng: random.Random, size: int, word_tokenizer) -> list[str]:
@@ -84,17 +85,6 @@ def make_data(args, word_tokenizer):
             planted.add(str(d))
         docs.append(Document(text=prose(rng, words), id=str(d)))
     return items, docs, planted
-
-
-def write_datatrove_index(items, folder: Path, config: NGramsDecontConfig, word_tokenizer) -> None:
-    hash_func = create_hash_func(config.hash_config)
-    per_task: dict[str, set[int]] = {}
-    for bench, _, text in items:
-        tokens = word_tokenizer.word_tokenize(simplify_text(text, config.norm_config))
-        per_task.setdefault(bench, set()).update(
-            hash_func(" ".join(g)) for g in ngrams(tokens, config.n_grams))
-    for bench, hashes in per_task.items():
-        np.array(sorted(hashes), dtype=config.hash_config.np_descr).tofile(folder / f"{bench}.index.hashes")
 
 
 def run_filter(step, docs) -> tuple[float, set[str]]:

@@ -121,3 +121,15 @@ def test_thinned_kept_rows_keep_every_drop_and_exact_counts(tmp_path):
     assert 0 < kept_rows < kept_count  # kept rows are
     assert not any(violations(run, thinned=True).values())
     assert run_cli("check", str(run)).returncode == 0
+
+
+def test_datatrove_decontamination_method_drops_the_planted_documents(tmp_path):
+    from corpora import write_project
+    recipe, fates = write_project(tmp_path / "p", decont="{benchmarks: [bench], method: datatrove, n: 13}")
+    run = tmp_path / "r"
+    proc = run_cli("run", str(recipe), "-o", str(run), "--only", "data.web", cwd=tmp_path / "p")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    with duckdb.connect(str(run / "provenance.duckdb"), read_only=True) as con:
+        hits = con.sql("select doc_id, benchmark from contamination").fetchall()
+    assert {d for d, _ in hits} == {d for d, f in fates.items() if f == "contaminated"}
+    assert {b for _, b in hits} == {"bench"}

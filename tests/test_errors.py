@@ -76,6 +76,8 @@ CASES = [
     ("pretrain:\n  stages:\n    s2_reasoning: {seq_len_start: 2K}", 4, "pretrain.stages.s2_reasoning.seq_len_start",
      "exceeds seq_len", None),
     ("seed: [1]", 2, "seed", "valid integer", None),
+    ("data: {decontamination: {method: datatrove, action: flag}}", 2, "data.decontamination.action",
+     "can only drop", None),
     ("data: {decontamination: {method: token_ngram}}", 2, "data.decontamination.method",
      "token n-grams need an existing tokenizer", None),
     ("outputs: {provenance: {kept_sample_rate: 2}}", 2, "outputs.provenance.kept_sample_rate", "less than or equal to 1", None),

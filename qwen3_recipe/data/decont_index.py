@@ -38,6 +38,23 @@ class DecontIndexBuilder:
         tmp.replace(path)
         return path
 
+    def datatrove_index(self, benchmarks: list[str], cfg: Any) -> Path:
+        """A folder of datatrove `<benchmark>.index.hashes` files (method: datatrove)."""
+        from datatrove.pipeline.decont.n_grams import NGramsDecontConfig
+
+        from qwen3_recipe.data.decont import benchmark_items
+        from qwen3_recipe.data.decont_datatrove import write_datatrove_index
+        n = cfg.n or DEFAULT_N["datatrove"]
+        key = digest({"benchmarks": {b: entry_digest(self.catalog[b]) for b in benchmarks}, "n": n, "method": "datatrove"})
+        folder = self.plan.run_dir / "decont" / f"{key}.datatrove"
+        if not folder.exists():
+            items = ((name, item_id, text) for name in benchmarks
+                     for item_id, text in benchmark_items(name, self.catalog[name].spec, self.catalog[name].local_path()))
+            tmp = folder.with_suffix(".tmp")
+            write_datatrove_index(items, tmp, NGramsDecontConfig(n_grams=n))
+            tmp.replace(folder)
+        return folder
+
     def _tokenizer_path(self) -> str | None:
         tok = self.plan.loaded.recipe.tokenizer
         return tok.path if tok.type == "pretrained" else None

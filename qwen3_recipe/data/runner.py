@@ -77,6 +77,12 @@ def decont_step(plan: Plan, p: PlannedJob):
     if not benchmarks:
         return None
     from qwen3_recipe.data.decont_index import DecontIndexBuilder
+    if cfg.method == "datatrove":
+        from datatrove.pipeline.decont.n_grams import NGramsDecontConfig
+
+        from qwen3_recipe.data.decont_datatrove import DatatroveDecontFilter
+        folder = DecontIndexBuilder(plan).datatrove_index(benchmarks, cfg)
+        return DatatroveDecontFilter(str(folder), config=NGramsDecontConfig(n_grams=cfg.n or 13))
     index = DecontIndexBuilder(plan).index_path(benchmarks, cfg)
     from qwen3_recipe.data.decont import DecontaminationFilter
     return DecontaminationFilter(str(index), action=cfg.action)

@@ -125,6 +125,10 @@ class Checker:
                 _get(self.data, "tokenizer", "type") == "train":
             self.err(("data", "decontamination", "method"), "token n-grams need an existing tokenizer "
                      "(tokenizer.type: pretrained): a trained one is built from the decontaminated data")
+        if _get(self.data, "data", "decontamination", "method") == "datatrove" and \
+                _get(self.data, "data", "decontamination", "action") == "flag":
+            self.err(("data", "decontamination", "action"), "datatrove's n-gram filter can only drop; "
+                     "use method word_ngram or token_ngram to flag")
         benches = _get(self.data, "data", "decontamination", "benchmarks")
         for i, name in enumerate(benches if isinstance(benches, list) else []):
             self.dataset(("data", "decontamination", "benchmarks", i), name, self.cat.evals, "benchmark")
