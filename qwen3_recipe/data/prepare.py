@@ -95,7 +95,3 @@ def input_files(plan: Plan, p: PlannedJob) -> int:
         return tasks
     files = sum(1 for f in local.iterdir() if f.is_file()) if local.is_dir() else 1
     return max(1, min(tasks, files))
-
-
-def output_dir(plan: Plan, job_name: str) -> Path:
-    return plan.run_dir / "jobs" / job_name / "output"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-from pathlib import Path
 
 from datatrove.executor import LocalPipelineExecutor
 
@@ -86,7 +85,3 @@ def decont_step(plan: Plan, p: PlannedJob):
     index = DecontIndexBuilder(plan).index_path(benchmarks, cfg)
     from qwen3_recipe.data.decont import DecontaminationFilter
     return DecontaminationFilter(str(index), action=cfg.action)
-
-
-def job_output(plan: Plan, job_name: str) -> Path:
-    return plan.run_dir / "jobs" / job_name / "output"
