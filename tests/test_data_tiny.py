@@ -59,3 +59,25 @@ def test_invariants_and_rerun_is_a_no_op(tiny_data):
     assert proc.returncode == 0 and "nothing to do" in proc.stdout
     plan = make_plan(load_recipe("recipes/tiny.yaml"), tiny_data)
     assert all(p.status == "cached" for p in plan.jobs if p.job.groups[0] in ("data", "tokenizer"))
+
+
+def test_a_pretraining_stage_trains_on_the_mixed_tokens_and_exports_hf(tiny_data):
+    """The compiled stage on real torchtitan (CPU), reading this run's mix.s1 tokens (4 steps)."""
+    import json
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from qwen3_recipe.train.pretrain import run_pretrain
+    plan = make_plan(load_recipe("recipes/tiny.yaml", ["pretrain.batch_tokens=2048",
+                                                       "pretrain.stages.s1_general.tokens=8192"]), tiny_data)
+    run_pretrain(plan["pretrain.s1_general"], plan)
+    folder = tiny_data / "jobs/pretrain.s1_general"
+    losses = [json.loads(l)["loss_metrics/global_avg_loss"] for l in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert len(losses) == 4 and losses[-1] < losses[0], losses
+    model = AutoModelForCausalLM.from_pretrained(folder / "hf")
+    tok = AutoTokenizer.from_pretrained(folder / "hf")
+    assert model.config.hidden_size == 128 and model.config.rope_parameters["rope_theta"] == 1e4  # stage ABF base
+    with torch.no_grad():
+        logits = model(**tok("What is 2 + 3?", return_tensors="pt")).logits
+    assert logits.shape[-1] == 2048 and torch.isfinite(logits).all()
