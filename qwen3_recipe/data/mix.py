@@ -40,8 +40,8 @@ def read_docs(files: list[Path], sources: set[str]) -> Iterator[dict]:
 
 
 def _group(doc: dict, pack_related: str | None) -> str | None:
-    meta = doc.get("metadata", {})
-    return {"url": meta.get("url"), "repo": meta.get("repo")}.get(pack_related or "") if pack_related != "source" else None
+    """The packing key: the document's URL or repository ("source" packing groups by source alone)."""
+    return doc.get("metadata", {}).get(pack_related) if pack_related in ("url", "repo") else None
 
 
 def count_tokens(files: list[Path], sources: set[str], tokenizer, pack_related: str | None) -> list[Doc]:

@@ -15,8 +15,9 @@ from qwen3_recipe.provenance.recorder import ShardRecorder
 READ_STEP = "read"
 
 
-def text_hash(text: str) -> str:
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+def text_hash(text: str, encoded: bytes | None = None) -> str:
+    data = encoded if encoded is not None else text.encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(data, digest_size=8).hexdigest()
 
 
 class _Accounting:
@@ -31,8 +32,9 @@ class _Accounting:
         self._counts = {"kept": 0, "dropped": 0, "modified": 0}
 
     def _document(self, doc_id: str, file: str, offset: int, text: str) -> None:
+        encoded = text.encode("utf-8", "surrogatepass")  # once per document: size and hash
         self._rec.add("documents", source=self.source, doc_id=doc_id, file=file, offset=offset,
-                      bytes=len(text.encode("utf-8", "surrogatepass")), text_hash=text_hash(text))
+                      bytes=len(encoded), text_hash=text_hash(text, encoded))
 
     def _decide(self, doc_id: str, decision: str, reason: str | None = None) -> None:
         self._counts[decision] += 1
