@@ -32,8 +32,17 @@ def test_flagged_contamination_is_refused_or_queryable(tmp_path, allow):
         assert proc.returncode == 1 and "Traceback" not in proc.stderr
         assert "data.decontamination.threshold" in proc.stderr and "allow_contamination" in proc.stderr
         assert "recipes/data.yaml:" in proc.stderr
+        # plan time: the provenance the data jobs left is enough for `plan` to refuse the stage,
+        # and a rerun refuses up front instead of redoing work
+        planned = run_cli("plan", str(recipe), "-o", str(run), cwd=tmp_path / "p")
+        assert planned.returncode == 1 and "stage 's1' would train on" in planned.stderr
+        assert "data.decontamination.threshold" in planned.stderr and "Traceback" not in planned.stderr
+        again = run_cli("run", str(recipe), "-o", str(run), "--only", "mix.s1", cwd=tmp_path / "p")
+        assert again.returncode == 1 and "stage 's1' would train on" in again.stderr
+        assert "mix.s1 (data_mix)" not in again.stdout
         return
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert run_cli("plan", str(recipe), "-o", str(run), cwd=tmp_path / "p").returncode == 0
     sql = ("select distinct m.stage, c.benchmark, c.item_id, m.doc_id from mixture m "
            "join contamination c using (doc_id) where c.benchmark = 'bench' order by m.doc_id")
     rows = json.loads(run_cli("query", str(run), sql, "--format", "json").stdout)

@@ -45,7 +45,16 @@ def plan(args: argparse.Namespace) -> int:
         return 0
     from qwen3_recipe.cli.render import print_plan
     print_plan(view)
-    return 0
+    return _gate(view)
+
+
+def _gate(view: dict) -> int:
+    """Refuse (exit 1) when the run's provenance already shows a stage over the contamination threshold."""
+    from qwen3_recipe.provenance.gate import refusals
+    refused = refusals(view, Path(view["run_dir"]))
+    for message in refused:
+        print(f"error: {message}", file=sys.stderr)
+    return 1 if refused else 0
 
 
 def compile_(args: argparse.Namespace) -> int:
@@ -64,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
     extra = [f"execution.executor={args.executor}"] if args.executor else []
     the_plan = _plan(args, extra)
     compile_run_dir(the_plan)
+    from qwen3_recipe.compiler.plan_view import plan_view
+    if _gate(plan_view(the_plan)):
+        return 1
     if the_plan.loaded.recipe.execution.executor == "slurm":
         from qwen3_recipe.launch.slurm import submit
         return submit(the_plan, select(the_plan, args.only))

@@ -26,6 +26,7 @@ def job_status(run_dir: Path, job_dir: str, fingerprint: str) -> str:
 
 
 def plan_view(plan: "Plan") -> dict[str, Any]:
+    from qwen3_recipe.provenance.gate import gate_view
     loaded, hw, arch = plan.loaded, plan.loaded.recipe.execution.hardware, plan.loaded.arch
     return {
         "recipe": loaded.recipe.name,
@@ -40,6 +41,7 @@ def plan_view(plan: "Plan") -> dict[str, Any]:
                   "estimate": asdict(p.estimate) | {"flops": p.estimate.flops},
                   "shortfalls": [asdict(s) for s in p.shortfalls], "status": p.status}
                  for p in plan.jobs],
+        "contamination_gate": gate_view(loaded),
     }
 
 

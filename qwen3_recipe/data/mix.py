@@ -97,26 +97,26 @@ def run_mix(p: PlannedJob, plan: Plan) -> None:
 
 
 def refuse_contaminated(plan: Plan, stage_name: str, mplan) -> None:
-    """A stage whose documents still hold benchmark overlap (action: flag) above the recipe's
-    threshold is refused unless the recipe says `allow_contamination`."""
+    """The contamination gate (provenance/gate.py) on the exact documents the stage would train on."""
     import duckdb
 
     from qwen3_recipe.errors import Problem, RecipeError
     from qwen3_recipe.provenance.database import DB_NAME
-    cfg = plan.loaded.recipe.data.decontamination
+    from qwen3_recipe.provenance.gate import THRESHOLD_KEY, gate_view
+    gate = gate_view(plan.loaded)
     db = plan.run_dir / DB_NAME
-    if cfg.allow_contamination or not db.exists() or not mplan.assignments:
+    if gate["allow"] or not db.exists() or not mplan.assignments:
         return
     with duckdb.connect(str(db), read_only=True) as con:
         flagged = {r[0] for r in con.sql("select distinct doc_id from contamination where action = 'flagged'").fetchall()}
-    used = [a.doc_id for a in mplan.assignments]
-    share = sum(d in flagged for d in used) / len(used)
-    if share > cfg.threshold:
-        path = ("data", "decontamination", "threshold")
+    used = {a.doc_id for a in mplan.assignments}
+    share = len(used & flagged) / len(used)
+    if share > gate["threshold"]:
+        path = tuple(THRESHOLD_KEY.split("."))
         raise RecipeError([Problem(
-            f"stage '{stage_name}' would train on {share:.2%} contaminated documents (threshold "
-            f"{cfg.threshold:.2%}); drop them (action: drop), raise the threshold, or set allow_contamination: true",
-            ".".join(path), plan.loaded.raw.smap.find(path))])
+            f"stage '{stage_name}' would train on {share:.2%} contaminated documents (of {len(used):,}; threshold "
+            f"{gate['threshold']:.2%}); drop them (action: drop), raise the threshold, or set allow_contamination: true",
+            THRESHOLD_KEY, plan.loaded.raw.smap.find(path))])
 
 
 def _write_ordered(files: list[Path], mplan, order: list[tuple[str, int]], target: Path) -> None:

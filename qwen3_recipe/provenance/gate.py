@@ -1,0 +1,70 @@
+"""The contamination gate: a pretraining stage whose documents still hold benchmark overlap
+(decontamination action `flag`) above the recipe's threshold is refused - by `plan` and at the
+start of `run` as soon as the run's provenance shows it, and by the stage's mix job on the exact
+set it would train on - unless the recipe says `allow_contamination`.
+
+Works on plain data (the plan view's `contamination_gate` entry) so that a cached plan can be
+checked without loading the recipe.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from qwen3_recipe.provenance.database import DB_NAME
+
+THRESHOLD_KEY = "data.decontamination.threshold"
+
+
+def gate_view(loaded) -> dict[str, Any]:
+    """What the gate needs from a recipe: threshold, its location, and each stage's sources."""
+    recipe = loaded.recipe
+    cfg = recipe.data.decontamination
+    loc = loaded.raw.smap.find(tuple(THRESHOLD_KEY.split(".")))
+    return {"threshold": cfg.threshold, "allow": cfg.allow_contamination, "where": str(loc) if loc else "",
+            "stages": {name: sorted(recipe.data.mixtures[stage.mixture].weights)
+                       for name, stage in recipe.pretrain.stages.items()
+                       if stage.mixture in recipe.data.mixtures}}
+
+
+def flagged_share(con, stage: str, sources: list[str]) -> tuple[float, int] | None:
+    """Share of a stage's documents that are flagged as contaminated, and how many documents.
+
+    The realised mixture when the stage's mix job has run; before that, the documents of the
+    stage's sources that no step dropped (what the mixture will draw from). None: nothing known."""
+    mixed = con.execute("select distinct doc_id from mixture where stage = ?", [stage]).fetchall()
+    if mixed:
+        docs = {r[0] for r in mixed}
+    else:
+        marks = ",".join("?" * len(sources))
+        docs = {r[0] for r in con.execute(
+            f"""select distinct doc_id from documents where source in ({marks})
+                except select doc_id from decisions where decision = 'dropped'""", sources).fetchall()}
+    if not docs:
+        return None
+    flagged = {r[0] for r in con.sql("select distinct doc_id from contamination where action = 'flagged'").fetchall()}
+    return len(docs & flagged) / len(docs), len(docs)
+
+
+def refusals(view: dict[str, Any], run_dir: Path) -> list[str]:
+    """One message per stage the gate refuses, from the run's provenance database (if any)."""
+    gate = view.get("contamination_gate")
+    db = Path(run_dir) / DB_NAME
+    if not gate or gate["allow"] or not db.exists():
+        return []
+    import duckdb
+    out = []
+    with duckdb.connect(str(db), read_only=True) as con:
+        for stage, sources in gate["stages"].items():
+            found = flagged_share(con, stage, sources)
+            if found and found[0] > gate["threshold"]:
+                out.append(refusal_message(stage, found[0], found[1], gate))
+    return out
+
+
+def refusal_message(stage: str, share: float, docs: int, gate: dict[str, Any]) -> str:
+    where = f"{gate['where']}  " if gate.get("where") else ""
+    return (f"{where}{THRESHOLD_KEY}: stage '{stage}' would train on {share:.2%} contaminated documents "
+            f"(of {docs:,}; threshold {gate['threshold']:.2%}); drop them (action: drop), raise the "
+            f"threshold, or set allow_contamination: true")
