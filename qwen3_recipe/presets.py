@@ -152,6 +152,14 @@ REQUIRED_ARCH_FIELDS = tuple(f.name for f in dataclasses.fields(Arch)
                              if f.default is dataclasses.MISSING)
 
 
+def yarn_scaling(yarn) -> dict | None:
+    """config.json `rope_scaling` for a recipe's `model.yarn` (inference-time extension)."""
+    if yarn is None:
+        return None
+    return {"rope_type": "yarn", "factor": yarn.factor,
+            "original_max_position_embeddings": yarn.original_max_position_embeddings}
+
+
 def find_preset(name: str) -> str | None:
     """Canonical preset name for loose spellings: `0.6B`, `qwen3-0.6b`, `Qwen3-0.6B`."""
     key = name.strip().lower().removeprefix("qwen3-").removeprefix("qwen3_")

@@ -83,12 +83,12 @@ def job(assets: dict, name: str, *, steps: int, interval: int, export_hf: bool =
         "tokenizer_dir": str(assets["tokenizer_dir"]),
         "dump_folder": str(assets["root"] / name),
         "checkpoint": {"interval": interval, "model_only": True},
-        "seed": 0, "export_hf": export_hf,
+        "seed": 0, "export_hf": export_hf, "mixed_precision": "fp32", "fsdp": "none",
     }
 
 
 def run(assets: dict, spec: dict, tag: str):
-    from qwen3_recipe.train.job import launch
+    from qwen3_recipe.train.launch import launch
 
     path = assets["root"] / f"{tag}.json"
     path.write_text(json.dumps(spec))

@@ -126,15 +126,12 @@ def report(args: argparse.Namespace) -> int:
 
 def model(args: argparse.Namespace) -> int:
     from qwen3_recipe.errors import Problem, RecipeError, did_you_mean
-    from qwen3_recipe.presets import PRESETS, find_preset
+    from qwen3_recipe.presets import PRESETS, find_preset, yarn_scaling
     if args.preset.endswith((".yaml", ".yml")) or Path(args.preset).is_file():
         from qwen3_recipe.recipe.validate import load_recipe
         loaded = load_recipe(args.preset, args.overrides)
-        yarn = loaded.recipe.model.yarn
-        scaling = ({"rope_type": "yarn", "factor": yarn.factor,
-                    "original_max_position_embeddings": yarn.original_max_position_embeddings}
-                   if yarn else None)
-        config = loaded.arch.to_hf_config(loaded.recipe.model.name or loaded.recipe.name, scaling)
+        config = loaded.arch.to_hf_config(loaded.recipe.model.name or loaded.recipe.name,
+                                          yarn_scaling(loaded.recipe.model.yarn))
     else:
         name = find_preset(args.preset)
         if name is None:

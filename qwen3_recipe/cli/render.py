@@ -104,3 +104,25 @@ def print_query(rel, fmt: str, output: str | None) -> None:
     for row in rel.fetchall():
         table.add_row(*("" if v is None else str(v) for v in row))
     console().print(table)
+
+
+def training_progress(name: str, steps: int):
+    """A progress bar over a training job's steps; the context value takes new metric rows."""
+    from contextlib import contextmanager
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    @contextmanager
+    def bar():
+        columns = (TextColumn("[cyan]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[loss]}"), TimeRemainingColumn())
+        with Progress(*columns, console=console(), transient=False) as progress:
+            task = progress.add_task(name, total=steps, loss="")
+
+            def update(rows: list[dict]) -> None:
+                last = rows[-1]
+                loss = last.get("loss_metrics/global_avg_loss")
+                progress.update(task, completed=last["step"],
+                                loss=f"loss {loss:.3f}" if loss is not None else "")
+            yield update
+    return bar()

@@ -14,6 +14,7 @@ from datatrove.pipeline.readers import JsonlReader
 from datatrove.pipeline.writers import JsonlWriter
 
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
+from qwen3_recipe.data.stages import Call, Stage, run_stages
 from qwen3_recipe.data.trace import Traced
 
 
@@ -26,14 +27,40 @@ def _files(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.jsonl.gz"))
 
 
-def _reader(files: list[Path], root: Path, listing: Path) -> JsonlReader:
-    """Read exactly these files (a paths file keeps task -> file assignment identical across stages)."""
-    listing.parent.mkdir(parents=True, exist_ok=True)
-    listing.write_text("".join(f"{f.relative_to(root)}\n" for f in files))
+def _reader(root: Path, listing: Path) -> JsonlReader:
+    """Read exactly the listed files (a paths file keeps task -> file assignment identical across
+    stages; read when a task starts, so it may be written after the pipeline is built)."""
     return JsonlReader(str(root), paths_file=str(listing), id_key="id", text_key="text")
 
 
+def _write_listing(files: list[Path], root: Path, listing: Path) -> None:
+    listing.parent.mkdir(parents=True, exist_ok=True)
+    listing.write_text("".join(f"{f.relative_to(root)}\n" for f in files))
+
+
 Files = list[tuple[str, Path]]  # (source, file): one source per file, one file per task
+METHODS = ("exact", "minhash")
+
+
+def replay(plan: Plan, p: PlannedJob, upto: str | None = None) -> Files:
+    """The files method `upto` reads, or with None the job's final files: recomputed from what the
+    sources and the earlier methods wrote (the same answer in this process or in a later Slurm job)."""
+    cfg, folder = plan.loaded.recipe.data.dedup, plan.run_dir / p.job.dir
+    files: Files = [(dep.split(".", 1)[1], f) for dep in p.job.deps
+                    for f in _files(plan.run_dir / "jobs" / dep / "output")]
+    for method in METHODS:
+        method_cfg = getattr(cfg, method)
+        if not method_cfg.enabled:
+            continue
+        scope = [(s, f) for s, f in files if method_cfg.sources is None or s in method_cfg.sources]
+        if method == upto:
+            return scope
+        if scope:
+            out = folder / method / "output"
+            kept = [(s, out / f"{rank:05d}.jsonl.gz") for rank, (s, _) in enumerate(scope)]
+            # a task whose documents all went writes nothing
+            files = [sf for sf in files if sf not in scope] + [(s, f) for s, f in kept if f.exists()]
+    return [] if upto else files
 
 
 def run_dedup(p: PlannedJob, plan: Plan) -> None:
@@ -41,28 +68,42 @@ def run_dedup(p: PlannedJob, plan: Plan) -> None:
     from qwen3_recipe.provenance.database import build_database
 
     quiet_datatrove()
-    cfg = plan.loaded.recipe.data.dedup
-    folder = plan.run_dir / p.job.dir
-    files: Files = [(dep.split(".", 1)[1], f) for dep in p.job.deps
-                    for f in _files(plan.run_dir / "jobs" / dep / "output")]
-    ctx = (plan, p, plan.run_dir / "jobs", str(folder / "provenance"),
-           plan.loaded.recipe.outputs.provenance.kept_sample_rate)
-    step = 1
-    for method, run_method in (("exact", _exact), ("minhash", _minhash)):
-        method_cfg = getattr(cfg, method)
-        if not method_cfg.enabled:
-            continue
-        scope = [(s, f) for s, f in files if method_cfg.sources is None or s in method_cfg.sources]
-        rest = [(s, f) for s, f in files if (s, f) not in scope]
+    cfg, folder = plan.loaded.recipe.data.dedup, plan.run_dir / p.job.dir
+    for step, method in enumerate((m for m in METHODS if getattr(cfg, m).enabled), start=1):
+        scope = replay(plan, p, method)
         if scope:
-            out = folder / method / "output"
-            run_method(ctx, [f for _, f in scope], folder / method, step)
-            scope = [(s, out / f"{rank:05d}.jsonl.gz") for rank, (s, _) in enumerate(scope)]
-            scope = [(s, f) for s, f in scope if f.exists()]  # a task whose documents all went writes nothing
-        files = rest + scope
-        step += 1
-    _publish(files, folder / "output")
+            _write_listing([f for _, f in scope], plan.run_dir / "jobs", folder / method / "inputs.txt")
+            run_stages(plan, p, STAGES[method](plan, p, step, len(scope)))
+    publish(p, plan)
     build_database(plan.run_dir)
+
+
+def slurm_stages(p: PlannedJob, plan: Plan) -> list[Stage]:
+    """The same stages with task counts fixed before the sources ran: each source task writes at most
+    one file, so a method gets as many tasks as its sources have; tasks beyond the files read nothing."""
+    from qwen3_recipe.data.prepare import input_files
+    cfg, stages = plan.loaded.recipe.data.dedup, []
+    for step, method in enumerate((m for m in METHODS if getattr(cfg, m).enabled), start=1):
+        sources = getattr(cfg, method).sources
+        tasks = sum(input_files(plan, plan[dep]) for dep in p.job.deps
+                    if sources is None or dep.split(".", 1)[1] in sources)
+        if tasks:
+            stages.append(Stage(f"{method}-0-inputs", call=Call(write_inputs, p, plan, method, tasks)))
+            stages += STAGES[method](plan, p, step, tasks)
+    return stages + [Stage("publish", call=Call(publish, p, plan))]
+
+
+def write_inputs(p: PlannedJob, plan: Plan, method: str, tasks: int) -> None:
+    """Glue before a method's stages on Slurm: the listing of the files it reads."""
+    scope = replay(plan, p, method)
+    if len(scope) > tasks:
+        raise RuntimeError(f"{p.job.name}: {len(scope)} files for {method} dedup, more than the {tasks} tasks "
+                           f"submitted (stale files in a source's output folder?)")
+    _write_listing([f for _, f in scope], plan.run_dir / "jobs", plan.run_dir / p.job.dir / method / "inputs.txt")
+
+
+def publish(p: PlannedJob, plan: Plan) -> None:
+    _publish(replay(plan, p), plan.run_dir / p.job.dir / "output")
 
 
 def _publish(files: Files, out: Path) -> None:
@@ -80,51 +121,53 @@ def _publish(files: Files, out: Path) -> None:
             shutil.copy2(f, target)
 
 
-def _exact(ctx, files: list[Path], work: Path, step: int) -> None:
+def _context(plan: Plan, p: PlannedJob, method: str):
+    folder = plan.run_dir / p.job.dir
+    return (plan.run_dir / "jobs", folder / method, folder / method / "inputs.txt", str(folder / "provenance"),
+            plan.loaded.recipe.outputs.provenance.kept_sample_rate)
+
+
+def exact_stages(plan: Plan, p: PlannedJob, step: int, tasks: int) -> list[Stage]:
     from datatrove.pipeline.dedup.exact_dedup import (ExactDedupConfig, ExactDedupFilter,
                                                       ExactDedupSignature, ExactFindDedups)
-    from qwen3_recipe.data.runner import execute
 
-    plan, p, root, prov, rate = ctx
+    root, work, listing, prov, rate = _context(plan, p, "exact")
     config = ExactDedupConfig(content_getter=doc_text)
-    tasks = len(files)
-    listing = work / "inputs.txt"
-    execute(plan, p, [_reader(files, root, listing), ExactDedupSignature(str(work / "sigs"), config)],
-                  tasks, "exact-1-signatures")
-    execute(plan, p, [ExactFindDedups(str(work / "sigs"), str(work / "dups"), config)], 1,
-                  "exact-2-find")
-    out = work / "output"
-    execute(plan, p, [
-        _reader(files, root, listing),
-        Traced(ExactDedupFilter(str(work / "dups"), config), step, "exact_dedup", p.job.name, prov,
-               drop_reason="exact_duplicate", kept_sample_rate=rate, evidence="exact"),
-        JsonlWriter(str(out), output_filename="${rank}.jsonl.gz"),
-    ], tasks, "exact-3-filter")
+    return [
+        Stage("exact-1-signatures", [_reader(root, listing), ExactDedupSignature(str(work / "sigs"), config)], tasks),
+        Stage("exact-2-find", [ExactFindDedups(str(work / "sigs"), str(work / "dups"), config)], 1),
+        Stage("exact-3-filter", [
+            _reader(root, listing),
+            Traced(ExactDedupFilter(str(work / "dups"), config), step, "exact_dedup", p.job.name, prov,
+                   drop_reason="exact_duplicate", kept_sample_rate=rate, evidence="exact"),
+            JsonlWriter(str(work / "output"), output_filename="${rank}.jsonl.gz"),
+        ], tasks),
+    ]
 
 
-def _minhash(ctx, files: list[Path], work: Path, step: int) -> None:
+def minhash_stages(plan: Plan, p: PlannedJob, step: int, tasks: int) -> list[Stage]:
     from datatrove.pipeline.dedup import (MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter,
                                           MinhashDedupSignature)
     from datatrove.pipeline.dedup.minhash import MinhashConfig
-    from qwen3_recipe.data.runner import execute
 
-    plan, p, root, prov, rate = ctx
-    out = work / "output"
+    root, work, listing, prov, rate = _context(plan, p, "minhash")
     mh = plan.loaded.recipe.data.dedup.minhash
     config = MinhashConfig(n_grams=mh.n_grams, num_buckets=mh.num_buckets, hashes_per_bucket=mh.hashes_per_bucket)
-    tasks = len(files)
-    listing = work / "inputs.txt"
-    execute(plan, p, [_reader(files, root, listing), MinhashDedupSignature(str(work / "sigs"), config)],
-                  tasks, "minhash-1-signatures")
-    execute(plan, p, [MinhashDedupBuckets(str(work / "sigs"), str(work / "buckets"), config=config)],
-                  mh.num_buckets, "minhash-2-buckets")
-    execute(plan, p, [MinhashDedupCluster(str(work / "buckets"), str(work / "remove"), config=config,
-                                                save_cluster_id=True, save_cluster_size=True)],
-                  1, "minhash-3-cluster")
-    execute(plan, p, [
-        _reader(files, root, listing),
-        Traced(MinhashDedupFilter(str(work / "remove"), load_cluster_ids=True, load_cluster_sizes=True),
-               step, "minhash_dedup", p.job.name, prov, drop_reason="near_duplicate", kept_sample_rate=rate,
-               evidence="minhash"),
-        JsonlWriter(str(out), output_filename="${rank}.jsonl.gz"),
-    ], tasks, "minhash-4-filter")
+    return [
+        Stage("minhash-1-signatures", [_reader(root, listing), MinhashDedupSignature(str(work / "sigs"), config)],
+              tasks),
+        Stage("minhash-2-buckets", [MinhashDedupBuckets(str(work / "sigs"), str(work / "buckets"), config=config)],
+              mh.num_buckets),
+        Stage("minhash-3-cluster", [MinhashDedupCluster(str(work / "buckets"), str(work / "remove"), config=config,
+                                                        save_cluster_id=True, save_cluster_size=True)], 1),
+        Stage("minhash-4-filter", [
+            _reader(root, listing),
+            Traced(MinhashDedupFilter(str(work / "remove"), load_cluster_ids=True, load_cluster_sizes=True),
+                   step, "minhash_dedup", p.job.name, prov, drop_reason="near_duplicate", kept_sample_rate=rate,
+                   evidence="minhash"),
+            JsonlWriter(str(work / "output"), output_filename="${rank}.jsonl.gz"),
+        ], tasks),
+    ]
+
+
+STAGES = {"exact": exact_stages, "minhash": minhash_stages}

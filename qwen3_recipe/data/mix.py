@@ -15,6 +15,7 @@ from pathlib import Path
 
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
 from qwen3_recipe.data.mixture import Doc, order_for_training, plan_mixture
+from qwen3_recipe.data.stages import Call, Stage, run_stages
 from qwen3_recipe.provenance.recorder import ShardRecorder
 
 EOS = "<|endoftext|>"
@@ -60,13 +61,40 @@ def count_tokens(files: list[Path], sources: set[str], tokenizer, pack_related: 
     return docs
 
 
-def run_mix(p: PlannedJob, plan: Plan) -> None:
-    from tokenizers import Tokenizer
+def mix_stages(p: PlannedJob, plan: Plan) -> list[Stage]:
+    """The mixture plan (one process: it sees every document), then one tokenize task."""
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.tokens import DocumentTokenizer
+    folder = plan.run_dir / p.job.dir
+    return [
+        Stage("mixture", call=Call(write_mixture, p, plan)),
+        Stage("tokenize", [
+            JsonlReader(str(_ordered(folder).parent), id_key="id", text_key="text"),
+            DocumentTokenizer(str(folder / "tokens"), tokenizer_name_or_path=str(tokenizer_file(plan)),
+                              eos_token=EOS, shuffle_documents=False, save_filename=p.job.config["stage"],
+                              local_working_dir=str(folder / "tokenize-work")),
+        ], 1),
+    ]
 
-    from qwen3_recipe.data.runner import execute, quiet_datatrove
+
+def run_mix(p: PlannedJob, plan: Plan) -> None:
+    from qwen3_recipe.data.runner import quiet_datatrove
     from qwen3_recipe.provenance.database import build_database
 
     quiet_datatrove()
+    run_stages(plan, p, mix_stages(p, plan))
+    build_database(plan.run_dir)
+
+
+def _ordered(folder: Path) -> Path:
+    return folder / "ordered" / "00000.jsonl.gz"
+
+
+def write_mixture(p: PlannedJob, plan: Plan) -> None:
+    """Count tokens, plan the mixture, refuse contamination, write the documents in training order
+    and the mixture's provenance."""
+    from tokenizers import Tokenizer
+
     recipe = plan.loaded.recipe
     stage_name = p.job.config["stage"]
     stage = recipe.pretrain.stages[stage_name]
@@ -81,19 +109,8 @@ def run_mix(p: PlannedJob, plan: Plan) -> None:
                          pack_target_tokens=None if buckets or not mixture.pack_related else stage.seq_len)
     refuse_contaminated(plan, stage_name, mplan)
     order = order_for_training(mplan, recipe.seed)
-    ordered = folder / "ordered" / "00000.jsonl.gz"
-    _write_ordered(files, mplan, order, ordered)
+    _write_ordered(files, mplan, order, _ordered(folder))
     _record(folder, p, mplan)
-
-    from datatrove.pipeline.readers import JsonlReader
-    from datatrove.pipeline.tokens import DocumentTokenizer
-    execute(plan, p, [
-        JsonlReader(str(ordered.parent), id_key="id", text_key="text"),
-        DocumentTokenizer(str(folder / "tokens"), tokenizer_name_or_path=str(tokenizer_file(plan)),
-                          eos_token=EOS, shuffle_documents=False, save_filename=stage_name,
-                          local_working_dir=str(folder / "tokenize-work")),
-    ], 1, "tokenize")
-    build_database(plan.run_dir)
 
 
 def refuse_contaminated(plan: Plan, stage_name: str, mplan) -> None:

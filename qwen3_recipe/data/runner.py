@@ -1,6 +1,6 @@
-"""Runners for the data jobs: lower to datatrove, execute (local or Ray; Slurm submits whole jobs,
-see launch/slurm.py), refresh the
-run's provenance database."""
+"""Runners for the data jobs: lower to datatrove, execute (local or Ray), refresh the run's
+provenance database. On Slurm the same stages are submitted as array jobs instead
+(launch/slurm_data.py), with executors from `make_executor`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from datatrove.executor import LocalPipelineExecutor
 
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
 from qwen3_recipe.data.prepare import input_files, prepare_pipeline
+from qwen3_recipe.data.stages import Stage, run_stages
 from qwen3_recipe.provenance.database import build_database
 
 
@@ -33,6 +34,9 @@ def make_executor(plan: Plan, p: PlannedJob, pipeline: list, tasks: int, name: s
     logs = str(plan.run_dir / p.job.dir / "logs" / name) if name else str(plan.run_dir / p.job.dir / "logs")
     # -1: as many at once as the machine has cores (each worker is a process importing datatrove)
     workers = min(tasks, ex.workers if ex.workers > 0 else (os.cpu_count() or 1))
+    if ex.executor == "slurm":  # an array job; -1: no limit on tasks running at once
+        from qwen3_recipe.launch.slurm_data import slurm_executor
+        return slurm_executor(plan, p, pipeline, tasks, min(tasks, ex.workers) if ex.workers > 0 else -1, logs, name)
     if ex.executor == "ray":
         _require(importlib.util.find_spec("ray") is not None, plan,
                  "the Ray executor needs Ray: pip install 'qwen3-recipe[ray]'")
@@ -62,9 +66,13 @@ def _require(ok: bool, plan: Plan, message: str) -> None:
         raise RecipeError([Problem(message, ".".join(path), plan.loaded.raw.smap.find(path))])
 
 
+def prepare_stages(p: PlannedJob, plan: Plan) -> list[Stage]:
+    return [Stage("", prepare_pipeline(plan, p, decont_step(plan, p)), input_files(plan, p))]
+
+
 def run_prepare(p: PlannedJob, plan: Plan) -> None:
     quiet_datatrove()
-    execute(plan, p, prepare_pipeline(plan, p, decont_step(plan, p)), input_files(plan, p))
+    run_stages(plan, p, prepare_stages(p, plan))
     build_database(plan.run_dir)
 
 

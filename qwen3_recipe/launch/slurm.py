@@ -1,8 +1,8 @@
-"""Slurm lowering at the job level: one sbatch job per recipe job, with `afterok` dependencies
-that follow the DAG. Each job runs this package's own `run --only <job> --executor local` inside
-its allocation (datatrove's local executor over the allocation's CPUs), so what runs on the
-cluster is exactly what runs on a laptop, and a job writes its done marker when it finishes.
-Scale-out of one data job across nodes (datatrove's Slurm array executor) is a later step.
+"""Slurm submission of a run, with `afterok` dependencies that follow the DAG. Data jobs are lowered
+to datatrove's Slurm array executor, stage by stage (launch/slurm_data.py). Other CPU jobs (the
+tokenizer) are one sbatch job each that runs this package's own `run --only <job> --executor
+local` inside its allocation, so what runs on the cluster is what runs on a laptop, and the job
+writes its done marker when it finishes.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from pathlib import Path
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
 from qwen3_recipe.errors import Problem, RecipeError
 
-CPU_KINDS = {"data_prepare", "data_dedup", "data_mix", "tokenizer"}
+DATA_KINDS = {"data_prepare", "data_dedup", "data_mix"}
+CPU_KINDS = DATA_KINDS | {"tokenizer"}
 SCRIPT = "launch.slurm"
 
 
@@ -76,19 +77,37 @@ def submit(plan: Plan, jobs: list[PlannedJob]) -> int:
             continue
         folder = plan.run_dir / p.job.dir
         folder.mkdir(parents=True, exist_ok=True)
-        script = folder / SCRIPT
-        script.write_text(sbatch_script(plan, p))
         after = [ids[d] for d in p.job.deps if d in ids]
-        args = ["sbatch", "--parsable"] + ([f"--dependency=afterok:{':'.join(after)}"] if after else [])
-        out = subprocess.run(args + [str(script)], capture_output=True, text=True)
-        if out.returncode != 0:
-            con.print(f"[red]sbatch failed[/] for {p.job.name}: {out.stderr.strip()}")
+        try:
+            stages = _submit_data(plan, p, after) if p.job.kind in DATA_KINDS else _submit_job(plan, p, after)
+        except subprocess.CalledProcessError as exc:
+            err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr or ""
+            con.print(f"[red]sbatch failed[/] for {p.job.name}: {err.strip() or exc}")
             return 1
-        ids[p.job.name] = out.stdout.strip().split(";")[0]
+        if not stages:
+            con.print(f"[dim]skip {p.job.name}: every task completed earlier[/]")
+            continue
+        ids[p.job.name] = stages[-1][1]
         (folder / "submitted.json").write_text(json.dumps({"slurm_job_id": ids[p.job.name],
+                                                           "slurm_jobs": dict(stages),
                                                            "fingerprint": p.job.fingerprint}) + "\n")
-        con.print(f"submitted {p.job.name}: Slurm job {ids[p.job.name]}"
+        jobs_text = ", ".join(f"{job_id} ({stage})" if stage else job_id for stage, job_id in stages)
+        con.print(f"submitted {p.job.name}: Slurm job{'s' if len(stages) > 1 else ''} {jobs_text}"
                   + (f" (after {', '.join(d for d in p.job.deps if d in ids)})" if after else ""))
     if not ids:
         con.print("[green]nothing to do[/]: the selected jobs are up to date")
     return 0
+
+
+def _submit_data(plan: Plan, p: PlannedJob, after: list[str]) -> list[tuple[str, str]]:
+    from qwen3_recipe.launch.slurm_data import submit_data_job
+    return submit_data_job(plan, p, after)
+
+
+def _submit_job(plan: Plan, p: PlannedJob, after: list[str]) -> list[tuple[str, str]]:
+    """One sbatch job running the whole recipe job."""
+    script = plan.run_dir / p.job.dir / SCRIPT
+    script.write_text(sbatch_script(plan, p))
+    args = ["sbatch", "--parsable"] + ([f"--dependency=afterok:{':'.join(after)}"] if after else [])
+    out = subprocess.run(args + [str(script)], capture_output=True, text=True, check=True)
+    return [("", out.stdout.strip().split(";")[0])]

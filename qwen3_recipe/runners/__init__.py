@@ -19,6 +19,7 @@ RUNNER_MODULES = {
     "data_dedup": "qwen3_recipe.data.dedup:run_dedup",
     "data_mix": "qwen3_recipe.data.mix:run_mix",
     "tokenizer": "qwen3_recipe.tokenizer.job:run_tokenizer",
+    "pretrain": "qwen3_recipe.train.pretrain:run_pretrain",
 }
 
 

@@ -30,15 +30,9 @@ from types import SimpleNamespace
 import torch
 import torch.nn.functional as F
 
-ATTENTION_OVERRIDE = "qwen3_recipe.train.cpu.sdpa_document_attention"
+from qwen3_recipe.train.launch import ATTENTION_OVERRIDE, has_accelerator  # noqa: F401
 
 _applied = False
-
-
-def has_accelerator() -> bool:
-    from torch._utils import _get_available_device_type
-
-    return _get_available_device_type() is not None
 
 
 def _cpu_memory_stats(device=None) -> dict:

@@ -1,26 +1,16 @@
-"""`pretrain.<stage>` jobs: the compiled stage as a torchtitan job, warm-started from the previous
-stage's exported weights, trained on the stage's mixed tokens, exported to HF at the end.
-
-Each stage has its own dump folder (torchtitan resumes from any `checkpoint/step-*` it finds and
-then ignores `initial_load_*`, so stages must not share one); a killed stage resumes from its last
-checkpoint on rerun.
-
-Not registered as the `pretrain` runner yet: on this 2-core CPU the tiny recipe's stage reached
-only ~525 tokens/s (1M-parameter model, 8K-token batches), so its budgets would take half an hour;
-the training issue tunes the tiny budgets and throughput before `run` trains by default.
-"""
+"""`pretrain.<stage>` jobs: the compiled curriculum stage as a torchtitan job - token budget ->
+steps from the global batch in tokens, the stage's LR schedule and RoPE base, warm-started from
+the previous stage's exported weights, trained on the stage's mixed tokens (mix.<stage>)."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import shutil
-from pathlib import Path
 
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
-from qwen3_recipe.errors import Problem, RecipeError
+from qwen3_recipe.train.stage import execution_settings, fresh_dump, model_settings, run_stage
 
+# recipe decay -> torchtitan's decay_type (wsd = warmup, stable, then linear decay over decay_ratio)
 DECAY = {"cosine": "cosine", "linear": "linear", "wsd": "linear", "constant": "linear"}
 
 
@@ -34,6 +24,7 @@ def stage_job(p: PlannedJob, plan: Plan) -> dict:
     previous = [d for d in p.job.deps if d.startswith("pretrain.")]
     return {
         "arch": dataclasses.asdict(plan.loaded.arch) | {"rope_theta": stage["rope_theta"]},
+        **model_settings(plan),
         "seq_len": seq_len,
         "batch_tokens": batch_tokens,
         "steps": steps,
@@ -41,15 +32,16 @@ def stage_job(p: PlannedJob, plan: Plan) -> dict:
                "decay": DECAY[lr["decay"]], "decay_ratio": lr["decay_fraction"] if lr["decay"] == "wsd" else None,
                "min_lr_ratio": 1.0 if lr["decay"] == "constant" else lr["min_lr_ratio"]},
         "optimizer": p.job.config["optimizer"],
-        "data": {"tokens_dir": str(plan.run_dir / "jobs" / f"mix.{stage_name(p)}" / "tokens")},
-        "tokenizer_dir": str(plan.run_dir / "jobs" / "tokenizer" / "tokenizer"),
-        "dump_folder": str(folder / "dump"),
-        "metrics_file": str((folder / "metrics.jsonl").resolve()),
+        "data": {"kind": "tokens", "tokens_dir": str((plan.run_dir / "jobs" / f"mix.{stage_name(p)}" / "tokens").resolve())},
+        "tokenizer_dir": str((plan.run_dir / "jobs" / "tokenizer" / "tokenizer").resolve()),
+        "dump_folder": str((folder / "dump").resolve()),
+        "metrics_file": "metrics.jsonl",  # in the dump folder: a changed stage starts a clean file
         "checkpoint": {"interval": stage["checkpoint_every_steps"],
-                       "initial_load_path": str(plan.run_dir / "jobs" / previous[0] / "hf") if previous else None,
+                       "initial_load_path": str((plan.run_dir / "jobs" / previous[0] / "hf").resolve()) if previous else None,
                        "model_only": True},
         "seed": p.job.config["seed"],
         "export_hf": True,
+        **execution_settings(plan),
     }
 
 
@@ -58,27 +50,5 @@ def stage_name(p: PlannedJob) -> str:
 
 
 def run_pretrain(p: PlannedJob, plan: Plan) -> None:
-    from qwen3_recipe.train.job import launch
-
-    folder = plan.run_dir / p.job.dir
-    folder.mkdir(parents=True, exist_ok=True)
-    job = stage_job(p, plan)
-    job_json = folder / "trainer_job.json"
-    job_json.write_text(json.dumps(job, indent=2))
-    from qwen3_recipe.cli.render import console
-    with console().status(f"[cyan]{p.job.name}: {job['steps']} steps of {job['batch_tokens']} tokens "
-                          f"at seq_len {job['seq_len']} (torchtitan)[/]"):
-        result = launch(job_json)
-    (folder / "train.log").write_text((result.stdout or "") + (result.stderr or ""))
-    if result.returncode != 0:
-        raise RuntimeError(f"torchtitan exited with {result.returncode}; see {folder / 'train.log'}")
-    final = Path(job["dump_folder"]) / "checkpoint" / f"step-{job['steps']}"
-    hf = folder / "hf"
-    if hf.exists():
-        shutil.rmtree(hf)
-    shutil.copytree(final, hf)
-    losses = [json.loads(line).get("loss_metrics/global_avg_loss") for line in
-              (folder / "metrics.jsonl").read_text().splitlines()] if (folder / "metrics.jsonl").exists() else []
-    losses = [x for x in losses if x is not None]
-    if losses:
-        console().print(f"{p.job.name}: loss {losses[0]:.3f} -> {losses[-1]:.3f} over {len(losses)} logged steps")
+    fresh_dump(plan.run_dir / p.job.dir, p.job.fingerprint)
+    run_stage(p, plan, stage_job(p, plan))

@@ -1,0 +1,72 @@
+"""Running one compiled training job: torchrun over `torchtitan.train`, pointed at the fixed config
+function `qwen3_recipe.train.job:config` with the job's JSON in $QWEN3_RECIPE_JOB.
+
+Kept free of torchtitan imports so that the parent process (the `run` command) stays light; the
+trainer process imports torchtitan and, without an accelerator, the CPU workarounds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+JOB_ENV = "QWEN3_RECIPE_JOB"
+ATTENTION_OVERRIDE = "qwen3_recipe.train.cpu.sdpa_document_attention"
+
+
+def has_accelerator() -> bool:
+    from torch._utils import _get_available_device_type
+    return _get_available_device_type() is not None
+
+
+def torchrun_args(nproc: int | str = 1, nnodes: int | str = 1, rdzv: str = "localhost:0",
+                  cpu: bool | None = None) -> list[str]:
+    """Arguments after `python -m torch.distributed.run`."""
+    args = [f"--nnodes={nnodes}", f"--nproc_per_node={nproc}", "--rdzv_backend", "c10d",
+            f"--rdzv_endpoint={rdzv}", "-m", "torchtitan.train", "--module", "qwen3_recipe.train.job",
+            "--config", "config"]
+    if (not has_accelerator()) if cpu is None else cpu:
+        args += ["--override.imports", ATTENTION_OVERRIDE]
+    return args
+
+
+def launch(job_json: Path, *, timeout: float | None = None, env: dict | None = None,
+           log_path: Path | None = None, on_metrics=None) -> subprocess.CompletedProcess:
+    """Train the job in a torchrun subprocess; its output goes to `log_path` (default: beside the
+    job file). `on_metrics(rows)` is called with new metric rows while it runs (progress)."""
+    job_json = Path(job_json).resolve()
+    job = json.loads(job_json.read_text())
+    run_env = {**os.environ, **(env or {}), JOB_ENV: str(job_json)}
+    run_env.setdefault("OMP_NUM_THREADS", "1")  # 1-6 s per step on 2 cores without it
+    root = str(Path(__file__).resolve().parents[2])
+    run_env["PYTHONPATH"] = os.pathsep.join(p for p in (root, run_env.get("PYTHONPATH")) if p)
+    log_path = Path(log_path or job_json.with_suffix(".log"))
+    metrics = Path(job["dump_folder"], job.get("metrics_file", "metrics.jsonl"))
+    seen = len(metrics.read_text().splitlines()) if metrics.exists() else 0
+    cmd = [sys.executable, "-m", "torch.distributed.run", *torchrun_args(job.get("nproc_per_node", 1))]
+    started = time.monotonic()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, env=run_env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        while proc.poll() is None:
+            time.sleep(0.5)
+            if on_metrics and metrics.exists():
+                lines = metrics.read_text().splitlines()
+                complete = [ln for ln in lines[seen:] if ln.endswith("}")]
+                if complete:
+                    seen += len(complete)
+                    on_metrics([json.loads(ln) for ln in complete])
+            if timeout and time.monotonic() - started > timeout:
+                proc.kill()
+                proc.wait()
+                break
+    output = log_path.read_text(errors="replace")
+    if proc.returncode == 0 and job.get("export_hf"):
+        final = Path(job["dump_folder"]) / "checkpoint" / f"step-{job['steps']}"
+        if final.is_dir():
+            from qwen3_recipe.train.export import write_hf_assets
+            write_hf_assets(job, final)
+    return subprocess.CompletedProcess(cmd, proc.returncode, output, "")

@@ -1,0 +1,88 @@
+"""Running one training stage of a plan (pretraining or SFT): its own dump folder, torchrun with
+a progress bar fed by the metrics file, the final checkpoint exported to `<job>/hf`.
+
+Resume rules. torchtitan resumes from any `checkpoint/step-*` in the dump folder and then ignores
+`initial_load_*`, so each stage has its own folder, stamped with the job's fingerprint: a killed
+stage resumes from its last checkpoint; a changed stage starts clean. A stage killed after its
+final (HF-format) save but before it was marked done is not retrained: the export is reused.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from qwen3_recipe.compiler.plan import Plan, PlannedJob
+
+STAMP = "fingerprint.txt"
+
+
+def execution_settings(plan: Plan) -> dict:
+    """What the recipe's `execution` section says about how to train (not part of fingerprints)."""
+    ex = plan.loaded.recipe.execution
+    return {"mixed_precision": ex.mixed_precision, "fsdp": ex.fsdp,
+            "activation_checkpointing": ex.activation_checkpointing, "compile": ex.compile,
+            "parallelism": ex.parallelism.model_dump()}
+
+
+def model_settings(plan: Plan) -> dict:
+    from qwen3_recipe.presets import yarn_scaling
+    model = plan.loaded.recipe.model
+    return {"preset": model.preset, "model_name": model.name or plan.loaded.recipe.name,
+            "rope_scaling": yarn_scaling(model.yarn)}
+
+
+def fresh_dump(folder: Path, fingerprint: str) -> Path:
+    dump = folder / "dump"
+    stamp = dump / STAMP
+    if dump.exists() and (not stamp.exists() or stamp.read_text() != fingerprint):
+        shutil.rmtree(dump)  # another version of this stage: never resume from it
+    dump.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(fingerprint)
+    return dump
+
+
+def final_step(job: dict) -> Path:
+    return Path(job["dump_folder"]) / "checkpoint" / f"step-{job['steps']}"
+
+
+def run_stage(p: PlannedJob, plan: Plan, job: dict) -> list[dict]:
+    """Train `job` (a dict for train/job.py) for stage `p`; returns its metric rows."""
+    from qwen3_recipe.cli.render import console, training_progress
+    from qwen3_recipe.train.launch import launch
+
+    folder = plan.run_dir / p.job.dir
+    job_json = folder / "trainer_job.json"
+    job_json.write_text(json.dumps(job, indent=2))
+    final = final_step(job)
+    if not (final / "config.json").exists():
+        with training_progress(p.job.name, job["steps"]) as update:
+            result = launch(job_json, log_path=folder / "train.log", on_metrics=update)
+        if result.returncode != 0 or not final.is_dir():
+            tail = "\n".join(result.stdout.splitlines()[-5:])
+            raise RuntimeError(f"torchtitan exited with {result.returncode}; see {folder / 'train.log'}\n{tail}")
+    hf, tmp = folder / "hf", folder / "hf.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(final, tmp)
+    shutil.rmtree(hf, ignore_errors=True)
+    tmp.rename(hf)
+    rows = read_metrics(Path(job["dump_folder"], job.get("metrics_file", "metrics.jsonl")))
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    losses = [r["loss_metrics/global_avg_loss"] for r in rows if "loss_metrics/global_avg_loss" in r]
+    if losses:
+        console().print(f"{p.job.name}: loss {losses[0]:.3f} -> {losses[-1]:.3f} over {len(losses)} steps; "
+                        f"weights in {hf}")
+    return rows
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """Metric rows by step; a resumed stage logs some steps twice, the last run's row wins."""
+    if not path.exists():
+        return []
+    by_step: dict[int, dict] = {}
+    for line in path.read_text().splitlines():
+        if line.endswith("}"):
+            row = json.loads(line)
+            by_step[row["step"]] = row
+    return [by_step[s] for s in sorted(by_step)]
