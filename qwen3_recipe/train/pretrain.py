@@ -38,7 +38,7 @@ def stage_job(p: PlannedJob, plan: Plan) -> dict:
         "metrics_file": "metrics.jsonl",  # in the dump folder: a changed stage starts a clean file
         "checkpoint": {"interval": stage["checkpoint_every_steps"],
                        "initial_load_path": str((plan.run_dir / "jobs" / previous[0] / "hf").resolve()) if previous else None,
-                       "model_only": True},
+                       "model_only": bool(previous)},
         "seed": p.job.config["seed"],
         "export_hf": True,
         **execution_settings(plan),
