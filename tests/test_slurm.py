@@ -1,49 +1,207 @@
-"""The Slurm lowering: what `run --executor slurm` would submit, against golden scripts (a fake
-`sbatch` on PATH records each submission; rewrite with `pytest --update-golden`)."""
+"""The Slurm lowering: what `run --executor slurm` submits, against golden scripts (a fake `sbatch`
+on PATH records each submission; rewrite with `pytest --update-golden`), reruns that submit only
+unfinished work, and a whole run on a fake cluster that runs every job at submission."""
 
 from __future__ import annotations
 
+import gzip
+import itertools
 import json
 import os
+import random
 import sys
+from pathlib import Path
+
+import duckdb
+import pytest
 
 from conftest import REPO, run_cli
+from corpora import prose, write_project
 
+# records its arguments and the script, answers like sbatch (a job id on stdout); with SBATCH_RUN
+# set it also runs the job at once, each array task in turn - a valid schedule, since a job is
+# only ever submitted after the jobs it depends on
 FAKE_SBATCH = """#!/bin/bash
-# records its arguments and the script, answers like `sbatch --parsable`
 n=$(($(ls "$SBATCH_LOG" | wc -l) + 1001))
 script="${@: -1}"
 { echo "ARGS: ${@:1:$#-1}"; cat "$script"; } > "$SBATCH_LOG/$n"
+if [ -n "$SBATCH_RUN" ]; then
+  last=$(sed -n 's/^#SBATCH --array=0-\\([0-9]*\\).*/\\1/p' "$script")
+  for i in $(seq 0 "${last:-0}"); do
+    env ${last:+SLURM_ARRAY_TASK_ID=$i} SLURM_JOB_ID=$n SLURM_NODELIST=localhost RUN_OFFSET=0 \\
+      bash "$script" >> "$SBATCH_RUN/$n.out" 2>&1 || { echo "Slurm job $n task $i failed" >&2; exit 1; }
+  done
+fi
 echo "$n"
 """
+FAKE_SRUN = """#!/bin/bash
+while [ $# -gt 0 ]; do case "$1" in -n|-N) shift 2;; -*) shift;; *) break;; esac; done
+exec "$@"
+"""
+FAKE_SCONTROL = "#!/bin/bash\necho localhost\n"
 
 
-def normalise(text: str, run_dir) -> str:
-    return (text.replace(str(run_dir.resolve()), "RUN_DIR").replace(sys.executable, "PYTHON")
-            .replace(str(REPO), "REPO"))
-
-
-def test_slurm_submissions_follow_the_dag(tmp_path, update_golden):
-    bin_dir, log = tmp_path / "bin", tmp_path / "log"
+@pytest.fixture
+def cluster(tmp_path) -> tuple[dict, Path]:
+    """PATH with the fake Slurm commands, and the folder where sbatch records submissions."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "sbatch-log"
     bin_dir.mkdir(), log.mkdir()
-    (bin_dir / "sbatch").write_text(FAKE_SBATCH)
-    (bin_dir / "sbatch").chmod(0o755)
-    run = tmp_path / "run"
-    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "SBATCH_LOG": str(log)}
+    for name, text in (("sbatch", FAKE_SBATCH), ("srun", FAKE_SRUN), ("scontrol", FAKE_SCONTROL)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    return {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "SBATCH_LOG": str(log)}, log
+
+
+def normalise(text: str, run_dir: Path) -> str:
+    return (text.replace(str(run_dir.resolve()), "RUN_DIR").replace(sys.executable, "PYTHON")
+            .replace(str(Path(sys.executable).parent), "PYTHON_BIN").replace(str(REPO), "REPO"))
+
+
+def submitted(run: Path) -> dict[str, dict[str, str]]:
+    """job -> {stage: Slurm job id}, from each job's submitted.json."""
+    return {f.parent.name: json.loads(f.read_text())["slurm_jobs"] for f in (run / "jobs").glob("*/submitted.json")}
+
+
+def args_of(log: Path, job_id: str) -> str:
+    return (log / job_id).read_text().splitlines()[0]
+
+
+def slurm_run(run: Path, env: dict):
     proc = run_cli("run", "recipes/tiny.yaml", "-o", str(run), "--only", "data", "--executor", "slurm",
-                   "--set", "execution.slurm.partition=cpu", env=env)
+                   "--set", "execution.slurm.partition=cpu", "--set", "execution.slurm.qos=high", "--set",
+                   'execution.slurm.sbatch_args=["--constraint=cpu"]', "--set", "execution.workers=2", env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    submitted = {p.name: normalise(p.read_text(), run) for p in sorted(log.iterdir())}
+    return proc
+
+
+def test_slurm_submissions_follow_the_dag(tmp_path, cluster, update_golden):
+    env, log = cluster
+    run = tmp_path / "run"
+    proc = slurm_run(run, env)
     jobs = [line.split(":")[0].removeprefix("submitted ") for line in proc.stdout.splitlines()
             if line.startswith("submitted ")]
     assert jobs[:3] == ["data.web", "data.code", "data.math"] and jobs[-1] == "mix.s3_long_context"
-    ids = {job: json.loads((run / "jobs" / job / "submitted.json").read_text())["slurm_job_id"] for job in jobs}
-    dedup = submitted[ids["data.dedup"]]
-    assert f"--dependency=afterok:{ids['data.web']}:{ids['data.code']}:{ids['data.math']}" in dedup
-    assert "--only data.dedup --executor local" in dedup and "#SBATCH --partition=cpu" in dedup
-    assert "--set execution.slurm.partition=cpu" in dedup
+    ids = submitted(run)
+    # a data job: its stages chained with afterok, the first after every upstream job's last stage
+    assert args_of(log, ids["data.web"]["finish"]).endswith(f"--dependency=afterok:{ids['data.web']['pipeline']}")
+    dedup = list(ids["data.dedup"].values())
+    assert list(ids["data.dedup"]) == ["exact-0-inputs", "exact-1-signatures", "exact-2-find", "exact-3-filter",
+                                       "minhash-0-inputs", "minhash-1-signatures", "minhash-2-buckets",
+                                       "minhash-3-cluster", "minhash-4-filter", "publish"]
+    firsts = ":".join(ids[j]["finish"] for j in ("data.web", "data.code", "data.math"))
+    assert args_of(log, dedup[0]).endswith(f"--dependency=afterok:{firsts}")
+    for before, stage in itertools.pairwise(dedup):
+        assert args_of(log, stage).endswith(f"--dependency=afterok:{before}")
+    signatures = (log / ids["data.dedup"]["exact-1-signatures"]).read_text()
+    # 3 sources of one file each: 3 tasks, at most 2 at once (execution.workers)
+    assert "#SBATCH --array=0-2%2" in signatures and "#SBATCH --partition=cpu" in signatures
+    assert "#SBATCH --qos=high" in signatures and "#SBATCH --constraint=cpu" in signatures
+    assert "#SBATCH --array=0-13%2" in (log / ids["data.dedup"]["minhash-2-buckets"]).read_text()  # num_buckets
+    # the tokenizer stays one job running the local runner; mixes wait for it and for dedup
+    tokenizer = (log / ids["tokenizer"]["job"]).read_text()
+    assert "--only tokenizer --executor local" in tokenizer and f"afterok:{dedup[-1]}" in tokenizer
+    assert args_of(log, ids["mix.s1_general"]["mixture"]).endswith(
+        f"--dependency=afterok:{dedup[-1]}:{ids['tokenizer']['job']}")
+    assert list(ids["mix.s1_general"]) == ["mixture", "tokenize", "finish"]
+
+    order = sorted((int(i), job, stage) for job, stages in ids.items() for stage, i in stages.items())
+    assert [i for i, _, _ in order] == list(range(1001, 1001 + len(list(log.iterdir()))))
+    text = "\n".join(f"=== {i} {job} {stage}\n{normalise((log / str(i)).read_text(), run)}"
+                     for i, job, stage in order)
     golden = REPO / "tests/golden/slurm/tiny-data.txt"
-    text = "\n".join(f"=== {job}\n{submitted[ids[job]]}" for job in jobs)
     if update_golden:
         golden.write_text(text)
     assert golden.read_text() == text
+
+
+def test_a_rerun_submits_only_unfinished_work(tmp_path, cluster):
+    env, log = cluster
+    run = tmp_path / "run"
+    slurm_run(run, env)
+    first = submitted(run)
+    logs = run / "jobs" / "data.dedup" / "logs" / "exact-1-signatures"
+    assert json.loads((logs / "ranks_to_run.json").read_text()) == [0, 1, 2]
+    # as if the cluster had run: data.math entirely (done marker), all of data.web's tasks, and two
+    # of the three tasks of exact dedup's signatures
+    fingerprint = json.loads((run / "jobs/data.math/submitted.json").read_text())["fingerprint"]
+    (run / "jobs/data.math/done.json").write_text(json.dumps({"fingerprint": fingerprint}))
+    for folder, ranks in ((run / "jobs/data.web/logs", [0]), (logs, [0, 2])):
+        (folder / "completions").mkdir(parents=True)
+        for rank in ranks:
+            (folder / "completions" / f"{rank:05d}").touch()
+    for f in (run / "jobs").glob("*/submitted.json"):
+        f.unlink()
+    before = len(list(log.iterdir()))
+    slurm_run(run, env)
+    again = submitted(run)
+    assert "data.math" not in again  # done: nothing submitted
+    assert list(again["data.web"]) == ["finish"]  # no task left to run; the finish step reruns
+    assert args_of(log, again["data.web"]["finish"]) == "ARGS: --export=ALL,RUN_OFFSET=0"
+    assert args_of(log, again["data.dedup"]["exact-0-inputs"]).endswith(
+        f"afterok:{again['data.web']['finish']}:{again['data.code']['finish']}")
+    assert json.loads((logs / "ranks_to_run.json").read_text()) == [1]  # only the unfinished task
+    assert "#SBATCH --array=0-0%2" in (log / again["data.dedup"]["exact-1-signatures"]).read_text()
+    assert len(list(log.iterdir())) - before == sum(map(len, first.values())) - 3  # math (2) and web's pipeline
+
+
+def kept_ids(run: Path) -> set[str]:
+    ids = set()
+    for f in (run / "jobs/data.dedup/output").glob("*.jsonl.gz"):
+        with gzip.open(f, "rt") as fh:
+            ids |= {json.loads(line)["id"] for line in fh}
+    return ids
+
+
+def provenance(run: Path) -> dict[str, list]:
+    with duckdb.connect(str(run / "provenance.duckdb"), read_only=True) as con:
+        rows = {}
+        for table in ("documents", "decisions", "contamination", "step_counts", "clusters", "mixture",
+                      "mixture_targets"):
+            columns = ", ".join(f'"{c[0]}"' for c in con.sql(f"describe {table}").fetchall() if c[0] != "rank")
+            rows[table] = sorted(map(str, con.sql(f"select {columns} from {table}").fetchall()))
+        return rows
+
+
+STAGE = """
+  mixtures:
+    all: {weights: {web: 1.0}, max_repetition: 2}
+pretrain:
+  batch_tokens: 2K
+  stages:
+    s1: {tokens: 20K, seq_len: 256, mixture: all}
+"""
+
+
+@pytest.mark.slow
+def test_slurm_run_matches_local(tmp_path, cluster):
+    env, log = cluster
+    root = tmp_path / "proj"
+    recipe, _ = write_project(root, files=3, extra_data=STAGE)
+    recipe.write_text(recipe.read_text().replace("dedup: {exact: {enabled: false}, minhash: {enabled: false}}",
+                                                 "dedup: {minhash: {num_buckets: 4}}"))
+    rng = random.Random(3)
+    for i in range(3):  # near-duplicates across files (tasks), for MinHash to cluster
+        text = prose(rng, 16)
+        words = text.split(" ")
+        picks = set(rng.sample(range(len(words)), 3))
+        near = " ".join("changed" if k in picks else w for k, w in enumerate(words))
+        for n, (doc_id, body) in enumerate(((f"orig-{i}", text), (f"near-{i}", near))):
+            with open(root / f"datasets_spec/web/web-{n:05d}.jsonl", "a") as fh:
+                fh.write(json.dumps({"id": doc_id, "text": body}) + "\n")
+    (tmp_path / "job-output").mkdir()
+    env = env | {"SBATCH_RUN": str(tmp_path / "job-output")}
+    runs = {executor: root / f"run-{executor}" for executor in ("local", "slurm")}
+    for executor, run in runs.items():
+        proc = run_cli("run", str(recipe), "-o", str(run), "--only", "data", "--executor", executor, cwd=root, env=env)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert sorted(p.name for p in runs["slurm"].glob("jobs/*/done.json")) == ["done.json"] * 4
+    assert kept_ids(runs["local"]) == kept_ids(runs["slurm"]) and kept_ids(runs["local"])
+    rows = provenance(runs["slurm"])
+    assert rows == provenance(runs["local"]) and rows["decisions"] and rows["clusters"] and rows["mixture"]
+    tokens = sorted(runs["local"].glob("jobs/mix.s1/tokens/*.ds"))
+    assert tokens and all(t.read_bytes() == (runs["slurm"] / t.relative_to(runs["local"])).read_bytes()
+                          for t in tokens)
+    count = len(list(log.iterdir()))
+    proc = run_cli("run", str(recipe), "-o", str(runs["slurm"]), "--only", "data", "--executor", "slurm",
+                   cwd=root, env=env)
+    assert proc.returncode == 0 and "nothing to do" in proc.stdout and len(list(log.iterdir())) == count

@@ -54,7 +54,7 @@ class Glue(PipelineStep):
         self.call()
 
 
-def run_stages(plan: "Plan", p: "PlannedJob", stages: list[Stage]) -> None:
+def run_stages(plan: Plan, p: PlannedJob, stages: list[Stage]) -> None:
     """The local way: glue in this process, pipelines on the recipe's executor, in order."""
     from qwen3_recipe.data.runner import execute
     for stage in stages:

@@ -91,9 +91,10 @@ def submit(plan: Plan, jobs: list[PlannedJob]) -> int:
         (folder / "submitted.json").write_text(json.dumps({"slurm_job_id": ids[p.job.name],
                                                            "slurm_jobs": dict(stages),
                                                            "fingerprint": p.job.fingerprint}) + "\n")
-        jobs_text = ", ".join(f"{job_id} ({stage})" if stage else job_id for stage, job_id in stages)
-        con.print(f"submitted {p.job.name}: Slurm job{'s' if len(stages) > 1 else ''} {jobs_text}"
-                  + (f" (after {', '.join(d for d in p.job.deps if d in ids)})" if after else ""))
+        what = (f"Slurm job {stages[0][1]}" if len(stages) == 1 else
+                f"{len(stages)} Slurm jobs {stages[0][1]} ({stages[0][0]}) to {stages[-1][1]} ({stages[-1][0]})")
+        con.print(f"submitted {p.job.name}: {what}"
+                  + (f" after {', '.join(d for d in p.job.deps if d in ids)}" if after else ""))
     if not ids:
         con.print("[green]nothing to do[/]: the selected jobs are up to date")
     return 0
@@ -110,4 +111,4 @@ def _submit_job(plan: Plan, p: PlannedJob, after: list[str]) -> list[tuple[str, 
     script.write_text(sbatch_script(plan, p))
     args = ["sbatch", "--parsable"] + ([f"--dependency=afterok:{':'.join(after)}"] if after else [])
     out = subprocess.run(args + [str(script)], capture_output=True, text=True, check=True)
-    return [("", out.stdout.strip().split(";")[0])]
+    return [("job", out.stdout.strip().split(";")[0])]
