@@ -22,7 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -30,8 +29,6 @@ sys.path.insert(0, str(REPO))
 from datatrove.data import Document  # noqa: E402
 from datatrove.pipeline.decont import NGramsDecontFilter  # noqa: E402
 from datatrove.pipeline.decont.n_grams import NGramsDecontConfig  # noqa: E402
-from datatrove.utils.hashing import create_hash_func  # noqa: E402
-from datatrove.utils.text import ngrams, simplify_text  # noqa: E402
 from datatrove.utils.word_tokenizers import load_word_tokenizer  # noqa: E402
 
 from qwen3_recipe.data.decont import DecontaminationFilter, NGramIndex, normalize_words  # noqa: E402

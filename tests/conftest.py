@@ -34,7 +34,7 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def run_cli(*args: str, env: dict | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess:
+def run_cli(*args: str, env: dict | None = None, cwd: Path = REPO, timeout: float = 300) -> subprocess.CompletedProcess:
     """The real console entry point in a fresh process."""
     return subprocess.run([sys.executable, "-m", "qwen3_recipe.cli", *args], capture_output=True,
-                          text=True, cwd=cwd, env={**os.environ, **(env or {})}, timeout=300)
+                          text=True, cwd=cwd, env={**os.environ, **(env or {})}, timeout=timeout)

@@ -3,7 +3,6 @@ near-duplicates."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import signal

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 from qwen3_recipe.compiler.jobs import Job
-from qwen3_recipe.presets import Arch, resolve_arch
+from qwen3_recipe.presets import resolve_arch
 from qwen3_recipe.recipe.schema.model import ModelRef
 from qwen3_recipe.recipe.validate import LoadedRecipe
 

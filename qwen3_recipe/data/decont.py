@@ -33,7 +33,6 @@ per n-gram); unlike it, all items sharing an n-gram are kept, not one task per h
 
 from __future__ import annotations
 
-import gzip
 import json
 import unicodedata
 from dataclasses import dataclass
@@ -44,6 +43,8 @@ import numpy as np
 import xxhash
 from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
+
+from qwen3_recipe.catalog.rows import entry_rows
 
 __all__ = ["Hit", "normalize_words", "NGramIndex", "benchmark_items", "DecontaminationFilter"]
 
@@ -425,27 +426,6 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
-def _rows(name: str, spec: Any, local_path: Path | None) -> Iterator[dict]:
-    if local_path is not None:
-        path = Path(local_path)
-        if path.suffix == ".parquet":
-            import pyarrow.parquet as pq
-            for batch in pq.ParquetFile(path).iter_batches():
-                yield from batch.to_pylist()
-            return
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    yield json.loads(line)
-        return
-    if getattr(spec, "hf_id", None):
-        from datasets import load_dataset  # lazy: hub access only where a benchmark lives there
-        yield from load_dataset(spec.hf_id, spec.config, split=spec.split, revision=spec.revision)
-        return
-    raise ValueError(f"benchmark {name!r}: no local file and no hf_id")
-
-
 def benchmark_items(name: str, spec: Any, local_path: Path | None,
                     fields: Literal["question", "answer", "both"] = "both") -> Iterator[tuple[str, str]]:
     """(item_id, text) of a benchmark (an `EvalSpec`): text = question, answer, or question +
@@ -454,7 +434,7 @@ def benchmark_items(name: str, spec: Any, local_path: Path | None,
         raise ValueError(f"fields must be 'question', 'answer' or 'both', not {fields!r}")
     if fields == "answer" and not spec.answer_field:
         raise ValueError(f"benchmark {name!r} has no answer_field")
-    for i, row in enumerate(_rows(name, spec, local_path)):
+    for i, row in enumerate(entry_rows(name, spec, local_path)):
         if spec.question_field not in row:
             raise ValueError(f"benchmark {name!r}: row {i} has no field {spec.question_field!r} (question_field)")
         item_id = row.get("id")

@@ -20,6 +20,8 @@ RUNNER_MODULES = {
     "data_mix": "qwen3_recipe.data.mix:run_mix",
     "tokenizer": "qwen3_recipe.tokenizer.job:run_tokenizer",
     "pretrain": "qwen3_recipe.train.pretrain:run_pretrain",
+    "sft": "qwen3_recipe.train.sft:run_sft",
+    "fusion": "qwen3_recipe.train.sft:run_sft",
 }
 
 

@@ -43,6 +43,14 @@ def fresh_dump(folder: Path, fingerprint: str) -> Path:
     return dump
 
 
+def drop_unfinished_saves(job: dict) -> None:
+    """A save cut short by a kill would be picked up as the step to resume from: keep only complete
+    DCP checkpoints (`.metadata` is written last) and our finished HF export (config.json)."""
+    for step in (Path(job["dump_folder"]) / "checkpoint").glob("step-*"):
+        if not ((step / ".metadata").exists() or (step / "config.json").exists()):
+            shutil.rmtree(step)
+
+
 def final_step(job: dict) -> Path:
     return Path(job["dump_folder"]) / "checkpoint" / f"step-{job['steps']}"
 
@@ -57,6 +65,7 @@ def run_stage(p: PlannedJob, plan: Plan, job: dict) -> list[dict]:
     job_json.write_text(json.dumps(job, indent=2))
     final = final_step(job)
     if not (final / "config.json").exists():
+        drop_unfinished_saves(job)
         with training_progress(p.job.name, job["steps"]) as update:
             result = launch(job_json, log_path=folder / "train.log", on_metrics=update)
         if result.returncode != 0 or not final.is_dir():
