@@ -114,6 +114,43 @@ def test_slurm_submissions_follow_the_dag(tmp_path, cluster, update_golden):
     assert golden.read_text() == text
 
 
+def test_training_stage_asks_for_nodes_and_gpus(tmp_path, cluster, update_golden):
+    """A pretraining stage: one sbatch job of N nodes x G GPUs after its data, running the local
+    runner, which starts one torchrun per node through srun (golden script)."""
+    env, log = cluster
+    run = tmp_path / "run"
+    proc = run_cli("run", "recipes/tiny.yaml", "-o", str(run), "--only", "pretrain.s1_general", "--executor", "slurm",
+                   "--set", "execution.slurm.nodes=4", "--set", "execution.slurm.gpus_per_node=8",
+                   "--set", "execution.slurm.partition=gpu", env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ids = submitted(run)
+    # submitted after everything it needs (data, tokenizer, its mix), after the mix's last stage
+    last = max(ids, key=lambda job: max(int(i) for i in ids[job].values()))
+    assert last == "pretrain.s1_general" and {"mix.s1_general", "tokenizer"} <= set(ids)
+    after = f"{ids['mix.s1_general']['finish']}:{ids['tokenizer']['job']}"
+    assert args_of(log, ids["pretrain.s1_general"]["job"]).endswith(f"--dependency=afterok:{after}")
+    script = normalise((log / ids["pretrain.s1_general"]["job"]).read_text(), run)
+    for line in ("#SBATCH --nodes=4", "#SBATCH --ntasks-per-node=1", "#SBATCH --gpus-per-node=8",
+                 "#SBATCH --exclusive", "export QWEN3_RECIPE_NNODES=4 QWEN3_RECIPE_NPROC=8",
+                 "--only pretrain.s1_general --executor local"):
+        assert line in script, script
+    golden = REPO / "tests/golden/slurm/tiny-pretrain.txt"
+    if update_golden:
+        golden.write_text(script)
+    assert golden.read_text() == script
+
+    # inside the allocation the runner's torchrun command spans the nodes
+    from qwen3_recipe.train.launch import torchrun_command
+    os.environ.update(QWEN3_RECIPE_NNODES="4", QWEN3_RECIPE_NPROC="8", QWEN3_RECIPE_HEAD="node001", SLURM_JOB_ID="77")
+    try:
+        cmd = torchrun_command({})
+    finally:
+        for k in ("QWEN3_RECIPE_NNODES", "QWEN3_RECIPE_NPROC", "QWEN3_RECIPE_HEAD", "SLURM_JOB_ID"):
+            os.environ.pop(k)
+    assert cmd[:4] == ["srun", "--nodes=4", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
+    assert {"--nnodes=4", "--nproc_per_node=8", "--rdzv_endpoint=node001:29500", "--rdzv_id=77"} <= set(cmd)
+
+
 def test_a_rerun_submits_only_unfinished_work(tmp_path, cluster):
     env, log = cluster
     run = tmp_path / "run"

@@ -1,8 +1,10 @@
 """Slurm submission of a run, with `afterok` dependencies that follow the DAG. Data jobs are lowered
 to datatrove's Slurm array executor, stage by stage (launch/slurm_data.py). Other CPU jobs (the
-tokenizer) are one sbatch job each that runs this package's own `run --only <job> --executor
-local` inside its allocation, so what runs on the cluster is what runs on a laptop, and the job
-writes its done marker when it finishes.
+tokenizer) and training stages are one sbatch job each that runs this package's own `run --only
+<job> --executor local` inside its allocation, so what runs on the cluster is what runs on a
+laptop, and the job writes its done marker when it finishes. A training job asks for N nodes x G
+GPUs (`execution.slurm`); inside it the runner starts one torchrun per node with srun, meeting at
+the allocation's first node (train/launch.py reads QWEN3_RECIPE_NNODES/_NPROC/_HEAD).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from qwen3_recipe.errors import Problem, RecipeError
 
 DATA_KINDS = {"data_prepare", "data_dedup", "data_mix"}
 CPU_KINDS = DATA_KINDS | {"tokenizer"}
+TRAIN_KINDS = {"pretrain", "sft", "fusion"}
 SCRIPT = "launch.slurm"
 
 
@@ -26,12 +29,15 @@ def sbatch_script(plan: Plan, p: PlannedJob) -> str:
     loaded, job = plan.loaded, p.job
     slurm = loaded.recipe.execution.slurm
     run_dir = plan.run_dir.resolve()
+    train = job.kind in TRAIN_KINDS
     directives = {
         "job-name": f"{loaded.recipe.name}-{job.name}",
-        "nodes": 1,
-        "ntasks": 1,
+        "nodes": slurm.nodes if train else 1,
+        "ntasks-per-node" if train else "ntasks": 1,
+        "gpus-per-node": slurm.gpus_per_node if train else None,
         "cpus-per-task": slurm.cpus_per_task,
         "mem-per-cpu": f"{slurm.mem_per_cpu_gb:g}G",
+        "exclusive": "" if train else None,
         "time": slurm.time,
         "output": str(run_dir / job.dir / "slurm-%j.out"),
         "partition": slurm.partition,
@@ -39,7 +45,7 @@ def sbatch_script(plan: Plan, p: PlannedJob) -> str:
         "qos": slurm.qos,
     }
     lines = ["#!/bin/bash"]
-    lines += [f"#SBATCH --{k}={v}" for k, v in directives.items() if v not in (None, "")]
+    lines += [f"#SBATCH --{k}" + (f"={v}" if v != "" else "") for k, v in directives.items() if v is not None]
     lines += [f"#SBATCH {arg}" for arg in slurm.sbatch_args]
     command = [sys.executable, "-m", "qwen3_recipe.cli", "run", str(loaded.path), "-o", str(run_dir),
                "--only", job.name, "--executor", "local"]
@@ -51,6 +57,9 @@ def sbatch_script(plan: Plan, p: PlannedJob) -> str:
         "set -euo pipefail",
         f"cd {shlex.quote(str(Path.cwd()))}",
         "export OMP_NUM_THREADS=1 TQDM_DISABLE=1",
+        *([f"export QWEN3_RECIPE_NNODES={slurm.nodes} QWEN3_RECIPE_NPROC={slurm.gpus_per_node}",
+           'export QWEN3_RECIPE_HEAD=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)']
+          if train else []),
         " ".join(shlex.quote(c) for c in command),
         "",
     ]
@@ -65,10 +74,10 @@ def submit(plan: Plan, jobs: list[PlannedJob]) -> int:
         raise RecipeError([Problem("the Slurm executor submits with `sbatch`, which is not on this machine's "
                                    "PATH: run from a Slurm login node, or use --executor local",
                                    ".".join(path), plan.loaded.raw.smap.find(path))])
-    unsupported = [p.job.name for p in jobs if p.job.kind not in CPU_KINDS and p.status != "cached"]
+    unsupported = [p.job.name for p in jobs if p.job.kind not in CPU_KINDS | TRAIN_KINDS and p.status != "cached"]
     if unsupported:
-        raise RecipeError([Problem(f"no Slurm lowering yet for {', '.join(unsupported)} (data and tokenizer "
-                                   "jobs only); select them with --only", ".".join(path),
+        raise RecipeError([Problem(f"no Slurm lowering yet for {', '.join(unsupported)} (data, tokenizer, "
+                                   "pretraining and SFT jobs only); select them with --only", ".".join(path),
                                    plan.loaded.raw.smap.find(path))])
     con = console()
     ids: dict[str, str] = {}

@@ -16,6 +16,7 @@ from pathlib import Path
 
 JOB_ENV = "QWEN3_RECIPE_JOB"
 ATTENTION_OVERRIDE = "qwen3_recipe.train.cpu.sdpa_document_attention"
+HF_INDEX = "model.safetensors.index.json"  # torchtitan's HF save writes it when consolidated
 
 
 def has_accelerator() -> bool:
@@ -24,14 +25,33 @@ def has_accelerator() -> bool:
 
 
 def torchrun_args(nproc: int | str = 1, nnodes: int | str = 1, rdzv: str = "localhost:0",
-                  cpu: bool | None = None) -> list[str]:
+                  cpu: bool | None = None, rdzv_id: str | None = None) -> list[str]:
     """Arguments after `python -m torch.distributed.run`."""
     args = [f"--nnodes={nnodes}", f"--nproc_per_node={nproc}", "--rdzv_backend", "c10d",
-            f"--rdzv_endpoint={rdzv}", "-m", "torchtitan.train", "--module", "qwen3_recipe.train.job",
-            "--config", "config"]
+            f"--rdzv_endpoint={rdzv}", *([f"--rdzv_id={rdzv_id}"] if rdzv_id else []),
+            "-m", "torchtitan.train", "--module", "qwen3_recipe.train.job", "--config", "config"]
     if (not has_accelerator()) if cpu is None else cpu:
         args += ["--override.imports", ATTENTION_OVERRIDE]
     return args
+
+
+def local_devices() -> int:
+    import torch
+    return torch.cuda.device_count() if torch.cuda.is_available() else 1
+
+
+def torchrun_command(job: dict) -> list[str]:
+    """torchrun on this machine (one process per local GPU, one on CPU); inside a Slurm allocation
+    (the sbatch script of launch/slurm.py sets QWEN3_RECIPE_NNODES, _NPROC and _HEAD) one torchrun
+    per node through srun, meeting at the first node."""
+    nnodes = int(os.environ.get("QWEN3_RECIPE_NNODES", "1"))
+    nproc = int(os.environ.get("QWEN3_RECIPE_NPROC") or job.get("nproc_per_node") or local_devices())
+    torchrun = [sys.executable, "-m", "torch.distributed.run"]
+    head = os.environ.get("QWEN3_RECIPE_HEAD")
+    if not head:
+        return torchrun + torchrun_args(nproc)
+    return (["srun", f"--nodes={nnodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1"] + torchrun
+            + torchrun_args(nproc, nnodes, f"{head}:29500", rdzv_id=os.environ.get("SLURM_JOB_ID")))
 
 
 def launch(job_json: Path, *, timeout: float | None = None, env: dict | None = None,
@@ -47,7 +67,7 @@ def launch(job_json: Path, *, timeout: float | None = None, env: dict | None = N
     log_path = Path(log_path or job_json.with_suffix(".log"))
     metrics = Path(job["dump_folder"], job.get("metrics_file", "metrics.jsonl"))
     seen = len(metrics.read_text().splitlines()) if metrics.exists() else 0
-    cmd = [sys.executable, "-m", "torch.distributed.run", *torchrun_args(job.get("nproc_per_node", 1))]
+    cmd = torchrun_command(job)
     started = time.monotonic()
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, env=run_env, stdout=log, stderr=subprocess.STDOUT, text=True)
@@ -66,7 +86,7 @@ def launch(job_json: Path, *, timeout: float | None = None, env: dict | None = N
     output = log_path.read_text(errors="replace")
     if proc.returncode == 0 and job.get("export_hf"):
         final = Path(job["dump_folder"]) / "checkpoint" / f"step-{job['steps']}"
-        if final.is_dir():
+        if (final / HF_INDEX).exists():
             from qwen3_recipe.train.export import write_hf_assets
             write_hf_assets(job, final)
     return subprocess.CompletedProcess(cmd, proc.returncode, output, "")

@@ -3,8 +3,8 @@ a progress bar fed by the metrics file, the final checkpoint exported to `<job>/
 
 Resume rules. torchtitan resumes from any `checkpoint/step-*` in the dump folder and then ignores
 `initial_load_*`, so each stage has its own folder, stamped with the job's fingerprint: a killed
-stage resumes from its last checkpoint; a changed stage starts clean. A stage killed after its
-final (HF-format) save but before it was marked done is not retrained: the export is reused.
+stage resumes from its last checkpoint; a changed stage starts clean. Saves cut short by a kill are
+dropped; a stage killed after its final (HF-format) save is not retrained: the export is reused.
 """
 
 from __future__ import annotations
@@ -45,9 +45,10 @@ def fresh_dump(folder: Path, fingerprint: str) -> Path:
 
 def drop_unfinished_saves(job: dict) -> None:
     """A save cut short by a kill would be picked up as the step to resume from: keep only complete
-    DCP checkpoints (`.metadata` is written last) and our finished HF export (config.json)."""
+    DCP checkpoints (`.metadata` is written last) and complete HF exports (index written last)."""
+    from qwen3_recipe.train.launch import HF_INDEX
     for step in (Path(job["dump_folder"]) / "checkpoint").glob("step-*"):
-        if not ((step / ".metadata").exists() or (step / "config.json").exists()):
+        if not ((step / ".metadata").exists() or (step / HF_INDEX).exists()):
             shutil.rmtree(step)
 
 
@@ -64,16 +65,19 @@ def run_stage(p: PlannedJob, plan: Plan, job: dict) -> list[dict]:
     job_json = folder / "trainer_job.json"
     job_json.write_text(json.dumps(job, indent=2))
     final = final_step(job)
-    if not (final / "config.json").exists():
+    from qwen3_recipe.train.export import write_hf_assets
+    from qwen3_recipe.train.launch import HF_INDEX
+    if not (final / HF_INDEX).exists():
         drop_unfinished_saves(job)
         with training_progress(p.job.name, job["steps"]) as update:
             result = launch(job_json, log_path=folder / "train.log", on_metrics=update)
-        if result.returncode != 0 or not final.is_dir():
+        if result.returncode != 0 or not (final / HF_INDEX).exists():
             tail = "\n".join(result.stdout.splitlines()[-5:])
             raise RuntimeError(f"torchtitan exited with {result.returncode}; see {folder / 'train.log'}\n{tail}")
+    write_hf_assets(job, final)  # (again) - cheap, and covers a kill right after the HF save
     hf, tmp = folder / "hf", folder / "hf.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(final, tmp)
+    shutil.copytree(final, tmp, ignore=shutil.ignore_patterns("sharded"))  # DCP's pre-consolidation shards
     shutil.rmtree(hf, ignore_errors=True)
     tmp.rename(hf)
     rows = read_metrics(Path(job["dump_folder"], job.get("metrics_file", "metrics.jsonl")))
