@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from qwen3_recipe.train.cpu import ATTENTION_OVERRIDE, apply_cpu_workarounds
-from qwen3_recipe.train.launch import JOB_ENV
+from qwen3_recipe.train.launch import JOB_ENV, die_with_parent
 
 CPU = apply_cpu_workarounds()  # before any torchtitan module binds the device
 
@@ -193,6 +193,7 @@ def trainer_config(job: dict) -> Trainer.Config:
 
 def config() -> Trainer.Config:
     """The fixed config function torchrun is pointed at; the job comes from $QWEN3_RECIPE_JOB."""
+    die_with_parent()  # the torchrun agent that started this worker
     path = os.environ.get(JOB_ENV)
     if not path:
         raise RuntimeError(f"{JOB_ENV} must name the job's JSON file")

@@ -19,6 +19,16 @@ ATTENTION_OVERRIDE = "qwen3_recipe.train.cpu.sdpa_document_attention"
 HF_INDEX = "model.safetensors.index.json"  # torchtitan's HF save writes it when consolidated
 
 
+def die_with_parent() -> None:
+    """Linux: SIGKILL this process when its parent dies. torchrun starts its workers in a new
+    session, so without this a killed `run` would leave the trainer training on, orphaned, and
+    racing the rerun for the same dump folder."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def has_accelerator() -> bool:
     from torch._utils import _get_available_device_type
     return _get_available_device_type() is not None
@@ -70,7 +80,8 @@ def launch(job_json: Path, *, timeout: float | None = None, env: dict | None = N
     cmd = torchrun_command(job)
     started = time.monotonic()
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, env=run_env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(cmd, env=run_env, stdout=log, stderr=subprocess.STDOUT, text=True,
+                                preexec_fn=die_with_parent)
         while proc.poll() is None:
             time.sleep(0.5)
             if on_metrics and metrics.exists():
