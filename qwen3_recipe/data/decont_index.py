@@ -63,3 +63,18 @@ class DecontIndexBuilder:
         from tokenizers import Tokenizer
         path = Path(self._tokenizer_path() or "")
         return Tokenizer.from_file(str(path / "tokenizer.json" if path.is_dir() else path))
+
+
+def contamination_index(plan: Plan, benchmarks: list[str]):
+    """The run's n-gram index over `benchmarks`, for checking any text in Python (SFT data, RL
+    prompts, synthetic samples): the same definition as the pretraining filter. (With method
+    `datatrove`, which exists for the data pipeline, the word n-gram index of the same n is used.)"""
+    from qwen3_recipe.data.decont import NGramIndex
+    cfg = plan.loaded.recipe.data.decontamination
+    if not benchmarks:
+        return None
+    if cfg.method == "datatrove":
+        cfg = cfg.model_copy(update={"method": "word_ngram"})
+    builder = DecontIndexBuilder(plan)
+    return NGramIndex.load(builder.index_path(benchmarks, cfg), tokenizer=builder._tokenizer()
+                           if cfg.method == "token_ngram" else None)

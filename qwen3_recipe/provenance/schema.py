@@ -11,11 +11,16 @@ Tables
 - contamination: benchmark overlap evidence (document, benchmark, item, n-gram, position, action)
 - mixture:       documents fed to a pretraining stage (stage, tokens, repetitions, packed document)
 - mixture_targets: per stage and source, declared vs realized token share and any shortfall
+- prompts:       prompts a synth job read (source, gold answer), kept or dropped (e.g. contaminated)
+- samples:       every generated sample: prompt, mode, budget cut, verification, kept / dropped
+                 (reason); the lineage of each row of a synthetic dataset
+
+Version 2 added prompts and samples.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # column name -> DuckDB type; pyarrow types are derived from these.
 TABLES: dict[str, dict[str, str]] = {
@@ -34,6 +39,13 @@ TABLES: dict[str, dict[str, str]] = {
                       "rank": "INTEGER"},
     "mixture": {"job": "VARCHAR", "stage": "VARCHAR", "source": "VARCHAR", "doc_id": "VARCHAR",
                 "tokens": "BIGINT", "repetitions": "INTEGER", "packed_into": "VARCHAR"},
+    "prompts": {"job": "VARCHAR", "source": "VARCHAR", "prompt_id": "VARCHAR", "prompt": "VARCHAR",
+                "gold": "VARCHAR", "decision": "VARCHAR", "reason": "VARCHAR", "details": "VARCHAR"},
+    "samples": {"job": "VARCHAR", "source": "VARCHAR", "prompt_id": "VARCHAR", "sample_id": "VARCHAR",
+                "teacher": "VARCHAR", "mode": "VARCHAR", "thinking_budget": "BIGINT", "budget_cut": "BOOLEAN",
+                "cut_at": "BIGINT", "thinking_tokens": "BIGINT", "tokens": "BIGINT", "finish_reason": "VARCHAR",
+                "answer": "VARCHAR", "verified": "BOOLEAN", "verdict": "VARCHAR", "majority_vote": "BOOLEAN",
+                "decision": "VARCHAR", "reason": "VARCHAR", "text": "VARCHAR"},
     "mixture_targets": {"job": "VARCHAR", "stage": "VARCHAR", "source": "VARCHAR", "declared_share": "DOUBLE",
                         "realized_share": "DOUBLE", "budget_tokens": "BIGINT", "shortfall_tokens": "BIGINT"},
 }
@@ -47,6 +59,10 @@ VIEWS = {
     "funnel": """select job, source, step_index, step, sum(documents_in) as documents_in,
                         sum(kept + modified) as kept, sum(dropped) as dropped, sum(modified) as modified
                  from step_counts group by all order by job, source, step_index""",
+    "acceptance": """select job, source, mode, count(*) as samples, count(*) filter (where decision = 'kept') as kept,
+                            round(avg(verified::int), 4) as verified_rate,
+                            round(count(*) filter (where decision = 'kept') / count(*), 4) as acceptance_rate
+                     from samples group by all order by job, source, mode""",
     "contaminated_documents": """select c.benchmark, c.item_id, c.source, c.doc_id, c.ngram, c.action
                                  from contamination c order by benchmark, item_id""",
 }
