@@ -2,13 +2,17 @@
 
 Why this is exact (spaCy 3 `Tokenizer.__call__`, read from tokenizer.pyx): the text is cut into
 runs of `str.isspace` characters and runs of other characters (a single ' ' after a word is not a
-token); each run is tokenized alone (specials, affixes, infixes, URL/token match, all functions of
-the run's string). The one step that sees several runs is the special-case PhraseMatcher, which
-matches ORTH sequences of the bare (rule-free) tokenization of a special case; a match across two
-runs needs the last token of one run and the first of the next to be consecutive tokens of such a
-pattern (no pattern holds whitespace: checked). Those pairs are computed from the tokenizer's own
-rules, and a text where one occurs at a run boundary goes to spaCy whole. So the words of a text
-are the concatenation of the words of its `text.split()` chunks, each learnt once from spaCy.
+token); each run is tokenized alone (specials, affixes, infixes, URL/token match: all functions of
+the run's string). Only the last step sees several runs: a PhraseMatcher over the token texts finds
+special cases whose bare (rule-free) tokenization spans several tokens and retokenizes them,
+longest match first. A match across two runs changes nothing itself (its text holds whitespace; the
+only such rules are single whitespace characters) but can shadow an overlapping match inside a run.
+It needs the last pre-matcher token of one run and the first of the next to be consecutive tokens
+of such a pattern (no pattern holds whitespace: checked). Those pairs come from the tokenizer's
+own rules, each chunk's pre-matcher edge tokens from a copy of the tokenizer without matcher, and
+neighbouring chunks with such a pair at their boundary go to spaCy together (a "group", cached
+too). So a text's words are the concatenation of its `text.split()` chunks' (or groups') words,
+each chunk learnt once from spaCy.
 
 Sentences: datatrove's spaCy pipeline is the tokenizer plus the rule-based `sentencizer`, which
 reads only each token's text and `is_punct` (a lexical attribute, so a function of the text). It
@@ -19,103 +23,185 @@ punctuation, so where spaCy cuts it into several tokens, only the first can star
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 
-SEGMENTS = re.compile(r"\S+|\s+")  # re's \s is Py_UNICODE_ISSPACE, like str.isspace / str.split
-MAX_CHUNKS = 1_000_000  # learnt chunks kept; the cache restarts when full
+NON_SPACE = re.compile(r"\S+")  # re's \s is Py_UNICODE_ISSPACE, as str.isspace and str.split
+MAX_CHUNKS = 1_000_000  # learnt chunks kept; the caches restart when full
 
 
-def special_pairs(tokenizer) -> set[tuple[str, str]] | None:
-    """Consecutive token pairs of the patterns spaCy's special-case matcher can match (a superset:
-    every special case with two or more bare tokens). None: a pattern holds whitespace."""
+class _Switch:
+    """An affix function that matches nothing until switched on."""
+
+    def __init__(self, fn, nothing) -> None:
+        self.fn, self.nothing, self.on = fn, nothing, False
+
+    def __call__(self, text: str):
+        return self.fn(text) if self.on and self.fn is not None else self.nothing
+
+
+def helper_tokenizers(tokenizer):
+    """(bare, pre): `bare` has no special cases (its tokens of a rule key are the matcher's pattern
+    for it); `pre` has them all, but they were loaded while its affix functions matched nothing, so
+    its matcher holds none with several tokens: pre(text) is spaCy's sequence before the matcher."""
     from spacy.tokenizer import Tokenizer
+    common = {"token_match": tokenizer.token_match, "url_match": tokenizer.url_match}
     bare = Tokenizer(tokenizer.vocab, rules={}, prefix_search=tokenizer.prefix_search,
-                     suffix_search=tokenizer.suffix_search, infix_finditer=tokenizer.infix_finditer,
-                     token_match=tokenizer.token_match, url_match=tokenizer.url_match)
+                     suffix_search=tokenizer.suffix_search, infix_finditer=tokenizer.infix_finditer, **common)
+    switches = [_Switch(tokenizer.prefix_search, None), _Switch(tokenizer.suffix_search, None),
+                _Switch(tokenizer.infix_finditer, ())]
+    pre = Tokenizer(tokenizer.vocab, rules=tokenizer.rules, prefix_search=switches[0],
+                    suffix_search=switches[1], infix_finditer=switches[2], **common)
+    for switch in switches:
+        switch.on = True
+    pre._flush_cache()  # anything tokenized while loading used the switched-off affixes
+    return bare, pre
+
+
+def special_pairs(nlp, bare) -> set[tuple[str, str]] | None:
+    """Consecutive token pairs of the patterns the special-case matcher can hold (a superset: every
+    special case with two or more bare tokens). None: a pattern holds whitespace."""
     pairs = set()
-    for key in tokenizer.rules:
-        pattern = [t.text for t in bare(key)]
-        if len(pattern) > 1 and any(not t or any(c.isspace() for c in t) for t in pattern):
-            return None
-        pairs.update(zip(pattern, pattern[1:]))
+    with nlp.memory_zone():
+        for key in nlp.tokenizer.rules:
+            pattern = [t.text for t in bare(key)]
+            if len(pattern) > 1 and any(not t or any(c.isspace() for c in t) for t in pattern):
+                return None
+            pairs.update(pairwise(pattern))
     return pairs
 
 
 class ChunkTokenizer:
     """`words(text)` / `spans(text)` equal datatrove's SpaCyTokenizer word_tokenize / span_tokenize
-    on `nlp` (spacy.blank + sentencizer), or are None when the text must go to spaCy whole."""
+    on `nlp` (spacy.blank + sentencizer), or are None when the text must go to spaCy whole
+    (a chunk spaCy fails on, datatrove's "IS_ALPHA" workaround)."""
 
     def __init__(self, nlp) -> None:
         self.nlp, self.tokenizer = nlp, nlp.tokenizer
-        self.pairs = special_pairs(self.tokenizer)
+        bare, self.pre = helper_tokenizers(self.tokenizer)
+        self.pairs = special_pairs(nlp, bare)
         self.firsts = {a for a, _ in self.pairs or ()}
+        self.seconds = {b for _, b in self.pairs or ()}
         self.punct_chars = nlp.get_pipe("sentencizer").punct_chars
         self.usable = self.pairs is not None and not any(c.isspace() for c in "".join(self.punct_chars))
         self.chunks: dict[str, tuple[str, ...]] = {}
+        self.lasts: dict[str, str] = {}  # chunk -> its last pre-matcher token, when that starts a pair
+        self.heads: dict[str, str] = {}  # chunk -> its first pre-matcher token, when that ends a pair
         self.is_punct: dict[str, bool] = {}
+        self.groups: dict[str, tuple[tuple[str, int], ...]] = {}
 
-    def _learn(self, missing: list[str]) -> None:
-        """Tokenize unseen chunks in one spaCy call, '\n'-separated (a whitespace token between
-        chunks: no special-case match can cross it)."""
-        if len(self.chunks) + len(missing) > MAX_CHUNKS:
-            self.chunks.clear()
-        missing = list(dict.fromkeys(missing))
+    def _split(self, tokenizer, missing: list[str], keep: bool) -> list[list[str]]:
+        """Tokenize chunks in one call, '\n'-separated: a whitespace token between chunks, which no
+        special-case pattern holds, so each chunk is tokenized as alone."""
         with self.nlp.memory_zone():
-            tokens = [(t.text, t.is_punct) for t in self.tokenizer("\n".join(missing))]
-        i = 0
+            tokens = [(t.text, t.is_punct) for t in tokenizer("\n".join(missing))]
+        out, i = [], 0
         for chunk in missing:
             got, size = [], 0
             while size < len(chunk) and i < len(tokens):
                 text, punct = tokens[i]
                 got.append(text)
-                self.is_punct[text] = punct
+                if keep:
+                    self.is_punct[text] = punct
                 size, i = size + len(text), i + 1
             if "".join(got) != chunk or (i < len(tokens) and tokens[i][0] != "\n"):
                 raise AssertionError(f"chunk tokenization did not align: {chunk!r}")
-            self.chunks[chunk] = tuple(got)
+            out.append(got)
             i += 1
+        return out
 
-    def _tokens(self, chunks: list[str]) -> list[tuple[str, ...]] | None:
+    def _learn(self, missing: list[str]) -> None:
+        missing = list(dict.fromkeys(missing))
+        for chunk, final, pre in zip(missing, self._split(self.tokenizer, missing, True),
+                                     self._split(self.pre, missing, False)):
+            if pre[-1] in self.firsts:
+                self.lasts[chunk] = pre[-1]
+            if pre[0] in self.seconds:
+                self.heads[chunk] = pre[0]
+            self.chunks[chunk] = tuple(final)
+
+    def _group(self, text: str) -> tuple[tuple[str, int], ...]:
+        """Tokens (text, offset; whitespace tokens included) of chunks joined by risky boundaries,
+        tokenized together by spaCy: no special case matches across the group's edges."""
+        group = self.groups.get(text)
+        if group is None:
+            with self.nlp.memory_zone():
+                doc = self.tokenizer(text)
+                group = tuple((t.text, t.idx) for t in doc)
+                self.is_punct.update((t.text, t.is_punct) for t in doc)
+            self.groups[text] = group
+        return group
+
+    def _units(self, chunks: list[str]) -> list[tuple[int, int]] | None:
+        """Learn unseen chunks, then cut the chunk list into runs i..j (inclusive) that spaCy must see
+        together: neighbours whose pre-matcher edge tokens are consecutive in a special-case pattern."""
         cache = self.chunks
+        if len(cache) > MAX_CHUNKS or len(self.groups) > MAX_CHUNKS // 10:
+            for table in (cache, self.lasts, self.heads, self.is_punct, self.groups):
+                table.clear()
         missing = [c for c in chunks if c not in cache]
         if missing:
             try:
                 self._learn(missing)
-            except Exception:  # e.g. a chunk spaCy's vocab rejects: the whole text goes to spaCy
+            except Exception:  # noqa: BLE001 - a chunk spaCy's vocab rejects: the text goes to spaCy whole
                 return None
-        out = [cache[c] for c in chunks]
-        firsts, pairs = self.firsts, self.pairs
-        for prev, nxt in zip(out, out[1:]):
-            if prev[-1] in firsts and (prev[-1], nxt[0]) in pairs:
-                return None  # a special case could match across the whitespace: spaCy decides
-        return out
+        lasts, heads, pairs = self.lasts, self.heads, self.pairs
+        units, start = [], 0
+        for i in range(len(chunks) - 1):
+            last = lasts.get(chunks[i])
+            if last is None or (last, heads.get(chunks[i + 1])) not in pairs:
+                units.append((start, i))
+                start = i + 1
+        if chunks:
+            units.append((start, len(chunks) - 1))
+        return units
 
     def words(self, text: str) -> list[str] | None:
         if not self.usable or "IS_ALPHA" in text:
             return None
-        per_chunk = self._tokens(text.split())
-        if per_chunk is None:
+        chunks = text.split()
+        units = self._units(chunks)
+        if units is None:
             return None
-        return [w for toks in per_chunk for w in toks]
+        cache = self.chunks
+        if len(units) == len(chunks):
+            return [w for c in chunks for w in cache[c]]
+        where = [m.span() for m in NON_SPACE.finditer(text)]
+        words: list[str] = []
+        for a, b in units:
+            if a == b:
+                words += cache[chunks[a]]
+            else:
+                words += [t for t, _ in self._group(text[where[a][0]:where[b][1]]) if not t.isspace()]
+        return words
 
     def spans(self, text: str) -> list[tuple[int, int]] | None:
         if not self.usable or "IS_ALPHA" in text or not text:
             return None
-        segments = [(m.start(), m.end()) for m in SEGMENTS.finditer(text)]
-        per_chunk = self._tokens([text[s:e] for s, e in segments if not text[s].isspace()])
-        if per_chunk is None:
+        where = [m.span() for m in NON_SPACE.finditer(text)]
+        chunks = [text[s:e] for s, e in where]
+        units = self._units(chunks)
+        if units is None:
             return None
         seq: list[tuple[int, int, str | None]] = []  # (start, end, text; None for whitespace)
-        chunk = iter(per_chunk)
-        for s, e in segments:
-            if text[s].isspace():
-                if s > 0 and text[s] == " ":  # the one space after a word is not a token
-                    s += 1
-                if s < e:
-                    seq.append((s, e, None))
-            else:
-                for t in next(chunk):
+        gaps = [(0, where[0][0] if where else len(text))]  # whitespace before each unit, then after all
+        gaps += [(where[b][1], where[a2][0]) for (_, b), (a2, _) in pairwise(units)]
+        gaps.append((where[-1][1] if where else len(text), len(text)))
+        for k, (s, e) in enumerate(gaps):
+            if s > 0 and s < e and text[s] == " ":  # the one space after a word is not a token
+                s += 1
+            if s < e:
+                seq.append((s, e, None))
+            if k == len(units):
+                break
+            a, b = units[k]
+            s = where[a][0]
+            if a == b:
+                for t in self.chunks[chunks[a]]:
                     seq.append((s, s + len(t), t))
                     s += len(t)
+            else:
+                for t, idx in self._group(text[s:where[b][1]]):
+                    seq.append((s + idx, s + idx + len(t), None if t.isspace() else t))
         # spacy.pipeline.Sentencizer.predict, then Doc.sents
         starts, seen_period = [0], False
         punct_chars, is_punct = self.punct_chars, self.is_punct

@@ -4,8 +4,9 @@ Gopher, C4, FineWeb and MinHash each call spaCy's word/sentence tokenizer on a d
 each line, FineWeb on C4's rewritten text, MinHash on a lowercased, punctuation-free copy); that is
 most of a FineWeb-style chain's time. datatrove's blocks accept a `WordTokenizer` instance as
 `language`, so the lowering hands all of them this one. For English it answers from a cache of
-whitespace-free chunks learnt from spaCy (`fast_words`: why that is exact, and when a text still
-goes to spaCy whole); the last few texts' answers are also kept. Callers get their own list copy.
+whitespace-free chunks learnt from spaCy (`fast_words`: why that is exact, and when spaCy still
+sees several chunks, or a whole text); the last few texts' answers are also kept. Callers get their
+own list copy. Other languages go to datatrove's tokenizer, with the same per-text cache.
 """
 
 from __future__ import annotations
@@ -38,9 +39,11 @@ class CachingWordTokenizer(WordTokenizer):
     def chunks(self) -> ChunkTokenizer | None:
         if self._chunks is False:
             inner = self.inner
+            import spacy
             from spacy.tokenizer import Tokenizer
-            fast = (self.language in FAST_LANGUAGES and type(inner) is SpaCyTokenizer
-                    and type(inner.tokenizer.tokenizer) is Tokenizer and inner.tokenizer.pipe_names == ["sentencizer"])
+            fast = (self.language in FAST_LANGUAGES and spacy.__version__.startswith("3.")  # read from 3.8
+                    and type(inner) is SpaCyTokenizer and type(inner.tokenizer.tokenizer) is Tokenizer
+                    and inner.tokenizer.pipe_names == ["sentencizer"])
             self._chunks = ChunkTokenizer(inner.tokenizer) if fast else None
         return self._chunks
 
