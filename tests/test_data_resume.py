@@ -95,3 +95,28 @@ def test_near_duplicates_cluster_and_exact_copies_drop(tmp_path):
     # nothing else was taken for a duplicate
     assert set(dropped) == {f"web/{k}-{i}" for k in ("copy", "near") for i in range(3)}
     assert not any(violations(run).values())
+
+
+def test_a_changed_job_starts_clean_instead_of_skipping_old_tasks(tmp_path):
+    """Editing a stage's budget reruns its mix job for real: datatrove's completion markers and the
+    provenance of the old version do not survive the change (its tokens and mixture rows are new)."""
+    stage = ("  mixtures:\n    all: {weights: {web: 1.0}, max_repetition: 4}\npretrain:\n  batch_tokens: 2K\n"
+             "  stages:\n    s1: {tokens: TOKENS, seq_len: 256, mixture: all}\n")
+    root = tmp_path / "proj"
+    recipe, _ = write_project(root, extra_data=stage.replace("TOKENS", "20K"))
+    run = root / "run"
+
+    def mix(tokens: str) -> tuple[int, int]:
+        recipe.write_text(recipe.read_text().replace("tokens: 20K", f"tokens: {tokens}"))
+        proc = run_cli("run", str(recipe), "-o", str(run), "--only", "mix.s1", cwd=root)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        with duckdb.connect(str(run / "provenance.duckdb"), read_only=True) as con:
+            budget = con.sql("select distinct budget_tokens from mixture_targets").fetchall()
+        ends = list((run / "jobs" / "mix.s1" / "tokens").rglob("*.ds.index"))
+        assert len(budget) == 1 and len(ends) == 1
+        return budget[0][0], ends[0].stat().st_size
+
+    small = mix("20K")
+    large = mix("60K")
+    assert abs(small[0] - 20_000) < 256 and abs(large[0] - 60_000) < 256  # whole sequences
+    assert large[1] > small[1]  # more documents tokenized, not the old task's output kept

@@ -126,3 +126,26 @@ def training_progress(name: str, steps: int):
                                 loss=f"loss {loss:.3f}" if loss is not None else "")
             yield update
     return bar()
+
+
+def synth_progress(name: str, total: int, done: int = 0):
+    """Samples generated (of total), samples/s; the context value takes a count of new samples."""
+    from contextlib import contextmanager
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    @contextmanager
+    def bar():
+        import time
+        start, first = time.monotonic(), done
+        columns = (TextColumn("[cyan]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
+        with Progress(*columns, console=console()) as progress:
+            task = progress.add_task(name, total=total, completed=done, rate="")
+
+            def update(n: int) -> None:
+                progress.advance(task, n)
+                got = progress.tasks[0].completed - first
+                progress.update(task, rate=f"{got / max(time.monotonic() - start, 1e-6):.1f} samples/s")
+            yield update
+    return bar()

@@ -12,8 +12,9 @@ from qwen3_recipe.compiler.fingerprint import digest, file_digest
 from qwen3_recipe.recipe.schema.posttrain import SFTStage
 from qwen3_recipe.recipe.validate import LoadedRecipe
 
-GROUPS = ("data", "tokenizer", "pretrain", "sft", "synth", "posttrain", "evals")
+GROUPS = ("data", "quality", "tokenizer", "pretrain", "sft", "synth", "posttrain", "evals")
 SFT_KINDS = {"sft", "fusion"}
+MERGED = ("data.dedup", "quality.filter")  # jobs whose output holds every source's curated documents
 
 
 @dataclass
@@ -88,12 +89,45 @@ class JobBuilder:
             return ["data.dedup"]
         return names
 
+    @staticmethod
+    def curated_deps(curated: list[str], sources: list[str]) -> list[str]:
+        return curated if len(curated) == 1 and curated[0] in MERGED else [f"data.{s}" for s in sources]
+
+    def quality(self, curated: list[str]) -> list[str]:
+        """`quality.annotate` (LLM scores on a sample, the classifier) and `quality.filter` (the classifier
+        over every document, after dedup): the filter's output replaces the curated data downstream."""
+        q = self.r.data.quality
+        if q is None or not curated:
+            return curated
+        from qwen3_recipe.quality.rubric import rubric_text
+        if q.annotator.stage and q.annotator.stage not in self.stage_job:
+            from qwen3_recipe.errors import Problem, RecipeError
+            path = ("data", "quality", "annotator", "stage")
+            raise RecipeError([Problem(f"unknown stage '{q.annotator.stage}'", ".".join(path),
+                                       self.loaded.raw.smap.find(path))])
+        annotator, model_deps = self.teacher(q.annotator)
+        sources = q.sources or list(self.r.data.sources)
+        settings = _dump(q) | {"rubric": rubric_text(q.rubric)}
+        for key in ("annotator", "threshold", "sources", "seed"):
+            settings.pop(key)
+        self.add(Job("quality.annotate", "quality_annotate", ("data", "quality"), curated + model_deps,
+                     {"quality": settings, "annotator": annotator, "sources": sources, "curated": curated,
+                      "seed": self.r.seed if q.seed is None else q.seed},
+                     outputs={"classifier": "classifier", "provenance": "provenance"},
+                     key_path=("data", "quality")))
+        self.add(Job("quality.filter", "quality_filter", ("data", "quality"), curated + ["quality.annotate"],
+                     {"threshold": q.threshold, "sources": sources, "curated": curated,
+                      "classifier": "jobs/quality.annotate/classifier"},
+                     outputs={"documents": "output", "provenance": "provenance"},
+                     key_path=("data", "quality", "threshold")))
+        return ["quality.filter"]
+
     def tokenizer(self, curated: list[str]) -> str:
         tok = self.r.tokenizer
         deps: list[str] = []
         if tok.type == "train":
             wanted = tok.sources or list(self.r.data.sources)
-            deps = curated if curated == ["data.dedup"] else [f"data.{s}" for s in wanted]
+            deps = self.curated_deps(curated, wanted)
         self.add(Job("tokenizer", "tokenizer", ("tokenizer",), deps,
                      {"tokenizer": _dump(tok), "chat_template": "qwen3"},
                      outputs={"tokenizer": "tokenizer"}, key_path=("tokenizer",)))
@@ -102,7 +136,7 @@ class JobBuilder:
     def mixes(self, curated: list[str]) -> None:
         for name, stage in self.r.pretrain.stages.items():
             mixture = self.r.data.mixtures[stage.mixture]
-            deps = curated if curated == ["data.dedup"] else [f"data.{s}" for s in mixture.weights]
+            deps = self.curated_deps(curated, list(mixture.weights))
             self.add(Job(f"mix.{name}", "data_mix", ("data",), deps + ["tokenizer"],
                          {"stage": name, "mixture": _dump(mixture), "tokens": stage.tokens,
                           "seq_len": stage.seq_len, "seed": self.r.seed},
@@ -198,7 +232,7 @@ class JobBuilder:
                          key_path=("evals",)))
 
     def build(self) -> dict[str, Job]:
-        curated = self.data()
+        curated = self.quality(self.data())
         self.tokenizer(curated)
         self.mixes(curated)
         self.synth()

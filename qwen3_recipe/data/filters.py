@@ -75,6 +75,8 @@ def build_filter(cfg: Any, setting: str, base: Path, words: Any = "en") -> BaseF
     if kind == "fasttext_classifier":
         model = _local_file(cfg.model_path, f"{setting}.model_path", base)
         return f.FastTextClassifierFilter(model_url=model, keep_labels=list(cfg.keep_labels.items()))
+    if kind == "quality_classifier":
+        return _quality_filter(cfg, setting, base)
     if kind == "language":
         return _language_filter(cfg, _local_file(cfg.model_path, f"{setting}.model_path", base))
     if kind == "c4_badwords":
@@ -119,3 +121,12 @@ def _language_filter(cfg: Any, model_path: str) -> BaseFilter:
 
 def _badwords_filter(cfg: Any, wordlist: str) -> BaseFilter:
     return LocalBadWordsFilter(wordlist, cfg.keep_fraction)
+
+
+def _quality_filter(cfg: Any, setting: str, base: Path) -> BaseFilter:
+    from qwen3_recipe.quality.filter import QualityClassifierFilter, resolve_classifier
+    folder = resolve_classifier((base / cfg.model_path).resolve())
+    if folder is None:
+        raise RecipeError([Problem(f"no quality classifier at {(base / cfg.model_path).resolve()} (a "
+                                   f"jobs/quality.annotate/classifier folder of a run)", f"{setting}.model_path")])
+    return QualityClassifierFilter(str(folder), cfg.threshold)

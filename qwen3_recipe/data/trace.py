@@ -21,7 +21,8 @@ from datatrove.utils.batching import batched
 from qwen3_recipe.data.readers import text_hash
 from qwen3_recipe.provenance.recorder import ShardRecorder
 
-DETAIL_KEYS = ("contamination", "minhash_cluster_id", "minhash_cluster_size", "language", "language_score")
+DETAIL_KEYS = ("contamination", "minhash_cluster_id", "minhash_cluster_size", "language", "language_score",
+               "quality_score", "quality_classifier")
 
 
 def keep_row(doc_id: str, rate: float) -> bool:

@@ -14,13 +14,16 @@ Tables
 - prompts:       prompts a synth job read (source, gold answer), kept or dropped (e.g. contaminated)
 - samples:       every generated sample: prompt, mode, budget cut, verification, kept / dropped
                  (reason); the lineage of each row of a synthetic dataset
+- annotations:   documents an LLM scored against a quality rubric: annotator, prompt digest, raw
+                 output, parsed score (null: unparseable, with how), train / holdout split, the
+                 classifier's prediction and version
 
-Version 2 added prompts and samples.
+Version 2 added prompts and samples; version 3 annotations (and the views classifiers, quality_scores).
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # column name -> DuckDB type; pyarrow types are derived from these.
 TABLES: dict[str, dict[str, str]] = {
@@ -46,6 +49,10 @@ TABLES: dict[str, dict[str, str]] = {
                 "cut_at": "BIGINT", "thinking_tokens": "BIGINT", "tokens": "BIGINT", "finish_reason": "VARCHAR",
                 "answer": "VARCHAR", "verified": "BOOLEAN", "verdict": "VARCHAR", "majority_vote": "BOOLEAN",
                 "decision": "VARCHAR", "reason": "VARCHAR", "text": "VARCHAR"},
+    "annotations": {"job": "VARCHAR", "source": "VARCHAR", "doc_id": "VARCHAR", "annotator": "VARCHAR",
+                    "prompt_digest": "VARCHAR", "output": "VARCHAR", "score": "DOUBLE", "parsed": "VARCHAR",
+                    "finish_reason": "VARCHAR", "tokens": "BIGINT", "split": "VARCHAR", "predicted": "DOUBLE",
+                    "classifier_version": "VARCHAR"},
     "mixture_targets": {"job": "VARCHAR", "stage": "VARCHAR", "source": "VARCHAR", "declared_share": "DOUBLE",
                         "realized_share": "DOUBLE", "budget_tokens": "BIGINT", "shortfall_tokens": "BIGINT"},
 }
@@ -63,6 +70,15 @@ VIEWS = {
                             round(avg(verified::int), 4) as verified_rate,
                             round(count(*) filter (where decision = 'kept') / count(*), 4) as acceptance_rate
                      from samples group by all order by job, source, mode""",
+    "classifiers": """select job, classifier_version, annotator, prompt_digest, count(*) as annotated,
+                             count(score) as scored, count(*) filter (where split = 'train') as train_size,
+                             count(*) filter (where split = 'holdout') as holdout_size,
+                             round(avg(abs(predicted - score)) filter (where split = 'holdout'), 4) as holdout_mae
+                      from annotations group by all order by job""",
+    "quality_scores": """select job, source, floor(json_extract(details, '$.quality_score')::double) as score_bucket,
+                                count(*) as documents, count(*) filter (where decision = 'dropped') as dropped
+                         from decisions where step like 'quality_classifier%' and details is not null
+                         group by all order by job, source, score_bucket""",
     "contaminated_documents": """select c.benchmark, c.item_id, c.source, c.doc_id, c.ngram, c.action
                                  from contamination c order by benchmark, item_id""",
 }

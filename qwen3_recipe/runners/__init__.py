@@ -22,6 +22,9 @@ RUNNER_MODULES = {
     "pretrain": "qwen3_recipe.train.pretrain:run_pretrain",
     "sft": "qwen3_recipe.train.sft:run_sft",
     "fusion": "qwen3_recipe.train.sft:run_sft",
+    "synth": "qwen3_recipe.synth.job:run_synth",
+    "quality_annotate": "qwen3_recipe.quality.annotate:run_annotate",
+    "quality_filter": "qwen3_recipe.quality.filter:run_quality_filter",
 }
 
 
@@ -38,6 +41,30 @@ def register(kind: str) -> Callable[[Runner], Runner]:
         RUNNERS[kind] = fn
         return fn
     return wrap
+
+
+STARTED_FILE = "started.json"
+KEEP_ON_CHANGE = {"job.json", STARTED_FILE, "cache", "launch.slurm", "submitted.json"}
+
+
+def start_clean(plan: "Plan", p: "PlannedJob") -> None:
+    """A job rerun under a new fingerprint starts clean: what an older version left (datatrove's
+    completion markers, which would skip tasks; provenance shards; checkpoints) goes. The same
+    fingerprint resumes. Kept: the job description and content-addressed caches."""
+    import shutil
+    folder = plan.run_dir / p.job.dir
+    marker = folder / STARTED_FILE
+    try:
+        if json.loads(marker.read_text()).get("fingerprint") == p.job.fingerprint:
+            return
+    except (OSError, ValueError, AttributeError):
+        pass
+    if folder.is_dir():
+        for entry in folder.iterdir():
+            if entry.name not in KEEP_ON_CHANGE:
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"fingerprint": p.job.fingerprint}) + "\n")
 
 
 def mark_done(plan: "Plan", p: "PlannedJob") -> None:
@@ -69,6 +96,7 @@ def run_jobs(plan: "Plan", jobs: list["PlannedJob"], debug: bool = False) -> int
         con.rule(f"{p.job.name} ({p.job.kind})")
         started = time.time()
         try:
+            start_clean(plan, p)
             runner(p, plan)
         except Exception as exc:
             from qwen3_recipe.errors import RecipeError

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from qwen3_recipe.recipe.schema.common import Float, Fraction, Section, SeqLen
+from qwen3_recipe.recipe.schema.common import Float, Fraction, Mode, PositiveTokens, Section, SeqLen
+from qwen3_recipe.recipe.schema.model import ModelRef
 
 
 def _source_shorthand(value: Any) -> Any:
@@ -109,6 +110,16 @@ class FastTextClassifier(_Filter):
     """label -> minimum score to keep."""
 
 
+class QualityClassifier(_Filter):
+    """A quality classifier trained by a `quality.annotate` job (this or an earlier run): keep documents
+    whose predicted score is at least `threshold`."""
+
+    type: Literal["quality_classifier"]
+    model_path: str
+    """The classifier folder (`jobs/quality.annotate/classifier` of a run) or its model.joblib."""
+    threshold: Float = 3.0
+
+
 class CustomFilter(_Filter):
     type: Literal["custom"]
     step: str
@@ -118,7 +129,7 @@ class CustomFilter(_Filter):
 
 Filter = Annotated[
     Union[GopherQuality, GopherRepetition, C4Quality, C4BadWords, FineWebQuality, LanguageId,
-          UrlFilter, LengthFilter, FastTextClassifier, CustomFilter],
+          UrlFilter, LengthFilter, FastTextClassifier, QualityClassifier, CustomFilter],
     Field(discriminator="type"),
 ]
 
@@ -180,9 +191,89 @@ class Mixture(Section):
     """Build long documents by concatenating related short ones (long-context stage)."""
 
 
+class QualityModel(Section):
+    """The classifier trained on the annotations: hashed word n-grams + ridge regression (scikit-learn)."""
+
+    type: Literal["hashing_ridge"] = "hashing_ridge"
+    n_features: int = Field(2**18, gt=0)
+    """Hashed feature space (word n-grams)."""
+    ngrams: int = Field(2, ge=1, le=3)
+    """Word n-grams up to this length."""
+    alpha: Float = Field(1.0, gt=0)
+    """Ridge regularisation."""
+    holdout: Fraction = 0.2
+    """Share of the annotated documents held out for the metrics (MAE, accuracy)."""
+
+
+class Quality(Section):
+    """LLM-based quality filtering (FineWeb-Edu style): the annotator scores a sample of each source's
+    curated documents against `rubric`, a classifier is trained on those scores, and a datatrove filter
+    applies it to every document of `sources` (job `quality.filter`, after dedup; the mixtures read
+    its output). Scores, the annotator and the classifier version land in provenance (`annotations`)."""
+
+    annotator: ModelRef
+    """The scoring model: `path` (a local HF directory, or a hub id) or `stage` of this recipe."""
+    engine: Literal["vllm", "vllm_server", "transformers"] = "vllm"
+    server_url: str | None = None
+    rubric: str | None = None
+    """A jinja2 prompt template with `{{ text }}` (also `source`, `max_score`); the answer's score is
+    read from `\\boxed{N}`, "Score: N" or a lone digit. Default: FineWeb-Edu's additive 0-5
+    educational-value prompt (qwen3_recipe/quality/rubric.py)."""
+    max_score: int = Field(5, gt=0)
+    """Scores run from 0 to this; a score outside is recorded as unparseable."""
+    mode: Mode = "no_think"
+    temperature: Float = Field(0.0, ge=0)
+    """0: greedy."""
+    max_tokens: PositiveTokens = 512
+    max_chars: int = Field(4000, gt=0)
+    """Characters of a document shown to the annotator (and to the classifier)."""
+    sample: int = Field(1000, gt=0)
+    """Documents annotated per source (a deterministic sample by `seed`)."""
+    sources: list[str] | None = None
+    """Sources to annotate and filter (default: all); the others pass through."""
+    threshold: Float = 3.0
+    """Keep documents whose predicted score is at least this."""
+    seed: int | None = None
+    """Sampling and generation seed (default: the recipe's)."""
+    classifier: QualityModel = Field(default_factory=QualityModel)
+
+    @field_validator("rubric")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        import jinja2
+        from jinja2 import meta
+        try:
+            names = meta.find_undeclared_variables(jinja2.Environment().parse(value))
+        except jinja2.TemplateSyntaxError as exc:
+            raise ValueError(f"not a jinja2 template: {exc.message} (line {exc.lineno})") from None
+        if "text" not in names:
+            raise ValueError("the rubric must show the document: use {{ text }}")
+        return value
+
+    @model_validator(mode="after")
+    def _annotator(self) -> Quality:
+        if not (self.annotator.path or self.annotator.stage):
+            raise ValueError("annotator: give `path` (model weights) or `stage` (a stage of this recipe)")
+        if self.engine == "vllm_server" and not self.server_url:
+            raise ValueError("engine vllm_server needs server_url")
+        return self
+
+
 class Data(Section):
     sources: dict[str, Annotated[Source, BeforeValidator(_source_shorthand, json_schema_input_type=Union[str, Source])]] = {}
     filters: list[Filter] = []
     dedup: Dedup = Field(default_factory=Dedup)
     decontamination: Decontamination = Field(default_factory=Decontamination)
     mixtures: dict[str, Mixture] = {}
+    quality: Quality | None = None
+    """LLM-annotated quality classifier applied to the curated corpus (off unless given)."""
+
+    @model_validator(mode="after")
+    def _quality_sources(self) -> Data:
+        unknown = [s for s in (self.quality.sources or []) if s not in self.sources] if self.quality else []
+        if unknown:
+            raise ValueError(f"quality.sources: unknown source(s) {', '.join(map(repr, unknown))} "
+                             f"(sources: {', '.join(self.sources) or 'none'})")
+        return self

@@ -1,0 +1,62 @@
+"""The curated documents the quality jobs read: the output files of the data jobs before them (one
+source per file), and a deterministic per-source sample of them."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import heapq
+import json
+import shutil
+from pathlib import Path
+
+Files = list[tuple[str, Path]]  # (source, file)
+
+
+def curated_inputs(run_dir: Path, curated: list[str]) -> Files:
+    """`data.<source>` jobs write `<rank>.jsonl.gz`; `data.dedup` writes `<source>-<n>.jsonl.gz`."""
+    out: Files = []
+    for dep in curated:
+        for f in sorted((run_dir / "jobs" / dep / "output").glob("*.jsonl.gz")):
+            source = f.name.rsplit("-", 1)[0] if dep == "data.dedup" else dep.split(".", 1)[1]
+            out.append((source, f))
+    return out
+
+
+def sample_documents(files: Files, sources: list[str], n: int, seed: int, max_chars: int) -> list[dict]:
+    """Per source, the n documents with the smallest hash of (seed, id): the same sample whatever the
+    file order or task count, in one streaming pass (texts cut to max_chars, all the annotator sees)."""
+    heaps: dict[str, list] = {s: [] for s in sources}
+    for source, f in files:
+        heap = heaps.get(source)
+        if heap is None:
+            continue
+        with gzip.open(f, "rt", encoding="utf-8") as fh:
+            for line in fh:
+                doc = json.loads(line)
+                key = int(hashlib.sha256(f"{seed}:{doc['id']}".encode()).hexdigest()[:16], 16)
+                item = (-key, doc["id"], doc["text"][:max_chars])
+                if len(heap) < n:
+                    heapq.heappush(heap, item)
+                elif item > heap[0]:
+                    heapq.heapreplace(heap, item)
+    return [{"source": s, "doc_id": doc_id, "text": text}
+            for s in sources for _, doc_id, text in sorted(heaps[s], reverse=True)]
+
+
+def fresh_start(folder: Path, fingerprint: str, produced: tuple[str, ...]) -> None:
+    """A job whose fingerprint changed starts clean: the files and folders it `produced` under an older
+    fingerprint go (datatrove would skip tasks completed under the old config; old provenance shards
+    would linger). The same fingerprint resumes. Everything else stays (job.json, a Slurm script, a
+    content-addressed cache)."""
+    marker = folder / "started.json"
+    if marker.exists() and json.loads(marker.read_text()).get("fingerprint") == fingerprint:
+        return
+    for name in produced:
+        target = folder / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"fingerprint": fingerprint}) + "\n")

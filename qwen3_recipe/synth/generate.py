@@ -1,0 +1,53 @@
+"""The synth job's side of the engines: build the recipe's engine for a teacher, and turn the job's
+JSON-able request records into engine Requests and back (samples as plain dicts for the cache).
+Each request's seed is derived from (job seed, prompt, mode), so a sample never depends on which
+batch it was generated in - what makes a resumed job reproduce an uninterrupted one."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import Any
+
+
+def build_engine(kind: str, model: str, *, server_url: str | None = None, max_tokens: int = 1024):
+    from qwen3_recipe.synth import engines
+    if kind == "vllm_server":
+        if not server_url:
+            raise ValueError("engine vllm_server needs server_url")
+        return engines.OpenAIServerEngine(server_url, tokenizer=model)
+    if kind == "transformers":
+        return engines.TransformersEngine(model)
+    return engines.VLLMEngine(model, max_model_len=_max_len(model, max_tokens))
+
+
+def _max_len(model: str, max_tokens: int) -> int | None:
+    """Enough for the prompt and the answer, no more than the model knows (small KV cache on CPU)."""
+    from pathlib import Path
+    cfg = Path(model) / "config.json"
+    if not cfg.exists():
+        return None
+    limit = json.loads(cfg.read_text()).get("max_position_embeddings") or 4096
+    return int(min(limit, max_tokens + 1024))
+
+
+def derived_seed(parts: Any) -> int:
+    return int(hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:8], 16)
+
+
+def run_requests(engine, batch: list[dict]) -> list[list[dict]]:
+    """Generate a batch of request records; per request a list of sample dicts."""
+    from qwen3_recipe.synth.sampling import Request, SamplingParams
+    requests = []
+    for r in batch:
+        overrides = {k: v for k, v in (r["sampling"] or {}).items() if v is not None and k != "seed"}
+        base = (r["sampling"] or {}).get("seed")
+        seed = derived_seed([base, r["seed"]])
+        requests.append(Request(id=r["key"], messages=r["messages"], mode=r["mode"], n=r["n"],
+                                sampling=SamplingParams(max_tokens=r["max_tokens"], seed=seed, **overrides),
+                                thinking_budget=r["thinking_budget"]))
+    out = []
+    for res in engine.generate(requests):
+        out.append([{k: v for k, v in dataclasses.asdict(s).items() if k != "logprobs"} for s in res.samples])
+    return out

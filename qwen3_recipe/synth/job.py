@@ -1,0 +1,160 @@
+"""`synth.<job>` jobs: prompts -> N samples per prompt from a teacher (vLLM, a vLLM server or
+transformers; think / no-think / both, optional thinking budget) -> filters -> verification ->
+up to k kept per prompt -> a chat dataset (Parquet, `messages` with `reasoning_content`) that
+SFT stages read, with every prompt and sample's fate in the run's provenance (tables `prompts`,
+`samples`). Generation goes through a content-addressed request cache: a killed job resumes
+and produces the same dataset as an uninterrupted run, each sample exactly once."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from qwen3_recipe.compiler.plan import Plan, PlannedJob
+from qwen3_recipe.synth.cache import RequestCache, request_key
+from qwen3_recipe.synth.prompts import Prompt, decontaminate, load_prompts
+from qwen3_recipe.synth.select import Candidate, choose, filter_reason, split_think
+
+BATCH_PROMPTS = 32
+FLAGS = {"think": " /think", "no_think": " /no_think"}
+
+
+def teacher_dir(plan: Plan, teacher: dict) -> Path | str:
+    """A stage of this recipe (its exported weights) or a model path / hub id."""
+    if teacher.get("stage"):
+        stage = teacher["stage"]
+        job = f"pretrain.{stage}" if f"pretrain.{stage}" in plan.fingerprints else f"posttrain.{stage}"
+        return (plan.run_dir / "jobs" / job / "hf").resolve()
+    return teacher["path"]
+
+
+def requests_for(prompts: list[Prompt], cfg: dict, seed: int, teacher_id: str) -> list[dict]:
+    modes = ["think", "no_think"] if cfg["mode"] == "both" else [cfg["mode"]]
+    out = []
+    for p in prompts:
+        for mode in modes:
+            # the flag makes the mode part of the data (fusion trains the /think, /no_think switch)
+            content = p.text + (FLAGS[mode] if cfg["mode"] == "both" else "")
+            req = {"prompt_id": p.prompt_id, "messages": [{"role": "user", "content": content}], "mode": mode,
+                   "n": cfg["samples_per_prompt"], "max_tokens": cfg["max_tokens"],
+                   "thinking_budget": cfg["thinking_budget"] if mode == "think" else None,
+                   "sampling": cfg["sampling"], "seed": (seed, p.prompt_id, mode), "teacher": teacher_id}
+            req["key"] = request_key(req)
+            out.append(req)
+    return out
+
+
+def generate_missing(requests: list[dict], cache: RequestCache, cfg: dict, model: Path | str, progress) -> None:
+    todo = [r for r in requests if r["key"] not in cache]
+    if not todo:
+        return
+    from qwen3_recipe.synth.generate import build_engine, run_requests
+    engine = build_engine(cfg["engine"], str(model), server_url=cfg.get("server_url"), max_tokens=cfg["max_tokens"])
+    for i in range(0, len(todo), BATCH_PROMPTS):
+        batch = todo[i:i + BATCH_PROMPTS]
+        results = run_requests(engine, batch)
+        cache.put_batch({r["key"]: res for r, res in zip(batch, results)})
+        progress(sum(len(res) for res in results))
+
+
+def run_synth(p: PlannedJob, plan: Plan) -> None:
+    from qwen3_recipe.cli.render import console, synth_progress
+    from qwen3_recipe.provenance.database import build_database
+    from qwen3_recipe.provenance.recorder import ShardRecorder
+
+    cfg, seed = p.job.config["job"], p.job.config["seed"]
+    folder = plan.run_dir / p.job.dir
+    model = teacher_dir(plan, cfg["teacher"])
+    teacher_id = str(model) if not cfg["teacher"].get("stage") else f"stage:{cfg['teacher']['stage']}"
+    rec = ShardRecorder(folder / "provenance", p.job.name, "synth", 0)
+    prompts = load_prompts(plan, cfg["prompts"], cfg["limit"])
+    benchmarks = sorted(k.split(":", 1)[1] for k in p.job.inputs if k.startswith("benchmark:"))
+    if p.job.config.get("decontamination"):
+        prompts = decontaminate(plan, prompts, benchmarks, rec)
+    else:
+        for pr in prompts:
+            rec.add("prompts", source=pr.source, prompt_id=pr.prompt_id, prompt=pr.text, gold=pr.gold, decision="kept")
+    requests = requests_for(prompts, cfg, seed, teacher_id)
+    cache = RequestCache(folder / "cache")
+    total = sum(r["n"] for r in requests)
+    with synth_progress(p.job.name, total, done=sum(r["n"] for r in requests if r["key"] in cache)) as progress:
+        generate_missing(requests, cache, cfg, model, progress)
+    rows = assemble(plan, p, requests, {pr.prompt_id: pr for pr in prompts}, cache, benchmarks, rec, str(model))
+    write_dataset(folder / "dataset", rows)
+    rec.close()
+    build_database(plan.run_dir)
+    kept_modes = {m: sum(r["mode"] == m for r in rows) for m in ("think", "no_think")}
+    console().print(f"{p.job.name}: kept {len(rows):,} of {total:,} samples ({kept_modes['think']:,} think, "
+                    f"{kept_modes['no_think']:,} no-think) from {len(prompts):,} prompts -> {folder / 'dataset'}")
+
+
+def assemble(plan: Plan, p: PlannedJob, requests: list[dict], prompts: dict[str, Prompt], cache: RequestCache,
+             benchmarks: list[str], rec, teacher: str) -> list[dict]:
+    """Filter, verify and choose per request; record every sample; the kept ones as dataset rows."""
+    from qwen3_recipe.verify import build_verifier
+    cfg = p.job.config["job"]
+    verifier = build_verifier(cfg["verifier"]) if cfg.get("verifier") else None
+    index = None
+    if p.job.config.get("decontamination"):
+        from qwen3_recipe.data.decont_index import contamination_index
+        index = contamination_index(plan, benchmarks)
+    rows = []
+    for req in requests:
+        prompt = prompts[req["prompt_id"]]
+        samples = cache.get(req["key"])
+        cands = []
+        for i, s in enumerate(samples):
+            c = Candidate(f"{req['prompt_id']}/{req['mode']}/{i}", s["text"], None, False, extra=s)
+            c.reason = filter_reason(s["text"], req["mode"], s.get("finish_reason"), _Filters(cfg["filters"]))
+            if c.reason is None and index is not None and index.find(s["text"]):
+                c.reason = "contaminated"
+            if c.reason is None:
+                if verifier is not None:
+                    v = verifier.verify(s["text"], prompt.gold, prompt.item)
+                    c.answer, c.verified, c.extra = v.extracted, v.ok, {**s, "verdict": v.reason}
+                    if not v.ok and prompt.gold is not None:
+                        c.reason = v.reason
+                else:
+                    c.verified = True
+            cands.append(c)
+        choose(cands, cfg["keep_per_prompt"], cfg["filters"]["dedup"], prompt.gold is not None, cfg["majority_vote"])
+        for c in cands:
+            s = c.extra
+            rec.add("samples", source=prompt.source, prompt_id=prompt.prompt_id, sample_id=c.sample_id,
+                    teacher=teacher, mode=req["mode"], thinking_budget=req["thinking_budget"],
+                    budget_cut=bool(s.get("budget_cut")), cut_at=s.get("cut_at"),
+                    thinking_tokens=s.get("thinking_tokens"), tokens=len(s.get("token_ids") or []),
+                    finish_reason=s.get("finish_reason"), answer=c.answer, verified=c.verified,
+                    verdict=s.get("verdict"), majority_vote=c.majority_vote, decision=c.decision,
+                    reason=c.reason, text=c.text)
+            if c.decision == "kept":
+                rows.append(dataset_row(req, prompt, c, teacher, cfg))
+    return rows
+
+
+class _Filters:
+    def __init__(self, d: dict) -> None:
+        self.__dict__.update(d)
+
+
+def dataset_row(req: dict, prompt: Prompt, c: Candidate, teacher: str, cfg: dict) -> dict:
+    thinking, answer, _ = split_think(c.text)
+    s = c.extra
+    return {"id": c.sample_id, "source": prompt.source, "prompt_id": prompt.prompt_id,
+            "messages": [{"role": "user", "content": req["messages"][0]["content"], "reasoning_content": ""},
+                         {"role": "assistant", "content": answer, "reasoning_content": thinking or ""}],
+            "mode": req["mode"], "teacher": teacher, "sampling": json.dumps(cfg["sampling"]),
+            "thinking_budget": req["thinking_budget"], "budget_cut": bool(s.get("budget_cut")),
+            "verified": c.verified, "majority_vote": c.majority_vote, "answer": c.answer, "gold": prompt.gold}
+
+
+def write_dataset(folder: Path, rows: list[dict]) -> None:
+    """One Parquet file (HF datasets loads it: `load_dataset("parquet", data_files=...)`)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "train.parquet"
+    tmp = target.with_suffix(f".tmp{int(time.time())}")
+    pq.write_table(pa.Table.from_pylist(rows) if rows else pa.table({"id": pa.array([], pa.string())}), tmp)
+    tmp.replace(target)
