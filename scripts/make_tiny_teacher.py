@@ -13,18 +13,27 @@ think samples cut short by the Qwen3 report's early-stop sentence (what a thinki
 a transformers Qwen3ForCausalLM trained on the assistant tokens, saved with save_pretrained; accuracy
 on the held-out items printed per mode.  Right answers are frequent, not certain: that is the point.
 
-Usage: OMP_NUM_THREADS=1 python scripts/make_tiny_teacher.py [--out DIR] [--steps 1200] [--eval N]
+Usage: OMP_NUM_THREADS=1 python scripts/make_tiny_teacher.py [--out DIR] [--steps 1500] [--eval N]
+       OMP_NUM_THREADS=1 python scripts/make_tiny_teacher.py --evaluate-only [--out DIR]
 """
 from __future__ import annotations
 
-import argparse, importlib.util, json, math, random, re, shutil, sys, time
+import argparse
+import importlib.util
+import json
+import math
+import random
+import re
+import shutil
+import sys
+import time
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from qwen3_recipe.tokenizer.qwen3 import save_tokenizer, train_bpe  # noqa: E402
+from qwen3_recipe.tokenizer.qwen3 import save_tokenizer, train_bpe
 
 EARLY_STOP = ("Considering the limited time by the user, I have to give the solution based on the "
               "thinking directly now.\n</think>.\n\n")  # Qwen3 report, section 4.3
@@ -32,6 +41,7 @@ VOCAB, MAX_LEN, SEQ_CAP = 1024, 1024, 400
 ARCH = dict(hidden_size=128, intermediate_size=384, num_hidden_layers=4, num_attention_heads=4,
             num_key_value_heads=2, head_dim=32, rope_theta=10_000.0, rms_norm_eps=1e-6,
             max_position_embeddings=MAX_LEN, tie_word_embeddings=True)
+EASY = 0.85  # share of single-turn samples from Samples.easy (the rest: the shipped data's mix)
 ANSWER = "The answer is \\boxed{%d}."
 BOXED = re.compile(r"\\boxed\{(-?\d+)\}")
 
@@ -97,12 +107,14 @@ class Samples:
         return prompt, self.ids(completion) + [self.im_end]
 
     def easy(self):
-        """One operation on one- or two-digit numbers (× by one digit): most of what the teacher sees."""
+        """One operation on one- or two-digit numbers (× by one digit), single digits the most often:
+        most of what the teacher sees, so that it gets small problems right fairly often."""
         mod, rng = self.mod, self.rng
         while True:
             op = rng.choice("+-×")
-            a, b = (mod.number(rng, rng.choice([1, 2, 2])) for _ in range(2))
-            a, b = (max(a, b), min(a, b)) if op == "-" else (a, mod.number(rng, 1)) if op == "×" else (a, b)
+            digits = rng.choices([(1, 1), (2, 1), (1, 2), (2, 2)], [10, 4, 2, 4] if op != "×" else [1, 1, 0, 0])[0]
+            a, b = (mod.number(rng, d) for d in digits)
+            a, b = (max(a, b), min(a, b)) if op == "-" else (a, b)
             if mod.key(a, op, b) not in self.banned:
                 lines, ans, _ = mod.solve(a, [(op, b)])
                 return rng.choice(mod.Q1[op]).format(a=a, b=b), lines, ans
@@ -135,7 +147,7 @@ class Samples:
             q, lines, ans = self.follow_up(a0)
             flag = rng.choice(["", "think", "no_think"])
         else:
-            history, (q, lines, ans) = [], self.easy() if rng.random() < 0.6 else next(self.problems)
+            history, (q, lines, ans) = [], self.easy() if rng.random() < EASY else next(self.problems)
         prompt, completion = self.turn(history, q, lines, ans, flag)
         return prompt + completion, len(prompt)
 
@@ -183,7 +195,7 @@ def train(model, samples, pad_id, steps: int, tokens_per_batch: int, lr: float, 
 
 @torch.no_grad()
 def evaluate(model, tok, items, think: bool, sample: bool, log, max_new: int = 320):
-    """Accuracy on held-out items (batched generate, left padding); returns (accuracy, outputs)."""
+    """Accuracy on items (batched generate, left padding); returns (accuracy, outputs)."""
     tok.padding_side, model_out, correct = "left", [], 0
     model.eval()
     for i in range(0, len(items), 50):
@@ -208,15 +220,18 @@ def evaluate(model, tok, items, think: bool, sample: bool, log, max_new: int = 3
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "tests" / "assets" / "tiny-teacher")
-    ap.add_argument("--steps", type=int, default=1200, help="~0.3 s each on one idle core")
+    ap.add_argument("--steps", type=int, default=1500, help="~0.3 s each on one idle core")
     ap.add_argument("--tokens-per-batch", type=int, default=2048)
-    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--lr", type=float, default=5e-3)
     ap.add_argument("--eval", type=int, default=200, help="held-out items per mode (0: skip)")
     ap.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16", "float16"])
+    ap.add_argument("--evaluate-only", action="store_true", help="report the accuracy of --out, train nothing")
     args = ap.parse_args()
+    if args.evaluate_only:
+        return evaluate_dir(args.out, args.eval)
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    log = lambda s: print(s, flush=True)  # noqa: E731
+    log = lambda s: print(s, flush=True)
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     tmp = args.out.with_name(args.out.name + ".tmp")
@@ -230,17 +245,39 @@ def main() -> None:
     train(model, samples, tok.pad_token_id, args.steps, args.tokens_per_batch, args.lr, log)
     model.generation_config.update(do_sample=True, temperature=0.6, top_p=0.95, top_k=20, **special)
     model.to(getattr(torch, args.dtype)).save_pretrained(str(tmp))
+    for f in tmp.iterdir():
+        f.chmod(0o644)  # safetensors writes 0600
     shutil.rmtree(args.out, ignore_errors=True)
     tmp.rename(args.out)
     log(f"saved {args.out} ({sum(f.stat().st_size for f in args.out.iterdir()) / 1e6:.1f} MB)")
     if args.eval:
-        items = read_jsonl(ROOT / "evals" / "data" / "tiny_arith.jsonl")[:args.eval]
-        model = model.float()
+        report(model.float(), tok, args.eval, log)
+
+
+def report(model, tok, n_held_out: int, log) -> None:
+    """Accuracy per mode, greedy and sampled (the report's settings), on: 60 one-digit problems (every
+    one-digit fact occurs in training), the held-out items of evals/data/tiny_arith.jsonl (no triple of
+    theirs is in training): the first 80 are one operation on numbers below 100, the rest harder."""
+    rng = random.Random(99)
+    one = []
+    for _ in range(60):
+        a, op, b = rng.randint(1, 9), rng.choice("+-×"), rng.randint(1, 9)
+        a, b = (max(a, b), min(a, b)) if op == "-" else (a, b)
+        one.append({"question": f"What is {a} {op} {b}?", "answer": str(eval(f"{a}{op.replace('×', '*')}{b}"))})
+    held = read_jsonl(ROOT / "evals" / "data" / "tiny_arith.jsonl")[:n_held_out]
+    for name, items in [("one-digit", one), ("held-out easy", held[:80]), ("held-out hard", held[80:])]:
         for think in (True, False):
-            for sample in (False, True):
-                acc, outs = evaluate(model, tok, items, think, sample, log)
-                log(f"{'think' if think else 'no_think':8s} {'sampled' if sample else 'greedy':7s} "
-                    f"accuracy {acc:.1%} on {len(items)} held-out items; e.g. {outs[0]!r}")
+            accs = [evaluate(model, tok, items, think, sample, log)[0] for sample in (False, True)] if items else []
+            if accs:
+                log(f"{name:14s} {'think' if think else 'no_think':8s} greedy {accs[0]:6.1%}  sampled {accs[1]:6.1%}"
+                    f"  ({len(items)} items)")
+
+
+def evaluate_dir(path: Path, n_held_out: int) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    torch.set_num_threads(1)
+    report(AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32),
+           AutoTokenizer.from_pretrained(str(path)), n_held_out, lambda s: print(s, flush=True))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ class Markers:
     early_stop: tuple[int, ...]  # the early-stop text's tokens, as an engine forces them
 
     @classmethod
-    def from_tokenizer(cls, tokenizer, early_stop: str) -> "Markers":
+    def from_tokenizer(cls, tokenizer, early_stop: str) -> Markers:
         ids = [tokenizer.convert_tokens_to_ids(t) for t in (THINK_START, THINK_END, EOS)]
         if any(i is None or i == tokenizer.unk_token_id for i in ids):
             raise ValueError(f"tokenizer lacks one of {THINK_START}, {THINK_END}, {EOS}")

@@ -18,9 +18,23 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from qwen3_recipe.synth.budget import (Completion, Job, Markers, analyze, forced_after_end, native_budget_supported,
-                                      two_phase)
-from qwen3_recipe.synth.sampling import EARLY_STOP, Request, Result, Sample, render, resolve_mode
+from qwen3_recipe.synth.budget import (
+    Completion,
+    Job,
+    Markers,
+    analyze,
+    forced_after_end,
+    native_budget_supported,
+    two_phase,
+)
+from qwen3_recipe.synth.sampling import (
+    EARLY_STOP,
+    Request,
+    Result,
+    Sample,
+    render,
+    resolve_mode,
+)
 
 BUDGET_METHODS = ("native", "two_phase")
 CPU_KV_CACHE_BYTES = 256 << 20
@@ -56,18 +70,7 @@ class GenerationEngine:
                 jobs.append(Job(prompt, replace(params, seed=seed), params.max_tokens, [self.markers.eos],
                                 r.logprobs, r.thinking_budget if method == "native" else None))
                 budgets.append(r.thinking_budget)
-        if method == "native":
-            done = [(c, None) for c in self._complete(jobs)]
-            bad = [i for i, (j, (c, _)) in enumerate(zip(jobs, done))
-                   if j.thinking_budget is not None and forced_after_end(j.prompt_ids, c.token_ids, self.markers)]
-            if bad:  # a vLLM bug (see forced_after_end): those samples again, two-phase
-                self.native_repairs += len(bad)
-                again = two_phase(self._complete, [replace(jobs[i], thinking_budget=None) for i in bad],
-                                  [budgets[i] for i in bad], self.markers)
-                for i, fixed in zip(bad, again):
-                    done[i] = fixed
-        else:
-            done = two_phase(self._complete, jobs, budgets, self.markers)
+        done = self._native(jobs, budgets) if method == "native" else two_phase(self._complete, jobs, budgets, self.markers)
         results, k = [], 0
         for r, mode, prompt in heads:
             samples = []
@@ -78,6 +81,18 @@ class GenerationEngine:
             results.append(Result(r.id, mode, prompt, samples))
             k += r.n
         return results
+
+    def _native(self, jobs: list[Job], budgets: list[int | None]) -> list[tuple[Completion, int | None]]:
+        done: list[tuple[Completion, int | None]] = [(c, None) for c in self._complete(jobs)]
+        bad = [i for i, (j, (c, _)) in enumerate(zip(jobs, done))
+               if j.thinking_budget is not None and forced_after_end(j.prompt_ids, c.token_ids, self.markers)]
+        if bad:  # vLLM's bug (see budget.forced_after_end): these samples again, two-phase
+            self.native_repairs += len(bad)
+            again = two_phase(self._complete, [replace(jobs[i], thinking_budget=None) for i in bad],
+                              [budgets[i] for i in bad], self.markers)
+            for i, fixed in zip(bad, again):
+                done[i] = fixed
+        return done
 
     def close(self) -> None:
         pass
@@ -200,10 +215,11 @@ class TransformersEngine(GenerationEngine):
     def _one(self, j: Job) -> Completion:
         torch, p = self.torch, j.params
         sample = p.temperature > 0
-        kw = dict(do_sample=True, temperature=p.temperature, top_p=p.top_p, top_k=p.top_k or None,
+        kw = dict(do_sample=True, temperature=p.temperature, top_p=p.top_p, top_k=p.top_k or 0,  # 0: off
                   min_p=p.min_p or None) if sample else dict(do_sample=False, temperature=None, top_p=None, top_k=None)
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
-            if p.seed is not None:
+        seeded = p.seed is not None  # a seeded sample leaves the global RNG as it was
+        with torch.random.fork_rng(devices=[], enabled=seeded), torch.no_grad():
+            if seeded:
                 torch.manual_seed(p.seed)
             out = self.model.generate(
                 input_ids=torch.tensor([j.prompt_ids], device=self.device), max_new_tokens=j.max_tokens,

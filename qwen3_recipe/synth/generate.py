@@ -12,6 +12,8 @@ from typing import Any
 
 
 def build_engine(kind: str, model: str, *, server_url: str | None = None, max_tokens: int = 1024):
+    import os
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # our progress bar, not vLLM's start-up log
     from qwen3_recipe.synth import engines
     if kind == "vllm_server":
         if not server_url:
@@ -19,7 +21,10 @@ def build_engine(kind: str, model: str, *, server_url: str | None = None, max_to
         return engines.OpenAIServerEngine(server_url, tokenizer=model)
     if kind == "transformers":
         return engines.TransformersEngine(model)
-    return engines.VLLMEngine(model, max_model_len=_max_len(model, max_tokens))
+    from qwen3_recipe.train.launch import has_accelerator
+    # CPUs without bf16 matmul units emulate bf16 (vLLM's CPU default) several times slower than fp32
+    extra = {} if has_accelerator() else {"dtype": "float32"}
+    return engines.VLLMEngine(model, max_model_len=_max_len(model, max_tokens), **extra)
 
 
 def _max_len(model: str, max_tokens: int) -> int | None:

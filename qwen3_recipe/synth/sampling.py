@@ -39,7 +39,7 @@ class SamplingParams:
     max_tokens: int = 1024
     seed: int | None = None
 
-    def resolved(self, mode: str) -> "SamplingParams":
+    def resolved(self, mode: str) -> SamplingParams:
         return replace(self, **{k: v for k, v in MODE_DEFAULTS[mode].items() if getattr(self, k) is None})
 
 
