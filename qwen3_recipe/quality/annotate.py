@@ -55,13 +55,12 @@ def run_annotate(p: PlannedJob, plan: Plan) -> None:
     from qwen3_recipe.provenance.database import build_database
     from qwen3_recipe.provenance.recorder import ShardRecorder
     from qwen3_recipe.quality.classifier import train
-    from qwen3_recipe.quality.corpus import curated_inputs, fresh_start, sample_documents
+    from qwen3_recipe.quality.corpus import curated_inputs, sample_documents
     from qwen3_recipe.synth.cache import RequestCache
     from qwen3_recipe.synth.job import teacher_dir
 
     job, folder = p.job, plan.run_dir / p.job.dir
     cfg, seed = job.config["quality"], job.config["seed"]
-    fresh_start(folder, job.fingerprint, produced=("classifier", "provenance"))
     model = teacher_dir(plan, job.config["annotator"])
     annotator = f"stage:{job.config['annotator']['stage']}" if job.config["annotator"].get("stage") else str(model)
     docs = sample_documents(curated_inputs(plan.run_dir, job.config["curated"]), job.config["sources"],

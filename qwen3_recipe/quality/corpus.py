@@ -7,7 +7,6 @@ import gzip
 import hashlib
 import heapq
 import json
-import shutil
 from pathlib import Path
 
 Files = list[tuple[str, Path]]  # (source, file)
@@ -42,21 +41,3 @@ def sample_documents(files: Files, sources: list[str], n: int, seed: int, max_ch
                     heapq.heapreplace(heap, item)
     return [{"source": s, "doc_id": doc_id, "text": text}
             for s in sources for _, doc_id, text in sorted(heaps[s], reverse=True)]
-
-
-def fresh_start(folder: Path, fingerprint: str, produced: tuple[str, ...]) -> None:
-    """A job whose fingerprint changed starts clean: the files and folders it `produced` under an older
-    fingerprint go (datatrove would skip tasks completed under the old config; old provenance shards
-    would linger). The same fingerprint resumes. Everything else stays (job.json, a Slurm script, a
-    content-addressed cache)."""
-    marker = folder / "started.json"
-    if marker.exists() and json.loads(marker.read_text()).get("fingerprint") == fingerprint:
-        return
-    for name in produced:
-        target = folder / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
-    folder.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"fingerprint": fingerprint}) + "\n")

@@ -66,11 +66,10 @@ def run_quality_filter(p: PlannedJob, plan: Plan) -> None:
     from qwen3_recipe.data.stages import Stage, run_stages
     from qwen3_recipe.data.trace import Traced
     from qwen3_recipe.provenance.database import build_database
-    from qwen3_recipe.quality.corpus import curated_inputs, fresh_start
+    from qwen3_recipe.quality.corpus import curated_inputs
 
     quiet_datatrove()
     job, folder, root = p.job, plan.run_dir / p.job.dir, plan.run_dir / "jobs"
-    fresh_start(folder, job.fingerprint, produced=("logs", "work", "output", "provenance", "inputs.txt"))
     files = curated_inputs(plan.run_dir, job.config["curated"])
     scope = [(s, f) for s, f in files if s in job.config["sources"]]
     work = folder / "work"
