@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, ClassVar
@@ -35,6 +36,15 @@ def _fail(reason: str, extracted: str | None = None, **details: Any) -> Verdict:
 
 def _judge(ok: bool, extracted: str | None, **details: Any) -> Verdict:
     return Verdict(ok, float(ok), "correct" if ok else "wrong_answer", extracted, details)
+
+
+def _answer(response: str, extract: Callable[[str], str | None] = A.extract) -> tuple[str | None, Verdict | None]:
+    """The committed answer, or the verdict that there is none (think block left open, or
+    nothing `extract` can find)."""
+    if A.think_state(response) == "unclosed":
+        return None, _fail("unclosed_think")
+    ans = extract(response)
+    return (ans, None) if ans is not None else (None, _fail("no_answer"))
 
 
 class Verifier:
@@ -111,11 +121,9 @@ class ExactVerifier(Verifier):
         self.normalize = normalize
 
     def verify(self, response, gold, item=None):
-        if A.think_state(response) == "unclosed":
-            return _fail("unclosed_think")
-        ans = A.extract(response)
-        if ans is None:
-            return _fail("no_answer")
+        ans, failed = _answer(response)
+        if failed:
+            return failed
         if gold is None:
             return _fail("no_gold", ans)
         norm = A.normalize if self.normalize else str.strip
@@ -132,11 +140,9 @@ class RegexVerifier(Verifier):
             self._rx = re.compile(pattern)
 
     def verify(self, response, gold, item=None):
-        if A.think_state(response) == "unclosed":
-            return _fail("unclosed_think")
-        ans = A.extract(response)
-        if ans is None:
-            return _fail("no_answer")
+        ans, failed = _answer(response)
+        if failed:
+            return failed
         if "{gold}" in self.pattern:
             if gold is None:
                 return _fail("no_gold", ans)
@@ -149,11 +155,9 @@ class RegexVerifier(Verifier):
 @register("multiple_choice")
 class MultipleChoiceVerifier(Verifier):
     def verify(self, response, gold, item=None):
-        if A.think_state(response) == "unclosed":
-            return _fail("unclosed_think")
-        letter = A.choice_letter(response)
-        if letter is None:
-            return _fail("no_answer")
+        letter, failed = _answer(response, A.choice_letter)
+        if failed:
+            return failed
         if gold is None:
             return _fail("no_gold", letter)
         want = A.choice_letter(str(gold)) or str(gold).strip().strip("()").upper()
