@@ -119,21 +119,18 @@ def refuse_contaminated(plan: Plan, stage_name: str, mplan) -> None:
 
     from qwen3_recipe.errors import Problem, RecipeError
     from qwen3_recipe.provenance.database import DB_NAME
-    from qwen3_recipe.provenance.gate import THRESHOLD_KEY, gate_view
+    from qwen3_recipe.provenance.gate import THRESHOLD_KEY, flagged_documents, gate_view, refusal_text
     gate = gate_view(plan.loaded)
     db = plan.run_dir / DB_NAME
     if gate["allow"] or not db.exists() or not mplan.assignments:
         return
     with duckdb.connect(str(db), read_only=True) as con:
-        flagged = {r[0] for r in con.sql("select distinct doc_id from contamination where action = 'flagged'").fetchall()}
+        flagged = flagged_documents(con)
     used = {a.doc_id for a in mplan.assignments}
     share = len(used & flagged) / len(used)
     if share > gate["threshold"]:
-        path = tuple(THRESHOLD_KEY.split("."))
-        raise RecipeError([Problem(
-            f"stage '{stage_name}' would train on {share:.2%} contaminated documents (of {len(used):,}; threshold "
-            f"{gate['threshold']:.2%}); drop them (action: drop), raise the threshold, or set allow_contamination: true",
-            THRESHOLD_KEY, plan.loaded.raw.smap.find(path))])
+        raise RecipeError([Problem(refusal_text(stage_name, share, len(used), gate["threshold"]), THRESHOLD_KEY,
+                                   plan.loaded.raw.smap.find(tuple(THRESHOLD_KEY.split("."))))])
 
 
 def _write_ordered(files: list[Path], mplan, order: list[tuple[str, int]], target: Path) -> None:

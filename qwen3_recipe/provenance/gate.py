@@ -43,8 +43,12 @@ def flagged_share(con, stage: str, sources: list[str]) -> tuple[float, int] | No
                 except select doc_id from decisions where decision = 'dropped'""", sources).fetchall()}
     if not docs:
         return None
-    flagged = {r[0] for r in con.sql("select distinct doc_id from contamination where action = 'flagged'").fetchall()}
-    return len(docs & flagged) / len(docs), len(docs)
+    return len(docs & flagged_documents(con)) / len(docs), len(docs)
+
+
+def flagged_documents(con) -> set[str]:
+    """Documents kept with benchmark overlap (decontamination action `flag`)."""
+    return {r[0] for r in con.sql("select distinct doc_id from contamination where action = 'flagged'").fetchall()}
 
 
 def refusals(view: dict[str, Any], run_dir: Path) -> list[str]:
@@ -65,6 +69,9 @@ def refusals(view: dict[str, Any], run_dir: Path) -> list[str]:
 
 def refusal_message(stage: str, share: float, docs: int, gate: dict[str, Any]) -> str:
     where = f"{gate['where']}  " if gate.get("where") else ""
-    return (f"{where}{THRESHOLD_KEY}: stage '{stage}' would train on {share:.2%} contaminated documents "
-            f"(of {docs:,}; threshold {gate['threshold']:.2%}); drop them (action: drop), raise the "
-            f"threshold, or set allow_contamination: true")
+    return f"{where}{THRESHOLD_KEY}: {refusal_text(stage, share, docs, gate['threshold'])}"
+
+
+def refusal_text(stage: str, share: float, docs: int, threshold: float) -> str:
+    return (f"stage '{stage}' would train on {share:.2%} contaminated documents (of {docs:,}; threshold "
+            f"{threshold:.2%}); drop them (action: drop), raise the threshold, or set allow_contamination: true")
