@@ -8,7 +8,7 @@ import dataclasses
 import math
 
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
-from qwen3_recipe.train.stage import execution_settings, fresh_dump, model_settings, run_stage
+from qwen3_recipe.train.stage import execution_settings, dump_folder, model_settings, run_stage
 
 # recipe decay -> torchtitan's decay_type (wsd = warmup, stable, then linear decay over decay_ratio)
 DECAY = {"cosine": "cosine", "linear": "linear", "wsd": "linear", "constant": "linear"}
@@ -50,5 +50,5 @@ def stage_name(p: PlannedJob) -> str:
 
 
 def run_pretrain(p: PlannedJob, plan: Plan) -> None:
-    fresh_dump(plan.run_dir / p.job.dir, p.job.fingerprint)
+    dump_folder(plan.run_dir / p.job.dir, p.job.fingerprint)
     run_stage(p, plan, stage_job(p, plan))

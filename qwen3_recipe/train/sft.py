@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
-from qwen3_recipe.train.stage import execution_settings, fresh_dump, model_settings, run_stage
+from qwen3_recipe.train.stage import execution_settings, dump_folder, model_settings, run_stage
 
 WARMUP_FRACTION = 0.05
 
@@ -88,7 +88,7 @@ def run_sft(p: PlannedJob, plan: Plan) -> None:
     from qwen3_recipe.train.sft_data import prepare_sft
 
     stage, folder = p.job.config["stage"], plan.run_dir / p.job.dir
-    dump = fresh_dump(folder, p.job.fingerprint)
+    dump = dump_folder(folder, p.job.fingerprint)
     data_dir = dump / "sft_data"
     if not (data_dir / "meta.json").exists():
         convs = list(conversations(plan, stage["data"]))

@@ -3,7 +3,7 @@ a progress bar fed by the metrics file, the final checkpoint exported to `<job>/
 
 Resume rules. torchtitan resumes from any `checkpoint/step-*` in the dump folder and then ignores
 `initial_load_*`, so each stage has its own folder, stamped with the job's fingerprint: a killed
-stage resumes from its last checkpoint; a changed stage starts clean. Saves cut short by a kill are
+stage resumes from its last checkpoint; a changed stage starts clean (`run` clears it). Saves cut short by a kill are
 dropped; a stage killed after its final (HF-format) save is not retrained: the export is reused.
 """
 
@@ -33,13 +33,12 @@ def model_settings(plan: Plan) -> dict:
             "rope_scaling": yarn_scaling(model.yarn)}
 
 
-def fresh_dump(folder: Path, fingerprint: str) -> Path:
+def dump_folder(folder: Path, fingerprint: str) -> Path:
+    """The stage's dump folder, stamped with the version that trains in it. A changed stage never
+    finds an older one here: `run` clears a job whose fingerprint changed (runners.start_clean)."""
     dump = folder / "dump"
-    stamp = dump / STAMP
-    if dump.exists() and (not stamp.exists() or stamp.read_text() != fingerprint):
-        shutil.rmtree(dump)  # another version of this stage: never resume from it
     dump.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(fingerprint)
+    (dump / STAMP).write_text(fingerprint)
     return dump
 
 
