@@ -57,7 +57,9 @@ class Estimator:
     def items(self, dataset: str, limit: int | None = None) -> int:
         if dataset in self.r.synth.jobs:
             job = self.r.synth.jobs[dataset]
-            return self.items(job.prompts, job.limit) * job.keep_per_prompt * (2 if job.mode == "both" else 1)
+            kept = self.items(job.prompts, job.limit) * job.keep_per_prompt * (2 if job.mode == "both" else 1)
+            share = job.multi_turn_share  # + mode-switch rows (synth/fusion.py: at most one per sample)
+            return kept + (min(round(kept * share / (1 - share)), kept // 2) if share else 0)
         count = self.loaded.catalogs.datasets[dataset].spec.items
         if count is None:
             return limit or UNKNOWN_ITEMS

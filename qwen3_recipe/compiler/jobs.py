@@ -178,8 +178,11 @@ class JobBuilder:
     def synth(self) -> None:
         for name, job in self.r.synth.jobs.items():
             teacher, deps = self.teacher(job.teacher)
+            settings = _dump(job) | {"teacher": teacher}
+            if not settings["multi_turn_share"]:  # added later: off, it leaves fingerprints as they were
+                settings.pop("multi_turn_share")
             self.add(Job(f"synth.{name}", "synth", ("synth",), deps,
-                         {"job": _dump(job) | {"teacher": teacher}, "seed": self.r.seed,
+                         {"job": settings, "seed": self.r.seed,
                           "decontamination": _dump(self.r.data.decontamination) if job.decontaminate else None},
                          inputs={**self.dataset_input(job.prompts),
                                  **(self.benchmark_inputs(self.decont_benchmarks()) if job.decontaminate else {})},

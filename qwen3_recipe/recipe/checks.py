@@ -200,6 +200,10 @@ class Checker:
             k, n = _get(job, "keep_per_prompt"), _get(job, "samples_per_prompt")
             if isinstance(k, int) and isinstance(n, int) and k > n:
                 self.err(base + ("keep_per_prompt",), f"keeps {k} of only {n} samples per prompt")
+            share = _get(job, "multi_turn_share")
+            if isinstance(share, (int, float)) and share > 0 and _get(job, "mode") != "both":
+                self.err(base + ("multi_turn_share",), "mode-switch conversations need mode: both "
+                         "(turns of both modes)")
             budget = _try(parse_tokens, _get(job, "thinking_budget"))
             cap = _try(parse_tokens, _get(job, "max_tokens"))
             if budget and cap and budget >= cap:

@@ -13,11 +13,12 @@ from pathlib import Path
 
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
 from qwen3_recipe.synth.cache import RequestCache, request_key
+from qwen3_recipe.synth.fusion import mode_switch_conversations
 from qwen3_recipe.synth.prompts import Prompt, decontaminate, load_prompts
+from qwen3_recipe.synth.sampling import FLAGS
 from qwen3_recipe.synth.select import Candidate, choose, filter_reason, split_think
 
 BATCH_PROMPTS = 32
-FLAGS = {"think": " /think", "no_think": " /no_think"}
 
 
 def teacher_dir(plan: Plan, teacher: dict) -> Path | str:
@@ -81,12 +82,17 @@ def run_synth(p: PlannedJob, plan: Plan) -> None:
     with synth_progress(p.job.name, total, done=sum(r["n"] for r in requests if r["key"] in cache)) as progress:
         generate_missing(requests, cache, cfg, model, progress)
     rows = assemble(plan, p, requests, {pr.prompt_id: pr for pr in prompts}, cache, benchmarks, rec, str(model))
-    write_dataset(folder / "dataset", rows)
+    kept_modes = {m: sum(r["mode"] == m for r in rows) for m in ("think", "no_think")}
+    kept = len(rows)
+    # the key is absent from configs that leave it at 0 (compiler/jobs.py: fingerprints unchanged)
+    switches = mode_switch_conversations(rows, cfg.get("multi_turn_share", 0.0), seed)
+    write_dataset(folder / "dataset", rows + switches)
     rec.close()
     build_database(plan.run_dir)
-    kept_modes = {m: sum(r["mode"] == m for r in rows) for m in ("think", "no_think")}
-    console().print(f"{p.job.name}: kept {len(rows):,} of {total:,} samples ({kept_modes['think']:,} think, "
-                    f"{kept_modes['no_think']:,} no-think) from {len(prompts):,} prompts -> {folder / 'dataset'}")
+    extra = f" + {len(switches):,} two-turn mode-switch conversations" if switches else ""
+    console().print(f"{p.job.name}: kept {kept:,} of {total:,} samples ({kept_modes['think']:,} think, "
+                    f"{kept_modes['no_think']:,} no-think) from {len(prompts):,} prompts{extra} -> "
+                    f"{folder / 'dataset'}")
 
 
 def assemble(plan: Plan, p: PlannedJob, requests: list[dict], prompts: dict[str, Prompt], cache: RequestCache,
@@ -146,7 +152,8 @@ def dataset_row(req: dict, prompt: Prompt, c: Candidate, teacher: str, cfg: dict
                          {"role": "assistant", "content": answer, "reasoning_content": thinking or ""}],
             "mode": req["mode"], "teacher": teacher, "sampling": json.dumps(cfg["sampling"]),
             "thinking_budget": req["thinking_budget"], "budget_cut": bool(s.get("budget_cut")),
-            "verified": c.verified, "majority_vote": c.majority_vote, "answer": c.answer, "gold": prompt.gold}
+            "verified": c.verified, "majority_vote": c.majority_vote, "answer": c.answer, "gold": prompt.gold,
+            "built_from": None}  # a generated sample; the sample ids a mode-switch row joins (synth/fusion.py)
 
 
 def write_dataset(folder: Path, rows: list[dict]) -> None:

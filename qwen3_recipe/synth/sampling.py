@@ -26,6 +26,7 @@ MODE_DEFAULTS: dict[str, dict[str, float | int]] = {
     "no_think": {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "min_p": 0.0},
 }
 _FLAG = re.compile(r"/(no_think|think)\b")
+FLAGS = {"think": " /think", "no_think": " /no_think"}  # the soft switch as appended to a user turn
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,10 @@ class SynthJob(Section):
     max_tokens: PositiveTokens = 32768
     expected_tokens: PositiveTokens | None = None
     """Mean generated tokens per sample, for estimates (default: max_tokens / 2)."""
+    multi_turn_share: Fraction = Field(0.0, lt=1.0)
+    """With mode both: this share of the dataset is two-turn conversations that switch mode (turn 1
+    in one mode, turn 2 with the opposite /think or /no_think flag), built from kept samples of two
+    different prompts, for thinking-mode fusion (qwen3_recipe/synth/fusion.py). 0: none."""
     sampling: Sampling = Field(default_factory=Sampling)
     filters: SampleFilters = Field(default_factory=SampleFilters)
     decontaminate: bool = True
