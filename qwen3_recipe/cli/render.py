@@ -128,8 +128,9 @@ def training_progress(name: str, steps: int):
     return bar()
 
 
-def synth_progress(name: str, total: int, done: int = 0):
-    """Samples generated (of total), samples/s; the context value takes a count of new samples."""
+def synth_progress(name: str, total: int, done: int = 0, kept: int | None = None):
+    """Samples generated (of total), samples/s and, when `kept` is given, the acceptance so far
+    (kept / judged samples); the context value takes counts of new samples and of those kept."""
     from contextlib import contextmanager
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -138,14 +139,25 @@ def synth_progress(name: str, total: int, done: int = 0):
     def bar():
         import time
         start, first = time.monotonic(), done
+        counts = {"done": done, "kept": kept}
         columns = (TextColumn("[cyan]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
+                   TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[accepted]}"), TimeRemainingColumn())
         with Progress(*columns, console=console()) as progress:
-            task = progress.add_task(name, total=total, completed=done, rate="")
+            task = progress.add_task(name, total=total, completed=done, rate="",
+                                     accepted=acceptance_text(done, kept))
 
-            def update(n: int) -> None:
-                progress.advance(task, n)
-                got = progress.tasks[0].completed - first
-                progress.update(task, rate=f"{got / max(time.monotonic() - start, 1e-6):.1f} samples/s")
+            def update(n: int, n_kept: int = 0) -> None:
+                counts["done"] += n
+                if counts["kept"] is not None:
+                    counts["kept"] += n_kept
+                rate = (counts["done"] - first) / max(time.monotonic() - start, 1e-6)
+                progress.update(task, advance=n, rate=f"{rate:.1f} samples/s",
+                                accepted=acceptance_text(counts["done"], counts["kept"]))
             yield update
     return bar()
+
+
+def acceptance_text(judged: int, kept: int | None) -> str:
+    if kept is None:
+        return ""
+    return f"accepted {kept:,}/{judged:,}" + (f" ({kept / judged:.0%})" if judged else "")

@@ -46,7 +46,8 @@ def requests_for(prompts: list[Prompt], cfg: dict, seed: int, teacher_id: str) -
     return out
 
 
-def generate_missing(requests: list[dict], cache: RequestCache, cfg: dict, model: Path | str, progress) -> None:
+def generate_missing(requests: list[dict], cache: RequestCache, cfg: dict, model: Path | str, on_batch) -> None:
+    """Generate the requests not in the cache, in batches; `on_batch(batch)` after each is cached."""
     todo = [r for r in requests if r["key"] not in cache]
     if not todo:
         return
@@ -56,7 +57,7 @@ def generate_missing(requests: list[dict], cache: RequestCache, cfg: dict, model
         batch = todo[i:i + BATCH_PROMPTS]
         results = run_requests(engine, batch)
         cache.put_batch({r["key"]: res for r, res in zip(batch, results)})
-        progress(sum(len(res) for res in results))
+        on_batch(batch)
 
 
 def run_synth(p: PlannedJob, plan: Plan) -> None:
@@ -76,12 +77,21 @@ def run_synth(p: PlannedJob, plan: Plan) -> None:
     else:
         for pr in prompts:
             rec.add("prompts", source=pr.source, prompt_id=pr.prompt_id, prompt=pr.text, gold=pr.gold, decision="kept")
+    by_id = {pr.prompt_id: pr for pr in prompts}
     requests = requests_for(prompts, cfg, seed, teacher_id)
     cache = RequestCache(folder / "cache")
+    judge = Judge(plan, p, benchmarks)
     total = sum(r["n"] for r in requests)
-    with synth_progress(p.job.name, total, done=sum(r["n"] for r in requests if r["key"] in cache)) as progress:
-        generate_missing(requests, cache, cfg, model, progress)
-    rows = assemble(plan, p, requests, {pr.prompt_id: pr for pr in prompts}, cache, benchmarks, rec, str(model))
+
+    def judged(batch: list[dict]) -> tuple[int, int]:
+        """(samples, kept) of requests whose samples are cached, judged now (decisions kept for assemble)."""
+        return (sum(r["n"] for r in batch),
+                sum(judge.judge(r, by_id[r["prompt_id"]], cache.get(r["key"])) for r in batch))
+
+    done, kept = judged([r for r in requests if r["key"] in cache])  # a resumed job's earlier samples
+    with synth_progress(p.job.name, total, done=done, kept=kept) as progress:
+        generate_missing(requests, cache, cfg, model, lambda batch: progress(*judged(batch)))
+    rows = assemble(requests, by_id, cache, judge, rec, str(model))
     kept_modes = {m: sum(r["mode"] == m for r in rows) for m in ("think", "no_think")}
     kept = len(rows)
     # the key is absent from configs that leave it at 0 (compiler/jobs.py: fingerprints unchanged)
@@ -95,37 +105,65 @@ def run_synth(p: PlannedJob, plan: Plan) -> None:
                     f"{folder / 'dataset'}")
 
 
-def assemble(plan: Plan, p: PlannedJob, requests: list[dict], prompts: dict[str, Prompt], cache: RequestCache,
-             benchmarks: list[str], rec, teacher: str) -> list[dict]:
-    """Filter, verify and choose per request; record every sample; the kept ones as dataset rows."""
-    from qwen3_recipe.verify import build_verifier
-    cfg = p.job.config["job"]
-    verifier = build_verifier(cfg["verifier"]) if cfg.get("verifier") else None
-    index = None
-    if p.job.config.get("decontamination"):
-        from qwen3_recipe.data.decont_index import contamination_index
-        index = contamination_index(plan, benchmarks)
-    rows = []
-    for req in requests:
-        prompt = prompts[req["prompt_id"]]
-        samples = cache.get(req["key"])
+class Judge:
+    """Filters, verification and the choice of up to k per request, for one job. Requests are judged
+    as their samples arrive (the progress bar's acceptance); only the decisions are kept, never the
+    texts, and `candidates` replays them for assemble instead of verifying twice."""
+
+    def __init__(self, plan: Plan, p: PlannedJob, benchmarks: list[str]) -> None:
+        from qwen3_recipe.verify import build_verifier
+        self.cfg = cfg = p.job.config["job"]
+        self.filters = _Filters(cfg["filters"])
+        self.verifier = build_verifier(cfg["verifier"]) if cfg.get("verifier") else None
+        self.index = None
+        if p.job.config.get("decontamination"):
+            from qwen3_recipe.data.decont_index import contamination_index
+            self.index = contamination_index(plan, benchmarks)
+        self.decisions: dict[str, list[tuple]] = {}
+
+    def judge(self, req: dict, prompt: Prompt, samples: list[dict]) -> int:
+        """Judge a request's samples, remember the decisions; the number kept."""
+        cands = self.candidates(req, prompt, samples)
+        self.decisions[req["key"]] = [(c.answer, c.verified, c.reason, c.decision, c.majority_vote,
+                                       c.extra.get("verdict")) for c in cands]
+        return sum(c.decision == "kept" for c in cands)
+
+    def candidates(self, req: dict, prompt: Prompt, samples: list[dict]) -> list[Candidate]:
+        cfg, known = self.cfg, self.decisions.get(req["key"])
         cands = []
         for i, s in enumerate(samples):
             c = Candidate(f"{req['prompt_id']}/{req['mode']}/{i}", s["text"], None, False, extra=s)
-            c.reason = filter_reason(s["text"], req["mode"], s.get("finish_reason"), _Filters(cfg["filters"]))
-            if c.reason is None and index is not None and index.find(s["text"]):
+            if known is not None:
+                c.answer, c.verified, c.reason, c.decision, c.majority_vote, verdict = known[i]
+                if verdict is not None:
+                    c.extra = {**s, "verdict": verdict}
+                cands.append(c)
+                continue
+            c.reason = filter_reason(s["text"], req["mode"], s.get("finish_reason"), self.filters)
+            if c.reason is None and self.index is not None and self.index.find(s["text"]):
                 c.reason = "contaminated"
             if c.reason is None:
-                if verifier is not None:
-                    v = verifier.verify(s["text"], prompt.gold, prompt.item)
+                if self.verifier is not None:
+                    v = self.verifier.verify(s["text"], prompt.gold, prompt.item)
                     c.answer, c.verified, c.extra = v.extracted, v.ok, {**s, "verdict": v.reason}
                     if not v.ok and prompt.gold is not None:
                         c.reason = v.reason
                 else:
                     c.verified = True
             cands.append(c)
-        choose(cands, cfg["keep_per_prompt"], cfg["filters"]["dedup"], prompt.gold is not None, cfg["majority_vote"])
-        for c in cands:
+        if known is None:
+            choose(cands, cfg["keep_per_prompt"], cfg["filters"]["dedup"], prompt.gold is not None,
+                   cfg["majority_vote"])
+        return cands
+
+
+def assemble(requests: list[dict], prompts: dict[str, Prompt], cache: RequestCache, judge: Judge, rec,
+             teacher: str) -> list[dict]:
+    """Record every sample with its decision (judged already, or now); the kept ones as dataset rows."""
+    rows = []
+    for req in requests:
+        prompt = prompts[req["prompt_id"]]
+        for c in judge.candidates(req, prompt, cache.get(req["key"])):
             s = c.extra
             rec.add("samples", source=prompt.source, prompt_id=prompt.prompt_id, sample_id=c.sample_id,
                     teacher=teacher, mode=req["mode"], thinking_budget=req["thinking_budget"],
@@ -135,7 +173,7 @@ def assemble(plan: Plan, p: PlannedJob, requests: list[dict], prompts: dict[str,
                     verdict=s.get("verdict"), majority_vote=c.majority_vote, decision=c.decision,
                     reason=c.reason, text=c.text)
             if c.decision == "kept":
-                rows.append(dataset_row(req, prompt, c, teacher, cfg))
+                rows.append(dataset_row(req, prompt, c, teacher, judge.cfg))
     return rows
 
 
