@@ -140,7 +140,8 @@ class VLLMEngine(GenerationEngine):
         params = [vllm.SamplingParams(
             n=1, temperature=j.params.temperature, top_p=j.params.top_p, top_k=j.params.top_k or 0,
             min_p=j.params.min_p, seed=j.params.seed, max_tokens=j.max_tokens, stop_token_ids=j.stop_token_ids,
-            logprobs=j.logprobs, thinking_token_budget=j.thinking_budget) for j in jobs]
+            logprobs=j.logprobs, thinking_token_budget=j.thinking_budget,
+            detokenize=False) for j in jobs]  # token ids only: generate() decodes each sample once
         outs = self.llm.generate([{"prompt_token_ids": j.prompt_ids} for j in jobs], params, use_tqdm=False)
         result = []
         for o in outs:

@@ -43,7 +43,7 @@ def derived_seed(parts: Any) -> int:
 
 def run_requests(engine, batch: list[dict]) -> list[list[dict]]:
     """Generate a batch of request records; per request a list of sample dicts."""
-    from qwen3_recipe.synth.sampling import Request, SamplingParams
+    from qwen3_recipe.synth.sampling import Request, Sample, SamplingParams
     requests = []
     for r in batch:
         overrides = {k: v for k, v in (r["sampling"] or {}).items() if v is not None and k != "seed"}
@@ -52,7 +52,6 @@ def run_requests(engine, batch: list[dict]) -> list[list[dict]]:
         requests.append(Request(id=r["key"], messages=r["messages"], mode=r["mode"], n=r["n"],
                                 sampling=SamplingParams(max_tokens=r["max_tokens"], seed=seed, **overrides),
                                 thinking_budget=r["thinking_budget"]))
-    out = []
-    for res in engine.generate(requests):
-        out.append([{k: v for k, v in dataclasses.asdict(s).items() if k != "logprobs"} for s in res.samples])
-    return out
+    # shallow: dataclasses.asdict copied every token id list element by element (~2% of generation time)
+    names = [f.name for f in dataclasses.fields(Sample) if f.name != "logprobs"]
+    return [[{k: getattr(s, k) for k in names} for s in res.samples] for res in engine.generate(requests)]
