@@ -202,6 +202,8 @@ class JobBuilder:
         for name, stage in self.r.posttrain.stages.items():
             refs = list(stage.data) if isinstance(stage, SFTStage) else [stage.prompts]
             deps, inputs = self.data_refs(refs)
+            if not isinstance(stage, SFTStage):  # RL / distillation prompts are decontaminated
+                inputs.update(self.benchmark_inputs(self.decont_benchmarks()))
             config: dict[str, Any] = {"stage": _dump(stage), "model": self.model_config(),
                                       "seed": self.r.seed}
             if hasattr(stage, "teacher"):

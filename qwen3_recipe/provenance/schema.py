@@ -17,13 +17,19 @@ Tables
 - annotations:   documents an LLM scored against a quality rubric: annotator, prompt digest, raw
                  output, parsed score (null: unparseable, with how), train / holdout split, the
                  classifier's prediction and version
+- rollouts:      every sample a post-training stage drew from its policy or teacher: step, prompt,
+                 mode, tokens, reward and verdict, GRPO advantage, DPO role (chosen / rejected),
+                 teacher KL (distillation), and which policy version sampled it
+- train_steps:   per post-training step (or held-out evaluation) a metric and its value: reward_mean,
+                 accuracy, response_tokens, kl, entropy, loss, dpo_margin, heldout_kl, ...
 
-Version 2 added prompts and samples; version 3 annotations (and the views classifiers, quality_scores).
+Version 2 added prompts and samples; version 3 annotations (and the views classifiers, quality_scores);
+version 4 rollouts and train_steps (and the views rewards, distill_kl).
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # column name -> DuckDB type; pyarrow types are derived from these.
 TABLES: dict[str, dict[str, str]] = {
@@ -53,6 +59,12 @@ TABLES: dict[str, dict[str, str]] = {
                     "prompt_digest": "VARCHAR", "output": "VARCHAR", "score": "DOUBLE", "parsed": "VARCHAR",
                     "finish_reason": "VARCHAR", "tokens": "BIGINT", "split": "VARCHAR", "predicted": "DOUBLE",
                     "classifier_version": "VARCHAR"},
+    "rollouts": {"job": "VARCHAR", "stage": "VARCHAR", "step": "INTEGER", "source": "VARCHAR",
+                 "prompt_id": "VARCHAR", "sample_id": "VARCHAR", "mode": "VARCHAR", "tokens": "BIGINT",
+                 "reward": "DOUBLE", "verdict": "VARCHAR", "advantage": "DOUBLE", "role": "VARCHAR",
+                 "teacher_kl": "DOUBLE", "policy_version": "INTEGER", "text": "VARCHAR"},
+    "train_steps": {"job": "VARCHAR", "stage": "VARCHAR", "kind": "VARCHAR", "step": "INTEGER",
+                    "metric": "VARCHAR", "value": "DOUBLE"},
     "mixture_targets": {"job": "VARCHAR", "stage": "VARCHAR", "source": "VARCHAR", "declared_share": "DOUBLE",
                         "realized_share": "DOUBLE", "budget_tokens": "BIGINT", "shortfall_tokens": "BIGINT"},
 }
@@ -79,6 +91,11 @@ VIEWS = {
                                 count(*) as documents, count(*) filter (where decision = 'dropped') as dropped
                          from decisions where step like 'quality_classifier%' and details is not null
                          group by all order by job, source, score_bucket""",
+    "rewards": """select stage, step, source, count(*) as samples, round(avg(reward), 4) as mean_reward,
+                        round(avg((verdict = 'correct')::int), 4) as accuracy
+                 from rollouts where reward is not null group by all order by stage, step, source""",
+    "distill_kl": """select stage, kind, step, metric, value from train_steps
+                    where metric like '%kl%' order by stage, step, metric""",
     "contaminated_documents": """select c.benchmark, c.item_id, c.source, c.doc_id, c.ngram, c.action
                                  from contamination c order by benchmark, item_id""",
 }

@@ -23,6 +23,10 @@ RUNNER_MODULES = {
     "sft": "qwen3_recipe.train.sft:run_sft",
     "fusion": "qwen3_recipe.train.sft:run_sft",
     "synth": "qwen3_recipe.synth.job:run_synth",
+    "reasoning_rl": "qwen3_recipe.posttrain.runner:run_reasoning_rl",
+    "general_rl": "qwen3_recipe.posttrain.runner:run_general_rl",
+    "distill_offpolicy": "qwen3_recipe.posttrain.runner:run_distill_offpolicy",
+    "distill_onpolicy": "qwen3_recipe.posttrain.runner:run_distill_onpolicy",
     "quality_annotate": "qwen3_recipe.quality.annotate:run_annotate",
     "quality_filter": "qwen3_recipe.quality.filter:run_quality_filter",
 }

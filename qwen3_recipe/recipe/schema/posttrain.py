@@ -47,6 +47,8 @@ class ReasoningRLStage(_Stage):
 
     type: Literal["reasoning_rl"]
     prompts: str
+    limit: int | None = Field(None, gt=0)
+    """Use the first `limit` prompts (default: all)."""
     verifier: Verifier
     steps: int = Field(gt=0)
     group_size: int = Field(16, gt=1)
@@ -72,6 +74,8 @@ class GeneralRLStage(_Stage):
 
     type: Literal["general_rl"]
     prompts: str
+    limit: int | None = Field(None, gt=0)
+    """Use the first `limit` prompts (default: all)."""
     rewards: list[Reward] = Field(default_factory=lambda: [Reward(type="rule")])
     method: Literal["dpo", "rlhf", "hybrid"] = "hybrid"
     dpo_fraction: Fraction = 0.5
@@ -107,6 +111,8 @@ class DistillOnPolicyStage(_Stage):
     type: Literal["distill_onpolicy"]
     teacher: ModelRef
     prompts: str
+    limit: int | None = Field(None, gt=0)
+    """Use the first `limit` prompts (default: all)."""
     steps: int = Field(gt=0)
     samples_per_prompt: int = Field(1, gt=0)
     max_tokens: PositiveTokens = 32768

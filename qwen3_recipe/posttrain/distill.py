@@ -1,0 +1,175 @@
+"""Strong-to-weak distillation (Qwen3 report, section 4.5).
+
+Off-policy: the teacher answers the stage's prompts in thinking and non-thinking modes (the synth
+engines), keeping its top-k log-probabilities per token; the student minimises KL over the
+teacher's top-k (renormalised) plus cross-entropy on the teacher's tokens.
+
+On-policy: the student samples (its weights pushed into the rollout engine), the teacher scores
+those very tokens with a forward pass, and the student minimises the per-token KL to the teacher
+over the full vocabulary - reverse KL(student || teacher) by default, as the report's on-policy
+phase; `kl: forward` is recorded as such.
+
+Both stages measure the same number on held-out prompts the stage never trains on: the student's
+per-token KL to the teacher on the student's own samples (reverse and forward), before and after.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from qwen3_recipe.posttrain.objectives import token_kl, topk_kl
+from qwen3_recipe.posttrain.policy import Batch, Policy
+from qwen3_recipe.posttrain.rollout import push_weights
+from qwen3_recipe.posttrain.rollouts import Rollout, micro_batches, rollout_rows, sample_groups, step_rows
+from qwen3_recipe.posttrain.trainer import StageTrainer
+from qwen3_recipe.synth.generate import derived_seed
+from qwen3_recipe.synth.sampling import Request, SamplingParams
+
+EVAL_TEMPERATURE = 1.0
+
+
+def teacher_samples(engine, prompts, modes: list[str], n: int, max_tokens: int, top_k: int, seed: int,
+                    sampling: dict) -> list[dict]:
+    """The teacher's responses with their top-k log-probabilities (the off-policy training set)."""
+    overrides = {k: v for k, v in (sampling or {}).items() if v is not None and k != "seed"}
+    requests = [Request(id=f"{p.prompt_id}/{m}", messages=[{"role": "user", "content": p.text}], mode=m, n=n,
+                        sampling=SamplingParams(max_tokens=max_tokens, seed=derived_seed([seed, p.prompt_id, m]),
+                                                **overrides), logprobs=top_k)
+                for p in prompts for m in modes]
+    out = []
+    for req, res in zip(requests, engine.generate(requests)):
+        for k, s in enumerate(res.samples):
+            top_ids, top_lps = [], []
+            for t, d in zip(s.token_ids, s.logprobs or [None] * len(s.token_ids)):
+                ranked = sorted((d or {t: 0.0}).items(), key=lambda kv: -kv[1])[:top_k]
+                ranked += [ranked[-1]] * (top_k - len(ranked))  # pad (a token inserted by a budget)
+                top_ids.append([i for i, _ in ranked])
+                top_lps.append([v for _, v in ranked])
+            out.append({"id": f"{req.id}/{k}", "prompt_id": req.id.rsplit("/", 1)[0], "mode": res.mode,
+                        "prompt_ids": list(res.prompt_token_ids), "response_ids": list(s.token_ids),
+                        "top_ids": top_ids, "top_logps": top_lps, "text": s.text})
+    return out
+
+
+def save_samples(rows: list[dict], path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tmp.replace(path)
+
+
+def load_samples(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@torch.no_grad()
+def heldout_kl(student: Policy, engine, teacher: Policy, prompts, modes: list[str], max_tokens: int,
+               seed: int) -> dict:
+    """Per-token KL between student and teacher on the student's own samples (fixed seeds)."""
+    push_weights(engine, student.hf_state_dict())
+    rollouts = [r for m in modes for g in sample_groups(engine, prompts, step=-1, seed=seed, n=1,
+                                                       max_tokens=max_tokens, temperature=EVAL_TEMPERATURE, mode=m)
+                for r in g]
+    sums = {"reverse": 0.0, "forward": 0.0}
+    seqs = [r.seq for r in rollouts]
+    for idx in micro_batches(seqs):
+        batch = Batch.pack([seqs[i] for i in idx], student.device)
+        for s_lg, t_lg in zip(student.response_logits(batch), teacher.response_logits(batch)):
+            for d in sums:
+                sums[d] += float(token_kl(s_lg, t_lg, d).sum())
+    tokens = max(1, sum(len(r.response_ids) for r in rollouts))
+    return {"heldout_kl": sums["reverse"] / tokens, "heldout_kl_forward": sums["forward"] / tokens,
+            "heldout_tokens": float(tokens)}
+
+
+def run_offpolicy(trainer: StageTrainer, samples: list[dict], *, batch_size: int, kl_weight: float,
+                  ce_weight: float, seed: int, rec_for, stage: str) -> list[dict]:
+    order = list(range(len(samples)))
+    per_epoch = max(1, math.ceil(len(samples) / batch_size))
+
+    def step_fn(step: int):
+        epoch, i = divmod(step, per_epoch)
+        perm = order[:]
+        random.Random(derived_seed([seed, "distill", epoch])).shuffle(perm)
+        chosen = [samples[j] for j in perm[i * batch_size:(i + 1) * batch_size]]
+        seqs = [(r["prompt_ids"], r["response_ids"]) for r in chosen]
+        total = max(1, sum(len(r["response_ids"]) for r in chosen))
+        stats = {"kl_topk": 0.0, "ce": 0.0}
+        policy = trainer.policy
+
+        def backward() -> torch.Tensor:
+            loss_sum = torch.zeros(())
+            for idx in micro_batches(seqs):
+                batch = Batch.pack([seqs[j] for j in idx], policy.device)
+                kl_sum = ce_sum = torch.zeros((), device=policy.device)
+                for j, lg, (s, e) in zip(idx, policy.response_logits(batch), batch.spans):
+                    ids = torch.tensor(chosen[j]["top_ids"], device=policy.device)
+                    lps = torch.tensor(chosen[j]["top_logps"], device=policy.device)
+                    kl_sum = kl_sum + topk_kl(lg, ids, lps).sum()
+                    ce_sum = ce_sum + F.cross_entropy(lg, batch.tokens[0, s:e], reduction="sum")
+                loss = (kl_weight * kl_sum + ce_weight * ce_sum) / total
+                loss.backward()
+                loss_sum += loss.detach()
+                stats["kl_topk"] += float(kl_sum.detach()) / total
+                stats["ce"] += float(ce_sum.detach()) / total
+            return loss_sum
+
+        metrics = trainer.optimise(backward) | stats
+
+        def commit() -> None:
+            rec = rec_for(step + 1)
+            step_rows(rec, stage, "distill_offpolicy", step + 1, metrics)
+            rec.close()
+        return metrics, commit
+
+    return trainer.run(step_fn)
+
+
+def run_onpolicy(trainer: StageTrainer, engine, teacher: Policy, prompts, *, steps_settings, direction: str,
+                 modes: list[str], rec_for, stage: str) -> list[dict]:
+    """steps_settings: GRPOSettings (batch_size prompts, group_size samples each, response length, seed)."""
+    s = steps_settings
+    from qwen3_recipe.posttrain.rollouts import step_prompts
+
+    def step_fn(step: int):
+        push_weights(engine, trainer.policy.hf_state_dict())  # on-policy: always the current student
+        mode = modes[step % len(modes)]
+        groups = sample_groups(engine, step_prompts(prompts, step, s.batch_size, s.seed), step=step, seed=s.seed,
+                               n=s.group_size, max_tokens=s.max_response_tokens, temperature=EVAL_TEMPERATURE,
+                               mode=mode)
+        rollouts: list[Rollout] = [r for g in groups for r in g]
+        seqs = [r.seq for r in rollouts]
+        total = max(1, sum(len(r.response_ids) for r in rollouts))
+        policy = trainer.policy
+
+        def backward() -> torch.Tensor:
+            loss_sum = torch.zeros(())
+            for idx in micro_batches(seqs):
+                batch = Batch.pack([seqs[j] for j in idx], policy.device)
+                with torch.no_grad():
+                    t_logits = teacher.response_logits(batch)
+                kls = [token_kl(s_lg, t_lg, direction) for s_lg, t_lg in zip(policy.response_logits(batch), t_logits)]
+                for j, kl in zip(idx, kls):
+                    rollouts[j].extra["teacher_kl"] = float(kl.mean()) if kl.numel() else 0.0
+                loss = torch.cat(kls).sum() / total
+                loss.backward()
+                loss_sum += loss.detach()
+            return loss_sum
+
+        metrics = trainer.optimise(backward) | {
+            "kl": sum(r.extra["teacher_kl"] * len(r.response_ids) for r in rollouts) / total,
+            "response_tokens": total / len(rollouts), "kl_direction_reverse": float(direction == "reverse")}
+
+        def commit() -> None:
+            rec = rec_for(step + 1)
+            rollout_rows(rec, stage, step + 1, rollouts, step)
+            step_rows(rec, stage, "distill_onpolicy", step + 1, metrics)
+            rec.close()
+        return metrics, commit
+
+    return trainer.run(step_fn)

@@ -1,0 +1,146 @@
+"""Reasoning RL: GRPO on query-verifier pairs (Qwen3 report, section 4.2).
+
+Per step: B prompts, G samples each from the current policy (the rollout engine holds the weights
+pushed every `sync_every` steps), rewards from the registered verifiers, group-normalised advantages,
+and one clipped policy-gradient update. The importance ratio is taken against the log-probabilities
+the rollout engine reported, so stale rollout weights (sync_every > 1) are corrected for; a reference
+model adds the k3 KL penalty when kl_coef > 0. The rollout temperature anneals linearly from
+`temperature.start` to `temperature.end`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from qwen3_recipe.posttrain.objectives import group_advantages, grpo_loss
+from qwen3_recipe.posttrain.policy import Batch, Policy, entropy
+from qwen3_recipe.posttrain.rollout import push_weights
+from qwen3_recipe.posttrain.rollouts import (
+    Rollout,
+    logprobs_of,
+    micro_batches,
+    rollout_rows,
+    sample_groups,
+    score,
+    step_prompts,
+    step_rows,
+)
+from qwen3_recipe.posttrain.trainer import StageTrainer
+
+
+@dataclass
+class GRPOSettings:
+    steps: int
+    batch_size: int
+    group_size: int
+    max_response_tokens: int
+    clip_eps: float = 0.2
+    kl_coef: float = 0.0
+    temperature_start: float = 1.0
+    temperature_end: float = 1.0
+    sync_every: int = 1
+    thinking_budget: int | None = None
+    mode: str = "think"
+    seed: int = 0
+
+    def temperature(self, step: int) -> float:
+        frac = step / max(1, self.steps - 1)
+        return self.temperature_start + (self.temperature_end - self.temperature_start) * frac
+
+
+def verifier_reward(verifier) -> Callable[[Rollout], tuple[float, str]]:
+    def reward(r: Rollout) -> tuple[float, str]:
+        v = verifier.verify(r.text, r.prompt.gold, r.prompt.item)
+        return v.score, v.reason
+    return reward
+
+
+def policy_update(trainer: StageTrainer, rollouts: list[Rollout], advantages: torch.Tensor, clip_eps: float,
+                  ref: Policy | None = None, kl_coef: float = 0.0) -> dict:
+    """One clipped policy-gradient step over all rollouts (token-level mean, micro-batched)."""
+    policy = trainer.policy
+    seqs = [r.seq for r in rollouts]
+    fresh = [None if r.old_logps is not None else i for i, r in enumerate(rollouts)]
+    if any(i is not None for i in fresh):  # engines that report no log-probabilities: the policy's own
+        own = logprobs_of(policy, [seqs[i] for i in fresh if i is not None])
+        it = iter(own)
+        for i in fresh:
+            if i is not None:
+                rollouts[i].old_logps = next(it)
+    ref_logps = logprobs_of(ref, seqs) if ref is not None and kl_coef > 0 else None
+    total = max(1, sum(len(r.response_ids) for r in rollouts))
+    stats = {"entropy": 0.0, "approx_kl": 0.0, "clip_fraction": 0.0, "kl_ref": 0.0}
+
+    def backward() -> torch.Tensor:
+        loss_sum = torch.zeros(())
+        for idx in micro_batches(seqs):
+            batch = Batch.pack([seqs[i] for i in idx], policy.device)
+            logits = policy.response_logits(batch)
+            logps = [torch.log_softmax(lg, -1).gather(-1, batch.tokens[0, s:e, None])[:, 0]
+                     for lg, (s, e) in zip(logits, batch.spans)]
+            old = [rollouts[i].old_logps.to(policy.device) for i in idx]
+            refs = [ref_logps[i] for i in idx] if ref_logps is not None else None
+            loss, st = grpo_loss(logps, old, advantages[idx].to(policy.device), clip_eps, refs, kl_coef)
+            tokens = sum(len(lp) for lp in logps)
+            (loss * tokens / total).backward()
+            loss_sum += loss.detach() * tokens / total
+            with torch.no_grad():
+                stats["entropy"] += float(sum(entropy(lg).sum() for lg in logits)) / total
+                stats["approx_kl"] += float(sum((o - n).sum() for o, n in zip(old, logps))) / total
+                for k in ("clip_fraction", "kl_ref"):
+                    stats[k] += st.get(k, 0.0) * tokens / total
+        return loss_sum
+
+    out = trainer.optimise(backward)
+    if ref_logps is None:
+        stats.pop("kl_ref")
+    return out | stats
+
+
+def run_grpo(trainer: StageTrainer, engine, prompts, verifier, s: GRPOSettings, rec_for, stage: str,
+             ref: Policy | None = None) -> list[dict]:
+    """Train `trainer.policy` with GRPO; rec_for(step) gives the step's provenance recorder."""
+    reward = verifier_reward(verifier)
+    synced = {"version": None}
+
+    def step_fn(step: int):
+        if synced["version"] is None or step % s.sync_every == 0:
+            push_weights(engine, trainer.policy.hf_state_dict())
+            synced["version"] = step
+        batch = step_prompts(prompts, step, s.batch_size, s.seed)
+        groups = sample_groups(engine, batch, step=step, seed=s.seed, n=s.group_size,
+                               max_tokens=s.max_response_tokens, temperature=s.temperature(step),
+                               mode=s.mode, thinking_budget=s.thinking_budget)
+        score(groups, reward)
+        rewards = torch.tensor([[r.reward for r in g] for g in groups], dtype=torch.float32)
+        adv = group_advantages(rewards)
+        rollouts = [r for g in groups for r in g]
+        metrics = {"reward_mean": float(rewards.mean()), "reward_std": float(rewards.std(unbiased=False)),
+                   "accuracy": sum(r.verdict == "correct" for r in rollouts) / len(rollouts),
+                   "response_tokens": sum(len(r.response_ids) for r in rollouts) / len(rollouts),
+                   "temperature": s.temperature(step),
+                   **policy_update(trainer, rollouts, adv.flatten(), s.clip_eps, ref, s.kl_coef)}
+        metrics["kl"] = metrics.get("kl_ref", metrics["approx_kl"])
+
+        def commit() -> None:
+            rec = rec_for(step + 1)
+            rollout_rows(rec, stage, step + 1, rollouts, synced["version"], adv.flatten().tolist())
+            step_rows(rec, stage, "reasoning_rl", step + 1, metrics)
+            rec.close()
+        return metrics, commit
+
+    return trainer.run(step_fn)
+
+
+def mean_reward(engine, policy: Policy, prompts, verifier, s: GRPOSettings, n: int = 4) -> float:
+    """Mean verifier reward of n fixed-seed samples per prompt at the final rollout temperature:
+    the before / after number of a stage (and of the tests)."""
+    push_weights(engine, policy.hf_state_dict())
+    groups = sample_groups(engine, prompts, step=-1, seed=s.seed, n=n, max_tokens=s.max_response_tokens,
+                           temperature=s.temperature_end, mode=s.mode, thinking_budget=s.thinking_budget)
+    score(groups, verifier_reward(verifier))
+    rewards = [r.reward for g in groups for r in g]
+    return sum(rewards) / max(1, len(rewards))

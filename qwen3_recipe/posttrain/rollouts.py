@@ -1,0 +1,114 @@
+"""Sampling groups from the current policy and scoring them: the part GRPO, RLHF-style general RL and
+on-policy distillation share.
+
+Each step's prompts and seeds derive from (stage seed, step), so a step redone after a resume samples
+exactly what it sampled the first time (given the same weights, which the checkpoint restores).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from qwen3_recipe.posttrain.policy import Batch, Policy
+from qwen3_recipe.synth.generate import derived_seed
+from qwen3_recipe.synth.prompts import Prompt
+from qwen3_recipe.synth.sampling import Request, SamplingParams
+
+MICRO_TOKENS = 4096  # tokens per packed forward/backward; memory, not maths
+
+
+@dataclass
+class Rollout:
+    prompt: Prompt
+    mode: str
+    prompt_ids: list[int]
+    response_ids: list[int]
+    text: str
+    old_logps: torch.Tensor | None  # the sampling engine's log-probabilities of the response
+    reward: float | None = None
+    verdict: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def seq(self) -> tuple[list[int], list[int]]:
+        return self.prompt_ids, self.response_ids
+
+
+def step_prompts(prompts: list[Prompt], step: int, batch_size: int, seed: int) -> list[Prompt]:
+    """Epochs over a per-epoch shuffle of the prompts, batch_size at a time."""
+    per_epoch = max(1, len(prompts) // batch_size)
+    epoch, i = divmod(step, per_epoch)
+    order = list(range(len(prompts)))
+    random.Random(derived_seed([seed, "epoch", epoch])).shuffle(order)
+    return [prompts[j] for j in order[i * batch_size:(i + 1) * batch_size]]
+
+
+def sample_groups(engine, prompts: list[Prompt], *, step: int, seed: int, n: int, max_tokens: int,
+                  temperature: float, mode: str = "think", thinking_budget: int | None = None,
+                  top_p: float = 1.0) -> list[list[Rollout]]:
+    """n samples per prompt from the engine's current weights (plain sampling: temperature and top-p,
+    no top-k, so the policy gradient sees the policy's own distribution)."""
+    requests = [Request(id=p.prompt_id, messages=[{"role": "user", "content": p.text}], mode=mode, n=n,
+                        sampling=SamplingParams(temperature=temperature, top_p=top_p, top_k=0, min_p=0.0,
+                                                max_tokens=max_tokens,
+                                                seed=derived_seed([seed, step, p.prompt_id, mode])),
+                        thinking_budget=thinking_budget if mode == "think" else None, logprobs=0)
+                for p in prompts]
+    groups = []
+    for p, res in zip(prompts, engine.generate(requests)):
+        group = []
+        for s in res.samples:
+            lps = s.logprobs or []
+            known = len(lps) == len(s.token_ids) and all(d and t in d for t, d in zip(s.token_ids, lps))
+            old = torch.tensor([d[t] for t, d in zip(s.token_ids, lps)]) if known else None
+            group.append(Rollout(p, res.mode, list(res.prompt_token_ids), list(s.token_ids), s.text, old))
+        groups.append(group)
+    return groups
+
+
+def score(groups: list[list[Rollout]], reward_fn: Callable[[Rollout], tuple[float, str]]) -> None:
+    for group in groups:
+        for r in group:
+            r.reward, r.verdict = reward_fn(r)
+
+
+def micro_batches(seqs: list, max_tokens: int = MICRO_TOKENS) -> list[list[int]]:
+    """Indices of `seqs` ((prompt, response) pairs) in packs of about max_tokens."""
+    packs, cur, size = [], [], 0
+    for i, (p, r) in enumerate(seqs):
+        n = len(p) + len(r)
+        if cur and size + n > max_tokens:
+            packs.append(cur)
+            cur, size = [], 0
+        cur.append(i)
+        size += n
+    return packs + ([cur] if cur else [])
+
+
+@torch.no_grad()
+def logprobs_of(policy: Policy, seqs: list[tuple[list[int], list[int]]]) -> list[torch.Tensor]:
+    out: list[torch.Tensor] = [None] * len(seqs)  # type: ignore[list-item]
+    for idx in micro_batches(seqs):
+        for i, lp in zip(idx, policy.token_logprobs(Batch.pack([seqs[i] for i in idx], policy.device))):
+            out[i] = lp.detach()
+    return out
+
+
+def rollout_rows(rec, stage: str, step: int, rollouts: list[Rollout], version: int,
+                 advantages: list[float] | None = None) -> None:
+    for k, r in enumerate(rollouts):
+        rec.add("rollouts", stage=stage, step=step, source=r.prompt.source, prompt_id=r.prompt.prompt_id,
+                sample_id=f"{stage}/{step}/{r.prompt.prompt_id}/{r.mode}/{k}", mode=r.mode,
+                tokens=len(r.response_ids), reward=r.reward, verdict=r.verdict,
+                advantage=None if advantages is None else float(advantages[k]), role=r.extra.get("role"),
+                teacher_kl=r.extra.get("teacher_kl"), policy_version=version, text=r.text)
+
+
+def step_rows(rec, stage: str, kind: str, step: int, metrics: dict) -> None:
+    for name, value in metrics.items():
+        if isinstance(value, (int, float)):
+            rec.add("train_steps", stage=stage, kind=kind, step=step, metric=name, value=float(value))

@@ -1,0 +1,218 @@
+"""`posttrain.<stage>` jobs of type reasoning_rl, general_rl, distill_offpolicy and distill_onpolicy.
+
+Each warm-starts from its predecessor's HF export (or `posttrain.init`), trains in one process
+(posttrain/trainer.py: torchtitan's Qwen3, optimizer and LR schedule, DCP checkpoints in `dump/`),
+samples through the synth engines (vLLM by default; QWEN3_RECIPE_ROLLOUT_ENGINE=transformers), and
+ends by exporting HF weights to `<job>/hf` for the next stage. Prompts are decontaminated against
+the recipe's benchmarks; every rollout, reward, teacher score and step metric lands in provenance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+from qwen3_recipe.compiler.plan import Plan, PlannedJob
+
+HELDOUT_SHARE, HELDOUT_MAX = 0.1, 32
+
+
+def device() -> str:
+    from qwen3_recipe.train.launch import has_accelerator
+    return "cuda" if has_accelerator() else "cpu"
+
+
+def split_heldout(prompts: list, seed: int) -> tuple[list, list]:
+    """(train, held-out): a stable hash split; held-out prompts are never trained on."""
+    def h(p) -> float:
+        return int(hashlib.sha256(f"{seed}:{p.prompt_id}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    held = [p for p in prompts if h(p) < HELDOUT_SHARE][:HELDOUT_MAX]
+    ids = {p.prompt_id for p in held}
+    return [p for p in prompts if p.prompt_id not in ids], held
+
+
+class StageContext:
+    """What every post-training runner needs: folders, settings, prompts, the policy and its trainer."""
+
+    def __init__(self, p: PlannedJob, plan: Plan, steps: int) -> None:
+        from qwen3_recipe.posttrain.policy import Policy
+        from qwen3_recipe.posttrain.trainer import StageTrainer
+        from qwen3_recipe.provenance.recorder import ShardRecorder
+        from qwen3_recipe.synth.prompts import decontaminate, load_prompts
+        from qwen3_recipe.train.sft import init_dir
+        from qwen3_recipe.train.stage import model_settings
+        self.p, self.plan = p, plan
+        self.stage, self.seed = p.job.config["stage"], p.job.config["seed"]
+        self.name = p.job.name.split(".", 1)[1]
+        self.folder = plan.run_dir / p.job.dir
+        init = init_dir(p, plan)
+        if init is None or not (init / "config.json").exists():
+            raise RuntimeError(f"{p.job.name}: no weights to start from ({init}); "
+                               "set posttrain.init or add a stage before it")
+        self.policy = Policy(init, device())
+        # the tokenizer files travel with the weights (an init model may bring its own)
+        self.export_job = {"tokenizer_dir": str(init), "arch": self.policy.arch,
+                           **model_settings(plan)}
+        benchmarks = sorted(k.split(":", 1)[1] for k in p.job.inputs if k.startswith("benchmark:"))
+        rec = ShardRecorder(self.folder / "provenance", p.job.name, "prompts", 0)
+        prompts = decontaminate(plan, load_prompts(plan, self.stage["prompts"], self.stage.get("limit")), benchmarks, rec)
+        rec.close()
+        self.prompts, self.heldout = split_heldout(prompts, self.seed)
+        self.steps = steps
+        self._bar = None
+        self.trainer = StageTrainer(
+            self.policy, self.folder / "dump", lr=self.stage["lr"], steps=steps,
+            optimizer=plan.loaded.recipe.pretrain.optimizer.model_dump(), interval=max(1, steps // 4),
+            warmup_steps=0, on_step=lambda step, row: self._bar and self._bar(self.trainer_rows + [row]))
+        self.trainer_rows: list[dict] = []
+
+    def rec_for(self, step: int):
+        from qwen3_recipe.provenance.recorder import ShardRecorder
+        return ShardRecorder(self.folder / "provenance", self.p.job.name, f"step-{step:06d}", 0)
+
+    def record(self, metrics: dict, step: int, kind: str) -> None:
+        """Stage-level numbers (held-out evaluations) as train_steps rows of their own shard."""
+        from qwen3_recipe.posttrain.rollouts import step_rows
+        rec = self.rec_for(step)
+        rec.shard = f"eval-{step:06d}"
+        step_rows(rec, self.name, kind, step, metrics)
+        rec.close()
+
+    def train(self, fn):
+        from qwen3_recipe.cli.render import training_progress
+        with training_progress(self.p.job.name, self.steps) as update:
+            self._bar = update
+            return fn()
+
+    def finish(self, rows: list[dict], summary: str) -> None:
+        from qwen3_recipe.cli.render import console
+        from qwen3_recipe.provenance.database import build_database
+        self.policy.save_hf(self.folder / "hf", self.export_job)
+        shutil.copy2(self.folder / "dump" / "metrics.jsonl", self.folder / "metrics.jsonl")
+        build_database(self.plan.run_dir)
+        console().print(f"{self.p.job.name}: {summary}; weights in {self.folder / 'hf'}")
+
+
+def settings(stage: dict, seed: int, steps: int | None = None):
+    from qwen3_recipe.posttrain.grpo import GRPOSettings
+    temp = stage.get("temperature") or {}
+    return GRPOSettings(steps=steps or stage["steps"], batch_size=stage["batch_size"],
+                        group_size=stage.get("group_size") or stage.get("samples_per_prompt", 1),
+                        max_response_tokens=stage.get("max_response_tokens") or stage["max_tokens"],
+                        clip_eps=stage.get("clip_eps", 0.2), kl_coef=stage.get("kl_coef", 0.0),
+                        temperature_start=temp.get("start", 1.0), temperature_end=temp.get("end", 1.0),
+                        sync_every=stage.get("sync_every", 1), thinking_budget=stage.get("thinking_budget"),
+                        seed=seed)
+
+
+def run_reasoning_rl(p: PlannedJob, plan: Plan) -> None:
+    from qwen3_recipe.posttrain.grpo import mean_reward, run_grpo
+    from qwen3_recipe.posttrain.policy import Policy
+    from qwen3_recipe.posttrain.rollout import rollout_engine
+    from qwen3_recipe.verify.verifiers import build_verifier
+    ctx = StageContext(p, plan, p.job.config["stage"]["steps"])
+    s = settings(ctx.stage, ctx.seed)
+    verifier = build_verifier(ctx.stage["verifier"])
+    ref = Policy(ctx.policy.hf_dir, device()) if s.kl_coef > 0 else None
+    with rollout_engine(ctx.policy.hf_dir, s.max_response_tokens) as engine:
+        before = mean_reward(engine, ctx.policy, ctx.heldout, verifier, s) if ctx.heldout else None
+        rows = ctx.train(lambda: run_grpo(ctx.trainer, engine, ctx.prompts, verifier, s, ctx.rec_for, ctx.name, ref))
+        after = mean_reward(engine, ctx.policy, ctx.heldout, verifier, s) if ctx.heldout else None
+    if before is not None:
+        ctx.record({"heldout_reward": before}, 0, "reasoning_rl")
+        ctx.record({"heldout_reward": after}, s.steps, "reasoning_rl")
+    ctx.finish(rows, f"reward {rows[0]['reward_mean']:.3f} -> {rows[-1]['reward_mean']:.3f} over {len(rows)} steps"
+               + (f", held-out {before:.3f} -> {after:.3f}" if before is not None else ""))
+
+
+def run_general_rl(p: PlannedJob, plan: Plan) -> None:
+    from qwen3_recipe.posttrain import general_rl as G
+    from qwen3_recipe.posttrain.policy import Policy
+    from qwen3_recipe.posttrain.rewards import combined_reward
+    from qwen3_recipe.posttrain.rollout import rollout_engine
+    ctx = StageContext(p, plan, p.job.config["stage"]["steps"])
+    s = settings(ctx.stage, ctx.seed)
+    reward = combined_reward(ctx.stage["rewards"], s.max_response_tokens)
+    ref = Policy(ctx.policy.hf_dir, device())
+    with rollout_engine(ctx.policy.hf_dir, s.max_response_tokens) as engine:
+        pairs = G.heldout_pairs(engine, ctx.heldout, reward, s)
+        before = G.pair_margin(ctx.policy, pairs) if pairs else None
+        rows = ctx.train(lambda: G.run_general_rl(ctx.trainer, engine, ref, ctx.prompts, reward, s, ctx.rec_for,
+                                                  ctx.name, pairs, ctx.stage["method"], ctx.stage["dpo_fraction"],
+                                                  ctx.stage["beta"]))
+    after = G.pair_margin(ctx.policy, pairs) if pairs else None
+    if pairs:
+        ctx.record({"heldout_margin": before, "heldout_pairs": float(len(pairs))}, 0, "general_rl")
+        ctx.record({"heldout_margin": after}, s.steps, "general_rl")
+    ctx.finish(rows, f"reward {rows[0]['reward_mean']:.3f} -> {rows[-1]['reward_mean']:.3f}"
+               + (f", held-out chosen-over-rejected margin {before:.2f} -> {after:.2f}" if pairs else ""))
+
+
+def _teacher(ctx: StageContext):
+    from qwen3_recipe.posttrain.policy import Policy
+    from qwen3_recipe.synth.job import teacher_dir
+    path = Path(teacher_dir(ctx.plan, ctx.stage["teacher"]))
+    teacher = Policy(path, device())
+    if teacher.arch["vocab_size"] != ctx.policy.arch["vocab_size"]:
+        raise RuntimeError(f"{ctx.p.job.name}: teacher {path} has vocabulary {teacher.arch['vocab_size']}, "
+                           f"the student {ctx.policy.arch['vocab_size']}; distillation needs one tokenizer")
+    return path, teacher
+
+
+def _heldout(ctx: StageContext, engine, teacher, step: int, kind: str) -> dict:
+    from qwen3_recipe.posttrain.distill import heldout_kl
+    if not ctx.heldout:
+        return {}
+    kl = heldout_kl(ctx.policy, engine, teacher, ctx.heldout, ctx.stage["modes"], settings(ctx.stage, ctx.seed, 1)
+                    .max_response_tokens, ctx.seed)
+    ctx.record(kl, step, kind)
+    return kl
+
+
+def run_distill_offpolicy(p: PlannedJob, plan: Plan) -> None:
+    import math
+
+    from qwen3_recipe.posttrain import distill as D
+    from qwen3_recipe.posttrain.rollout import rollout_engine
+    stage = p.job.config["stage"]
+    folder = plan.run_dir / p.job.dir
+    data = folder / "teacher_samples.jsonl"
+    ctx = None
+    if not data.exists():  # generated once; a resumed stage reuses them
+        probe = StageContext(p, plan, 1)
+        path, _ = _teacher(probe)
+        with rollout_engine(path, stage["max_tokens"]) as engine:
+            rows = D.teacher_samples(engine, probe.prompts, stage["modes"], stage["samples_per_prompt"],
+                                     stage["max_tokens"], stage["top_k"], probe.seed, stage.get("sampling"))
+        D.save_samples(rows, data)
+    samples = D.load_samples(data)
+    steps = max(1, math.ceil(stage["epochs"] * len(samples) / stage["batch_size"]))
+    ctx = StageContext(p, plan, steps)
+    _, teacher = _teacher(ctx)
+    with rollout_engine(ctx.policy.hf_dir, stage["max_tokens"]) as engine:
+        before = _heldout(ctx, engine, teacher, 0, "distill_offpolicy")
+        rows = ctx.train(lambda: D.run_offpolicy(ctx.trainer, samples, batch_size=stage["batch_size"],
+                                                 kl_weight=stage["kl_weight"], ce_weight=stage["ce_weight"],
+                                                 seed=ctx.seed, rec_for=ctx.rec_for, stage=ctx.name))
+        after = _heldout(ctx, engine, teacher, steps, "distill_offpolicy")
+    ctx.finish(rows, f"{len(samples)} teacher samples; top-k KL {rows[0]['kl_topk']:.3f} -> {rows[-1]['kl_topk']:.3f}"
+               + (f", held-out KL {before['heldout_kl']:.3f} -> {after['heldout_kl']:.3f}" if before else ""))
+
+
+def run_distill_onpolicy(p: PlannedJob, plan: Plan) -> None:
+    from qwen3_recipe.posttrain import distill as D
+    from qwen3_recipe.posttrain.rollout import rollout_engine
+    ctx = StageContext(p, plan, p.job.config["stage"]["steps"])
+    _, teacher = _teacher(ctx)
+    s = settings(ctx.stage, ctx.seed)
+    with rollout_engine(ctx.policy.hf_dir, s.max_response_tokens) as engine:
+        before = _heldout(ctx, engine, teacher, 0, "distill_onpolicy")
+        rows = ctx.train(lambda: D.run_onpolicy(ctx.trainer, engine, teacher, ctx.prompts, steps_settings=s,
+                                                direction=ctx.stage["kl"], modes=ctx.stage["modes"],
+                                                rec_for=ctx.rec_for, stage=ctx.name))
+        after = _heldout(ctx, engine, teacher, s.steps, "distill_onpolicy")
+    (ctx.folder / "kl_direction.json").write_text(json.dumps({"kl": ctx.stage["kl"]}) + "\n")
+    ctx.finish(rows, f"{ctx.stage['kl']} KL {rows[0]['kl']:.3f} -> {rows[-1]['kl']:.3f}"
+               + (f", held-out KL {before['heldout_kl']:.3f} -> {after['heldout_kl']:.3f}" if before else ""))

