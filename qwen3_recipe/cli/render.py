@@ -70,8 +70,33 @@ def print_plan(view: dict) -> None:
                       _hours(est["gpu_hours"]), data, STATUS_STYLE[job["status"]])
     days = total_hours / hw["count"] / 24
     table.caption = (f"total {format_flops(total_flops)} FLOPs, {_hours(total_hours)} GPU-hours "
-                     f"= {days:,.3g} days on {hw['count']}x {hw['accelerator']}")
+                     f"= {days:,.3g} days on {hw['count']}x {hw['accelerator']}") + posttrain_comparison(view["jobs"])
     console().print(table)
+
+
+RL_KINDS, DISTILL_KINDS = ("reasoning_rl", "general_rl"), ("distill_offpolicy", "distill_onpolicy")
+
+
+def posttrain_comparison(jobs: list[dict]) -> str:
+    """RL and distillation side by side (rollout / teacher tokens and GPU-hours), with the Qwen3
+    report's reference point: on-policy distillation reached better scores than RL at about 1/10 of
+    RL's GPU hours (section 4.5, Table 21)."""
+    groups = {"RL": [j for j in jobs if j["kind"] in RL_KINDS],
+              "distillation": [j for j in jobs if j["kind"] in DISTILL_KINDS]}
+    if not any(groups.values()):
+        return ""
+    parts = []
+    for label, members in groups.items():
+        if members:
+            hours = sum(j["estimate"]["gpu_hours"] for j in members)
+            tokens = sum(j["estimate"]["tokens"] for j in members)
+            parts.append(f"{label} {_hours(hours)} GPU-h over {format_count(tokens)} generated tokens "
+                         f"({', '.join(j['name'].split('.', 1)[1] for j in members)})")
+    rl = sum(j["estimate"]["gpu_hours"] for j in groups["RL"])
+    dist = sum(j["estimate"]["gpu_hours"] for j in groups["distillation"])
+    ratio = f"; distillation/RL = {dist / rl:.2g}" if rl and dist else ""
+    return (f"\npost-training: {'; '.join(parts)}{ratio} "
+            "(Qwen3 report: on-policy distillation beat RL at ~1/10 of RL's GPU hours)")
 
 
 def print_query(rel, fmt: str, output: str | None) -> None:
@@ -121,9 +146,12 @@ def training_progress(name: str, steps: int):
 
             def update(rows: list[dict]) -> None:
                 last = rows[-1]
-                loss = last.get("loss_metrics/global_avg_loss")
-                progress.update(task, completed=last["step"],
-                                loss=f"loss {loss:.3f}" if loss is not None else "")
+                loss = last.get("loss_metrics/global_avg_loss", last.get("loss"))
+                text = f"loss {loss:.3f}" if loss is not None else ""
+                for key in ("reward_mean", "kl"):  # RL and distillation steps
+                    if last.get(key) is not None:
+                        text += f"  {key.split('_')[0]} {last[key]:.3f}"
+                progress.update(task, completed=last["step"], loss=text)
             yield update
     return bar()
 

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 
-def build_engine(kind: str, model: str, *, server_url: str | None = None, max_tokens: int = 1024):
+def build_engine(kind: str, model: str, *, server_url: str | None = None, max_tokens: int = 1024, **vllm_kwargs):
     import os
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # our progress bar, not vLLM's start-up log
     from qwen3_recipe.synth import engines
@@ -24,7 +24,7 @@ def build_engine(kind: str, model: str, *, server_url: str | None = None, max_to
     from qwen3_recipe.train.launch import has_accelerator
     # CPUs without bf16 matmul units emulate bf16 (vLLM's CPU default) several times slower than fp32
     extra = {} if has_accelerator() else {"dtype": "float32"}
-    return engines.VLLMEngine(model, max_model_len=_max_len(model, max_tokens), **extra)
+    return engines.VLLMEngine(model, max_model_len=_max_len(model, max_tokens), **extra | vllm_kwargs)
 
 
 def _max_len(model: str, max_tokens: int) -> int | None:
