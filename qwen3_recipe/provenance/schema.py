@@ -20,11 +20,13 @@ Tables
 - rollouts:      every sample a post-training stage drew from its policy or teacher: step, prompt,
                  mode, tokens, reward and verdict, GRPO advantage, DPO role (chosen / rejected),
                  teacher KL (distillation), and which policy version sampled it
+- eval_samples:  every eval generation: stage evaluated, benchmark, item, mode, thinking budget,
+                 sample index, verdict, tokens, thinking tokens, whether the budget cut it
 - train_steps:   per post-training step (or held-out evaluation) a metric and its value: reward_mean,
                  accuracy, response_tokens, kl, entropy, loss, dpo_margin, heldout_kl, ...
 
 Version 2 added prompts and samples; version 3 annotations (and the views classifiers, quality_scores);
-version 4 rollouts and train_steps (and the views rewards, distill_kl).
+version 4 rollouts, train_steps and eval_samples (and the views rewards, distill_kl, eval_accuracy).
 """
 
 from __future__ import annotations
@@ -63,6 +65,10 @@ TABLES: dict[str, dict[str, str]] = {
                  "prompt_id": "VARCHAR", "sample_id": "VARCHAR", "mode": "VARCHAR", "tokens": "BIGINT",
                  "reward": "DOUBLE", "verdict": "VARCHAR", "advantage": "DOUBLE", "role": "VARCHAR",
                  "teacher_kl": "DOUBLE", "policy_version": "INTEGER", "text": "VARCHAR"},
+    "eval_samples": {"job": "VARCHAR", "stage": "VARCHAR", "benchmark": "VARCHAR", "item_id": "VARCHAR",
+                     "mode": "VARCHAR", "thinking_budget": "BIGINT", "sample": "INTEGER", "correct": "BOOLEAN",
+                     "verdict": "VARCHAR", "tokens": "BIGINT", "thinking_tokens": "BIGINT", "budget_cut": "BOOLEAN",
+                     "text": "VARCHAR"},
     "train_steps": {"job": "VARCHAR", "stage": "VARCHAR", "kind": "VARCHAR", "step": "INTEGER",
                     "metric": "VARCHAR", "value": "DOUBLE"},
     "mixture_targets": {"job": "VARCHAR", "stage": "VARCHAR", "source": "VARCHAR", "declared_share": "DOUBLE",
@@ -96,6 +102,10 @@ VIEWS = {
                  from rollouts where reward is not null group by all order by stage, step, source""",
     "distill_kl": """select stage, kind, step, metric, value from train_steps
                     where metric like '%kl%' order by stage, step, metric""",
+    "eval_accuracy": """select stage, benchmark, mode, thinking_budget, count(distinct item_id) as items,
+                              count(*) as samples, round(avg(correct::int), 4) as accuracy,
+                              round(avg(tokens), 1) as mean_tokens
+                       from eval_samples group by all order by benchmark, stage, mode, thinking_budget nulls last""",
     "contaminated_documents": """select c.benchmark, c.item_id, c.source, c.doc_id, c.ngram, c.action
                                  from contamination c order by benchmark, item_id""",
 }
