@@ -229,3 +229,24 @@ def test_offpolicy_then_onpolicy_distillation_lower_the_heldout_kl(distill_run):
         "kl": "reverse"}
     scored = query(distill_run, "select count(*), avg(teacher_kl) from rollouts where stage = 'distill_onpolicy'")[0]
     assert scored[0] == 20 * 8 * 4 and scored[1] > 0
+
+
+@pytest.mark.slow
+def test_eval_job_scores_modes_and_budgets(rl_run):
+    """`eval.<stage>`: the evals/ benchmark in both modes over the budget sweep, k samples per item,
+    in provenance and results.jsonl (tiny_arith is multi-digit: this model mostly fails it)."""
+    proc = run_cli("run", RL_RECIPE, "-o", str(rl_run), "--only", "evals", "--set", "evals.after=[general_rl]",
+                   "--set", "evals.limit=20", timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "skip posttrain.general_rl (cached)" in proc.stdout  # evaluating does not retrain
+    rows = query(rl_run, "select mode, thinking_budget, items, samples, accuracy from eval_accuracy "
+                         "where stage = 'general_rl' order by mode, thinking_budget")
+    assert [(r[0], r[1]) for r in rows] == [("no_think", None), ("think", 16), ("think", 64), ("think", 192)]
+    assert all(r[2] == 20 and r[3] == 40 for r in rows)
+    results = [json.loads(line) for line in
+               (rl_run / "jobs" / "eval.general_rl" / "results.jsonl").read_text().splitlines()]
+    assert sorted((r["mode"], r["thinking_budget"] or 0, round(r["accuracy"], 4)) for r in results) == sorted(
+        (r[0], r[1] or 0, r[4]) for r in rows)
+    over = query(rl_run, "select count(*) from eval_samples where mode = 'think' and thinking_budget = 16 "
+                         "and thinking_tokens > 16")[0][0]
+    assert over == 0

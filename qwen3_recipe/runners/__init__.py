@@ -23,6 +23,7 @@ RUNNER_MODULES = {
     "sft": "qwen3_recipe.train.sft:run_sft",
     "fusion": "qwen3_recipe.train.sft:run_sft",
     "synth": "qwen3_recipe.synth.job:run_synth",
+    "eval": "qwen3_recipe.evals.job:run_eval",
     "reasoning_rl": "qwen3_recipe.posttrain.runner:run_reasoning_rl",
     "general_rl": "qwen3_recipe.posttrain.runner:run_general_rl",
     "distill_offpolicy": "qwen3_recipe.posttrain.runner:run_distill_offpolicy",

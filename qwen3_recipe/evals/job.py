@@ -1,0 +1,118 @@
+"""`eval.<stage>` jobs: the recipe's `evals` benchmarks (the same `evals/` entries decontamination
+uses) answered by a stage's exported model in thinking and non-thinking modes, over the sweep of
+thinking budgets, k samples per item with the report's sampling settings per mode, scored by the
+registered verifiers.
+
+Generation goes through the synth job's request cache (content-addressed), so a killed eval resumes
+where it stopped. Every sample lands in provenance (`eval_samples`; view `eval_accuracy`) and the
+per-setting accuracy (pass@1 averaged over k) in `<job>/results.jsonl` and a table.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from qwen3_recipe.compiler.plan import Plan, PlannedJob
+from qwen3_recipe.synth.cache import RequestCache, request_key
+
+
+def stage_model(plan: Plan, stage: str) -> Path:
+    job = f"pretrain.{stage}" if f"pretrain.{stage}" in plan.fingerprints else f"posttrain.{stage}"
+    return (plan.run_dir / "jobs" / job / "hf").resolve()
+
+
+def settings(ev: dict) -> list[tuple[str, int | None]]:
+    """(mode, thinking budget) pairs: no-think once; think at each budget of the sweep (or unlimited)."""
+    out: list[tuple[str, int | None]] = []
+    for mode in ev["modes"]:
+        if mode == "think":
+            out += [("think", b) for b in (ev["thinking_budgets"] or [None])]
+        else:
+            out.append((mode, None))
+    return out
+
+
+def benchmark_items(plan: Plan, name: str, limit: int | None) -> list[dict]:
+    from qwen3_recipe.catalog.rows import entry_rows
+    entry = plan.loaded.catalogs.evals[name]
+    spec, items = entry.spec, []
+    for i, row in enumerate(entry_rows(name, spec, entry.local_path())):
+        if limit is not None and len(items) >= limit:
+            break
+        gold = row.get(spec.answer_field) if spec.answer_field else None
+        items.append({"id": str(row.get("id", f"{name}-{i}")), "question": str(row[spec.question_field]),
+                      "gold": None if gold is None else str(gold), "row": row})
+    return items
+
+
+def requests_for(bench: str, items: list[dict], ev: dict, seed: int, model_id: str) -> list[dict]:
+    out = []
+    for item in items:
+        for mode, budget in settings(ev):
+            req = {"benchmark": bench, "item_id": item["id"], "messages": [{"role": "user", "content": item["question"]}],
+                   "mode": mode, "n": ev["samples"], "max_tokens": ev["max_tokens"], "thinking_budget": budget,
+                   "sampling": ev["sampling"], "seed": (seed, bench, item["id"], mode), "model": model_id}
+            req["key"] = request_key(req)
+            out.append(req)
+    return out
+
+
+def run_eval(p: PlannedJob, plan: Plan) -> None:
+    from qwen3_recipe.cli.render import console, synth_progress
+    from qwen3_recipe.provenance.database import build_database
+    from qwen3_recipe.provenance.recorder import ShardRecorder
+    from qwen3_recipe.synth.job import generate_missing
+    from qwen3_recipe.verify.verifiers import REGISTRY, build_verifier
+
+    ev, stage, seed = p.job.config["evals"], p.job.config["stage"], p.job.config["seed"]
+    folder, model = plan.run_dir / p.job.dir, stage_model(plan, stage)
+    if not (model / "config.json").exists():
+        raise RuntimeError(f"{p.job.name}: no exported model at {model}")
+    requests, items_by_bench, verifiers = [], {}, {}
+    for bench in ev["benchmarks"]:
+        kind = plan.loaded.catalogs.evals[bench].spec.verifier
+        if kind not in REGISTRY:
+            console().print(f"[yellow]{p.job.name}: skipping {bench}[/]: no '{kind}' verifier in this version")
+            continue
+        verifiers[bench] = build_verifier({"type": kind})
+        items = benchmark_items(plan, bench, ev["limit"])
+        items_by_bench[bench] = {it["id"]: it for it in items}
+        requests += requests_for(bench, items, ev, seed, f"stage:{stage}")
+    cache = RequestCache(folder / "cache")
+    total = sum(r["n"] for r in requests)
+    done = sum(r["n"] for r in requests if r["key"] in cache)
+    engine_cfg = {"engine": "vllm", "server_url": None, "max_tokens": ev["max_tokens"]}
+    with synth_progress(p.job.name, total, done=done) as progress:
+        generate_missing(requests, cache, engine_cfg, model, lambda batch: progress(sum(r["n"] for r in batch)))
+
+    rec = ShardRecorder(folder / "provenance", p.job.name, "eval", 0)
+    scores: dict[tuple, list[bool]] = {}
+    for r in requests:
+        item = items_by_bench[r["benchmark"]][r["item_id"]]
+        for k, s in enumerate(cache.get(r["key"])):
+            v = verifiers[r["benchmark"]].verify(s["text"], item["gold"], item["row"])
+            rec.add("eval_samples", stage=stage, benchmark=r["benchmark"], item_id=r["item_id"], mode=r["mode"],
+                    thinking_budget=r["thinking_budget"], sample=k, correct=v.ok, verdict=v.reason,
+                    tokens=len(s["token_ids"]), thinking_tokens=s.get("thinking_tokens"),
+                    budget_cut=s.get("budget_cut"), text=s["text"])
+            scores.setdefault((r["benchmark"], r["mode"], r["thinking_budget"]), []).append(v.ok)
+    rec.close()
+    results = [{"stage": stage, "benchmark": b, "mode": m, "thinking_budget": tb, "samples": len(oks),
+                "accuracy": sum(oks) / len(oks)} for (b, m, tb), oks in scores.items()]
+    (folder / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in results))
+    build_database(plan.run_dir)
+    print_results(p.job.name, results)
+
+
+def print_results(title: str, results: list[dict]) -> None:
+    from rich.table import Table
+
+    from qwen3_recipe.cli.render import console
+    table = Table(title=f"{title}: pass@1 (mean over samples)", title_justify="left")
+    for col in ("benchmark", "mode", "thinking budget", "samples", "accuracy"):
+        table.add_column(col, justify="right" if col in ("samples", "accuracy") else "left")
+    for r in sorted(results, key=lambda r: (r["benchmark"], r["mode"], r["thinking_budget"] or 1 << 40)):
+        table.add_row(r["benchmark"], r["mode"], "-" if r["thinking_budget"] is None else str(r["thinking_budget"]),
+                      str(r["samples"]), f"{r['accuracy']:.3f}")
+    console().print(table)
