@@ -91,7 +91,7 @@ def main() -> None:
         rows = run_grpo(trainer, engine, prompts, build_verifier({"type": "math"}), s,
                         lambda st: ShardRecorder(work / "provenance", "check", f"step-{st}", 0), "check")
         total = time.time() - t2
-    print(f"policy {n_params / 1e6:.0f}M params on {policy.device}; set-up {setup:.1f}s, vLLM start {engine_start:.1f}s")
+    print(f"policy {n_params / 1e6:.1f}M params on {policy.device}; set-up {setup:.1f}s, vLLM start {engine_start:.1f}s")
     for row, t in zip(rows, timings):
         print(f"step {row['step']}: rollout {t['rollout_s']:.2f}s ({t['rollout_tokens'] / t['rollout_s']:.0f} tok/s), "
               f"reward {row['reward_mean']:.3f}, loss {row['loss']:.4f}, entropy {row['entropy']:.3f}")
