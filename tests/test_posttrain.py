@@ -136,6 +136,28 @@ def test_weights_pushed_into_vllm_are_the_ones_it_samples_from():
         assert torch.allclose(r.old_logps, logprobs_of(policy, [r.seq])[0], atol=1e-3)
 
 
+@pytest.mark.slow
+def test_rollouts_sample_the_trained_model_not_its_yarn_export(tmp_path):
+    """An export carries YaRN for long-context inference; torchtitan trains without it, so rollouts
+    must too (else the 'old' log-probabilities are another model's)."""
+    pytest.importorskip("vllm")
+    from qwen3_recipe.posttrain.policy import Policy
+    from qwen3_recipe.posttrain.rollout import rollout_engine
+    from qwen3_recipe.posttrain.rollouts import logprobs_of, sample_groups
+    from qwen3_recipe.synth.prompts import Prompt
+    model = tmp_path / "yarn"
+    shutil.copytree(TEACHER, model)
+    cfg = json.loads((model / "config.json").read_text())
+    cfg["rope_scaling"] = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 256}
+    (model / "config.json").write_text(json.dumps(cfg))
+    with rollout_engine(model, 64) as engine:
+        groups = sample_groups(engine, [Prompt("x", "t", "What is 3 + 4?", "7")], step=0, seed=1, n=2,
+                               max_tokens=16, temperature=1.0)
+    policy = Policy(model)
+    for r in groups[0]:
+        assert torch.allclose(r.old_logps, logprobs_of(policy, [r.seq])[0], atol=1e-3)
+
+
 # --------------------------------------------------------------------------- stages through the CLI
 
 @pytest.fixture(scope="module")
@@ -250,3 +272,39 @@ def test_eval_job_scores_modes_and_budgets(rl_run):
     over = query(rl_run, "select count(*) from eval_samples where mode = 'think' and thinking_budget = 16 "
                          "and thinking_tokens > 16")[0][0]
     assert over == 0
+
+
+@pytest.mark.slow
+def test_hybrid_general_rl_with_a_reward_model(tmp_path):
+    """method hybrid: DPO steps, then policy-gradient steps with the KL to the reference; rewards
+    from the rule checks and a reward model given by path (a tiny one built here)."""
+    pytest.importorskip("vllm")
+    from transformers import Qwen3Config, Qwen3ForSequenceClassification
+
+    from qwen3_recipe.posttrain import general_rl as G
+    from qwen3_recipe.posttrain.grpo import GRPOSettings
+    from qwen3_recipe.posttrain.policy import Policy
+    from qwen3_recipe.posttrain.rewards import combined_reward
+    from qwen3_recipe.posttrain.rollout import rollout_engine
+    from qwen3_recipe.posttrain.trainer import StageTrainer
+    from qwen3_recipe.provenance.recorder import ShardRecorder
+    from qwen3_recipe.synth.prompts import Prompt
+    cfg = json.loads((TEACHER / "config.json").read_text())
+    cfg.update(num_hidden_layers=1, layer_types=["full_attention"], num_labels=1, dtype="float32")
+    torch.manual_seed(0)
+    Qwen3ForSequenceClassification(Qwen3Config(**cfg)).save_pretrained(tmp_path / "rm")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(TEACHER / name, tmp_path / "rm" / name)
+    reward = combined_reward([{"type": "rule", "weight": 1.0}, {"type": "reward_model", "weight": 1.0,
+                                                                "path": str(tmp_path / "rm")}], 64)
+    prompts = [Prompt(f"p{i}", "t", f"What is {i} + {i % 3}?", str(i + i % 3)) for i in range(8)]
+    policy, ref = Policy(TEACHER), Policy(TEACHER)
+    trainer = StageTrainer(policy, tmp_path / "stage", lr=1e-4, steps=4, optimizer={"grad_clip": 1.0}, interval=4)
+    s = GRPOSettings(steps=4, batch_size=4, group_size=4, max_response_tokens=64, seed=0)
+    with rollout_engine(TEACHER, 64) as engine:
+        rows = G.run_general_rl(trainer, engine, ref, prompts, reward, s,
+                                lambda st: ShardRecorder(tmp_path / "prov", "j", f"s{st}", 0), "general_rl", [],
+                                "hybrid", 0.5, 0.1)
+    assert [r["phase"] for r in rows] == [0.0, 0.0, 1.0, 1.0]
+    assert all(0.0 <= r["reward_mean"] <= 1.0 for r in rows)
+    assert "kl_ref" in rows[-1] and "dpo_margin" in rows[0] or rows[0]["pairs"] == 0
