@@ -1,4 +1,4 @@
-"""Canned reports: `qwen3-recipe report funnel|contamination|mixture RUN_DIR`."""
+"""Canned reports: `qwen3-recipe report funnel|contamination|mixture RUN_DIR` (the HTML page: qwen3_recipe/report)."""
 
 from __future__ import annotations
 
@@ -34,10 +34,6 @@ def print_report(kind: str, run_dir: Path) -> int:
     import duckdb
 
     from qwen3_recipe.cli.render import print_query
-    if kind == "html":
-        from qwen3_recipe.cli.render import console
-        console(stderr=True).print("report html arrives with the end-to-end run report (issue 7)")
-        return 1
     with duckdb.connect(str(run_dir / DB_NAME), read_only=True) as con:
         print_query(con.sql(REPORTS[kind]), "table", None)
     return 0
