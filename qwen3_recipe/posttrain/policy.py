@@ -103,7 +103,11 @@ class Policy:
         tmp = out.with_name(out.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        save_file({k: v.contiguous().cpu() for k, v in self.hf_state_dict().items()}, tmp / "model.safetensors")
+        weights = {k: v.contiguous().cpu() for k, v in self.hf_state_dict().items()}
+        save_file(weights, tmp / "model.safetensors", metadata={"format": "pt"})
+        index = {"metadata": {"total_size": sum(v.numel() * v.element_size() for v in weights.values())},
+                 "weight_map": {k: "model.safetensors" for k in weights}}
+        (tmp / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
         write_hf_assets(job, tmp)
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)

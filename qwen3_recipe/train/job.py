@@ -102,9 +102,10 @@ class JsonlMetricsProcessor(MetricsProcessor):
 # --------------------------------------------------------------------------- trainer config
 
 def _is_hf_checkpoint(path: str | None) -> bool:
-    """A previous stage exported with export_hf leaves safetensors, not DCP, in its last step."""
-    return bool(path) and (Path(path) / "model.safetensors.index.json").exists() \
-        and not (Path(path) / ".metadata").exists()
+    """HF safetensors (a previous stage's export, an RL stage's single-file save, any HF model
+    directory), not a DCP checkpoint."""
+    return bool(path) and not (Path(path) / ".metadata").exists() \
+        and any(Path(path).glob("*.safetensors"))
 
 
 def parallelism_config(job: dict) -> ParallelismConfig:
