@@ -54,7 +54,7 @@ def main() -> None:
 
     from qwen3_recipe.posttrain.grpo import GRPOSettings, run_grpo
     from qwen3_recipe.posttrain.policy import Policy
-    from qwen3_recipe.posttrain.rollout import rollout_engine
+    from qwen3_recipe.posttrain.rollout_engine import rollout_engine
     from qwen3_recipe.posttrain.trainer import StageTrainer
     from qwen3_recipe.provenance.recorder import ShardRecorder
     from qwen3_recipe.synth.prompts import Prompt

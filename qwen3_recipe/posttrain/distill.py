@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from qwen3_recipe.posttrain.objectives import token_kl, topk_kl
 from qwen3_recipe.posttrain.policy import Batch, Policy
-from qwen3_recipe.posttrain.rollout import push_weights
+from qwen3_recipe.posttrain.rollout_engine import push_weights
 from qwen3_recipe.posttrain.rollouts import Rollout, micro_batches, rollout_rows, sample_groups, step_rows
 from qwen3_recipe.posttrain.trainer import StageTrainer
 from qwen3_recipe.synth.generate import derived_seed

@@ -18,7 +18,7 @@ import torch
 from qwen3_recipe.posttrain.grpo import policy_update
 from qwen3_recipe.posttrain.objectives import dpo_loss, group_advantages
 from qwen3_recipe.posttrain.policy import Batch, Policy
-from qwen3_recipe.posttrain.rollout import push_weights
+from qwen3_recipe.posttrain.rollout_engine import push_weights
 from qwen3_recipe.posttrain.rollouts import (
     Rollout,
     micro_batches,

@@ -17,7 +17,7 @@ import torch
 
 from qwen3_recipe.posttrain.objectives import group_advantages, grpo_loss
 from qwen3_recipe.posttrain.policy import Batch, Policy, entropy
-from qwen3_recipe.posttrain.rollout import push_weights
+from qwen3_recipe.posttrain.rollout_engine import push_weights
 from qwen3_recipe.posttrain.rollouts import (
     Rollout,
     logprobs_of,

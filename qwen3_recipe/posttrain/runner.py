@@ -110,7 +110,7 @@ def settings(stage: dict, seed: int, steps: int | None = None):
 def run_reasoning_rl(p: PlannedJob, plan: Plan) -> None:
     from qwen3_recipe.posttrain.grpo import mean_reward, run_grpo
     from qwen3_recipe.posttrain.policy import Policy
-    from qwen3_recipe.posttrain.rollout import rollout_engine
+    from qwen3_recipe.posttrain.rollout_engine import rollout_engine
     from qwen3_recipe.verify.verifiers import build_verifier
     ctx = StageContext(p, plan, p.job.config["stage"]["steps"])
     s = settings(ctx.stage, ctx.seed)
@@ -131,7 +131,7 @@ def run_general_rl(p: PlannedJob, plan: Plan) -> None:
     from qwen3_recipe.posttrain import general_rl as G
     from qwen3_recipe.posttrain.policy import Policy
     from qwen3_recipe.posttrain.rewards import combined_reward
-    from qwen3_recipe.posttrain.rollout import rollout_engine
+    from qwen3_recipe.posttrain.rollout_engine import rollout_engine
     ctx = StageContext(p, plan, p.job.config["stage"]["steps"])
     s = settings(ctx.stage, ctx.seed)
     reward = combined_reward(ctx.stage["rewards"], s.max_response_tokens)
@@ -175,7 +175,7 @@ def run_distill_offpolicy(p: PlannedJob, plan: Plan) -> None:
     import math
 
     from qwen3_recipe.posttrain import distill as D
-    from qwen3_recipe.posttrain.rollout import rollout_engine
+    from qwen3_recipe.posttrain.rollout_engine import rollout_engine
     stage = p.job.config["stage"]
     folder = plan.run_dir / p.job.dir
     data = folder / "teacher_samples.jsonl"
@@ -203,7 +203,7 @@ def run_distill_offpolicy(p: PlannedJob, plan: Plan) -> None:
 
 def run_distill_onpolicy(p: PlannedJob, plan: Plan) -> None:
     from qwen3_recipe.posttrain import distill as D
-    from qwen3_recipe.posttrain.rollout import rollout_engine
+    from qwen3_recipe.posttrain.rollout_engine import rollout_engine
     ctx = StageContext(p, plan, p.job.config["stage"]["steps"])
     _, teacher = _teacher(ctx)
     s = settings(ctx.stage, ctx.seed)
