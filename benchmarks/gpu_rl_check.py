@@ -76,8 +76,8 @@ def main() -> None:
     with rollout_engine(policy.hf_dir, a.max_tokens) as engine:
         engine_start = time.time() - t1
         timings = []
-        import qwen3_recipe.posttrain.grpo as grpo
-        original = grpo.sample_groups
+        import qwen3_recipe.posttrain.rollouts as rollouts  # where run_grpo's sampler looks it up
+        original = rollouts.sample_groups
 
         def timed_sampling(*args, **kw):
             t = time.time()
@@ -85,7 +85,7 @@ def main() -> None:
             timings.append({"rollout_s": time.time() - t,
                             "rollout_tokens": sum(len(r.response_ids) for g in out for r in g)})
             return out
-        grpo.sample_groups = timed_sampling
+        rollouts.sample_groups = timed_sampling
         s = GRPOSettings(steps=steps, batch_size=a.batch, group_size=a.group, max_response_tokens=a.max_tokens, seed=0)
         t2 = time.time()
         rows = run_grpo(trainer, engine, prompts, build_verifier({"type": "math"}), s,

@@ -83,18 +83,14 @@ def posttrain_comparison(jobs: list[dict]) -> str:
     RL's GPU hours (section 4.5, Table 21)."""
     groups = {"RL": [j for j in jobs if j["kind"] in RL_KINDS],
               "distillation": [j for j in jobs if j["kind"] in DISTILL_KINDS]}
-    if not any(groups.values()):
+    hours = {label: sum(j["estimate"]["gpu_hours"] for j in members) for label, members in groups.items()}
+    parts = [f"{label} {_hours(hours[label])} GPU-h over "
+             f"{format_count(sum(j['estimate']['tokens'] for j in members))} generated tokens "
+             f"({', '.join(j['name'].split('.', 1)[1] for j in members)})"
+             for label, members in groups.items() if members]
+    if not parts:
         return ""
-    parts = []
-    for label, members in groups.items():
-        if members:
-            hours = sum(j["estimate"]["gpu_hours"] for j in members)
-            tokens = sum(j["estimate"]["tokens"] for j in members)
-            parts.append(f"{label} {_hours(hours)} GPU-h over {format_count(tokens)} generated tokens "
-                         f"({', '.join(j['name'].split('.', 1)[1] for j in members)})")
-    rl = sum(j["estimate"]["gpu_hours"] for j in groups["RL"])
-    dist = sum(j["estimate"]["gpu_hours"] for j in groups["distillation"])
-    ratio = f"; distillation/RL = {dist / rl:.2g}" if rl and dist else ""
+    ratio = f"; distillation/RL = {hours['distillation'] / hours['RL']:.2g}" if all(hours.values()) else ""
     return (f"\npost-training: {'; '.join(parts)}{ratio} "
             "(Qwen3 report: on-policy distillation beat RL at ~1/10 of RL's GPU hours)")
 

@@ -17,11 +17,6 @@ from qwen3_recipe.compiler.plan import Plan, PlannedJob
 from qwen3_recipe.synth.cache import RequestCache, request_key
 
 
-def stage_model(plan: Plan, stage: str) -> Path:
-    job = f"pretrain.{stage}" if f"pretrain.{stage}" in plan.fingerprints else f"posttrain.{stage}"
-    return (plan.run_dir / "jobs" / job / "hf").resolve()
-
-
 def settings(ev: dict) -> list[tuple[str, int | None]]:
     """(mode, thinking budget) pairs: no-think once; think at each budget of the sweep (or unlimited)."""
     out: list[tuple[str, int | None]] = []
@@ -62,11 +57,11 @@ def run_eval(p: PlannedJob, plan: Plan) -> None:
     from qwen3_recipe.cli.render import console, synth_progress
     from qwen3_recipe.provenance.database import build_database
     from qwen3_recipe.provenance.recorder import ShardRecorder
-    from qwen3_recipe.synth.job import generate_missing
+    from qwen3_recipe.synth.job import generate_missing, teacher_dir
     from qwen3_recipe.verify.verifiers import REGISTRY, build_verifier
 
     ev, stage, seed = p.job.config["evals"], p.job.config["stage"], p.job.config["seed"]
-    folder, model = plan.run_dir / p.job.dir, stage_model(plan, stage)
+    folder, model = plan.run_dir / p.job.dir, Path(teacher_dir(plan, {"stage": stage}))  # the stage's export
     if not (model / "config.json").exists():
         raise RuntimeError(f"{p.job.name}: no exported model at {model}")
     requests, items_by_bench, verifiers = [], {}, {}

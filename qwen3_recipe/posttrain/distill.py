@@ -26,7 +26,14 @@ import torch.nn.functional as F
 from qwen3_recipe.posttrain.objectives import token_kl, topk_kl
 from qwen3_recipe.posttrain.policy import Batch, Policy
 from qwen3_recipe.posttrain.rollout_engine import push_weights
-from qwen3_recipe.posttrain.rollouts import Rollout, micro_batches, rollout_rows, sample_groups, step_rows
+from qwen3_recipe.posttrain.rollouts import (
+    PolicySampler,
+    Rollout,
+    micro_batches,
+    rollout_rows,
+    sample_groups,
+    step_rows,
+)
 from qwen3_recipe.posttrain.trainer import StageTrainer
 from qwen3_recipe.synth.generate import derived_seed
 from qwen3_recipe.synth.sampling import Request, SamplingParams
@@ -133,15 +140,10 @@ def run_offpolicy(trainer: StageTrainer, samples: list[dict], *, batch_size: int
 def run_onpolicy(trainer: StageTrainer, engine, teacher: Policy, prompts, *, steps_settings, direction: str,
                  modes: list[str], rec_for, stage: str) -> list[dict]:
     """steps_settings: GRPOSettings (batch_size prompts, group_size samples each, response length, seed)."""
-    s = steps_settings
-    from qwen3_recipe.posttrain.rollouts import step_prompts
+    sample = PolicySampler(engine, trainer.policy, steps_settings, sync_every=1)  # on-policy: the current student
 
     def step_fn(step: int):
-        push_weights(engine, trainer.policy.hf_state_dict())  # on-policy: always the current student
-        mode = modes[step % len(modes)]
-        groups = sample_groups(engine, step_prompts(prompts, step, s.batch_size, s.seed), step=step, seed=s.seed,
-                               n=s.group_size, max_tokens=s.max_response_tokens, temperature=EVAL_TEMPERATURE,
-                               mode=mode)
+        groups = sample(prompts, step, temperature=EVAL_TEMPERATURE, mode=modes[step % len(modes)])
         rollouts: list[Rollout] = [r for g in groups for r in g]
         seqs = [r.seq for r in rollouts]
         total = max(1, sum(len(r.response_ids) for r in rollouts))
@@ -167,7 +169,7 @@ def run_onpolicy(trainer: StageTrainer, engine, teacher: Policy, prompts, *, ste
 
         def commit() -> None:
             rec = rec_for(step + 1)
-            rollout_rows(rec, stage, step + 1, rollouts, step)
+            rollout_rows(rec, stage, step + 1, rollouts, sample.version)
             step_rows(rec, stage, "distill_onpolicy", step + 1, metrics)
             rec.close()
         return metrics, commit

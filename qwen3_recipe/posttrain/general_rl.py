@@ -18,14 +18,14 @@ import torch
 from qwen3_recipe.posttrain.grpo import policy_update
 from qwen3_recipe.posttrain.objectives import dpo_loss, group_advantages
 from qwen3_recipe.posttrain.policy import Batch, Policy
-from qwen3_recipe.posttrain.rollout_engine import push_weights
 from qwen3_recipe.posttrain.rollouts import (
+    PolicySampler,
     Rollout,
     micro_batches,
+    reward_summary,
     rollout_rows,
     sample_groups,
     score,
-    step_prompts,
     step_rows,
 )
 from qwen3_recipe.posttrain.trainer import StageTrainer
@@ -83,21 +83,11 @@ def run_general_rl(trainer: StageTrainer, engine, ref: Policy, prompts, reward_f
                    beta: float) -> list[dict]:
     """s: GRPOSettings (steps, batch, group, response length, clip, seed)."""
     dpo_steps = {"dpo": s.steps, "rlhf": 0}.get(method, round(dpo_fraction * s.steps))
-    synced = {"version": None}
+    sample = PolicySampler(engine, trainer.policy, s)
 
     def step_fn(step: int):
-        if synced["version"] is None or step % s.sync_every == 0:
-            push_weights(engine, trainer.policy.hf_state_dict())
-            synced["version"] = step
-        groups = sample_groups(engine, step_prompts(prompts, step, s.batch_size, s.seed), step=step, seed=s.seed,
-                               n=s.group_size, max_tokens=s.max_response_tokens, temperature=ROLLOUT_TEMPERATURE,
-                               mode=s.mode)
-        score(groups, reward_fn)
-        rewards = torch.tensor([[r.reward for r in g] for g in groups], dtype=torch.float32)
-        rollouts = [r for g in groups for r in g]
-        metrics: dict = {"reward_mean": float(rewards.mean()),
-                         "accuracy": sum(r.verdict == "correct" for r in rollouts) / len(rollouts),
-                         "response_tokens": sum(len(r.response_ids) for r in rollouts) / len(rollouts)}
+        groups = sample(prompts, step, temperature=ROLLOUT_TEMPERATURE, reward_fn=reward_fn)
+        rewards, rollouts, metrics = reward_summary(groups)
         adv = None
         if step < dpo_steps:
             pairs = pairs_of(groups)
@@ -112,7 +102,7 @@ def run_general_rl(trainer: StageTrainer, engine, ref: Policy, prompts, reward_f
 
         def commit() -> None:
             rec = rec_for(step + 1)
-            rollout_rows(rec, stage, step + 1, rollouts, synced["version"], None if adv is None else adv.tolist())
+            rollout_rows(rec, stage, step + 1, rollouts, sample.version, None if adv is None else adv.tolist())
             step_rows(rec, stage, "general_rl", step + 1, metrics)
             rec.close()
         return metrics, commit

@@ -19,13 +19,14 @@ from qwen3_recipe.posttrain.objectives import group_advantages, grpo_loss
 from qwen3_recipe.posttrain.policy import Batch, Policy, entropy
 from qwen3_recipe.posttrain.rollout_engine import push_weights
 from qwen3_recipe.posttrain.rollouts import (
+    PolicySampler,
     Rollout,
     logprobs_of,
     micro_batches,
+    reward_summary,
     rollout_rows,
     sample_groups,
     score,
-    step_prompts,
     step_rows,
 )
 from qwen3_recipe.posttrain.trainer import StageTrainer
@@ -63,13 +64,10 @@ def policy_update(trainer: StageTrainer, rollouts: list[Rollout], advantages: to
     """One clipped policy-gradient step over all rollouts (token-level mean, micro-batched)."""
     policy = trainer.policy
     seqs = [r.seq for r in rollouts]
-    fresh = [None if r.old_logps is not None else i for i, r in enumerate(rollouts)]
-    if any(i is not None for i in fresh):  # engines that report no log-probabilities: the policy's own
-        own = logprobs_of(policy, [seqs[i] for i in fresh if i is not None])
-        it = iter(own)
-        for i in fresh:
-            if i is not None:
-                rollouts[i].old_logps = next(it)
+    missing = [i for i, r in enumerate(rollouts) if r.old_logps is None]
+    # engines that report no log-probabilities: the policy's own, before the update
+    for i, lp in zip(missing, logprobs_of(policy, [seqs[i] for i in missing])):
+        rollouts[i].old_logps = lp
     ref_logps = logprobs_of(ref, seqs) if ref is not None and kl_coef > 0 else None
     total = max(1, sum(len(r.response_ids) for r in rollouts))
     stats = {"entropy": 0.0, "approx_kl": 0.0, "clip_fraction": 0.0, "kl_ref": 0.0}
@@ -104,30 +102,19 @@ def run_grpo(trainer: StageTrainer, engine, prompts, verifier, s: GRPOSettings, 
              ref: Policy | None = None) -> list[dict]:
     """Train `trainer.policy` with GRPO; rec_for(step) gives the step's provenance recorder."""
     reward = verifier_reward(verifier)
-    synced = {"version": None}
+    sample = PolicySampler(engine, trainer.policy, s)
 
     def step_fn(step: int):
-        if synced["version"] is None or step % s.sync_every == 0:
-            push_weights(engine, trainer.policy.hf_state_dict())
-            synced["version"] = step
-        batch = step_prompts(prompts, step, s.batch_size, s.seed)
-        groups = sample_groups(engine, batch, step=step, seed=s.seed, n=s.group_size,
-                               max_tokens=s.max_response_tokens, temperature=s.temperature(step),
-                               mode=s.mode, thinking_budget=s.thinking_budget)
-        score(groups, reward)
-        rewards = torch.tensor([[r.reward for r in g] for g in groups], dtype=torch.float32)
+        groups = sample(prompts, step, temperature=s.temperature(step), reward_fn=reward)
+        rewards, rollouts, metrics = reward_summary(groups)
         adv = group_advantages(rewards)
-        rollouts = [r for g in groups for r in g]
-        metrics = {"reward_mean": float(rewards.mean()), "reward_std": float(rewards.std(unbiased=False)),
-                   "accuracy": sum(r.verdict == "correct" for r in rollouts) / len(rollouts),
-                   "response_tokens": sum(len(r.response_ids) for r in rollouts) / len(rollouts),
-                   "temperature": s.temperature(step),
-                   **policy_update(trainer, rollouts, adv.flatten(), s.clip_eps, ref, s.kl_coef)}
+        metrics |= {"reward_std": float(rewards.std(unbiased=False)), "temperature": s.temperature(step),
+                    **policy_update(trainer, rollouts, adv.flatten(), s.clip_eps, ref, s.kl_coef)}
         metrics["kl"] = metrics.get("kl_ref", metrics["approx_kl"])
 
         def commit() -> None:
             rec = rec_for(step + 1)
-            rollout_rows(rec, stage, step + 1, rollouts, synced["version"], adv.flatten().tolist())
+            rollout_rows(rec, stage, step + 1, rollouts, sample.version, adv.flatten().tolist())
             step_rows(rec, stage, "reasoning_rl", step + 1, metrics)
             rec.close()
         return metrics, commit

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from qwen3_recipe.posttrain.policy import Batch, Policy
+from qwen3_recipe.posttrain.rollout_engine import push_weights
 from qwen3_recipe.synth.generate import derived_seed
 from qwen3_recipe.synth.prompts import Prompt
 from qwen3_recipe.synth.sampling import Request, SamplingParams
@@ -68,6 +69,39 @@ def sample_groups(engine, prompts: list[Prompt], *, step: int, seed: int, n: int
             group.append(Rollout(p, res.mode, list(res.prompt_token_ids), list(s.token_ids), s.text, old))
         groups.append(group)
     return groups
+
+
+class PolicySampler:
+    """A step's groups from the current policy: its weights pushed into the rollout engine every
+    `sync_every` steps (and on the first step a process runs, e.g. after a resume), then the step's
+    prompts sampled. `version` is the step whose weights the engine holds."""
+
+    def __init__(self, engine, policy: Policy, s, sync_every: int | None = None) -> None:
+        self.engine, self.policy, self.s = engine, policy, s
+        self.sync_every, self.version = sync_every or s.sync_every, None
+
+    def __call__(self, prompts: list[Prompt], step: int, *, temperature: float, mode: str | None = None,
+                 reward_fn: Callable[[Rollout], tuple[float, str]] | None = None) -> list[list[Rollout]]:
+        s = self.s
+        if self.version is None or step % self.sync_every == 0:
+            push_weights(self.engine, self.policy.hf_state_dict())
+            self.version = step
+        groups = sample_groups(self.engine, step_prompts(prompts, step, s.batch_size, s.seed), step=step,
+                               seed=s.seed, n=s.group_size, max_tokens=s.max_response_tokens,
+                               temperature=temperature, mode=mode or s.mode, thinking_budget=s.thinking_budget)
+        if reward_fn is not None:
+            score(groups, reward_fn)
+        return groups
+
+
+def reward_summary(groups: list[list[Rollout]]) -> tuple[torch.Tensor, list[Rollout], dict]:
+    """Rewards as a [prompts, group] tensor, the rollouts flat, and the step's reward metrics."""
+    rewards = torch.tensor([[r.reward for r in g] for g in groups], dtype=torch.float32)
+    rollouts = [r for g in groups for r in g]
+    return rewards, rollouts, {
+        "reward_mean": float(rewards.mean()),
+        "accuracy": sum(r.verdict == "correct" for r in rollouts) / len(rollouts),
+        "response_tokens": sum(len(r.response_ids) for r in rollouts) / len(rollouts)}
 
 
 def score(groups: list[list[Rollout]], reward_fn: Callable[[Rollout], tuple[float, str]]) -> None:

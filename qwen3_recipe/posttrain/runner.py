@@ -36,9 +36,8 @@ def split_heldout(prompts: list, seed: int) -> tuple[list, list]:
 class StageContext:
     """What every post-training runner needs: folders, settings, prompts, the policy and its trainer."""
 
-    def __init__(self, p: PlannedJob, plan: Plan, steps: int) -> None:
+    def __init__(self, p: PlannedJob, plan: Plan, steps: int | None = None) -> None:
         from qwen3_recipe.posttrain.policy import Policy
-        from qwen3_recipe.posttrain.trainer import StageTrainer
         from qwen3_recipe.provenance.recorder import ShardRecorder
         from qwen3_recipe.synth.prompts import decontaminate, load_prompts
         from qwen3_recipe.train.sft import init_dir
@@ -60,25 +59,43 @@ class StageContext:
         prompts = decontaminate(plan, load_prompts(plan, self.stage["prompts"], self.stage.get("limit")), benchmarks, rec)
         rec.close()
         self.prompts, self.heldout = split_heldout(prompts, self.seed)
+        self._bar = self._teacher = None
+        if steps is not None:
+            self.make_trainer(steps)
+
+    def make_trainer(self, steps: int) -> None:
+        """The stage's trainer (off-policy distillation knows its steps only once the teacher has answered)."""
+        from qwen3_recipe.posttrain.trainer import StageTrainer
         self.steps = steps
-        self._bar = None
         self.trainer = StageTrainer(
             self.policy, self.folder / "dump", lr=self.stage["lr"], steps=steps,
-            optimizer=plan.loaded.recipe.pretrain.optimizer.model_dump(), interval=max(1, steps // 4),
-            warmup_steps=0, on_step=lambda step, row: self._bar and self._bar(self.trainer_rows + [row]))
-        self.trainer_rows: list[dict] = []
+            optimizer=self.plan.loaded.recipe.pretrain.optimizer.model_dump(), interval=max(1, steps // 4),
+            warmup_steps=0, on_step=lambda step, row: self._bar and self._bar([row]))
 
-    def rec_for(self, step: int):
+    def rec_for(self, step: int, kind: str = "step"):
         from qwen3_recipe.provenance.recorder import ShardRecorder
-        return ShardRecorder(self.folder / "provenance", self.p.job.name, f"step-{step:06d}", 0)
+        return ShardRecorder(self.folder / "provenance", self.p.job.name, f"{kind}-{step:06d}", 0)
 
     def record(self, metrics: dict, step: int, kind: str) -> None:
         """Stage-level numbers (held-out evaluations) as train_steps rows of their own shard."""
         from qwen3_recipe.posttrain.rollouts import step_rows
-        rec = self.rec_for(step)
-        rec.shard = f"eval-{step:06d}"
+        rec = self.rec_for(step, "eval")
         step_rows(rec, self.name, kind, step, metrics)
         rec.close()
+
+    def teacher(self):
+        """(path, the teacher as a Policy that scores tokens), loaded once."""
+        if self._teacher is None:
+            from qwen3_recipe.posttrain.policy import Policy
+            from qwen3_recipe.synth.job import teacher_dir
+            path = Path(teacher_dir(self.plan, self.stage["teacher"]))
+            teacher = Policy(path, device())
+            if teacher.arch["vocab_size"] != self.policy.arch["vocab_size"]:
+                raise RuntimeError(f"{self.p.job.name}: teacher {path} has vocabulary "
+                                   f"{teacher.arch['vocab_size']}, the student {self.policy.arch['vocab_size']}; "
+                                   "distillation needs one tokenizer")
+            self._teacher = (path, teacher)
+        return self._teacher
 
     def train(self, fn):
         from qwen3_recipe.cli.render import training_progress
@@ -150,17 +167,6 @@ def run_general_rl(p: PlannedJob, plan: Plan) -> None:
                + (f", held-out chosen-over-rejected margin {before:.2f} -> {after:.2f}" if pairs else ""))
 
 
-def _teacher(ctx: StageContext):
-    from qwen3_recipe.posttrain.policy import Policy
-    from qwen3_recipe.synth.job import teacher_dir
-    path = Path(teacher_dir(ctx.plan, ctx.stage["teacher"]))
-    teacher = Policy(path, device())
-    if teacher.arch["vocab_size"] != ctx.policy.arch["vocab_size"]:
-        raise RuntimeError(f"{ctx.p.job.name}: teacher {path} has vocabulary {teacher.arch['vocab_size']}, "
-                           f"the student {ctx.policy.arch['vocab_size']}; distillation needs one tokenizer")
-    return path, teacher
-
-
 def _heldout(ctx: StageContext, engine, teacher, step: int, kind: str) -> dict:
     from qwen3_recipe.posttrain.distill import heldout_kl
     if not ctx.heldout:
@@ -176,21 +182,18 @@ def run_distill_offpolicy(p: PlannedJob, plan: Plan) -> None:
 
     from qwen3_recipe.posttrain import distill as D
     from qwen3_recipe.posttrain.rollout_engine import rollout_engine
-    stage = p.job.config["stage"]
-    folder = plan.run_dir / p.job.dir
-    data = folder / "teacher_samples.jsonl"
-    ctx = None
+    ctx = StageContext(p, plan)
+    stage = ctx.stage
+    data = ctx.folder / "teacher_samples.jsonl"
+    path, teacher = ctx.teacher()
     if not data.exists():  # generated once; a resumed stage reuses them
-        probe = StageContext(p, plan, 1)
-        path, _ = _teacher(probe)
         with rollout_engine(path, stage["max_tokens"]) as engine:
-            rows = D.teacher_samples(engine, probe.prompts, stage["modes"], stage["samples_per_prompt"],
-                                     stage["max_tokens"], stage["top_k"], probe.seed, stage.get("sampling"))
+            rows = D.teacher_samples(engine, ctx.prompts, stage["modes"], stage["samples_per_prompt"],
+                                     stage["max_tokens"], stage["top_k"], ctx.seed, stage.get("sampling"))
         D.save_samples(rows, data)
     samples = D.load_samples(data)
     steps = max(1, math.ceil(stage["epochs"] * len(samples) / stage["batch_size"]))
-    ctx = StageContext(p, plan, steps)
-    _, teacher = _teacher(ctx)
+    ctx.make_trainer(steps)
     with rollout_engine(ctx.policy.hf_dir, stage["max_tokens"]) as engine:
         before = _heldout(ctx, engine, teacher, 0, "distill_offpolicy")
         rows = ctx.train(lambda: D.run_offpolicy(ctx.trainer, samples, batch_size=stage["batch_size"],
@@ -205,7 +208,7 @@ def run_distill_onpolicy(p: PlannedJob, plan: Plan) -> None:
     from qwen3_recipe.posttrain import distill as D
     from qwen3_recipe.posttrain.rollout_engine import rollout_engine
     ctx = StageContext(p, plan, p.job.config["stage"]["steps"])
-    _, teacher = _teacher(ctx)
+    _, teacher = ctx.teacher()
     s = settings(ctx.stage, ctx.seed)
     with rollout_engine(ctx.policy.hf_dir, s.max_response_tokens) as engine:
         before = _heldout(ctx, engine, teacher, 0, "distill_onpolicy")
