@@ -34,7 +34,7 @@ def test_plan_json_format():
     proc = run_cli("plan", "recipes/tiny.yaml", "--format", "json")
     plan = json.loads(proc.stdout)
     jobs = {j["name"]: j for j in plan["jobs"]}
-    assert jobs["pretrain.s1_general"]["estimate"]["tokens"] == 1_000_000
+    assert jobs["pretrain.s1_general"]["estimate"]["tokens"] == 500_000
     assert jobs["pretrain.s1_general"]["status"] == "new"
 
 
@@ -126,7 +126,7 @@ def test_plan_cache_serves_unchanged_recipes_and_never_stale_ones(tmp_path):
     first = run_cli("plan", str(recipe), "--format", "json", env=env, cwd=tmp_path)
     assert first.returncode == 0 and len(list((tmp_path / "cache").glob("*.json"))) == 1
     assert run_cli("plan", str(recipe), "--format", "json", env=env, cwd=tmp_path).stdout == first.stdout
-    recipe.write_text(recipe.read_text().replace("tokens: 1M", "tokens: 2M"))  # an edit
+    recipe.write_text(recipe.read_text().replace("tokens: 500K", "tokens: 2M"))  # an edit
     edited = json.loads(run_cli("plan", str(recipe), "--format", "json", env=env, cwd=tmp_path).stdout)
     assert {j["name"]: j for j in edited["jobs"]}["pretrain.s1_general"]["estimate"]["tokens"] == 2_000_000
     with open(tmp_path / "datasets_spec/data/tiny_code.jsonl", "a") as fh:  # a data edit

@@ -105,8 +105,10 @@ def test_share_is_lowered_only_when_set_and_needs_mode_both():
     base = synth_job()
     assert "multi_turn_share" not in base.config["job"]   # off: the config (and fingerprint) as before
     assert synth_job("synth.jobs.fusion_mix.multi_turn_share=0").fingerprint == base.fingerprint
-    on = synth_job("synth.jobs.fusion_mix.multi_turn_share=0.2")
+    on = synth_job("synth.jobs.fusion_mix.multi_turn_share=0.2", "synth.jobs.fusion_mix.soft_switch=true")
     assert on.config["job"]["multi_turn_share"] == 0.2 and on.fingerprint != base.fingerprint
+    with pytest.raises(RecipeError, match="need soft_switch: true"):  # the tiny recipe's fusion set has no flags
+        load_recipe(tiny, ["synth.jobs.fusion_mix.multi_turn_share=0.2"])
     with pytest.raises(RecipeError, match="need mode: both"):
         load_recipe(tiny, ["synth.jobs.cot_coldstart.multi_turn_share=0.2"])
     with pytest.raises(RecipeError):
@@ -189,3 +191,17 @@ def test_dataset_file_keeps_the_lineage_column(tmp_path):
     write_dataset(tmp_path, data)
     back = list(file_rows(tmp_path / "train.parquet"))
     assert back == data and [r["built_from"] is None for r in back] == [True] * 8 + [False] * 2
+
+
+def test_soft_switch_off_leaves_prompts_unflagged():
+    """`soft_switch: false`: both modes' requests carry the prompt as it is (the chat template's
+    enable_thinking sets the mode); on, each ends in its mode's flag."""
+    from qwen3_recipe.synth.job import requests_for
+    from qwen3_recipe.synth.prompts import Prompt
+    prompts = [Prompt("p1", "tiny_drills", "What is 2 + 3?", "5")]
+    cfg = {"mode": "both", "samples_per_prompt": 1, "max_tokens": 32, "thinking_budget": None, "sampling": {}}
+    off = requests_for(prompts, cfg | {"soft_switch": False}, 0, "t")
+    on = requests_for(prompts, cfg, 0, "t")
+    assert [(r["mode"], r["messages"][0]["content"]) for r in off] == [("think", "What is 2 + 3?"), ("no_think", "What is 2 + 3?")]
+    assert [r["messages"][0]["content"] for r in on] == ["What is 2 + 3?" + FLAGS["think"], "What is 2 + 3?" + FLAGS["no_think"]]
+    assert {r["key"] for r in off}.isdisjoint(r["key"] for r in on)

@@ -20,7 +20,8 @@ pytest.importorskip("vllm")
 pytestmark = pytest.mark.slow
 
 TEACHER = REPO / "tests" / "assets" / "tiny-teacher"
-SETS = [f"synth.jobs.cot_coldstart.teacher={{path: {TEACHER}}}", "synth.jobs.cot_coldstart.limit=24",
+SETS = [f"synth.jobs.cot_coldstart.teacher={{path: {TEACHER}}}", "synth.jobs.cot_coldstart.prompts=tiny_prompts",
+        "synth.jobs.cot_coldstart.limit=24",
         "synth.jobs.cot_coldstart.samples_per_prompt=4", "synth.jobs.cot_coldstart.keep_per_prompt=2",
         "synth.jobs.cot_coldstart.mode=both", "synth.jobs.cot_coldstart.thinking_budget=24",
         "synth.jobs.cot_coldstart.max_tokens=160"]

@@ -19,7 +19,7 @@ from conftest import REPO, run_cli
 pytest.importorskip("torchtitan")
 pytestmark = pytest.mark.slow
 
-SETS = ["pretrain.stages.s1_general.tokens=64K", "pretrain.stages.s2_reasoning.tokens=24K",
+SETS = ["pretrain.batch_tokens=8K", "pretrain.stages.s1_general.tokens=64K", "pretrain.stages.s2_reasoning.tokens=24K",
         "pretrain.stages.s3_long_context.tokens=16K", "pretrain.checkpoint_every_steps=2",
         "posttrain.stages.cold_start.data=[tiny_chat]", "posttrain.stages.cold_start.epochs=0.5"]
 

@@ -179,8 +179,9 @@ class JobBuilder:
         for name, job in self.r.synth.jobs.items():
             teacher, deps = self.teacher(job.teacher)
             settings = _dump(job) | {"teacher": teacher}
-            if not settings["multi_turn_share"]:  # added later: off, it leaves fingerprints as they were
-                settings.pop("multi_turn_share")
+            for key, default in (("multi_turn_share", 0.0), ("soft_switch", True)):
+                if settings[key] == default:  # added later: at the default, fingerprints stay as they were
+                    settings.pop(key)
             self.add(Job(f"synth.{name}", "synth", ("synth",), deps,
                          {"job": settings, "seed": self.r.seed,
                           "decontamination": _dump(self.r.data.decontamination) if job.decontaminate else None},

@@ -57,7 +57,7 @@ def run_eval(p: PlannedJob, plan: Plan) -> None:
     from qwen3_recipe.cli.render import console, synth_progress
     from qwen3_recipe.provenance.database import build_database
     from qwen3_recipe.provenance.recorder import ShardRecorder
-    from qwen3_recipe.synth.job import generate_missing, teacher_dir
+    from qwen3_recipe.synth.job import generate_missing, teacher_dir, teacher_id
     from qwen3_recipe.verify.verifiers import REGISTRY, build_verifier
 
     ev, stage, seed = p.job.config["evals"], p.job.config["stage"], p.job.config["seed"]
@@ -73,7 +73,7 @@ def run_eval(p: PlannedJob, plan: Plan) -> None:
         verifiers[bench] = build_verifier({"type": kind})
         items = benchmark_items(plan, bench, ev["limit"])
         items_by_bench[bench] = {it["id"]: it for it in items}
-        requests += requests_for(bench, items, ev, seed, f"stage:{stage}")
+        requests += requests_for(bench, items, ev, seed, teacher_id(plan, {"stage": stage}))
     cache = RequestCache(folder / "cache")
     total = sum(r["n"] for r in requests)
     done = sum(r["n"] for r in requests if r["key"] in cache)

@@ -10,16 +10,13 @@ transformers takes them through `load_state_dict`. Both receive HF names (the po
 
 from __future__ import annotations
 
-import atexit
-import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
 from qwen3_recipe.synth.engines import GenerationEngine, TransformersEngine, VLLMEngine
+from qwen3_recipe.synth.model_view import native_rope
 
 
 def rollout_engine(hf_dir: Path, max_tokens: int, kind: str | None = None) -> GenerationEngine:
@@ -33,24 +30,6 @@ def rollout_engine(hf_dir: Path, max_tokens: int, kind: str | None = None) -> Ge
     if kind == "vllm" and has_accelerator():
         extra["gpu_memory_utilization"] = float(os.environ.get("QWEN3_RECIPE_ROLLOUT_GPU_MEMORY", "0.3"))
     return build_engine(kind, str(hf_dir), max_tokens=max_tokens, **extra)
-
-
-def native_rope(hf_dir: Path) -> Path:
-    """The model as the trainer computes it. An export carries YaRN (`rope_scaling`) for inference at
-    long context, but torchtitan trains without it, and YaRN changes the logits even on short
-    sequences: rollouts sampled with it would not be the policy's own samples. So the rollout engine
-    loads a view of the folder (links) whose config.json has no rope_scaling."""
-    cfg = json.loads((hf_dir / "config.json").read_text())
-    if not cfg.get("rope_scaling"):
-        return hf_dir
-    view = Path(tempfile.mkdtemp(prefix="rollout-model."))
-    atexit.register(shutil.rmtree, view, True)
-    for f in hf_dir.iterdir():
-        if f.name != "config.json":
-            (view / f.name).symlink_to(f.resolve())
-    cfg.pop("rope_scaling")
-    (view / "config.json").write_text(json.dumps(cfg, indent=2))
-    return view
 
 
 def _repack_embeddings(model) -> None:

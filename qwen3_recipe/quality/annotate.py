@@ -57,12 +57,12 @@ def run_annotate(p: PlannedJob, plan: Plan) -> None:
     from qwen3_recipe.quality.classifier import train
     from qwen3_recipe.quality.corpus import curated_inputs, sample_documents
     from qwen3_recipe.synth.cache import RequestCache
-    from qwen3_recipe.synth.job import teacher_dir
+    from qwen3_recipe.synth.job import teacher_dir, teacher_id
 
     job, folder = p.job, plan.run_dir / p.job.dir
     cfg, seed = job.config["quality"], job.config["seed"]
     model = teacher_dir(plan, job.config["annotator"])
-    annotator = f"stage:{job.config['annotator']['stage']}" if job.config["annotator"].get("stage") else str(model)
+    annotator = teacher_id(plan, job.config["annotator"])
     docs = sample_documents(curated_inputs(plan.run_dir, job.config["curated"]), job.config["sources"],
                             cfg["sample"], seed, cfg["max_chars"])
     requests = annotation_requests(docs, cfg, seed, annotator)

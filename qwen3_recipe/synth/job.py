@@ -7,6 +7,8 @@ and produces the same dataset as an uninterrupted run, each sample exactly once.
 
 from __future__ import annotations
 
+import hashlib
+
 import json
 import time
 from pathlib import Path
@@ -30,13 +32,28 @@ def teacher_dir(plan: Plan, teacher: dict) -> Path | str:
     return teacher["path"]
 
 
+def teacher_id(plan: Plan, teacher: dict) -> str:
+    """What request-cache keys name as the model: a stage with its job's fingerprint, a local folder
+    with its files' sizes and times, else the hub id. Retrained or replaced weights are a new model,
+    so their generations are never served from an older model's cache."""
+    if teacher.get("stage"):
+        stage = teacher["stage"]
+        job = f"pretrain.{stage}" if f"pretrain.{stage}" in plan.fingerprints else f"posttrain.{stage}"
+        return f"stage:{stage}@{plan.fingerprints[job]}"
+    path = Path(teacher["path"])
+    if not path.is_dir():
+        return str(teacher["path"])
+    files = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in path.iterdir() if f.is_file())
+    return f"{path.resolve()}@{hashlib.sha256(repr(files).encode()).hexdigest()[:16]}"
+
+
 def requests_for(prompts: list[Prompt], cfg: dict, seed: int, teacher_id: str) -> list[dict]:
     modes = ["think", "no_think"] if cfg["mode"] == "both" else [cfg["mode"]]
     out = []
     for p in prompts:
         for mode in modes:
             # the flag makes the mode part of the data (fusion trains the /think, /no_think switch)
-            content = p.text + (FLAGS[mode] if cfg["mode"] == "both" else "")
+            content = p.text + (FLAGS[mode] if cfg["mode"] == "both" and cfg.get("soft_switch", True) else "")
             req = {"prompt_id": p.prompt_id, "messages": [{"role": "user", "content": content}], "mode": mode,
                    "n": cfg["samples_per_prompt"], "max_tokens": cfg["max_tokens"],
                    "thinking_budget": cfg["thinking_budget"] if mode == "think" else None,
@@ -52,7 +69,11 @@ def generate_missing(requests: list[dict], cache: RequestCache, cfg: dict, model
     if not todo:
         return
     from qwen3_recipe.synth.generate import build_engine, run_requests
-    engine = build_engine(cfg["engine"], str(model), server_url=cfg.get("server_url"), max_tokens=cfg["max_tokens"])
+    from qwen3_recipe.synth.model_view import model_for
+    # UTF-8 bytes bound tokens from above (a byte-level BPE token is at least one byte); 64 for the template
+    longest = cfg["max_tokens"] + max(sum(len(m["content"].encode()) for m in r["messages"]) + 64 for r in todo)
+    engine = build_engine(cfg["engine"], str(model_for(model, longest)), server_url=cfg.get("server_url"),
+                          max_tokens=cfg["max_tokens"])
     for i in range(0, len(todo), BATCH_PROMPTS):
         batch = todo[i:i + BATCH_PROMPTS]
         results = run_requests(engine, batch)
@@ -68,7 +89,6 @@ def run_synth(p: PlannedJob, plan: Plan) -> None:
     cfg, seed = p.job.config["job"], p.job.config["seed"]
     folder = plan.run_dir / p.job.dir
     model = teacher_dir(plan, cfg["teacher"])
-    teacher_id = str(model) if not cfg["teacher"].get("stage") else f"stage:{cfg['teacher']['stage']}"
     rec = ShardRecorder(folder / "provenance", p.job.name, "synth", 0)
     prompts = load_prompts(plan, cfg["prompts"], cfg["limit"])
     benchmarks = sorted(k.split(":", 1)[1] for k in p.job.inputs if k.startswith("benchmark:"))
@@ -78,7 +98,7 @@ def run_synth(p: PlannedJob, plan: Plan) -> None:
         for pr in prompts:
             rec.add("prompts", source=pr.source, prompt_id=pr.prompt_id, prompt=pr.text, gold=pr.gold, decision="kept")
     by_id = {pr.prompt_id: pr for pr in prompts}
-    requests = requests_for(prompts, cfg, seed, teacher_id)
+    requests = requests_for(prompts, cfg, seed, teacher_id(plan, cfg["teacher"]))
     cache = RequestCache(folder / "cache")
     judge = Judge(plan, p, benchmarks)
     total = sum(r["n"] for r in requests)

@@ -88,6 +88,10 @@ class SynthJob(Section):
     max_tokens: PositiveTokens = 32768
     expected_tokens: PositiveTokens | None = None
     """Mean generated tokens per sample, for estimates (default: max_tokens / 2)."""
+    soft_switch: bool = True
+    """With mode both: append /think or /no_think to each prompt, so the data teaches the soft switch
+    (Qwen3's fusion data). false: the mode comes from the chat template's enable_thinking alone (the
+    hard switch), for a model that has never seen the flags."""
     multi_turn_share: Fraction = Field(0.0, lt=1.0)
     """With mode both: this share of the dataset is two-turn conversations that switch mode (turn 1
     in one mode, turn 2 with the opposite /think or /no_think flag), built from kept samples of two
