@@ -38,3 +38,20 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path = REPO, timeout: floa
     """The real console entry point in a fresh process."""
     return subprocess.run([sys.executable, "-m", "qwen3_recipe.cli", *args], capture_output=True,
                           text=True, cwd=cwd, env={**os.environ, **(env or {})}, timeout=timeout)
+
+
+_SUMMARY: list[str] = []
+
+
+@pytest.fixture
+def summary() -> list[str]:
+    """Lines a test wants in the run's output even when it passes (pytest captures print):
+    shown in a section at the end of the session."""
+    return _SUMMARY
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _SUMMARY:
+        terminalreporter.section("measured")
+        for line in _SUMMARY:
+            terminalreporter.write_line(line)

@@ -8,7 +8,7 @@ cold-start SFT, GRPO, fusion, general RL, evals), and the miniature measurably l
 
 Then a second invocation does nothing and says so, and after an edit of one pretraining stage's token
 budget only that stage (with its mixture) and its descendants are to run again. The numbers are
-printed (pytest -s, or on failure) and the run's HTML report is written.
+shown in the session's `measured` section, and the run's HTML report is written.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def descendants(jobs: list[dict], root: str) -> set[str]:
     return found
 
 
-def test_tiny_recipe_end_to_end(tmp_path: Path):
+def test_tiny_recipe_end_to_end(tmp_path: Path, summary: list[str]):
     run = tmp_path / "tiny"
     env = {"OMP_NUM_THREADS": "2"}
     start = time.monotonic()
@@ -46,14 +46,18 @@ def test_tiny_recipe_end_to_end(tmp_path: Path):
     manifest = json.loads((run / "manifest.json").read_text())
     names = [j["name"] for j in manifest["jobs"]]
     assert all((run / "jobs" / n / "done.json").exists() for n in names), names
-    print(f"\ntiny recipe: {len(names)} jobs in {minutes:.1f} min")
+    assert "evals: pass@1 per stage" in proc.stdout  # the run ends on one table across stages
+    out = [f"tiny recipe end to end: {len(names)} jobs in {minutes:.1f} min; evals/tiny_sums pass@1:"]
 
     stages = [n.split(".", 1)[1] for n in names if n.startswith("eval.")]
     table = {s: results(run, s) for s in stages}
     budgets = sorted(b for (m, b) in table[stages[0]] if m == "think")
-    print("stage".ljust(18) + "no_think".rjust(9) + "".join(f"think@{b}".rjust(10) for b in budgets))
+    out.append("stage".ljust(18) + "no_think".rjust(9) + "".join(f"think@{b}".rjust(10) for b in budgets))
     for s in stages:
-        print(s.ljust(18) + f"{table[s][('no_think', None)]:9.3f}" + "".join(f"{table[s][('think', b)]:10.3f}" for b in budgets))
+        out.append(s.ljust(18) + f"{table[s][('no_think', None)]:9.3f}"
+                   + "".join(f"{table[s][('think', b)]:10.3f}" for b in budgets))
+    summary.extend(out)
+    print("\n".join(out))
 
     pre, post = table["s3_long_context"], table["general_rl"]
     top, low = ("think", budgets[-1]), ("think", budgets[0])
@@ -73,7 +77,14 @@ def test_tiny_recipe_end_to_end(tmp_path: Path):
     rerun = {j["name"] for j in jobs if j["status"] != "cached"}
     assert rerun == descendants(jobs, "pretrain.s2_reasoning") | {"mix.s2_reasoning"}, sorted(rerun)
     assert {"data.dedup", "tokenizer", "pretrain.s1_general", "synth.cot_coldstart"}.isdisjoint(rerun)
-    print(f"after {edit}: {len(rerun)} of {len(jobs)} jobs to run again: {sorted(rerun)}")
+    summary.append(f"after {edit}: {len(rerun)} of {len(jobs)} jobs to run again: {', '.join(sorted(rerun))}")
+    # and a run takes the plan's word: the edited stage retrains, what it does not feed is left alone
+    stamp = {n: (run / "jobs" / n / "done.json").read_text() for n in ("pretrain.s1_general", "pretrain.s2_reasoning")}
+    edited = run_cli("run", "recipes/tiny.yaml", "-o", str(run), "--set", edit, "--only", "pretrain.s2_reasoning",
+                     env=env, timeout=1200)
+    assert edited.returncode == 0, edited.stdout[-2000:] + edited.stderr[-2000:]
+    assert (run / "jobs/pretrain.s1_general/done.json").read_text() == stamp["pretrain.s1_general"]
+    assert (run / "jobs/pretrain.s2_reasoning/done.json").read_text() != stamp["pretrain.s2_reasoning"]
 
     report = run_cli("report", "html", str(run), "-o", str(tmp_path / "report.html"))
     assert report.returncode == 0, report.stderr

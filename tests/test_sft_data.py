@@ -272,3 +272,35 @@ def test_torchtitan_loss_is_the_mean_over_unmasked_tokens(packed):
     torch.testing.assert_close(loss_c, by_hand.detach())
     loss_c.backward()
     assert hidden.grad[~sel].abs().max() == 0 and hidden.grad[sel].abs().max() > 0
+
+
+def test_chat_sets_from_datasets_spec_are_decontaminated(tmp_path):
+    """An SFT stage reading a datasets_spec/ chat set drops the conversations that overlap a
+    benchmark (8-gram, the data jobs' definition) and records each one's fate in `prompts`; a stage
+    reading only synth datasets (decontaminated by their job) takes no benchmark inputs."""
+    from qwen3_recipe.compiler.plan import make_plan
+    from qwen3_recipe.recipe.validate import load_recipe
+    from qwen3_recipe.train.sft import conversations
+
+    tiny = REPO / "recipes" / "tiny.yaml"
+    plan = make_plan(load_recipe(tiny, ["posttrain.stages.fusion.data=[fusion_mix, tiny_chat]"]), tmp_path / "run")
+    fusion, cold = plan["posttrain.fusion"].job, plan["posttrain.cold_start"].job
+    assert {"benchmark:tiny_arith", "benchmark:tiny_sums"} <= set(fusion.inputs)
+    assert not any(k.startswith("benchmark:") for k in cold.inputs)  # synth data only
+
+    class Rows:
+        def __init__(self):
+            self.rows = []
+
+        def add(self, table, **row):
+            assert table == "prompts"
+            self.rows.append(row)
+
+    rec = Rows()
+    kept = list(conversations(plan, ["tiny_chat"], ["tiny_arith", "tiny_sums"], rec))
+    dropped = [r for r in rec.rows if r["decision"] == "dropped"]
+    assert len(rec.rows) == 500 and len(kept) + len(dropped) == 500 and dropped
+    for r in dropped:
+        hits = json.loads(r["details"])
+        assert r["reason"] == "contaminated" and hits and all(h["benchmark"] in ("tiny_arith", "tiny_sums") for h in hits)
+    assert {c["id"] for c in kept}.isdisjoint(r["prompt_id"] for r in dropped)

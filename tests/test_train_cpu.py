@@ -138,7 +138,7 @@ def test_tokens_loader_positions_and_resume(tmp_path):
     state = first.state_dict()
     second = build()
     second.load_state_dict(state)
-    (x, y), = [next(iter(second))]
+    (x, _), = [next(iter(second))]
     assert x["input"].tolist() == [[5, 6, 7, 8]]
 
     # two data-parallel ranks read disjoint windows

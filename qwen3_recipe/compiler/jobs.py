@@ -203,7 +203,9 @@ class JobBuilder:
         for name, stage in self.r.posttrain.stages.items():
             refs = list(stage.data) if isinstance(stage, SFTStage) else [stage.prompts]
             deps, inputs = self.data_refs(refs)
-            if not isinstance(stage, SFTStage):  # RL / distillation prompts are decontaminated
+            # RL / distillation prompts are decontaminated, and so are chat sets an SFT stage reads from
+            # datasets_spec/ (synth datasets were, as prompts, by their synth job)
+            if not isinstance(stage, SFTStage) or any(ref not in self.r.synth.jobs for ref in refs):
                 inputs.update(self.benchmark_inputs(self.decont_benchmarks()))
             config: dict[str, Any] = {"stage": _dump(stage), "model": self.model_config(),
                                       "seed": self.r.seed}

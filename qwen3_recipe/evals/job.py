@@ -111,3 +111,28 @@ def print_results(title: str, results: list[dict]) -> None:
         table.add_row(r["benchmark"], r["mode"], "-" if r["thinking_budget"] is None else str(r["thinking_budget"]),
                       str(r["samples"]), f"{r['accuracy']:.3f}")
     console().print(table)
+
+
+def print_summary(plan: Plan, jobs: list) -> None:
+    """One table across the evaluated stages (rows, in plan order) and settings (columns): how
+    post-training moved each mode and budget."""
+    from rich.table import Table
+
+    from qwen3_recipe.cli.render import console
+    rows = []
+    for job in jobs:
+        path = plan.run_dir / job.dir / "results.jsonl"
+        if path.exists():
+            rows += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not rows:
+        return
+    settings = sorted({(r["benchmark"], r["mode"], r["thinking_budget"]) for r in rows},
+                      key=lambda s: (s[0], s[1], s[2] or 1 << 40))
+    table = Table(title="evals: pass@1 per stage", title_justify="left")
+    table.add_column("after stage")
+    for bench, mode, budget in settings:
+        table.add_column(f"{bench}\n{mode}" + ("" if budget is None else f" @{budget}"), justify="right")
+    for job in jobs:
+        got = {(r["benchmark"], r["mode"], r["thinking_budget"]): r["accuracy"] for r in rows if r["stage"] == job.config["stage"]}
+        table.add_row(job.config["stage"], *(f"{got[s]:.2f}" if s in got else "-" for s in settings))
+    console().print(table)

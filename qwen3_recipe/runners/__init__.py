@@ -112,4 +112,8 @@ def run_jobs(plan: "Plan", jobs: list["PlannedJob"], debug: bool = False) -> int
             return 1
         mark_done(plan, p)
         con.print(f"[green]done[/] {p.job.name} in {time.time() - started:.1f}s")
+    evals = [p.job for p in jobs if p.job.kind == "eval"]
+    if len(evals) > 1:
+        from qwen3_recipe.evals.job import print_summary
+        print_summary(plan, evals)
     return 0

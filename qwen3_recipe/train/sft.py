@@ -22,10 +22,14 @@ from qwen3_recipe.train.stage import execution_settings, dump_folder, model_sett
 WARMUP_FRACTION = 0.05
 
 
-def conversations(plan: Plan, refs: list[str]) -> Iterator[dict]:
-    """Conversations of a stage's `data`: synth jobs' datasets or datasets_spec/ chat entries."""
+def conversations(plan: Plan, refs: list[str], benchmarks: list[str] = (), rec=None) -> Iterator[dict]:
+    """Conversations of a stage's `data`: synth jobs' datasets (decontaminated as prompts by their
+    job) or datasets_spec/ chat entries, the latter without any overlapping `benchmarks` (each
+    conversation gets a `prompts` row in provenance: kept, or dropped as contaminated with its hits)."""
     from qwen3_recipe.catalog.rows import entry_rows, file_rows
+    from qwen3_recipe.data.decont_index import contamination_index
     recipe, catalog = plan.loaded.recipe, plan.loaded.catalogs.datasets
+    index = contamination_index(plan, list(benchmarks)) if benchmarks else None
     for ref in refs:
         if ref in recipe.synth.jobs:
             for row in file_rows(plan.run_dir / "jobs" / f"synth.{ref}" / "dataset"):
@@ -33,8 +37,17 @@ def conversations(plan: Plan, refs: list[str]) -> Iterator[dict]:
             continue
         entry = catalog[ref]
         field = entry.spec.messages_field or "messages"
-        for row in entry_rows(ref, entry.spec, entry.local_path()):
-            yield {**row, "messages": row[field], "source": ref}
+        for i, row in enumerate(entry_rows(ref, entry.spec, entry.local_path())):
+            conv = {**row, "messages": row[field], "source": ref}
+            text = "\n".join(str(m.get(k) or "") for m in conv["messages"] for k in ("content", "reasoning_content"))
+            hits = index.find(text) if index is not None else []
+            if rec is not None:
+                user = next((m.get("content") for m in conv["messages"] if m.get("role") == "user"), None)
+                rec.add("prompts", source=ref, prompt_id=str(row.get("id", f"{ref}-{i}")), prompt=user, gold=None,
+                        decision="dropped" if hits else "kept", reason="contaminated" if hits else None,
+                        details=json.dumps([dataclasses.asdict(h) for h in hits]) if hits else None)
+            if not hits:
+                yield conv
 
 
 def balance_modes(convs: list[dict], no_think_ratio: float, seed: int) -> list[dict]:
@@ -91,7 +104,14 @@ def run_sft(p: PlannedJob, plan: Plan) -> None:
     dump = dump_folder(folder, p.job.fingerprint)
     data_dir = dump / "sft_data"
     if not (data_dir / "meta.json").exists():
-        convs = list(conversations(plan, stage["data"]))
+        from qwen3_recipe.provenance.database import build_database
+        from qwen3_recipe.provenance.recorder import ShardRecorder
+        benchmarks = sorted(k.split(":", 1)[1] for k in p.job.inputs if k.startswith("benchmark:"))
+        rec = ShardRecorder(folder / "provenance", p.job.name, "prompts", 0) if benchmarks else None
+        convs = list(conversations(plan, stage["data"], benchmarks, rec))
+        if rec is not None:  # a chat set from datasets_spec/ was decontaminated: its rows are queryable now
+            rec.close()
+            build_database(plan.run_dir)
         if stage["type"] == "fusion":
             convs = balance_modes(convs, stage["no_think_ratio"], p.job.config["seed"])
         stats = prepare_sft(convs, plan.run_dir / "jobs" / "tokenizer" / "tokenizer", data_dir,
