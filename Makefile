@@ -1,11 +1,14 @@
 # The README's two commands: `make demo` and `make test`. Both set up .venv first (idempotent).
-.PHONY: setup demo test bench schema clean
+.PHONY: setup demo demo-student test bench schema clean
 
 setup:
 	@bash scripts/setup.sh
 
 demo: setup
 	.venv/bin/qwen3-recipe run recipes/tiny.yaml
+
+demo-student: demo   # strong-to-weak distillation of the demo's final model into a smaller student
+	.venv/bin/qwen3-recipe run recipes/tiny-student.yaml
 
 test: setup
 	OMP_NUM_THREADS=1 .venv/bin/python -m pytest -q

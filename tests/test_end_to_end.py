@@ -14,8 +14,11 @@ shown in the session's `measured` section, and the run's HTML report is written.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
+
+import pytest
 
 from conftest import run_cli
 
@@ -36,13 +39,28 @@ def descendants(jobs: list[dict], root: str) -> set[str]:
     return found
 
 
-def test_tiny_recipe_end_to_end(tmp_path: Path, summary: list[str]):
-    run = tmp_path / "tiny"
-    env = {"OMP_NUM_THREADS": "2"}
+ENV = {"OMP_NUM_THREADS": "2"}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess, float]:
+    run = tmp_path_factory.mktemp("e2e") / "tiny"
     start = time.monotonic()
-    proc = run_cli("run", "recipes/tiny.yaml", "-o", str(run), env=env, timeout=3600)
-    minutes = (time.monotonic() - start) / 60
+    proc = run_cli("run", "recipes/tiny.yaml", "-o", str(run), env=ENV, timeout=3600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return run, proc, (time.monotonic() - start) / 60
+
+
+def table_lines(table: dict[str, dict], budgets: list[int]) -> list[str]:
+    out = ["stage".ljust(18) + "no_think".rjust(9) + "".join(f"think@{b}".rjust(10) for b in budgets)]
+    for s, acc in table.items():
+        out.append(s.ljust(18) + f"{acc[('no_think', None)]:9.3f}" + "".join(f"{acc[('think', b)]:10.3f}" for b in budgets))
+    return out
+
+
+def test_tiny_recipe_end_to_end(tiny_run, tmp_path: Path, summary: list[str]):
+    run, proc, minutes = tiny_run
+    env = ENV
     manifest = json.loads((run / "manifest.json").read_text())
     names = [j["name"] for j in manifest["jobs"]]
     assert all((run / "jobs" / n / "done.json").exists() for n in names), names
@@ -52,10 +70,7 @@ def test_tiny_recipe_end_to_end(tmp_path: Path, summary: list[str]):
     stages = [n.split(".", 1)[1] for n in names if n.startswith("eval.")]
     table = {s: results(run, s) for s in stages}
     budgets = sorted(b for (m, b) in table[stages[0]] if m == "think")
-    out.append("stage".ljust(18) + "no_think".rjust(9) + "".join(f"think@{b}".rjust(10) for b in budgets))
-    for s in stages:
-        out.append(s.ljust(18) + f"{table[s][('no_think', None)]:9.3f}"
-                   + "".join(f"{table[s][('think', b)]:10.3f}" for b in budgets))
+    out += table_lines(table, budgets)
     summary.extend(out)
     print("\n".join(out))
 
@@ -90,3 +105,38 @@ def test_tiny_recipe_end_to_end(tmp_path: Path, summary: list[str]):
     assert report.returncode == 0, report.stderr
     html = (tmp_path / "report.html").read_text()
     assert "tiny_sums" in html and "<svg" in html
+
+
+def test_strong_to_weak_distillation_into_a_smaller_student(tiny_run, summary: list[str]):
+    """recipes/tiny-student.yaml (shortened pretraining and off-policy epochs): a Qwen3 a quarter of
+    the tiny model's size, pretrained, then distilled from the tiny run's final model off-policy and
+    on-policy, with that run's tokenizer. The held-out KL to the teacher falls at each step and the
+    student answers what its pretrained self could not."""
+    run, _, _ = tiny_run
+    student = run.parent / "student"
+    teacher = run / "jobs" / "posttrain.general_rl" / "hf"
+    sets = [f"tokenizer.path={run / 'jobs' / 'tokenizer' / 'tokenizer'}",
+            f"posttrain.stages.distill_offpolicy.teacher.path={teacher}",
+            f"posttrain.stages.distill_onpolicy.teacher.path={teacher}",
+            "pretrain.stages.s1_general.tokens=200K", "pretrain.stages.s2_reasoning.tokens=100K",
+            "pretrain.stages.s3_long_context.tokens=50K", "posttrain.stages.distill_offpolicy.epochs=6"]
+    args = ["run", "recipes/tiny-student.yaml", "-o", str(student)]
+    for s in sets:
+        args += ["--set", s]
+    start = time.monotonic()
+    proc = run_cli(*args, env=ENV, timeout=2400)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    import duckdb
+    with duckdb.connect(str(student / "provenance.duckdb"), read_only=True) as con:
+        def heldout(stage: str) -> list[float]:  # KL(student || teacher) on held-out prompts, first and last step
+            return [v for _, v in con.execute("select step, value from train_steps where stage = ? and "
+                                              "metric = 'heldout_kl' order by step", [stage]).fetchall()]
+        off, on = heldout("distill_offpolicy"), heldout("distill_onpolicy")
+    assert len(off) == len(on) == 2 and off[1] < off[0] / 4 and on[1] < on[0], (off, on)
+    table = {s: results(student, s) for s in ("s3_long_context", "distill_offpolicy", "distill_onpolicy")}
+    budgets = sorted(b for (m, b) in table["s3_long_context"] if m == "think")
+    top = ("think", budgets[-1])
+    assert table["distill_onpolicy"][top] >= table["s3_long_context"][top] + 0.15, table
+    summary.append(f"tiny-student (shortened) in {(time.monotonic() - start) / 60:.1f} min; held-out KL to the "
+                   f"teacher {off[0]:.3f} -> {off[1]:.3f} (off-policy) -> {on[1]:.3f} (on-policy); evals/tiny_sums pass@1:")
+    summary.extend(table_lines(table, budgets))

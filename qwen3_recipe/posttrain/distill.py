@@ -157,7 +157,7 @@ def run_onpolicy(trainer: StageTrainer, engine, teacher: Policy, prompts, *, ste
                     t_logits = teacher.response_logits(batch)
                 kls = [token_kl(s_lg, t_lg, direction) for s_lg, t_lg in zip(policy.response_logits(batch), t_logits)]
                 for j, kl in zip(idx, kls):
-                    rollouts[j].extra["teacher_kl"] = float(kl.mean()) if kl.numel() else 0.0
+                    rollouts[j].extra["teacher_kl"] = float(kl.detach().mean()) if kl.numel() else 0.0
                 loss = torch.cat(kls).sum() / total
                 loss.backward()
                 loss_sum += loss.detach()
