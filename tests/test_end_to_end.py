@@ -22,6 +22,8 @@ import pytest
 
 from conftest import run_cli
 
+pytestmark = pytest.mark.slow
+
 
 def results(run: Path, stage: str) -> dict[tuple[str, int | None], float]:
     rows = [json.loads(line) for line in (run / "jobs" / f"eval.{stage}" / "results.jsonl").read_text().splitlines()]

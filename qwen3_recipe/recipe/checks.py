@@ -204,7 +204,7 @@ class Checker:
             if isinstance(share, (int, float)) and share > 0 and _get(job, "mode") != "both":
                 self.err(base + ("multi_turn_share",), "mode-switch conversations need mode: both "
                          "(turns of both modes)")
-            if isinstance(share, (int, float)) and share > 0 and _get(job, "soft_switch") is False:
+            if isinstance(share, (int, float)) and share > 0 and _get(job, "soft_switch") in (False, 0, "false", "off", "no"):
                 self.err(base + ("soft_switch",), "mode-switch conversations switch with the /think and "
                          "/no_think flags: they need soft_switch: true")
             budget = _try(parse_tokens, _get(job, "thinking_budget"))

@@ -70,10 +70,12 @@ def generate_missing(requests: list[dict], cache: RequestCache, cfg: dict, model
         return
     from qwen3_recipe.synth.generate import build_engine, run_requests
     from qwen3_recipe.synth.model_view import model_for
+    # decided over all the job's requests, not the uncached ones, so a resumed job uses the same RoPE;
     # UTF-8 bytes bound tokens from above (a byte-level BPE token is at least one byte); 64 for the template
-    longest = cfg["max_tokens"] + max(sum(len(m["content"].encode()) for m in r["messages"]) + 64 for r in todo)
-    engine = build_engine(cfg["engine"], str(model_for(model, longest)), server_url=cfg.get("server_url"),
-                          max_tokens=cfg["max_tokens"])
+    longest = cfg["max_tokens"] + max(sum(len(m["content"].encode()) for m in r["messages"]) + 64 for r in requests)
+    if cfg["engine"] != "vllm_server":  # a server runs the config it was started with
+        model = model_for(model, longest)
+    engine = build_engine(cfg["engine"], str(model), server_url=cfg.get("server_url"), max_tokens=cfg["max_tokens"])
     for i in range(0, len(todo), BATCH_PROMPTS):
         batch = todo[i:i + BATCH_PROMPTS]
         results = run_requests(engine, batch)

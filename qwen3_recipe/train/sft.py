@@ -36,18 +36,26 @@ def conversations(plan: Plan, refs: list[str], benchmarks: list[str] = (), rec=N
                 yield row | {"source": ref}
             continue
         entry = catalog[ref]
-        field = entry.spec.messages_field or "messages"
+        field, id_field = entry.spec.messages_field or "messages", entry.spec.id_field or "id"
         for i, row in enumerate(entry_rows(ref, entry.spec, entry.local_path())):
             conv = {**row, "messages": row[field], "source": ref}
-            text = "\n".join(str(m.get(k) or "") for m in conv["messages"] for k in ("content", "reasoning_content"))
+            text = "\n".join(_text(m.get(k)) for m in conv["messages"] for k in ("content", "reasoning_content"))
             hits = index.find(text) if index is not None else []
             if rec is not None:
-                user = next((m.get("content") for m in conv["messages"] if m.get("role") == "user"), None)
-                rec.add("prompts", source=ref, prompt_id=str(row.get("id", f"{ref}-{i}")), prompt=user, gold=None,
+                user = next((_text(m.get("content")) for m in conv["messages"] if m.get("role") == "user"), None)
+                row_id = row.get(id_field)
+                rec.add("prompts", source=ref, prompt_id=f"{ref}-{i}" if row_id is None else str(row_id), prompt=user, gold=None,
                         decision="dropped" if hits else "kept", reason="contaminated" if hits else None,
                         details=json.dumps([dataclasses.asdict(h) for h in hits]) if hits else None)
             if not hits:
                 yield conv
+
+
+def _text(content) -> str:
+    """A message's text: a string, or the text parts of a list of content parts."""
+    if isinstance(content, list):
+        return "\n".join(p.get("text") or "" if isinstance(p, dict) else str(p) for p in content)
+    return "" if content is None else str(content)
 
 
 def balance_modes(convs: list[dict], no_think_ratio: float, seed: int) -> list[dict]:
