@@ -8,7 +8,6 @@ and produces the same dataset as an uninterrupted run, each sample exactly once.
 from __future__ import annotations
 
 import hashlib
-
 import json
 import time
 from pathlib import Path
@@ -23,12 +22,15 @@ from qwen3_recipe.synth.select import Candidate, choose, filter_reason, split_th
 BATCH_PROMPTS = 32
 
 
+def stage_job(plan: Plan, stage: str) -> str:
+    """The job that trains a pretrain or posttrain stage of this recipe."""
+    return f"pretrain.{stage}" if f"pretrain.{stage}" in plan.fingerprints else f"posttrain.{stage}"
+
+
 def teacher_dir(plan: Plan, teacher: dict) -> Path | str:
     """A stage of this recipe (its exported weights) or a model path / hub id."""
     if teacher.get("stage"):
-        stage = teacher["stage"]
-        job = f"pretrain.{stage}" if f"pretrain.{stage}" in plan.fingerprints else f"posttrain.{stage}"
-        return (plan.run_dir / "jobs" / job / "hf").resolve()
+        return (plan.run_dir / "jobs" / stage_job(plan, teacher["stage"]) / "hf").resolve()
     return teacher["path"]
 
 
@@ -37,9 +39,7 @@ def teacher_id(plan: Plan, teacher: dict) -> str:
     with its files' sizes and times, else the hub id. Retrained or replaced weights are a new model,
     so their generations are never served from an older model's cache."""
     if teacher.get("stage"):
-        stage = teacher["stage"]
-        job = f"pretrain.{stage}" if f"pretrain.{stage}" in plan.fingerprints else f"posttrain.{stage}"
-        return f"stage:{stage}@{plan.fingerprints[job]}"
+        return f"stage:{teacher['stage']}@{plan.fingerprints[stage_job(plan, teacher['stage'])]}"
     path = Path(teacher["path"])
     if not path.is_dir():
         return str(teacher["path"])
