@@ -5,6 +5,13 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
 VENV=${VENV:-.venv}
 STAMP="$VENV/.setup-stamp"
+# bubblewrap: the sandbox for model-written code (qwen3_recipe/verify/isolation.py). Debian's package;
+# without root or apt it stays missing and code verification refuses (or, if the recipe allows it,
+# runs weakly isolated).
+if ! command -v bwrap >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
+  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap; } >/tmp/setup-bwrap.log 2>&1 \
+    && echo "setup: installed $(bwrap --version)" || echo "setup: could not install bubblewrap (see /tmp/setup-bwrap.log)"
+fi
 want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
   "$VENV/bin/pip" install -q --no-deps --no-build-isolation -e . >/dev/null

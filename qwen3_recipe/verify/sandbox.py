@@ -1,81 +1,38 @@
-"""Run untrusted model-written Python in a throwaway process.
+"""Run untrusted model-written Python: one sandboxed process per judgment (isolation.py says how).
 
-Layers, because no single one holds everywhere: a fresh interpreter (`-I -S`: no user site, no
-env vars, no site-packages) in its own session, a fresh temp dir as cwd and HOME, a minimal
-environment, rlimits (address space, CPU, file size, processes), a wall-clock timeout that kills
-the whole process group, and no network: a new network namespace when the kernel allows it
-(root, or unprivileged user namespaces) plus an in-process guard on the `socket` module that
-holds where namespaces are unavailable. The guard stops honest code that happens to reach
-for the network; only the namespace also stops code that works around it (e.g. via `_socket`).
+`run_cases` runs a program as `__main__` on each of several stdin inputs (competitive-programming
+tests) and returns each run's exit, output and exception; `run_python` is the one-input case.
+`Sandbox(code, mode="serve")` keeps a program loaded and answers calls to its functions, so a
+benchmark's own test code can run outside the sandbox against it (harness.py).
 
-Limits and the guard are applied by a small runner inside the child, before the user code is
-compiled, instead of in `preexec_fn`, which is unsafe when the caller runs worker threads.
+Limits that bind inside: address space, CPU seconds (per run), file size, processes; a wall-clock
+deadline per run kills it, and what it forked or setsid'd dies with it. Every temp file is
+removed before returning.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import select
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
-_RUNNER = r"""
-import os, sys
-prog, status, mem, cpu, fsize, nproc, netns = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:8])
-_fd = os.open(status, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-def _note(s): os.write(_fd, (s + "\n").encode())
-import ctypes, resource, socket
-net = "guard"
-try:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if not netns:
-        pass
-    elif libc.unshare(0x40000000) == 0:
-        net = "netns+guard"
-    elif libc.unshare(0x10000000 | 0x40000000) == 0:
-        net = "userns+netns+guard"
-except Exception:
-    pass
-def _off(*a, **k):
-    raise OSError("network disabled")
-class _Socket(socket.socket):
-    def __init__(self, family=-1, type=-1, proto=-1, fileno=None):
-        if fileno is None and family in (-1, socket.AF_INET, socket.AF_INET6):
-            _off()
-        super().__init__(family, type, proto, fileno)
-socket.socket = socket.SocketType = _Socket
-for _n in ("create_connection", "create_server", "getaddrinfo", "gethostbyname",
-           "gethostbyname_ex", "gethostbyaddr", "getnameinfo"):
-    setattr(socket, _n, _off)
-_note("net=" + net)
-for _r, _v in ((resource.RLIMIT_AS, (mem, mem)), (resource.RLIMIT_CPU, (cpu, cpu + 1)),
-               (resource.RLIMIT_FSIZE, (fsize, fsize)), (resource.RLIMIT_NPROC, (nproc, nproc)),
-               (resource.RLIMIT_CORE, (0, 0))):
-    try:
-        resource.setrlimit(_r, _v)
-    except (ValueError, OSError):
-        _note("unlimited=%d" % _r)
-sys.argv = [prog]
-try:
-    with open(prog, encoding="utf-8") as _f:
-        _code = compile(_f.read(), prog, "exec")
-except (SyntaxError, ValueError) as _e:
-    _note("syntax=" + type(_e).__name__)
-    raise
-try:
-    exec(_code, {"__name__": "__main__", "__file__": prog, "__builtins__": __builtins__})
-except SystemExit:
-    raise
-except BaseException as _e:
-    _note("exc=" + type(_e).__name__)
-    raise
-"""
+from qwen3_recipe.verify import isolation
+
+_HERE = Path(__file__).resolve().parent
 _MEMORY_HINTS = ("MemoryError", "Cannot allocate memory", "bad_alloc", "out of memory")
+
+
+@lru_cache(maxsize=1)
+def _runner_source() -> str:
+    return (_HERE / "wire.py").read_text() + "\n" + (_HERE / "sandbox_runner.py").read_text()
 
 
 @dataclass
@@ -87,77 +44,179 @@ class RunResult:
     stderr: str
     elapsed: float
     network: str
-    """The active no-network mechanism: netns+guard, userns+netns+guard or guard."""
+    """How the network is cut: bwrap (namespaces), or in weak mode netns+guard,
+    userns+netns+guard or guard."""
     exc: str | None = None
     """Type name of the uncaught exception of the user code, if any."""
     workdir: str = ""
     notes: dict = field(default_factory=dict)
 
 
-def _killpg(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+def _status(case: dict) -> str:
+    rc, exc = case["rc"], case.get("exc")
+    if case["timeout"] or rc in (-signal.SIGXCPU, -signal.SIGKILL):
+        return "timeout"
+    if exc == "MemoryError" or (rc != 0 and any(h in case["stderr"][-2000:] for h in _MEMORY_HINTS)):
+        return "memory"
+    return "ok" if rc == 0 else "runtime_error"
 
 
-def _read(path: str, limit: int) -> str:
-    with open(path, "rb") as f:
-        return f.read(limit).decode("utf-8", errors="replace")
+class SandboxError(RuntimeError):
+    """The sandboxed process died or fell silent outside a run (early exit, crash, deadline)."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason, self.detail = reason, detail
+
+
+class Sandbox:
+    """One sandboxed interpreter for `code`: `mode="cases"` with `stdins`, or `mode="serve"`."""
+
+    def __init__(self, code: str, mode: str = "cases", stdins: list[str] | None = None,
+                 timeout_s: float = 10.0, memory_mb: int = 1024, max_output: int = 1 << 20,
+                 max_file_mb: int = 64, max_procs: int = 64, site: bool = False,
+                 allow_weak: bool | None = None, isolation_mode: str | None = None):
+        self.isolation = isolation.choose(allow_weak, isolation_mode)
+        self.mode, self.timeout_s = mode, float(timeout_s)
+        self.root = tempfile.mkdtemp(prefix="q3-sandbox-")
+        work, inp = os.path.join(self.root, "work"), os.path.join(self.root, "in")
+        os.mkdir(work, 0o700)
+        os.mkdir(inp, 0o755)
+        Path(inp, "prog.py").write_text(code, encoding="utf-8")
+        Path(inp, "stdins.json").write_text(json.dumps(stdins or []), encoding="utf-8")
+        uid = isolation.sandbox_uid() if self.isolation == "bwrap" else None
+        if uid is not None:
+            os.chown(work, uid, uid)
+        strict = self.isolation == "bwrap"
+        self.workdir = "/sandbox" if strict else work
+        self._reply_r, reply_w = os.pipe()
+        req_r, self._req_w = os.pipe()
+        self._info_r, info_w = os.pipe()  # bwrap reports the pid of the namespace's init there
+        cfg = {"mode": mode, "isolation": self.isolation, "uid": uid,
+               "prog": "/input/prog.py" if strict else f"{inp}/prog.py",
+               "stdins": "/input/stdins.json" if strict else f"{inp}/stdins.json",
+               "tmp": "/tmp" if strict else work, "reply_fd": reply_w, "request_fd": req_r,
+               "mem": memory_mb << 20, "cpu": int(timeout_s) + 1, "fsize": max_file_mb << 20,
+               "nproc": max_procs, "timeout": self.timeout_s, "max_output": max_output,
+               "site": isolation.site_dirs() if site else []}
+        py = [isolation.interpreter(), "-I", *([] if site else ["-S"]), "-c", _runner_source(), json.dumps(cfg)]
+        if strict:
+            argv = [*isolation.bwrap_argv(work, site), "--info-fd", str(info_w), "--ro-bind", inp, "/input",
+                    "--setenv", "HOME", "/sandbox", "--setenv", "TMPDIR", "/tmp",
+                    "--setenv", "LANG", "C.UTF-8", "--setenv", "PATH", "/usr/bin:/bin", *py]
+            env = {"PATH": "/usr/bin:/bin"}
+        else:
+            argv, env = py, {"PATH": "/usr/bin:/bin", "HOME": work, "TMPDIR": work, "LANG": "C.UTF-8"}
+        self._t0 = time.monotonic()
+        self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE, cwd=work, env=env, close_fds=True,
+                                      pass_fds=(reply_w, req_r, info_w), start_new_session=True)
+        for fd in (reply_w, req_r, info_w):
+            os.close(fd)
+        self._buf, self._ids = b"", 0
+        self.names: list[str] = []
+        """In serve mode, the callables the program defined (set by whoever reads `ready`)."""
+        self.started = self.recv(self.timeout_s + 30)  # interpreter start-up and compile
+        self.network = self.started.get("net", "unknown")
+
+    def recv(self, timeout: float) -> dict:
+        """The next message from the runner; SandboxError when it is gone or silent too long."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self._reply_r], [], [], left)[0]:
+                raise SandboxError("timeout", f"no answer within {timeout:.1f}s")
+            chunk = os.read(self._reply_r, 1 << 20)
+            if not chunk:
+                rc = self._proc.wait()
+                err = self._proc.stderr.read().decode(errors="replace")[-500:] if self._proc.stderr else ""
+                raise SandboxError("early_exit", f"process ended (exit {rc}) {err}".strip())
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def call(self, target: str, args: list, kwargs: dict | None, timeout: float) -> dict:
+        """Call `target` ("name" or "Class.method") with wire-encoded `args` and `kwargs`; the
+        runner's reply."""
+        from qwen3_recipe.verify.wire import dumps
+        self._ids += 1
+        data = dumps({"id": self._ids, "call": target, "args": args, "kwargs": kwargs})
+        try:
+            while data:
+                data = data[os.write(self._req_w, data):]
+        except (BrokenPipeError, OSError):
+            raise SandboxError("early_exit", "the program closed its request pipe") from None
+        reply = self.recv(timeout)
+        if reply.get("id") != self._ids:
+            raise SandboxError("protocol", f"reply {reply.get('id')} to call {self._ids}")
+        return reply
+
+    def _namespace_init(self) -> int | None:
+        if not select.select([self._info_r], [], [], 0)[0]:
+            return None
+        try:
+            return int(json.loads(os.read(self._info_r, 4096) or b"{}").get("child-pid"))
+        except (ValueError, TypeError, OSError):
+            return None
+
+    def close(self) -> None:
+        """Kill the namespace's init first: the kernel then kills every process in it before
+        bwrap can exit, so nothing the program started outlives this call."""
+        init = self._namespace_init() if self.isolation == "bwrap" else None
+        if init is not None:
+            try:
+                os.kill(init, signal.SIGKILL)
+                self._proc.wait(timeout=10)
+            except (ProcessLookupError, PermissionError, subprocess.TimeoutExpired):
+                pass
+        try:
+            os.killpg(self._proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self._proc.wait()
+        if self._proc.stderr:
+            self._proc.stderr.close()
+        for fd in (self._reply_r, self._req_w, self._info_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def run_cases(code: str, stdins: list[str], timeout_s: float = 10.0, **kw) -> tuple[dict, list[RunResult]]:
+    """Run `code` as `__main__` once per input; (start-up info, one RunResult per run made).
+    A syntax error leaves the list empty (`info["compiled"]` is False)."""
+    with Sandbox(code, "cases", stdins, timeout_s=timeout_s, **kw) as box:
+        info, out = box.started, []
+        if not info.get("compiled"):
+            return info, out
+        for _ in stdins:
+            c = box.recv(timeout_s + 10)
+            out.append(RunResult(_status(c), c["rc"], c["stdout"], c["stderr"], c["elapsed"],
+                                 box.network, c.get("exc"), box.workdir, {"case": c["case"]}))
+        return info, out
 
 
 def run_python(code: str, stdin: str = "", timeout_s: float = 10.0, memory_mb: int = 1024,
-               max_output: int = 1 << 20, max_file_mb: int = 64, max_procs: int = 256,
-               site: bool = False, netns: bool = True) -> RunResult:
-    """Run `code` as `__main__` with `stdin`; every temp file is removed before returning.
-    `site` allows site-packages (numpy...); `netns=False` leaves only the socket guard."""
-    root = tempfile.mkdtemp(prefix="q3-sandbox-")
+               **kw) -> RunResult:
+    """Run `code` as `__main__` with `stdin` in the sandbox."""
+    t0 = time.monotonic()
     try:
-        work = os.path.join(root, "work")
-        os.mkdir(work, 0o700)
-        prog, status = os.path.join(root, "prog.py"), os.path.join(root, "status")
-        paths = {k: os.path.join(root, k) for k in ("stdin", "stdout", "stderr")}
-        with open(prog, "w", encoding="utf-8") as f:
-            f.write(code)
-        with open(paths["stdin"], "w", encoding="utf-8") as f:
-            f.write(stdin)
-        cpu = int(timeout_s) + 1
-        argv = [sys.executable, "-I", *([] if site else ["-S"]), "-c", _RUNNER, prog, status,
-                *map(str, (memory_mb << 20, cpu, max_file_mb << 20, max_procs, int(netns)))]
-        env = {"PATH": "/usr/bin:/bin", "HOME": work, "TMPDIR": work, "LANG": "C.UTF-8"}
-        timed_out = False
-        with open(paths["stdin"], "rb") as fin, open(paths["stdout"], "wb") as fout, \
-                open(paths["stderr"], "wb") as ferr:
-            t0 = time.monotonic()
-            proc = subprocess.Popen(argv, stdin=fin, stdout=fout, stderr=ferr, cwd=work, env=env,
-                                    start_new_session=True, close_fds=True)
-            try:
-                rc = proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                _killpg(proc.pid)
-                rc = proc.wait()
-            elapsed = time.monotonic() - t0
-            _killpg(proc.pid)  # stragglers the program forked
-        notes: dict = {}
-        if os.path.exists(status):
-            for line in _read(status, 1 << 16).splitlines():
-                k, _, v = line.partition("=")
-                notes[k] = v
-        out, err = _read(paths["stdout"], max_output), _read(paths["stderr"], max_output)
-        exc = notes.get("exc") or notes.get("syntax")
-        if timed_out or rc == -signal.SIGXCPU:
-            state = "timeout"
-        elif exc == "MemoryError" or (rc != 0 and any(h in err[-2000:] for h in _MEMORY_HINTS)):
-            state = "memory"
-        elif "syntax" in notes:
-            state = "syntax_error"
-        else:
-            state = "ok" if rc == 0 else "runtime_error"
-        return RunResult(state, rc, out, err, elapsed, notes.get("net", "unknown"), exc, work,
-                         notes)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+        info, runs = run_cases(code, [stdin], timeout_s=timeout_s, memory_mb=memory_mb, **kw)
+    except SandboxError as e:
+        return RunResult("timeout" if e.reason == "timeout" else "runtime_error", None, "", str(e),
+                         time.monotonic() - t0, "unknown")
+    if not info.get("compiled"):
+        return RunResult("syntax_error", 1, "", f"{info.get('error')}: {info.get('msg')}",
+                         time.monotonic() - t0, info.get("net", "unknown"), info.get("error"))
+    return runs[0]
 
 
 @lru_cache(maxsize=1)

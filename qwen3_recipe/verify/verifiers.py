@@ -15,7 +15,6 @@ from functools import lru_cache
 from typing import Any, ClassVar
 
 from qwen3_recipe.verify import answers as A
-from qwen3_recipe.verify.sandbox import RunResult, run_python
 
 
 @dataclass
@@ -25,7 +24,8 @@ class Verdict:
     """0..1 (1.0 for ok)."""
     reason: str
     """correct, wrong_answer, no_answer, no_gold, unclosed_think, malformed_think, timeout,
-    memory, runtime_error, syntax_error, no_tests, bad_gold."""
+    memory, runtime_error, syntax_error, no_tests, bad_gold; for code also early_exit (the
+    program ended before the tests did: a reward hack) and missing_function."""
     extracted: str | None = None
     details: dict = field(default_factory=dict)
 
@@ -183,41 +183,27 @@ class FormatVerifier(Verifier):
         return Verdict(True, 1.0, "correct", ans, {"think": state})
 
 
-def _same_output(got: str, want: str) -> bool:
-    def lines(s: str) -> list[str]:
-        return [ln.rstrip() for ln in s.strip().splitlines()]
-    return lines(got) == lines(want)
-
-
 @register("code")
 class CodeVerifier(Verifier):
-    """Runs the program in the sandbox against `item["tests"]` (or `gold`): a string of asserts
-    appended to the program, or a list of {"input": stdin, "output": expected stdout}."""
+    """Runs the program in the sandbox against the item's tests (`item["tests"]`, in the
+    convention `item["test_format"]` names: code_tests.py). Correct only when the harness ran
+    every test to its end; a program that exits early is `early_exit`, whatever its exit code.
+    `gold` (a reference solution) is never used as tests."""
 
     def __init__(self, timeout_s: float = 10.0, memory_mb: int = 1024):
         self.timeout_s, self.memory_mb = float(timeout_s), int(memory_mb)
 
-    def _run(self, code: str, stdin: str = "") -> RunResult:
-        return run_python(code, stdin, timeout_s=self.timeout_s, memory_mb=self.memory_mb)
-
     def verify(self, response, gold, item=None):
+        from qwen3_recipe.verify.code_tests import judge
         if A.think_state(response) == "unclosed":
             return _fail("unclosed_think")
         code = A.extract_code(response)
         if not code.strip():
             return _fail("no_answer")
-        tests = (item or {}).get("tests", gold)
-        if not tests:
+        out = judge(code, item or {}, self.timeout_s, self.memory_mb)
+        if out is None:
             return _fail("no_tests", code)
-        cases = [(f"{code}\n\n{tests}\n", "", None)] if isinstance(tests, str) else \
-            [(code, str(c.get("input", "")), str(c.get("output", ""))) for c in tests]
-        for i, (program, stdin, want) in enumerate(cases):
-            res = self._run(program, stdin)
-            info = {"network": res.network, "case": i, "cases": len(cases),
-                    "elapsed": round(res.elapsed, 3), "workdir": res.workdir}
-            if res.status != "ok":
-                reason = "wrong_answer" if res.exc == "AssertionError" else res.status
-                return _fail(reason, code, exc=res.exc, stderr=res.stderr[-1000:], **info)
-            if want is not None and not _same_output(res.stdout, want):
-                return _fail("wrong_answer", code, stdout=res.stdout[-1000:], **info)
-        return Verdict(True, 1.0, "correct", code, info)
+        info = {"passed": out.passed, "cases": out.total, **out.details}
+        if out.ok:
+            return Verdict(True, 1.0, "correct", code, info)
+        return _fail(out.reason, code, **info)

@@ -77,6 +77,10 @@ class Execution(Section):
     fsdp: Literal["full", "none"] = "full"
     activation_checkpointing: Literal["none", "selective", "full"] = "selective"
     compile: bool = False
+    sandbox: Literal["strict", "allow_weak"] = "strict"
+    """Model-written code runs in a bubblewrap sandbox (own user, namespaces, a filesystem of
+    the interpreter and a scratch dir). `allow_weak`: where bubblewrap cannot start, run it with
+    rlimits and a socket guard only, the host filesystem visible (one warning). Strict refuses."""
     slurm: Slurm = Field(default_factory=Slurm)
     ray: Ray = Field(default_factory=Ray)
 
