@@ -32,6 +32,12 @@ THINK = "<think>\nMaybe \\boxed{3}? No, recheck.\n</think>\n\n"
 
 @pytest.mark.parametrize("response,gold,ok,reason", [
     ("So the answer is $\\boxed{42}$.", "42", True, "correct"),
+    # a bare gold is parsed whole: once `10^{-4}` read as 10 and `3\\sqrt{2}` as 3
+    ("\\boxed{10}", "10^{-4}", False, "wrong_answer"),
+    ("\\boxed{10^{-4}}", "10^{-4}", True, "correct"),
+    ("\\boxed{3}", "3\\sqrt{2}", False, "wrong_answer"),
+    ("\\boxed{(3, \\pi)}", "\\left( 3, \\frac{\\pi}{2} \\right)", False, "wrong_answer"),
+    ("\\boxed{\\left(3, \\frac{\\pi}{2}\\right)}", "\\left( 3, \\frac{\\pi}{2} \\right)", True, "correct"),
     ("\\boxed{\\frac{1}{2}}", "\\frac{1}{2}", True, "correct"),
     ("\\boxed{0.5}", "\\frac{1}{2}", True, "correct"),
     ("\\boxed{\\dfrac{2}{4}}", "$\\frac12$", True, "correct"),

@@ -46,13 +46,51 @@ class DatasetSpec(_Entry):
 
 
 class EvalSpec(_Entry):
-    """A benchmark: used for evals and, with the same definition, for decontamination."""
+    """A benchmark: used for evals and, with the same definition, for decontamination. The
+    `*_field` keys name the row's columns (a dotted path descends into dicts and JSON-text
+    columns, e.g. LiveCodeBench's `metadata.func_name`); catalog/items.py turns a row into the
+    item its verifier reads."""
 
     split: str = "test"
     question_field: str = "question"
+    """The question column; a list of chat turns (`[{content}]`, Arena-Hard) gives its first."""
     answer_field: str | None = "answer"
     answer_regex: str | None = None
-    choices_field: str | None = None
-    tests_field: str | None = None
+    choices_field: str | list[str] | None = None
+    """Multiple choice: one column holding the options (a list), or the option columns in order
+    (MMMLU's A-D; GPQA's Correct Answer and Incorrect Answer 1-3)."""
+    answer_format: Literal["auto", "index", "letter", "text"] = "auto"
+    """How the gold names the right option: an index into the options (MMLU-Redux), a letter
+    (MMLU-Pro), or the option's own text (GPQA). `auto`: int -> index, one letter -> letter."""
+    shuffle_choices: bool = False
+    """Shuffle the options per item with a fixed seed (GPQA's authors prescribe it: the correct
+    answer is always the first column)."""
+    shuffle_seed: int = 0
+    tests_field: str | list[str] | None = None
+    """Code: the tests column(s); several are concatenated (LiveCodeBench public + private)."""
+    test_format: Literal["humaneval", "script", "livecodebench", "stdio"] | None = None
+    """Code: the tests' convention (qwen3_recipe/verify/code_tests.py)."""
+    entry_point_field: str | None = None
+    """Code: the function the tests call (HumanEval `entry_point`, LiveCodeBench `metadata.func_name`)."""
+    starter_code_field: str | None = None
+    """Code: shown in the prompt, and for HumanEval the prompt a body-only completion continues."""
+    example_tests_field: str | None = None
+    """Code: tests shown in the prompt, so the model knows the function's name (MBPP's `test_list`)."""
+    test_imports_field: str | None = None
+    instructions_field: str | None = None
+    """IFEval: the instruction ids column (`instruction_id_list`)."""
+    kwargs_field: str | None = None
+    """IFEval: the per-instruction arguments column (`kwargs`)."""
+    baseline_field: str | None = None
+    """Judged benchmarks: the baseline model's answer, judged pairwise against ours."""
+    date_field: str | None = None
+    since: str | None = None
+    """Keep items dated on or after this ISO date (LiveCodeBench v5: 2024-10-01)."""
+    until: str | None = None
+    """Keep items dated before this ISO date."""
+    id_field: str | None = None
+    prompt_template: str | None = None
+    """The user message; `{question}` (and `{choices}`, `{starter_code}`, `{examples}`) filled
+    in. Default per verifier (items.py)."""
     verifier: Literal["math", "code", "multiple_choice", "exact", "ifeval", "judge"] = "exact"
     category: Literal["math", "code", "general", "alignment", "multilingual", "agent"] = "general"

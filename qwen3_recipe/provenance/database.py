@@ -41,7 +41,7 @@ def build_database(run_dir: Path) -> Path:
             cols = ", ".join(f'"{name}" {kind}' for name, kind in columns.items())
             con.execute(f"create table {table} ({cols})")
             if files:
-                con.execute(f"insert into {table} by name select * from read_parquet(?)", [files])
+                con.execute(f"insert into {table} by name select * from read_parquet(?, union_by_name = true)", [files])
         con.execute("create table sources as select source, count(*) as documents, sum(bytes) as bytes "
                     "from documents group by source order by source")
         for name, sql in VIEWS.items():

@@ -26,12 +26,14 @@ Tables
                  accuracy, response_tokens, kl, entropy, loss, dpo_margin, heldout_kl, ...
 
 Version 2 added prompts and samples; version 3 annotations (and the views classifiers, quality_scores);
-version 4 rollouts, train_steps and eval_samples (and the views rewards, distill_kl, eval_accuracy).
+version 4 rollouts, train_steps and eval_samples (and the views rewards, distill_kl, eval_accuracy);
+version 5 what audits an eval score: eval_samples' rendered prompt, extracted answer, the
+benchmark's metric with the sample's score on it, and the verdict's details (JSON).
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # column name -> DuckDB type; pyarrow types are derived from these.
 TABLES: dict[str, dict[str, str]] = {
@@ -68,7 +70,8 @@ TABLES: dict[str, dict[str, str]] = {
     "eval_samples": {"job": "VARCHAR", "stage": "VARCHAR", "benchmark": "VARCHAR", "item_id": "VARCHAR",
                      "mode": "VARCHAR", "thinking_budget": "BIGINT", "sample": "INTEGER", "correct": "BOOLEAN",
                      "verdict": "VARCHAR", "tokens": "BIGINT", "thinking_tokens": "BIGINT", "budget_cut": "BOOLEAN",
-                     "text": "VARCHAR"},
+                     "text": "VARCHAR", "prompt": "VARCHAR", "extracted": "VARCHAR", "metric": "VARCHAR",
+                     "score": "DOUBLE", "details": "VARCHAR"},
     "train_steps": {"job": "VARCHAR", "stage": "VARCHAR", "kind": "VARCHAR", "step": "INTEGER",
                     "metric": "VARCHAR", "value": "DOUBLE"},
     "mixture_targets": {"job": "VARCHAR", "stage": "VARCHAR", "source": "VARCHAR", "declared_share": "DOUBLE",
@@ -102,9 +105,10 @@ VIEWS = {
                  from rollouts where reward is not null group by all order by stage, step, source""",
     "distill_kl": """select stage, kind, step, metric, value from train_steps
                     where metric like '%kl%' order by stage, step, metric""",
-    "eval_accuracy": """select stage, benchmark, mode, thinking_budget, count(distinct item_id) as items,
-                              count(*) as samples, round(avg(correct::int), 4) as accuracy,
-                              round(avg(tokens), 1) as mean_tokens
+    "eval_accuracy": """select stage, benchmark, mode, thinking_budget, any_value(metric) as metric,
+                              count(distinct item_id) as items, count(*) as samples,
+                              round(avg(coalesce(score, correct::int)), 4) as value,
+                              round(avg(correct::int), 4) as accuracy, round(avg(tokens), 1) as mean_tokens
                        from eval_samples group by all order by benchmark, stage, mode, thinking_budget nulls last""",
     "contaminated_documents": """select c.benchmark, c.item_id, c.source, c.doc_id, c.ngram, c.action
                                  from contamination c order by benchmark, item_id""",

@@ -233,8 +233,41 @@ class Checker:
     def check_evals(self) -> None:
         for i, name in enumerate(_list(_get(self.data, "evals", "benchmarks"))):
             self.dataset(("evals", "benchmarks", i), name, self.cat.evals, "benchmark")
+            if isinstance(name, str) and name in self.cat.evals:
+                self.check_scorable(("evals", "benchmarks", i), name)
         for i, name in enumerate(_list(_get(self.data, "evals", "after"))):
             self.ref(("evals", "after", i), name, {**self.pre_stages, **self.post_stages}, "stage")
+
+    def check_scorable(self, path: KeyPath, name: str) -> None:
+        """A benchmark the recipe evaluates must be scorable: its verifier exists, its entry
+        declares what that verifier reads, its local rows have it, a judged one has a judge."""
+        from itertools import islice
+
+        from qwen3_recipe.catalog.items import row_problems, spec_problems
+        from qwen3_recipe.catalog.rows import file_rows
+        from qwen3_recipe.verify import REGISTRY
+        entry = self.cat.evals[name]
+        where = f"benchmark '{name}' ({entry.loc})"
+        if entry.spec.verifier not in REGISTRY:
+            self.err(path, f"{where} cannot be scored: no '{entry.spec.verifier}' verifier is registered")
+            return
+        for key, message in spec_problems(entry.spec):
+            self.err(path, f"{where} cannot be scored: {message}", f"add `{key}` to its catalog entry")
+        if entry.spec.verifier == "judge" and not _get(self.data, "evals", "judge"):
+            self.err(path, f"{where} is judged by a model: declare `evals.judge` (a stage, path or server_url)")
+        elif entry.spec.verifier == "judge" and not entry.spec.baseline_field \
+                and not _get(self.data, "evals", "judge", "baseline"):
+            self.err(path, f"{where} has no baseline answers (`baseline_field`): declare the baseline "
+                           "model as `evals.judge.baseline`")
+        local = entry.local_path()
+        if local is not None and local.exists() and not spec_problems(entry.spec):
+            try:
+                rows = list(islice(file_rows(local), 5))
+            except (OSError, ValueError) as e:
+                self.err(path, f"{where}: cannot read {local}: {e}")
+                return
+            for message in row_problems(name, entry.spec, rows):
+                self.err(path, f"{where} cannot be scored: {local.name} {message}")
 
     def run(self) -> list[Problem]:
         student = self.check_model()

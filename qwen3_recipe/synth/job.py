@@ -75,7 +75,8 @@ def generate_missing(requests: list[dict], cache: RequestCache, cfg: dict, model
     longest = cfg["max_tokens"] + max(sum(len(m["content"].encode()) for m in r["messages"]) + 64 for r in requests)
     if cfg["engine"] != "vllm_server":  # a server runs the config it was started with
         model = model_for(model, longest)
-    engine = build_engine(cfg["engine"], str(model), server_url=cfg.get("server_url"), max_tokens=cfg["max_tokens"])
+    # the engine's window must hold the longest prompt too, not only the answer (a judge's prompt is long)
+    engine = build_engine(cfg["engine"], str(model), server_url=cfg.get("server_url"), max_tokens=longest)
     for i in range(0, len(todo), BATCH_PROMPTS):
         batch = todo[i:i + BATCH_PROMPTS]
         results = run_requests(engine, batch)

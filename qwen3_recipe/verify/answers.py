@@ -109,20 +109,21 @@ def final_answer(text: str) -> str | None:
     return (canonical(ans) or None) if ans is not None else None
 
 
-def choice_letter(text: str) -> str | None:
-    """A multiple-choice letter A–J: boxed, "answer is (X)", a last "(X)", a last lone letter.
-    A capital "I"/"A" followed by a lowercase word is read as a pronoun/article, not a choice."""
+def choice_letter(text: str, letters: str = "ABCDEFGHIJ") -> str | None:
+    """A multiple-choice letter among `letters` (the item's options): boxed, "answer is (X)",
+    "Answer: X", a last "(X)", a last lone letter. A capital "I"/"A" followed by a lowercase word
+    is read as a pronoun/article, not a choice."""
     part = after_think(text)
     for ans in (last_boxed(part), phrase_answer(part)):
         if ans is not None:
             m = re.match(r"^\(?([A-Ja-j])\)?(?:[.:)\s]|$)", _TEXT.sub(r"\1", ans).strip())
-            if m:
+            if m and m.group(1).upper() in letters:
                 return m.group(1).upper()
-    paren = _LETTER_PAREN.findall(part)
+    paren = [x for x in _LETTER_PAREN.findall(part) if x in letters]
     if paren:
         return paren[-1]
     for m in reversed(list(_LETTER.finditer(part))):
-        if m.group(1) in "AI" and re.match(r"\s+[a-z]", part[m.end():]):
+        if m.group(1) not in letters or m.group(1) in "AI" and re.match(r"\s+[a-z]", part[m.end():]):
             continue
         return m.group(1)
     return None

@@ -80,9 +80,14 @@ def build_verifier(cfg: Any) -> Verifier:
 
 @lru_cache(maxsize=4096)
 def _parse_gold(gold: str) -> list:
+    """A gold answer is a bare expression: parsed as if boxed. Parsed bare, math-verify reads
+    only a prefix of it (`10^{-4}` as 10, `3\\sqrt{2}` as 3, a tuple as its first element), and
+    wrong answers matched it. Golds already in `$...$` or `\\boxed{}` are parsed as they are."""
     from math_verify import parse
     t = _timeout()
-    return parse(gold, parsing_timeout=t) or parse(f"${gold}$", parsing_timeout=t)
+    if "$" in gold or "\\boxed" in gold:
+        return parse(gold, parsing_timeout=t)
+    return parse(f"\\boxed{{{gold}}}", parsing_timeout=t) or parse(gold, parsing_timeout=t)
 
 
 def _timeout() -> int | None:
@@ -154,13 +159,18 @@ class RegexVerifier(Verifier):
 
 @register("multiple_choice")
 class MultipleChoiceVerifier(Verifier):
+    """The letter of the committed answer against the gold letter. With the item's `choices`
+    (catalog/items.py normalises the gold to a letter), only their letters count as answers."""
+
     def verify(self, response, gold, item=None):
-        letter, failed = _answer(response, A.choice_letter)
+        n = len((item or {}).get("choices") or [])
+        letters = "ABCDEFGHIJ"[:n] if n else "ABCDEFGHIJ"
+        letter, failed = _answer(response, lambda t: A.choice_letter(t, letters))
         if failed:
             return failed
         if gold is None:
             return _fail("no_gold", letter)
-        want = A.choice_letter(str(gold)) or str(gold).strip().strip("()").upper()
+        want = A.choice_letter(str(gold), letters) or str(gold).strip().strip("()").upper()
         return _judge(letter == want, letter)
 
 

@@ -7,7 +7,25 @@ from typing import Literal
 from pydantic import Field
 
 from qwen3_recipe.recipe.schema.common import Float, Fraction, Mode, PositiveTokens, Section
+from qwen3_recipe.recipe.schema.model import ModelRef
 from qwen3_recipe.recipe.schema.synth import Sampling
+
+
+class ServedModel(ModelRef):
+    """A stage, a local model or hub id (`path`), or an OpenAI-compatible server (`server_url`,
+    with `path` naming the served model)."""
+
+    server_url: str | None = None
+    max_tokens: PositiveTokens = 4096
+
+
+class Judge(ServedModel):
+    """The judge of LLM-judged benchmarks (Arena-Hard). It writes its own answer and reasoning
+    before the verdict label, greedy."""
+
+    baseline: ServedModel | None = None
+    """The model whose answers ours are judged against, when the benchmark's rows carry none
+    (`baseline_field`); Arena-Hard v0.1's is gpt-4-0314. Its answers are generated once, cached."""
 
 
 class Evals(Section):
@@ -24,6 +42,9 @@ class Evals(Section):
     limit: int | None = Field(None, gt=0)
     """Items per benchmark (default: all)."""
     sampling: Sampling = Field(default_factory=Sampling)
+    judge: Judge | None = None
+    """Needed when a benchmark's verifier is `judge`: each answer is judged against the
+    benchmark's baseline answer in both orders (Arena-Hard), greedy."""
 
 
 class Hardware(Section):
