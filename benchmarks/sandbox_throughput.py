@@ -48,6 +48,8 @@ def workloads():
     from qwen3_recipe.verify.sandbox import run_python
     old = old_sandbox()
 
+    pairs = [(c["input"], c["output"]) for c in CASES]
+
     def old_stdio():
         return all(same_output(old.run_python(ECHO, c["input"], timeout_s=5).stdout, c["output"]) for c in CASES)
 
@@ -56,8 +58,7 @@ def workloads():
                           lambda: run_python("pass", timeout_s=5).status == "ok"),
         "function + 20 asserts": (lambda: old.run_python(f"{ADD}\n{ASSERTS}\n", timeout_s=5).status == "ok",
                                   lambda: run_script(ADD, ASSERTS, timeout_s=5).ok),
-        "stdin program, 10 cases": (old_stdio,
-                                    lambda: run_stdio(ECHO, [(c["input"], c["output"]) for c in CASES], timeout_s=5).ok),
+        "stdin program, 10 cases": (old_stdio, lambda: run_stdio(ECHO, pairs, timeout_s=5).ok),
     }
 
 
