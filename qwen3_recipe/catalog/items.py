@@ -13,7 +13,7 @@ import random
 import re
 from typing import Any
 
-from qwen3_recipe.catalog.specs import EvalSpec
+from qwen3_recipe.catalog.specs import DatasetSpec, EvalSpec
 
 LETTERS = "ABCDEFGHIJ"
 _MISSING = object()
@@ -101,7 +101,9 @@ def _multiple_choice(spec: EvalSpec, row: dict, item_id: str, gold: Any) -> dict
             "choices_text": "\n".join(f"{LETTERS[j]}. {o}" for j, o in enumerate(opts))}
 
 
-def _code(spec: EvalSpec, row: dict) -> dict:
+def code_fields(spec: EvalSpec | DatasetSpec, row: dict) -> dict:
+    """What the code verifier reads from a row: tests in their convention, entry point, starter
+    code, test imports, example tests (benchmark rows and code prompt sets alike)."""
     tests: Any = None
     cols = spec.tests_field if isinstance(spec.tests_field, list) else [spec.tests_field]
     if spec.test_format == "livecodebench":
@@ -148,7 +150,7 @@ def benchmark_item(name: str, spec: EvalSpec, row: dict, index: int) -> dict:
     if spec.verifier == "multiple_choice":
         item.update(_multiple_choice(spec, row, item_id, gold))
     elif spec.verifier == "code":
-        item.update(_code(spec, row))
+        item.update(code_fields(spec, row))
     elif spec.verifier == "ifeval":
         item.update(instruction_id_list=list(field(row, spec.instructions_field)),
                     kwargs=list(field(row, spec.kwargs_field)), key=row.get("key", item_id),

@@ -43,6 +43,13 @@ class DatasetSpec(_Entry):
     languages: list[str] = ["en"]
     tokens: Tokens | None = None
     """Approximate size in tokens (feeds the plan's enough-data check)."""
+    tests_field: str | list[str] | None = None
+    """Code prompts (synth with a code verifier, RL): the tests column(s), as for benchmarks."""
+    test_format: Literal["humaneval", "script", "livecodebench", "stdio"] | None = None
+    entry_point_field: str | None = None
+    starter_code_field: str | None = None
+    test_imports_field: str | None = None
+    example_tests_field: str | None = None
 
 
 class EvalSpec(_Entry):

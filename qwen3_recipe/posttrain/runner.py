@@ -151,7 +151,11 @@ def run_general_rl(p: PlannedJob, plan: Plan) -> None:
     from qwen3_recipe.posttrain.rollout_engine import rollout_engine
     ctx = StageContext(p, plan, p.job.config["stage"]["steps"])
     s = settings(ctx.stage, ctx.seed)
-    reward = combined_reward(ctx.stage["rewards"], s.max_response_tokens)
+    # the prompt set's domain picks the reference verifier by default, its languages back the language rule
+    data = plan.loaded.catalogs.datasets[ctx.stage["prompts"]].spec
+    reward = combined_reward(ctx.stage["rewards"], s.max_response_tokens, domain=data.domain,
+                             languages=data.languages, device=device())
+    (ctx.folder / "rewards.json").write_text(json.dumps(reward.specs, indent=1) + "\n")
     ref = Policy(ctx.policy.hf_dir, device())
     with rollout_engine(ctx.policy.hf_dir, s.max_response_tokens) as engine:
         pairs = G.heldout_pairs(engine, ctx.heldout, reward, s)

@@ -207,10 +207,22 @@ class Checker:
             if isinstance(share, (int, float)) and share > 0 and _get(job, "soft_switch") in (False, 0, "false", "off", "no"):
                 self.err(base + ("soft_switch",), "mode-switch conversations switch with the /think and "
                          "/no_think flags: they need soft_switch: true")
+            self.check_code_prompts(base, job)
             budget = _try(parse_tokens, _get(job, "thinking_budget"))
             cap = _try(parse_tokens, _get(job, "max_tokens"))
             if budget and cap and budget >= cap:
                 self.err(base + ("thinking_budget",), f"thinking budget ({budget}) must be below max_tokens ({cap})")
+
+    def check_code_prompts(self, base: KeyPath, node: Any) -> None:
+        """A code verifier needs tests: the prompt set must name its tests column and convention
+        (once, reference solutions were taken as the tests)."""
+        ref = _get(node, "prompts")
+        if _get(node, "verifier", "type") != "code" or not isinstance(ref, str) or ref not in self.cat.datasets:
+            return
+        spec = self.cat.datasets[ref].spec
+        if not spec.tests_field or not spec.test_format:
+            self.err(base + ("verifier",), f"a code verifier runs the prompts' tests, but dataset '{ref}' "
+                     f"({self.cat.datasets[ref].loc}) declares no `tests_field` and `test_format`")
 
     def check_posttrain(self, student: Arch | None) -> None:
         seen_offpolicy = False
@@ -223,6 +235,7 @@ class Checker:
                 self.data_ref(base + ("data", i), ref)
             if _get(stage, "prompts") is not None:
                 self.data_ref(base + ("prompts",), _get(stage, "prompts"))
+                self.check_code_prompts(base, stage)
             if kind in ("distill_offpolicy", "distill_onpolicy"):
                 self.check_teacher(base + ("teacher",), _get(stage, "teacher"), student)
             seen_offpolicy |= kind == "distill_offpolicy"

@@ -22,6 +22,7 @@ class Prompt:
 
 
 def load_prompts(plan: Plan, ref: str, limit: int | None) -> list[Prompt]:
+    from qwen3_recipe.catalog.items import code_fields
     from qwen3_recipe.catalog.rows import entry_rows
     entry = plan.loaded.catalogs.datasets[ref]
     spec = entry.spec
@@ -32,7 +33,8 @@ def load_prompts(plan: Plan, ref: str, limit: int | None) -> list[Prompt]:
             break
         pid = str(row.get(spec.id_field)) if spec.id_field and row.get(spec.id_field) is not None else f"{ref}-{i}"
         gold = row.get(answer_field) if answer_field else None
-        out.append(Prompt(pid, ref, str(row[prompt_field]), None if gold is None else str(gold), row))
+        item = row if not spec.tests_field else {**row, **code_fields(spec, row)}  # what a code verifier reads
+        out.append(Prompt(pid, ref, str(row[prompt_field]), None if gold is None else str(gold), item))
     return out
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from qwen3_recipe.recipe.schema.common import Float, Fraction, Mode, PositiveTokens, Section, SeqLen
 from qwen3_recipe.recipe.schema.model import ModelRef
@@ -63,10 +63,28 @@ class ReasoningRLStage(_Stage):
 
 
 class Reward(Section):
+    """One weighted component of general RL's reward (qwen3_recipe/posttrain/rewards.py): `rule`
+    checks (think block, answer given, length, the answer in the prompt's language, `must_include`),
+    agreement with the prompt's `reference` answer, or a `reward_model`'s score."""
+
     type: Literal["rule", "reference", "reward_model"]
     weight: Float = 1.0
     path: str | None = None
-    """Reward model directory (reward_model)."""
+    """Reward model directory (reward_model): an HF sequence-classification model with its tokenizer."""
+    verifier: Verifier | None = None
+    """How the answer is checked against the reference (reference). Default: by the prompt dataset's
+    `domain`: math and reasoning -> math, code -> code (the item's tests), anything else -> exact
+    (normalised)."""
+
+    @model_validator(mode="after")
+    def _fields_of_type(self) -> Reward:
+        if self.type == "reward_model" and not self.path:
+            raise ValueError("a reward_model reward needs `path` (the reward model's directory)")
+        if self.path is not None and self.type != "reward_model":
+            raise ValueError(f"`path` is for reward_model rewards, not {self.type}")
+        if self.verifier is not None and self.type != "reference":
+            raise ValueError(f"`verifier` is for reference rewards, not {self.type}")
+        return self
 
 
 class GeneralRLStage(_Stage):
