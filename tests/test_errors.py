@@ -145,3 +145,51 @@ def test_missing_local_data_file_is_located(tmp_path):
     [problem] = err.value.problems
     assert problem.path == "data.sources.code" and problem.loc.line == 30
     assert "points at a missing file" in problem.message and "tiny.yaml:" in problem.message
+
+
+def _with_evals(tmp_path, entries: str, evals: str):
+    """The tiny recipe with a catalog of its own benchmarks plus `entries`, evaluating `evals`."""
+    import yaml
+    folder = tmp_path / "evals"
+    folder.mkdir()
+    tiny = yaml.safe_load((REPO / "evals" / "tiny.yaml").read_text())
+    for entry in tiny.values():
+        entry["path"] = str(REPO / "evals" / entry["path"])
+    (folder / "tiny.yaml").write_text(yaml.safe_dump(tiny))
+    write(folder / "more.yaml", entries)
+    (tmp_path / "rows.jsonl").write_text('{"q": "Write add.", "solution": "def add(a, b): return a + b"}\n')
+    return write(tmp_path / "r.yaml", f"extends: {TINY}\ncatalog: {{evals: evals}}\nevals:\n  benchmarks: {evals}\n")
+
+
+def test_unscorable_benchmarks_are_located_errors(tmp_path):
+    """A benchmark nothing can score fails `validate` at the recipe line naming it, with the
+    catalog entry's location: no silent skip at run time."""
+    recipe = _with_evals(tmp_path, """
+        add_code: {path: ../rows.jsonl, question_field: q, answer_field: solution, verifier: code}
+        mcq: {path: ../rows.jsonl, question_field: q, answer_field: solution, verifier: multiple_choice}
+        chat: {path: ../rows.jsonl, question_field: q, answer_field: null, verifier: judge}
+        rows_lack: {path: ../rows.jsonl, question_field: prompt, answer_field: solution, verifier: exact}
+    """, "[tiny_sums, add_code, mcq, chat, rows_lack]")
+    with pytest.raises(RecipeError) as err:
+        load_recipe(recipe)
+    text = err.value.render()
+    assert re.search(r"r\.yaml:\d+:\d+\s+evals\.benchmarks\.1: benchmark 'add_code' \(.*more\.yaml:1:1\) "
+                     r"cannot be scored: a 'code' benchmark needs `tests_field`", text), text
+    assert "evals.benchmarks.2: benchmark 'mcq'" in text and "needs `choices_field`" in text
+    assert "evals.benchmarks.3: benchmark 'chat'" in text and "declare `evals.judge`" in text
+    assert "evals.benchmarks.4: benchmark 'rows_lack'" in text and "rows.jsonl row 1: no column 'prompt'" in text
+    assert "tiny_sums" not in text
+
+
+def test_code_verifier_needs_prompts_with_tests(tmp_path):
+    recipe = write(tmp_path / "r.yaml", f"""
+        extends: {TINY}
+        synth:
+          jobs:
+            cot_coldstart:
+              verifier: {{type: code}}
+        """)
+    with pytest.raises(RecipeError) as err:
+        load_recipe(recipe)
+    assert re.search(r"synth\.jobs\.cot_coldstart\.verifier: a code verifier runs the prompts' tests, "
+                     r"but dataset '\w+' \(.*\) declares no `tests_field`", err.value.render())
