@@ -123,11 +123,11 @@ def test_mmlu_redux_index_gold(items):
 def test_gpqa_text_gold_shuffled_with_a_fixed_seed(items, tmp_path):
     a, b = items["gpqa_diamond"]
     assert a["choices"][ord(a["gold"]) - ord("A")] == "It becomes one quarter"
-    golds = {it["gold"] for it in items["gpqa_diamond"]}
     assert sorted(a["choices"]) == sorted(["It becomes one quarter", "It doubles", "It halves", "It is unchanged"])
-    assert golds != {"A"} or len(golds) > 1 or a["choices"][0] != "It becomes one quarter"
-    again = items["gpqa_diamond"][0]
-    assert again["choices"] == a["choices"]  # same order every build
+    folder = local_catalog(tmp_path, ["gpqa_diamond"])  # built again from scratch: the same order
+    entry = load_catalogs(folder.parent, evals=str(folder)).evals["gpqa_diamond"]
+    row = next(iter(entry_rows("gpqa_diamond", entry.spec, entry.local_path())))
+    assert benchmark_item("gpqa_diamond", entry.spec, row, 0)["choices"] == a["choices"]
     right = f"<think>\nE scales as 1/L^2.\n</think>\n\nThe answer is ({a['gold']})."
     assert verdict(items, "gpqa_diamond", right).ok
     other = next(x for x in "ABCD" if x != a["gold"])
@@ -136,14 +136,38 @@ def test_gpqa_text_gold_shuffled_with_a_fixed_seed(items, tmp_path):
 
 def test_gpqa_shuffle_moves_the_gold():
     """Over many item ids the seeded shuffle puts the correct option everywhere (it is column 1)."""
-    from qwen3_recipe.catalog.items import _multiple_choice
     from qwen3_recipe.catalog.specs import EvalSpec
     spec = EvalSpec(path="x", verifier="multiple_choice", answer_field="Correct Answer", answer_format="text",
                     choices_field=["Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3"],
-                    shuffle_choices=True)
-    row = {"Correct Answer": "r", "Incorrect Answer 1": "w1", "Incorrect Answer 2": "w2", "Incorrect Answer 3": "w3"}
-    golds = [_multiple_choice(spec, row, f"rec{i}", "r")["gold"] for i in range(200)]
+                    shuffle_choices=True, id_field="Record ID", question_field="Question")
+    row = {"Question": "q", "Correct Answer": "r", "Incorrect Answer 1": "w1", "Incorrect Answer 2": "w2",
+           "Incorrect Answer 3": "w3"}
+    golds = [benchmark_item("gpqa", spec, row | {"Record ID": f"rec{i}"}, i)["gold"] for i in range(200)]
     assert set(golds) == set("ABCD") and max(golds.count(x) for x in "ABCD") < 80
+
+
+def test_humaneval_prompt_helpers_stay_defined(items):
+    """HumanEval/10-style: the prompt defines a helper the answer calls; a whole-function answer
+    must still see it (once only the prompt's imports were kept, and right answers failed)."""
+    base = items["humaneval_plus"][0]
+    prompt = ('def is_palindrome(string: str) -> bool:\n    """ Test if given string is a palindrome """\n'
+              '    return string == string[::-1]\n\n\ndef make_palindrome(string: str) -> str:\n'
+              '    """ Find the shortest palindrome that begins with a supplied string. """\n')
+    tests = "def check(candidate):\n    assert candidate('') == ''\n    assert candidate('cat') == 'catac'\n" \
+            "    assert candidate('cata') == 'catac'\n"
+    item = dict(base, starter_code=prompt, entry_point="make_palindrome", tests=tests)
+    v = build_verifier({"type": "code", "timeout_s": 10})
+    right = ("def make_palindrome(string: str) -> str:\n    for i in range(len(string) + 1):\n"
+             "        if is_palindrome(string[i:]):\n            return string + string[:i][::-1]\n")
+    assert v.verify(code(right), None, item).ok
+    assert not v.verify(code(right.replace("[::-1]", "")), None, item).ok
+
+
+def test_escaped_dollar_gold_is_a_dollar_sign():
+    v = build_verifier({"type": "math"})
+    assert v.verify("<think>\nx\n</think>\n\n\\boxed{18.90}", "\\$18.90", {}).ok
+    assert v.verify("<think>\nx\n</think>\n\n\\boxed{32348}", "\\$32,\\!348", {}).ok
+    assert not v.verify("<think>\nx\n</think>\n\n\\boxed{18}", "\\$18.90", {}).ok
 
 
 def test_math500(items):

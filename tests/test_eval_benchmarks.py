@@ -90,7 +90,8 @@ def test_eval_job_scores_each_benchmark_by_its_metric(tmp_path):
     rows = _query(run, "select benchmark, prompt, text, extracted, verdict, metric, score, details from eval_samples")
     assert len(rows) == 2 + 2 + 2 + 1 + 1 + 2 + 2
     for bench, prompt, text, extracted, verdict, metric, score, details in rows:
-        assert prompt and text is not None and metric and score in (0.0, 1.0)
+        assert prompt and text is not None and metric == ("prompt_level_strict_acc" if bench == "ifeval" else "pass@1")
+        assert score in (0.0, 1.0)
         assert verdict not in ("no_tests", "no_gold", "bad_gold")  # every sample was scorable
         json.loads(details)
     prompts = {}

@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from qwen3_recipe.verify.ifeval import IFEvalVerifier, ensure_punkt_tab, ifeval_metrics
+from qwen3_recipe.evals.metrics import aggregate
+from qwen3_recipe.verify.ifeval import IFEvalVerifier, ensure_punkt_tab
 from qwen3_recipe.verify.verifiers import build_verifier
 
 KWARG_KEYS = (
@@ -178,16 +179,16 @@ def test_metrics_match_lm_eval_aggregation(v):
         v.verify('Sure:\n"wrapped"', None, QUOTED),               # strict F    loose T
         v.verify("<think>no answer</think>", None, PS_KEYWORDS),  # strict FF   loose FF
     ]
-    m = ifeval_metrics([x.details for x in verdicts])
+    got = aggregate("ifeval", verdicts)  # what the eval job reports
+    assert got["metric"] == "prompt_level_strict_acc"
+    m = {k: v for k, v in got.items() if k != "metric"}
     assert m == pytest.approx({
         "prompt_level_strict_acc": 1 / 4,
         "prompt_level_loose_acc": 2 / 4,
         "inst_level_strict_acc": 5 / 9,  # flattened over all 9 instructions, not a mean of
         "inst_level_loose_acc": 6 / 9,   # per-prompt fractions ((1 + 2/3 + 0 + 0) / 4 here)
     })
-    assert ifeval_metrics(verdicts) == m
-    with pytest.raises(ValueError):
-        ifeval_metrics([])
+    assert aggregate("ifeval", [])["prompt_level_strict_acc"] is None
 
 
 def test_punkt_tab_offline_matches_the_nltk_release():

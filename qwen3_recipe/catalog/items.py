@@ -13,9 +13,9 @@ import random
 import re
 from typing import Any
 
-from qwen3_recipe.catalog.specs import DatasetSpec, EvalSpec
+from qwen3_recipe.catalog.specs import CodeFields, EvalSpec
+from qwen3_recipe.verify.answers import LETTERS
 
-LETTERS = "ABCDEFGHIJ"
 _MISSING = object()
 
 LCB_STARTER = ("### Format: You will use the following starter code to write the solution to the problem "
@@ -101,7 +101,7 @@ def _multiple_choice(spec: EvalSpec, row: dict, item_id: str, gold: Any) -> dict
             "choices_text": "\n".join(f"{LETTERS[j]}. {o}" for j, o in enumerate(opts))}
 
 
-def code_fields(spec: EvalSpec | DatasetSpec, row: dict) -> dict:
+def code_fields(spec: CodeFields, row: dict) -> dict:
     """What the code verifier reads from a row: tests in their convention, entry point, starter
     code, test imports, example tests (benchmark rows and code prompt sets alike)."""
     tests: Any = None

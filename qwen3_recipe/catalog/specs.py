@@ -29,7 +29,27 @@ class _Entry(Section):
         return self
 
 
-class DatasetSpec(_Entry):
+TestFormat = Literal["humaneval", "script", "livecodebench", "stdio"]
+"""The conventions of code tests (qwen3_recipe/verify/code_tests.py)."""
+
+
+class CodeFields(_Entry):
+    """The columns a code verifier reads, for code benchmarks and code prompt sets alike."""
+
+    tests_field: str | list[str] | None = None
+    """The tests column(s); several are concatenated (LiveCodeBench public + private)."""
+    test_format: TestFormat | None = None
+    """The tests' convention."""
+    entry_point_field: str | None = None
+    """The function the tests call (HumanEval `entry_point`, LiveCodeBench `metadata.func_name`)."""
+    starter_code_field: str | None = None
+    """Shown in the prompt, and for HumanEval the prompt a body-only completion continues."""
+    example_tests_field: str | None = None
+    """Tests shown in the prompt, so the model knows the function's name (MBPP's `test_list`)."""
+    test_imports_field: str | None = None
+
+
+class DatasetSpec(CodeFields):
     """A data source: pretraining text, prompts, or chat samples."""
 
     format: Literal["hf", "jsonl", "parquet"] = "hf"
@@ -43,16 +63,10 @@ class DatasetSpec(_Entry):
     languages: list[str] = ["en"]
     tokens: Tokens | None = None
     """Approximate size in tokens (feeds the plan's enough-data check)."""
-    tests_field: str | list[str] | None = None
-    """Code prompts (synth with a code verifier, RL): the tests column(s), as for benchmarks."""
-    test_format: Literal["humaneval", "script", "livecodebench", "stdio"] | None = None
-    entry_point_field: str | None = None
-    starter_code_field: str | None = None
-    test_imports_field: str | None = None
-    example_tests_field: str | None = None
 
 
-class EvalSpec(_Entry):
+
+class EvalSpec(CodeFields):
     """A benchmark: used for evals and, with the same definition, for decontamination. The
     `*_field` keys name the row's columns (a dotted path descends into dicts and JSON-text
     columns, e.g. LiveCodeBench's `metadata.func_name`); catalog/items.py turns a row into the
@@ -73,17 +87,6 @@ class EvalSpec(_Entry):
     """Shuffle the options per item with a fixed seed (GPQA's authors prescribe it: the correct
     answer is always the first column)."""
     shuffle_seed: int = 0
-    tests_field: str | list[str] | None = None
-    """Code: the tests column(s); several are concatenated (LiveCodeBench public + private)."""
-    test_format: Literal["humaneval", "script", "livecodebench", "stdio"] | None = None
-    """Code: the tests' convention (qwen3_recipe/verify/code_tests.py)."""
-    entry_point_field: str | None = None
-    """Code: the function the tests call (HumanEval `entry_point`, LiveCodeBench `metadata.func_name`)."""
-    starter_code_field: str | None = None
-    """Code: shown in the prompt, and for HumanEval the prompt a body-only completion continues."""
-    example_tests_field: str | None = None
-    """Code: tests shown in the prompt, so the model knows the function's name (MBPP's `test_list`)."""
-    test_imports_field: str | None = None
     instructions_field: str | None = None
     """IFEval: the instruction ids column (`instruction_id_list`)."""
     kwargs_field: str | None = None

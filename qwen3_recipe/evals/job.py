@@ -149,7 +149,8 @@ def print_results(title: str, results: list[dict]) -> None:
         table.add_column(col, justify="right" if col in ("samples", "value") else "left")
     for r in sorted(results, key=lambda r: (r["benchmark"], r["mode"], r["thinking_budget"] or 1 << 40)):
         table.add_row(r["benchmark"], r["mode"], "-" if r["thinking_budget"] is None else str(r["thinking_budget"]),
-                      str(r["samples"]), r.get("metric", "pass@1"), f"{r['accuracy']:.3f}")
+                      str(r["samples"]), r.get("metric", "pass@1"),
+                      "-" if r["accuracy"] is None else f"{r['accuracy']:.3f}")
     console().print(table)
 
 
@@ -174,6 +175,7 @@ def print_summary(plan: Plan, jobs: list) -> None:
     for bench, mode, budget in settings:
         table.add_column(f"{bench}\n{mode}" + ("" if budget is None else f" @{budget}"), justify="right")
     for job in jobs:
-        got = {(r["benchmark"], r["mode"], r["thinking_budget"]): r["accuracy"] for r in rows if r["stage"] == job.config["stage"]}
-        table.add_row(job.config["stage"], *(f"{got[s]:.2f}" if s in got else "-" for s in settings))
+        got = {(r["benchmark"], r["mode"], r["thinking_budget"]): r["accuracy"]
+               for r in rows if r["stage"] == job.config["stage"]}
+        table.add_row(job.config["stage"], *(f"{got[s]:.2f}" if got.get(s) is not None else "-" for s in settings))
     console().print(table)

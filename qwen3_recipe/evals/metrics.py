@@ -1,7 +1,10 @@
 """Each benchmark's own metric, from its verdicts: pass@1 (mean over the k samples of each item)
 for answer-checked benchmarks, IFEval's four accuracies (prompt- and instruction-level, strict and
-loose, as lm-eval defines them), and the win rate against the baseline for judged ones (ties
-count half)."""
+loose, as lm-eval defines them), and the win rate against the baseline for judged ones: the mean
+over answers of each answer's score from its two games (>> weighs 3, a tie half), answers the judge
+could not read left out. Arena-Hard v0.1 fits Bradley-Terry over all weighted battles instead;
+the two agree when every answer's games carry the same weight. The `eval_accuracy` view computes
+the same numbers from `eval_samples.score`."""
 
 from __future__ import annotations
 
@@ -17,9 +20,12 @@ def metric_name(kind: str) -> str:
     return PRIMARY.get(kind, "pass@1")
 
 
-def sample_score(kind: str, verdict) -> tuple[str, float]:
-    """(metric, this sample's score on it): the judge's win score, else 1.0 / 0.0."""
-    return metric_name(kind), float(verdict.score if kind == "judge" else verdict.ok)
+def sample_score(kind: str, verdict) -> tuple[str, float | None]:
+    """(metric, this sample's score on it): the judge's win score (None when the judge gave no
+    readable verdict), else 1.0 / 0.0."""
+    if kind == "judge":
+        return metric_name(kind), None if verdict.reason == "judge_failed" else float(verdict.score)
+    return metric_name(kind), float(verdict.ok)
 
 
 def aggregate(kind: str, verdicts: list) -> dict:
@@ -34,15 +40,13 @@ def aggregate(kind: str, verdicts: list) -> dict:
                    prompt_level_loose_acc=_mean([bool(v.details.get("prompt_loose")) for v in verdicts]),
                    inst_level_strict_acc=_mean(strict), inst_level_loose_acc=_mean(loose))
         return out
-    if kind == "judge":  # over battles, as Arena-Hard: a >> verdict weighs 3, unreadable ones none
-        fought = [b for v in verdicts for b in v.details.get("battles", [])]
-        weight = sum(w for _, w in fought)
+    scores = [s for v in verdicts if (s := sample_score(kind, v)[1]) is not None]
+    out[name] = _mean(scores)
+    if kind == "judge":
         games = Counter(v.details.get("outcome") for v in verdicts)
         judges = {v.details.get("judge") for v in verdicts} - {None}
-        return {**out, name: round(sum(s * w for s, w in fought) / weight, 6) if weight else None,
-                "wins": games["win"], "ties": games["tie"], "losses": games["loss"],
-                "judge_failed": games[None], "judge_model": ", ".join(sorted(judges)) or None}
-    out[name] = _mean([sample_score(kind, v)[1] for v in verdicts])
+        out.update(wins=games["win"], ties=games["tie"], losses=games["loss"], judge_failed=games[None],
+                   judge_model=", ".join(sorted(judges)) or None)
     return out
 
 
@@ -51,9 +55,12 @@ def reasons(verdicts: list) -> dict[str, int]:
 
 
 def unscorable(verdicts: list) -> Counter:
+    """The samples whose verdicts say the benchmark could not be scored; for a judged one, the
+    unread games when they outnumber the read ones (a win rate of a few would pass for the rate)."""
     bad = Counter(v.reason for v in verdicts if v.reason in UNSCORABLE)
-    if verdicts and all(v.reason == "judge_failed" for v in verdicts):
-        bad["judge_failed"] = len(verdicts)
+    failed = sum(v.reason == "judge_failed" for v in verdicts)
+    if failed and failed >= len(verdicts) - failed:
+        bad["judge_failed"] = failed
     return bad
 
 

@@ -107,7 +107,8 @@ VIEWS = {
                     where metric like '%kl%' order by stage, step, metric""",
     "eval_accuracy": """select stage, benchmark, mode, thinking_budget, any_value(metric) as metric,
                               count(distinct item_id) as items, count(*) as samples,
-                              round(avg(coalesce(score, correct::int)), 4) as value,
+                              round(avg(case when metric is null then correct::int else score end), 4)
+                                  as value,
                               round(avg(correct::int), 4) as accuracy, round(avg(tokens), 1) as mean_tokens
                        from eval_samples group by all order by benchmark, stage, mode, thinking_budget nulls last""",
     "contaminated_documents": """select c.benchmark, c.item_id, c.source, c.doc_id, c.ngram, c.action

@@ -10,6 +10,8 @@ import re
 from collections import Counter
 
 OPEN, CLOSE = "<think>", "</think>"
+LETTERS = "ABCDEFGHIJ"
+"""Multiple-choice option letters, in order (up to MMLU-Pro's ten)."""
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _PHRASE = re.compile(r"\banswer\**\s*(?:is\b\s*:?|:)\s*\**\s*(?P<a>[^\n]+)", re.IGNORECASE)
 _TEXT = re.compile(r"\\(?:text|textbf|mathrm|mathbf)\s*\{([^{}]*)\}")
@@ -109,7 +111,7 @@ def final_answer(text: str) -> str | None:
     return (canonical(ans) or None) if ans is not None else None
 
 
-def choice_letter(text: str, letters: str = "ABCDEFGHIJ") -> str | None:
+def choice_letter(text: str, letters: str = LETTERS) -> str | None:
     """A multiple-choice letter among `letters` (the item's options): boxed, "answer is (X)",
     "Answer: X", a last "(X)", a last lone letter. A capital "I"/"A" followed by a lowercase word
     is read as a pronoun/article, not a choice."""

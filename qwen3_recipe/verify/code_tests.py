@@ -18,7 +18,9 @@ import json
 import pickle
 import re
 import zlib
+from typing import get_args
 
+from qwen3_recipe.catalog.specs import TestFormat
 from qwen3_recipe.verify import harness
 
 # What LiveCodeBench puts above every program before running it (lcb_runner's import header).
@@ -31,7 +33,7 @@ LCB_HEADER = (
     "import collections\nimport heapq\nimport bisect\nimport copy\nimport math\nimport random\n"
     "import statistics\nimport itertools\nimport functools\nimport operator\nimport io\nimport sys\n"
     "import json\nsys.setrecursionlimit(50000)\n")
-FORMATS = ("humaneval", "script", "livecodebench", "stdio")
+FORMATS = get_args(TestFormat)
 
 
 class _StrOnly(pickle.Unpickler):
@@ -40,15 +42,22 @@ class _StrOnly(pickle.Unpickler):
 
 
 def decode_cases(value) -> list[dict]:
-    """LiveCodeBench test cases from a list, JSON text, or base64(zlib(pickle(JSON text)))."""
+    """LiveCodeBench test cases from a list, JSON text, or base64(zlib(pickle(JSON text)));
+    ValueError when it is none of them."""
     if isinstance(value, list):
         return value
     text = str(value).strip()
-    if text.startswith("["):
-        return json.loads(text)
-    raw = zlib.decompress(base64.b64decode(text.encode("utf-8")))
-    inner = _StrOnly(io.BytesIO(raw)).load()
-    return json.loads(inner) if isinstance(inner, (str, bytes)) else inner
+    try:
+        if text.startswith("["):
+            return json.loads(text)
+        raw = zlib.decompress(base64.b64decode(text.encode("utf-8"), validate=True))
+        inner = _StrOnly(io.BytesIO(raw)).load()
+        cases = json.loads(inner) if isinstance(inner, (str, bytes)) else inner
+    except (ValueError, zlib.error, pickle.UnpicklingError, EOFError) as e:
+        raise ValueError(f"test cases are neither JSON nor base64(zlib(pickle(JSON))): {e}") from None
+    if not isinstance(cases, list):
+        raise ValueError("test cases must be a list")
+    return cases
 
 
 def _defines(code: str, name: str) -> bool:
@@ -56,17 +65,15 @@ def _defines(code: str, name: str) -> bool:
 
 
 def humaneval_program(code: str, prompt: str | None, entry_point: str) -> str:
-    """The program to test: the model's code if it defines the entry point (with the prompt's
-    imports above it), else the prompt followed by the code (a completion of the body)."""
+    """The program to test: the prompt, then the model's code. A completion of the body continues
+    the prompt's signature; a whole function redefines the prompt's stub, and the prompt's imports
+    and helper functions (HumanEval/10's is_palindrome, /38's encode_cyclic) stay defined."""
     if not prompt:
         return code
-    if not _defines(code, entry_point):
-        return prompt + code
-    imports = [ln for ln in prompt.splitlines() if re.match(r"^(import|from)\s", ln)]
-    return "\n".join(imports + [code]) if imports else code
+    return prompt + code if not _defines(code, entry_point) else f"{prompt}\n\n{code}"
 
 
-def judge(code: str, item: dict, timeout_s: float, memory_mb: int) -> harness.Outcome | None:
+def run_tests(code: str, item: dict, timeout_s: float, memory_mb: int) -> harness.Outcome | None:
     """The harness's outcome for `code` on the item's tests; None when the item has none."""
     tests, fmt = item.get("tests"), item.get("test_format")
     if tests is None or tests == "" or tests == []:

@@ -52,9 +52,14 @@ class RemoteError(Exception):
     """An exception the program raised whose type is not a builtin one."""
 
 
+# Raised by the program, these would steer the tests' own control flow: StopIteration ends the
+# loop over the cases (a reward hack), AssertionError fakes a failed assert of the test.
+_NOT_REBUILT = (AssertionError, StopIteration, StopAsyncIteration, GeneratorExit)
+
+
 def _remote_exception(name: str, msg: str) -> Exception:
     cls = getattr(builtins, name, None)
-    if isinstance(cls, type) and issubclass(cls, Exception) and cls is not AssertionError:
+    if isinstance(cls, type) and issubclass(cls, Exception) and not issubclass(cls, _NOT_REBUILT):
         try:
             return cls(msg)
         except Exception:
@@ -79,11 +84,12 @@ class Session:
             self.gone = ("timeout", "time limit reached")
             raise CandidateGone(*self.gone)
         self.calls += 1
+        self.raised = None
         try:
             reply = self.box.call(target, [wire.encode(a) for a in args],
                                   wire.encode(kwargs) if kwargs else None, left)
         except SandboxError as e:
-            self.gone = (e.reason if e.reason in ("timeout", "early_exit") else "runtime_error", str(e))
+            self.gone = (_gone(e), str(e))
             raise CandidateGone(*self.gone) from None
         if "exit" in reply:
             self.gone = ("early_exit", f"{reply['exit']} during {target}()")
@@ -106,32 +112,31 @@ class Remote:
         return f"<sandboxed {self._target}>"
 
 
-def _serve(code: str, timeout_s: float, memory_mb: int) -> tuple[Sandbox | None, Outcome | None]:
-    """A serving sandbox with the program loaded, or the outcome that ended it first."""
-    box = Sandbox(code, "serve", timeout_s=timeout_s, memory_mb=memory_mb)
+def _gone(e: SandboxError) -> str:
+    return e.reason if e.reason in ("timeout", "early_exit", "output_limit") else "runtime_error"
+
+
+def _serve(code: str, timeout_s: float, memory_mb: int, cpu_s: float) -> tuple[Sandbox | None, Outcome | None]:
+    """A serving sandbox with the program loaded (its top-level code gets `timeout_s`; the whole
+    process `cpu_s` CPU seconds), or the outcome that ended it first."""
+    box = None
     try:
+        box = Sandbox(code, "serve", timeout_s=timeout_s, memory_mb=memory_mb, cpu_s=cpu_s)
         if not box.started.get("compiled"):
-            raise _Stop(Outcome("syntax_error", details={"error": box.started.get("msg")}))
+            box.close()
+            return None, Outcome("syntax_error", details={"error": box.started.get("msg")})
         ready = box.recv(timeout_s)
-        if not ready.get("ready"):
-            reason = "early_exit" if "exit" in ready else ("memory" if ready.get("raise") == "MemoryError"
-                                                          else "runtime_error")
-            raise _Stop(Outcome(reason, details={"exc": ready.get("exit") or ready.get("raise"),
-                                                 "msg": ready.get("msg")}))
-        box.names = ready["names"]
-        return box, None
     except SandboxError as e:
+        if box is not None:
+            box.close()
+        return None, Outcome(_gone(e), details={"error": str(e)})
+    if not ready.get("ready"):
         box.close()
-        return None, Outcome(e.reason if e.reason in ("timeout", "early_exit") else "runtime_error",
-                             details={"error": str(e)})
-    except _Stop as s:
-        box.close()
-        return None, s.outcome
-
-
-class _Stop(Exception):
-    def __init__(self, outcome: Outcome):
-        self.outcome = outcome
+        reason = "early_exit" if "exit" in ready else "memory" if ready.get("raise") == "MemoryError" \
+            else "runtime_error"
+        return None, Outcome(reason, details={"exc": ready.get("exit") or ready.get("raise"), "msg": ready.get("msg")})
+    box.names = ready["names"]
+    return box, None
 
 
 def run_script(code: str, tests: str, then_call: tuple[str, str] | None = None,
@@ -139,7 +144,7 @@ def run_script(code: str, tests: str, then_call: tuple[str, str] | None = None,
     """Execute benchmark `tests` here with the program's functions as Remotes; `then_call`
     (fn, arg) calls `fn(Remote(arg))` after (HumanEval's `check(candidate)`)."""
     compiled = compile(tests, "<benchmark tests>", "exec", dont_inherit=True, optimize=0)
-    box, stop = _serve(code, timeout_s, memory_mb)
+    box, stop = _serve(code, timeout_s, memory_mb, timeout_s)
     if stop:
         return stop
     with box:
@@ -153,7 +158,10 @@ def run_script(code: str, tests: str, then_call: tuple[str, str] | None = None,
         try:
             exec(compiled, ns)  # the benchmark's own code: trusted, and never inside the sandbox
             if then_call:
-                ns[then_call[0]](session.remote(then_call[1]))
+                check = ns.get(then_call[0])
+                if check is None or isinstance(check, Remote):  # the program's own `check` never judges
+                    raise ValueError(f"the benchmark's tests define no `{then_call[0]}`")
+                check(session.remote(then_call[1]))
         except CandidateGone:
             pass
         except AssertionError as e:
@@ -176,7 +184,7 @@ def same_value(got, want) -> bool:
 def run_functional(code: str, target: str, cases: list[tuple[list, object]],
                    timeout_s: float = 10.0, memory_mb: int = 1024) -> Outcome:
     """Call `target` ("f" or "Solution.f") on each case's arguments; compare here."""
-    box, stop = _serve(code, timeout_s * max(1, len(cases)), memory_mb)
+    box, stop = _serve(code, timeout_s, memory_mb, timeout_s * max(1, len(cases)))
     if stop:
         return stop
     with box:
@@ -218,16 +226,19 @@ def same_output(got: str, want: str) -> bool:
 def run_stdio(code: str, cases: list[tuple[str, str]], timeout_s: float = 10.0,
               memory_mb: int = 1024) -> Outcome:
     """Run the program on each case's stdin; its stdout must match the expected one."""
-    try:
-        info, runs = run_cases(code, [c[0] for c in cases], timeout_s=timeout_s, memory_mb=memory_mb)
+    def failed(i: int, res) -> bool:
+        return res.status != "ok" or not same_output(res.stdout, cases[i][1])
+    try:  # stops at the first failing case, as LiveCodeBench does
+        info, runs = run_cases(code, [c[0] for c in cases], timeout_s=timeout_s, memory_mb=memory_mb,
+                               stop=failed)
     except SandboxError as e:
-        return Outcome("timeout" if e.reason == "timeout" else "runtime_error", 0, len(cases), {"error": str(e)})
+        return Outcome(_gone(e), 0, len(cases), {"error": str(e)})
     if not info.get("compiled"):
         return Outcome("syntax_error", 0, len(cases), {"error": info.get("msg")})
-    for i, (res, (_, want)) in enumerate(zip(runs, cases)):
+    for i, res in enumerate(runs):
         info_i = {"case": i, "elapsed": res.elapsed, "network": res.network}
         if res.status != "ok":
             return Outcome(res.status, i, len(cases), {**info_i, "exc": res.exc, "stderr": res.stderr[-1000:]})
-        if not same_output(res.stdout, want):
+        if not same_output(res.stdout, cases[i][1]):
             return Outcome("wrong_answer", i, len(cases), {**info_i, "stdout": res.stdout[-300:]})
     return Outcome("correct", len(cases), len(cases), {"network": runs[0].network if runs else None})

@@ -4,7 +4,7 @@
 `instruction_id_list`, `kwargs`, as google/IFEval gives them). if-verifiable's 25 checkers
 and its 8 "loose" variants are the same code as lm-eval's copy; we call them without its
 think-stripping (ours is stricter: an unclosed block is never an answer) and refuse the
-unknown ids it would silently skip. `ifeval_metrics` aggregates verdicts into lm-eval's four
+unknown ids it would silently skip. evals/metrics.py aggregates verdicts into lm-eval's four
 numbers. Everything heavy (datasets, nltk, langdetect) is imported on first use.
 """
 
@@ -15,7 +15,6 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterable
 from typing import Any
 
 from qwen3_recipe.verify import answers as A
@@ -86,7 +85,7 @@ def _details(ids: list[str], strict: list[bool], loose: list[bool]) -> dict:
 @register("ifeval")
 class IFEvalVerifier(Verifier):
     """ok = prompt-level strict (every instruction followed, checked on the answer as is);
-    details carry the per-instruction strict/loose lists `ifeval_metrics` needs. A response
+    details carry the per-instruction strict/loose lists evals/metrics.py needs. A response
     without an answer (think block left open, or nothing after it) follows no instruction."""
 
     def verify(self, response: str, gold: Any = None, item: dict | None = None) -> Verdict:
@@ -114,21 +113,3 @@ class IFEvalVerifier(Verifier):
             raise RuntimeError(f"if-verifiable checked {[r.instruction_id for r in results]}, not {ids}")
         strict, loose = [r.strict_pass for r in results], [r.loose_pass for r in results]
         return _judge(all(strict), answer, **_details(ids, strict, loose))
-
-
-def ifeval_metrics(details_list: Iterable[dict | Verdict]) -> dict[str, float]:
-    """lm-eval's IFEval metrics over verdict details (or verdicts): prompt-level = mean over
-    prompts of "all instructions followed"; instruction-level = mean over the flattened list
-    of every prompt's instructions (micro-average, not a mean of per-prompt fractions)."""
-    rows = [d.details if isinstance(d, Verdict) else d for d in details_list]
-    if not rows:
-        raise ValueError("ifeval_metrics: no items")
-    flat = {m: [x for r in rows for x in r[m]] for m in ("strict", "loose")}
-    if not flat["strict"]:
-        raise ValueError("ifeval_metrics: no instructions")
-    return {
-        "prompt_level_strict_acc": sum(all(r["strict"]) for r in rows) / len(rows),
-        "prompt_level_loose_acc": sum(all(r["loose"]) for r in rows) / len(rows),
-        "inst_level_strict_acc": sum(flat["strict"]) / len(flat["strict"]),
-        "inst_level_loose_acc": sum(flat["loose"]) / len(flat["loose"]),
-    }

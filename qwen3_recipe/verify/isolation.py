@@ -27,8 +27,9 @@ from pathlib import Path
 UID_BASE = 61000
 """Root drops sandboxes to uids UID_BASE .. UID_BASE+UID_POOL-1 (no passwd entry needed)."""
 UID_POOL = 64
-_next_uid = itertools.count()
+_next_uid = itertools.count(os.getpid())  # processes start at different places in the pool
 _uid_lock = threading.Lock()
+_held: dict[int, int] = {}
 
 
 class SandboxUnavailable(RuntimeError):
@@ -36,11 +37,39 @@ class SandboxUnavailable(RuntimeError):
 
 
 def sandbox_uid() -> int | None:
-    """The uid the next sandbox runs as (root only; None for an unprivileged caller)."""
+    """The uid the next sandbox runs as (root only; None for an unprivileged caller): one of the
+    pool not held by another sandbox of any process (a lock file each), so no two sandboxes share
+    a process count; when all are held, the next in turn."""
     if os.geteuid() != 0:
         return None
+    import fcntl
     with _uid_lock:
-        return UID_BASE + next(_next_uid) % UID_POOL
+        start = next(_next_uid)
+        for i in range(UID_POOL):
+            uid = UID_BASE + (start + i) % UID_POOL
+            fd = os.open(os.path.join(_lock_dir(), str(uid)), os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                continue
+            _held[uid] = fd
+            return uid
+        return UID_BASE + start % UID_POOL
+
+
+def release_uid(uid: int | None) -> None:
+    fd = _held.pop(uid, None) if uid is not None else None
+    if fd is not None:
+        os.close(fd)
+
+
+@lru_cache(maxsize=1)
+def _lock_dir() -> str:
+    import tempfile
+    path = os.path.join(tempfile.gettempdir(), "qwen3-recipe-sandbox-uids")
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
 
 
 def interpreter() -> str:
@@ -71,13 +100,16 @@ def _ro_binds(site: bool) -> list[str]:
     return out
 
 
-def bwrap_argv(scratch: str, site: bool) -> list[str]:
-    """The bubblewrap prefix: `scratch` (a host dir) is the only writable path, at /sandbox."""
+def bwrap_argv(scratch_bytes: int, site: bool) -> list[str]:
+    """The bubblewrap prefix: the writable places are /sandbox (the working dir) and /tmp, each a
+    tmpfs of `scratch_bytes` (a host dir would let a program fill the host's disk)."""
     argv = [shutil.which("bwrap") or "bwrap", "--die-with-parent", "--new-session",
             "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
             "--unshare-cgroup-try", "--hostname", "sandbox", *_ro_binds(site),
-            "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
-            "--bind", scratch, "/sandbox", "--chdir", "/sandbox", "--clearenv"]
+            "--proc", "/proc", "--dev", "/dev",
+            "--perms", "1777", "--size", str(scratch_bytes), "--tmpfs", "/tmp",
+            "--perms", "1777", "--size", str(scratch_bytes), "--tmpfs", "/sandbox",
+            "--chdir", "/sandbox", "--clearenv"]
     if os.geteuid() == 0:  # the runner needs these two to drop to its own uid, then has none
         argv += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     else:
@@ -90,13 +122,11 @@ def strict_available() -> tuple[bool, str]:
     """(True, "bwrap") when a bubblewrap sandbox starts here, else (False, why)."""
     if shutil.which("bwrap") is None:
         return False, "bubblewrap (`bwrap`) is not installed (Debian: apt-get install bubblewrap)"
-    import tempfile
-    with tempfile.TemporaryDirectory(prefix="q3-probe-") as d:
-        try:
-            res = subprocess.run([*bwrap_argv(d, False), interpreter(), "-I", "-S", "-c", "print('ok')"],
-                                 capture_output=True, text=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            return False, f"bwrap could not start: {e}"
+    try:
+        res = subprocess.run([*bwrap_argv(1 << 20, False), interpreter(), "-I", "-S", "-c", "print('ok')"],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, f"bwrap could not start: {e}"
     if res.returncode != 0 or res.stdout.strip() != "ok":
         return False, f"bwrap could not start a sandbox here: {res.stderr.strip()[-300:]}"
     return True, "bwrap"
@@ -114,7 +144,7 @@ def set_policy(mode: str) -> None:
 
 
 def policy() -> str:
-    return os.environ.get("QWEN3_RECIPE_SANDBOX") or _POLICY["mode"]
+    return _POLICY["mode"]
 
 
 def choose(allow_weak: bool | None = None, mode: str | None = None) -> str:

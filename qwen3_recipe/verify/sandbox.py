@@ -70,69 +70,99 @@ class SandboxError(RuntimeError):
 
 
 class Sandbox:
-    """One sandboxed interpreter for `code`: `mode="cases"` with `stdins`, or `mode="serve"`."""
+    """One sandboxed interpreter for `code`: `mode="cases"` with `stdins`, or `mode="serve"`.
+    `cpu_s` (default: the timeout) bounds the CPU seconds of the whole serving process; scratch
+    space (/sandbox and /tmp) is a size-bounded tmpfs of `scratch_mb` each."""
 
     def __init__(self, code: str, mode: str = "cases", stdins: list[str] | None = None,
                  timeout_s: float = 10.0, memory_mb: int = 1024, max_output: int = 1 << 20,
                  max_file_mb: int = 64, max_procs: int = 64, site: bool = False,
-                 allow_weak: bool | None = None, isolation_mode: str | None = None):
+                 allow_weak: bool | None = None, isolation_mode: str | None = None,
+                 cpu_s: float | None = None, scratch_mb: int = 128):
         self.isolation = isolation.choose(allow_weak, isolation_mode)
         self.mode, self.timeout_s = mode, float(timeout_s)
+        self.max_message = 2 * max_output + (1 << 20)  # a case's stdout and stderr tail, encoded
+        self.names: list[str] = []
+        """In serve mode, the callables the program defined (set by whoever reads `ready`)."""
         self.root = tempfile.mkdtemp(prefix="q3-sandbox-")
+        self._fds: list[int] = []
+        self._proc, self._uid = None, None
+        try:
+            self._start(code, stdins or [], memory_mb, max_output, max_file_mb, max_procs, site,
+                        cpu_s or timeout_s, scratch_mb)
+            self.started = self.recv(self.timeout_s + 30)  # interpreter start-up and compile
+        except BaseException:
+            self.close()
+            raise
+        self.network = self.started.get("net", "unknown")
+
+    def _start(self, code, stdins, memory_mb, max_output, max_file_mb, max_procs, site, cpu_s, scratch_mb):
+        strict = self.isolation == "bwrap"
         work, inp = os.path.join(self.root, "work"), os.path.join(self.root, "in")
         os.mkdir(work, 0o700)
         os.mkdir(inp, 0o755)
         Path(inp, "prog.py").write_text(code, encoding="utf-8")
-        Path(inp, "stdins.json").write_text(json.dumps(stdins or []), encoding="utf-8")
-        uid = isolation.sandbox_uid() if self.isolation == "bwrap" else None
-        if uid is not None:
-            os.chown(work, uid, uid)
-        strict = self.isolation == "bwrap"
+        Path(inp, "stdins.json").write_text(json.dumps(stdins), encoding="utf-8")
+        uid = self._uid = isolation.sandbox_uid() if strict else None
         self.workdir = "/sandbox" if strict else work
-        self._reply_r, reply_w = os.pipe()
-        req_r, self._req_w = os.pipe()
-        self._info_r, info_w = os.pipe()  # bwrap reports the pid of the namespace's init there
-        cfg = {"mode": mode, "isolation": self.isolation, "uid": uid,
+        reply_r, reply_w = os.pipe()
+        req_r, req_w = os.pipe()
+        info_r, info_w = os.pipe()  # bwrap reports the pid of the namespace's init there
+        self._reply_r, self._req_w, self._info_r = reply_r, req_w, info_r
+        self._fds = [reply_r, req_w, info_r]
+        cfg = {"mode": self.mode, "isolation": self.isolation, "uid": uid,
                "prog": "/input/prog.py" if strict else f"{inp}/prog.py",
                "stdins": "/input/stdins.json" if strict else f"{inp}/stdins.json",
                "tmp": "/tmp" if strict else work, "reply_fd": reply_w, "request_fd": req_r,
-               "mem": memory_mb << 20, "cpu": int(timeout_s) + 1, "fsize": max_file_mb << 20,
+               "mem": memory_mb << 20, "cpu": int(cpu_s) + 1, "fsize": max_file_mb << 20,
                "nproc": max_procs, "timeout": self.timeout_s, "max_output": max_output,
                "site": isolation.site_dirs() if site else []}
         py = [isolation.interpreter(), "-I", *([] if site else ["-S"]), "-c", _runner_source(), json.dumps(cfg)]
         if strict:
-            argv = [*isolation.bwrap_argv(work, site), "--info-fd", str(info_w), "--ro-bind", inp, "/input",
-                    "--setenv", "HOME", "/sandbox", "--setenv", "TMPDIR", "/tmp",
+            argv = [*isolation.bwrap_argv(scratch_mb << 20, site), "--info-fd", str(info_w),
+                    "--ro-bind", inp, "/input", "--setenv", "HOME", "/sandbox", "--setenv", "TMPDIR", "/tmp",
                     "--setenv", "LANG", "C.UTF-8", "--setenv", "PATH", "/usr/bin:/bin", *py]
             env = {"PATH": "/usr/bin:/bin"}
         else:
             argv, env = py, {"PATH": "/usr/bin:/bin", "HOME": work, "TMPDIR": work, "LANG": "C.UTF-8"}
-        self._t0 = time.monotonic()
-        self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.PIPE, cwd=work, env=env, close_fds=True,
-                                      pass_fds=(reply_w, req_r, info_w), start_new_session=True)
+        self._errlog = os.path.join(self.root, "stderr")  # bwrap's and the runner's own errors
+        with open(self._errlog, "wb") as err:
+            self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                          stderr=err, cwd=work, env=env, close_fds=True,
+                                          pass_fds=(reply_w, req_r, info_w), start_new_session=True)
         for fd in (reply_w, req_r, info_w):
             os.close(fd)
-        self._buf, self._ids = b"", 0
-        self.names: list[str] = []
-        """In serve mode, the callables the program defined (set by whoever reads `ready`)."""
-        self.started = self.recv(self.timeout_s + 30)  # interpreter start-up and compile
-        self.network = self.started.get("net", "unknown")
+        self._buf, self._ids = bytearray(), 0
+        self._poll = select.poll()  # not select(): fds above 1024 in processes running vLLM or torch
+        self._poll.register(reply_r, select.POLLIN)
+
+    def _stderr_tail(self) -> str:
+        try:
+            with open(self._errlog, "rb") as f:
+                f.seek(max(0, os.path.getsize(self._errlog) - 500))
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
 
     def recv(self, timeout: float) -> dict:
-        """The next message from the runner; SandboxError when it is gone or silent too long."""
+        """The next message from the runner; SandboxError when it is gone, silent too long, or
+        sends more than a message can hold."""
         deadline = time.monotonic() + timeout
-        while b"\n" not in self._buf:
+        start = 0
+        while (end := self._buf.find(b"\n", start)) < 0:
+            start = len(self._buf)
+            if start > self.max_message:
+                raise SandboxError("output_limit", f"a message over {self.max_message} bytes")
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self._reply_r], [], [], left)[0]:
+            if left <= 0 or not self._poll.poll(left * 1000):
                 raise SandboxError("timeout", f"no answer within {timeout:.1f}s")
             chunk = os.read(self._reply_r, 1 << 20)
-            if not chunk:
-                rc = self._proc.wait()
-                err = self._proc.stderr.read().decode(errors="replace")[-500:] if self._proc.stderr else ""
-                raise SandboxError("early_exit", f"process ended (exit {rc}) {err}".strip())
+            if not chunk:  # the pipe closed: the process ended, or the program closed it
+                raise SandboxError("early_exit", f"the program ended its channel (exit {self._proc.poll()}) "
+                                                 f"{self._stderr_tail()}".strip())
             self._buf += chunk
-        line, self._buf = self._buf.split(b"\n", 1)
+        line = bytes(self._buf[:end])
+        del self._buf[:end + 1]
         return json.loads(line)
 
     def call(self, target: str, args: list, kwargs: dict | None, timeout: float) -> dict:
@@ -144,7 +174,7 @@ class Sandbox:
         try:
             while data:
                 data = data[os.write(self._req_w, data):]
-        except (BrokenPipeError, OSError):
+        except OSError:
             raise SandboxError("early_exit", "the program closed its request pipe") from None
         reply = self.recv(timeout)
         if reply.get("id") != self._ids:
@@ -152,35 +182,40 @@ class Sandbox:
         return reply
 
     def _namespace_init(self) -> int | None:
-        if not select.select([self._info_r], [], [], 0)[0]:
-            return None
         try:
+            p = select.poll()
+            p.register(self._info_r, select.POLLIN)
+            if not p.poll(0):
+                return None
             return int(json.loads(os.read(self._info_r, 4096) or b"{}").get("child-pid"))
-        except (ValueError, TypeError, OSError):
+        except (ValueError, TypeError, OSError, AttributeError):
             return None
 
     def close(self) -> None:
         """Kill the namespace's init first: the kernel then kills every process in it before
         bwrap can exit, so nothing the program started outlives this call."""
-        init = self._namespace_init() if self.isolation == "bwrap" else None
-        if init is not None:
+        if self._proc is not None:
+            init = self._namespace_init() if self.isolation == "bwrap" else None
+            if init is not None:
+                try:
+                    os.kill(init, signal.SIGKILL)
+                    self._proc.wait(timeout=10)
+                except (ProcessLookupError, PermissionError, subprocess.TimeoutExpired):
+                    pass
             try:
-                os.kill(init, signal.SIGKILL)
-                self._proc.wait(timeout=10)
-            except (ProcessLookupError, PermissionError, subprocess.TimeoutExpired):
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
                 pass
-        try:
-            os.killpg(self._proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self._proc.wait()
-        if self._proc.stderr:
-            self._proc.stderr.close()
-        for fd in (self._reply_r, self._req_w, self._info_r):
+            self._proc.wait()
+            self._proc = None
+        isolation.release_uid(self._uid)  # its processes are gone: another sandbox may take it
+        self._uid = None
+        for fd in self._fds:
             try:
                 os.close(fd)
             except OSError:
                 pass
+        self._fds = []
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> Sandbox:
@@ -190,17 +225,21 @@ class Sandbox:
         self.close()
 
 
-def run_cases(code: str, stdins: list[str], timeout_s: float = 10.0, **kw) -> tuple[dict, list[RunResult]]:
+def run_cases(code: str, stdins: list[str], timeout_s: float = 10.0, stop=None,
+              **kw) -> tuple[dict, list[RunResult]]:
     """Run `code` as `__main__` once per input; (start-up info, one RunResult per run made).
-    A syntax error leaves the list empty (`info["compiled"]` is False)."""
+    `stop(i, result)` True ends it after run i (the rest are killed unrun). A syntax error leaves
+    the list empty (`info["compiled"]` is False)."""
     with Sandbox(code, "cases", stdins, timeout_s=timeout_s, **kw) as box:
         info, out = box.started, []
         if not info.get("compiled"):
             return info, out
-        for _ in stdins:
+        for i in range(len(stdins)):
             c = box.recv(timeout_s + 10)
             out.append(RunResult(_status(c), c["rc"], c["stdout"], c["stderr"], c["elapsed"],
                                  box.network, c.get("exc"), box.workdir, {"case": c["case"]}))
+            if stop is not None and stop(i, out[-1]):
+                break
         return info, out
 
 

@@ -69,7 +69,7 @@ with open(_cfg["stdins"], encoding="utf-8") as _f:
 try:
     with open(_cfg["prog"], encoding="utf-8") as _f:
         _code = compile(_f.read(), "prog.py", "exec", dont_inherit=True)
-except (SyntaxError, ValueError) as _e:
+except BaseException as _e:  # SyntaxError, ValueError, and MemoryError/RecursionError on pathological code
     _send({"compiled": False, "error": type(_e).__name__, "msg": str(_e)[:500], "net": net})
     _os._exit(0)
 _send({"compiled": True, "net": net, "uid": _os.getuid(), "unlimited": _unlimited})
@@ -147,10 +147,13 @@ def _kill_leftovers():
 
 
 def _serve():
-    _os.dup2(_os.open("/dev/null", _os.O_RDONLY), 0)
+    _zero = _os.open("/dev/null", _os.O_RDONLY)
+    _os.dup2(_zero, 0)
+    _os.close(_zero)
     _null = _os.open("/dev/null", _os.O_WRONLY)
     _os.dup2(_null, 1)
     _os.dup2(_null, 2)
+    _os.close(_null)
     ns = {"__name__": "solution", "__file__": "prog.py", "__builtins__": __builtins__}
     _cpu_limit()
     try:

@@ -85,7 +85,7 @@ def _parse_gold(gold: str) -> list:
     wrong answers matched it. Golds already in `$...$` or `\\boxed{}` are parsed as they are."""
     from math_verify import parse
     t = _timeout()
-    if "$" in gold or "\\boxed" in gold:
+    if re.search(r"(?<!\\)\$", gold) or "\\boxed" in gold:  # a `\$` is a dollar sign, not math
         return parse(gold, parsing_timeout=t)
     return parse(f"\\boxed{{{gold}}}", parsing_timeout=t) or parse(gold, parsing_timeout=t)
 
@@ -164,7 +164,7 @@ class MultipleChoiceVerifier(Verifier):
 
     def verify(self, response, gold, item=None):
         n = len((item or {}).get("choices") or [])
-        letters = "ABCDEFGHIJ"[:n] if n else "ABCDEFGHIJ"
+        letters = A.LETTERS[:n] if n else A.LETTERS
         letter, failed = _answer(response, lambda t: A.choice_letter(t, letters))
         if failed:
             return failed
@@ -204,13 +204,13 @@ class CodeVerifier(Verifier):
         self.timeout_s, self.memory_mb = float(timeout_s), int(memory_mb)
 
     def verify(self, response, gold, item=None):
-        from qwen3_recipe.verify.code_tests import judge
+        from qwen3_recipe.verify.code_tests import run_tests
         if A.think_state(response) == "unclosed":
             return _fail("unclosed_think")
         code = A.extract_code(response)
         if not code.strip():
             return _fail("no_answer")
-        out = judge(code, item or {}, self.timeout_s, self.memory_mb)
+        out = run_tests(code, item or {}, self.timeout_s, self.memory_mb)
         if out is None:
             return _fail("no_tests", code)
         info = {"passed": out.passed, "cases": out.total, **out.details}
