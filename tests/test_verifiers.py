@@ -251,3 +251,12 @@ def test_sandbox_environment():
     assert set(ast.literal_eval(env)) <= {"PATH", "HOME", "TMPDIR", "LANG", "LC_CTYPE", "PWD"}
     assert "/work/main/.venv" not in res.stdout
     assert not list(Path(tempfile.gettempdir()).glob("q3-sandbox-*/work/junk.txt"))
+
+
+def test_a_corrected_answer_on_one_line_is_the_last():
+    """Found by benchmarks/verifier_agreement.py: the first "answer is" swallowed the rest of its line."""
+    from qwen3_recipe.verify.answers import choice_letter, phrase_answer
+    line = "The answer is (D)... wait, no. The answer is (B)."
+    assert phrase_answer(line) == "(B)" and choice_letter(line, "ABCD") == "B"
+    assert build_verifier({"type": "exact"}).verify("The answer is 3, no wait, the answer is 4", "4").ok
+    assert not build_verifier({"type": "exact"}).verify("The answer is 4, no wait, the answer is 3", "4").ok

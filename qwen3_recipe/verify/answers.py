@@ -13,7 +13,9 @@ OPEN, CLOSE = "<think>", "</think>"
 LETTERS = "ABCDEFGHIJ"
 """Multiple-choice option letters, in order (up to MMLU-Pro's ten)."""
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
-_PHRASE = re.compile(r"\banswer\**\s*(?:is\b\s*:?|:)\s*\**\s*(?P<a>[^\n]+)", re.IGNORECASE)
+# an answer runs to the end of its line or the next "answer is" on it (a corrected answer is the last)
+_PHRASE = re.compile(r"\banswer\**\s*(?:is\b\s*:?|:)\s*\**\s*(?P<a>(?:(?!\banswer\**\s*(?:is\b|:))[^\n])+)",
+                     re.IGNORECASE)
 _TEXT = re.compile(r"\\(?:text|textbf|mathrm|mathbf)\s*\{([^{}]*)\}")
 _LETTER_PAREN = re.compile(r"\(([A-J])\)")
 _LETTER = re.compile(r"(?<![\w\\])([A-J])(?![\w'’])")
