@@ -104,6 +104,8 @@ def fill(run: Path) -> None:
         if job["kind"] in ("pretrain", "sft", "fusion", "reasoning_rl", "general_rl"):
             key = "loss" if job["kind"].endswith("_rl") else "loss_metrics/global_avg_loss"
             rows = [{"step": s, key: 8 * math.exp(-s / 20) + 1} for s in range(1, 31)]
+            if job["name"] == "pretrain.s2_reasoning":  # what the loader fed: 10 steps at 256, then 512
+                rows = [r | {"seq_len": 256 if r["step"] <= 10 else 512, "tokens": 1536} for r in rows]
             (run / "jobs" / job["name"] / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 31, "lo')
     build_database(run)
 
@@ -130,6 +132,7 @@ def test_every_section_has_its_charts_when_the_run_has_data(full_run):
                       "contamination": 0}
     assert "≈" in found["funnel"] and "tiny_arith" in found["contamination"] and "passes" in found["contamination"]
     assert "1,000,000" in found["curriculum"] and "256 → 512" in found["curriculum"]  # tokens, seq_len ramp
+    assert "256: 15.4K, 512: 30.7K (trained)" in found["curriculum"]  # what was fed, not what was declared
     assert "s3_long_context · think" in found["evals"] and "heldout_reward" in found["rl"]
 
 
@@ -146,6 +149,7 @@ def test_a_run_with_nothing_run_yet_says_what_fills_each_section(tmp_path):
     assert "--only evals" in found["evals"] and "--only data" in found["funnel"]
     jobs = len(json.loads((run / "manifest.json").read_text())["jobs"])
     assert found["plan"].count('<g class="job to-run"') == jobs and '<svg class="chart"' in found["curriculum"]
+    assert "256: 151K, 512: 151K (compiled)" in found["curriculum"]  # the lowered schedule, before it runs
     out = tmp_path / "elsewhere" / "page.html"
     assert run_cli("report", "html", str(run), "-o", str(out)).returncode == 0 and out.exists()
     assert run_cli("report", "funnel", str(run), "-o", str(out)).returncode == 2  # -o is for html only

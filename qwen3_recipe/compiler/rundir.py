@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from qwen3_recipe import __version__
-from qwen3_recipe.compiler.lowerers import lowerer_for
+from qwen3_recipe.compiler.lowerers import LOWERED_FILE, lowered_text
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
 
 SCHEMA_VERSION = 1
@@ -78,7 +78,7 @@ def compile_run_dir(plan: Plan) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         record = job_record(p) | {"config": p.job.config}
         _write(folder / "job.json", json.dumps(record, indent=2) + "\n")
-        lower = lowerer_for(p.job.kind)
-        if lower is not None:
-            lower(p, plan, folder)
+        text = lowered_text(p, plan)
+        if text is not None:
+            _write(folder / LOWERED_FILE, text)
     return run_dir

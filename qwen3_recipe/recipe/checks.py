@@ -160,6 +160,13 @@ class Checker:
             start = _try(parse_seq_len, _get(stage, "seq_len_start"))
             if seq is not None and start is not None and start > seq:
                 self.err(base + ("seq_len_start",), f"seq_len_start ({start}) exceeds seq_len ({seq})")
+            elif seq and start and (seq % start or (seq // start) & (seq // start - 1)):
+                self.err(base + ("seq_len_start",), f"seq_len ({seq}) is not seq_len_start ({start}) times a power "
+                         "of two", "the stage trains at doubling lengths from seq_len_start to seq_len")
+            if _get(stage, "yarn") is not None:
+                self.err(base + ("yarn",), "YaRN is not applied per pretraining stage", "set model.yarn: it goes "
+                         "into the exported config.json, for inference-time context extension",
+                         at_key=True)
             first = start if start is not None else seq
             if previous and first is not None and first < previous[1]:
                 key = "seq_len_start" if start is not None else "seq_len"

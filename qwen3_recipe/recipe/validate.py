@@ -48,7 +48,9 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     except RecipeError as exc:
         problems.extend(exc.problems)
         catalogs = Catalogs()
-    problems.extend(check_recipe(raw.data, raw.smap, catalogs))
+    checked = check_recipe(raw.data, raw.smap, catalogs)
+    explained = {c.path for c in checked}  # a check that names a key says more than the schema's "extra key"
+    problems = [p for p in problems if p.path not in explained] + checked
     if problems or recipe is None:
         raise RecipeError(sorted(problems, key=_sort_key))
     arch = resolve_arch(recipe.model.preset,

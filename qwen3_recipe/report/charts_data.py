@@ -70,8 +70,8 @@ def mixture_chart(targets: list[dict[str, Any]]) -> Markup:
 
 
 def curriculum_chart(stages: list[dict[str, Any]]) -> Markup:
-    """Two panels over cumulative pretraining tokens: sequence length (a ramp where the stage grows
-    its context) and the RoPE base (log scale)."""
+    """Two panels over cumulative pretraining tokens: sequence length (one step per length a stage
+    trains at; solid where trained, dashed where only compiled) and the RoPE base (log scale)."""
     with styled():
         fig = figure(9.5, 3.6)
         ax_len, ax_rope = fig.subplots(2, 1, sharex=True)
@@ -84,8 +84,11 @@ def curriculum_chart(stages: list[dict[str, Any]]) -> Markup:
             ax_len.text((start + end) / 2, 1.03 + 0.14 * (narrow % 2 == 0 and narrow > 0), s["name"],
                         transform=ax_len.get_xaxis_transform(), ha="center", va="bottom", fontsize=9,
                         fontweight="bold")
-            first = s.get("seq_len_start") or s["seq_len"]
-            ax_len.plot([start, end], [first, s["seq_len"]], color=PALETTE[0], lw=2)
+            at = start  # each length over the tokens it got (trained, else compiled), a step per length
+            for length, tokens in s.get("segments") or [(s["seq_len"], end - start)]:
+                ax_len.plot([at, min(at + tokens, end)], [length, length], color=PALETTE[0], lw=2,
+                            ls="-" if s.get("source") == "trained" else "--")
+                at += tokens
             ax_len.annotate(f"{s['seq_len']:,}", (end, s["seq_len"]), ha="right", va="bottom", fontsize=8.5)
             if s.get("rope_theta"):
                 ax_rope.plot([start, end], [s["rope_theta"]] * 2, color=PALETTE[1], lw=2)

@@ -76,6 +76,11 @@ class RunInfo:
     def metrics(self, job: JobInfo) -> list[dict[str, Any]]:
         return read_metrics(self.run_dir / "jobs" / job.name / "metrics.jsonl")
 
+    def lowered(self, job: JobInfo) -> dict[str, Any]:
+        """What `compile` told the engine (`lowered.json`), if it is this version's."""
+        artifact = read_json(self.run_dir / "jobs" / job.name / "lowered.json") or {}
+        return artifact.get("lowered") or {} if artifact.get("fingerprint") == job.fingerprint else {}
+
     def command(self, only: str) -> str:
         """The command that fills a section, e.g. `qwen3-recipe run recipes/tiny.yaml -o runs/tiny --only data`."""
         recipe = self.recipe_files[-1] if self.recipe_files else "RECIPE"

@@ -73,17 +73,35 @@ def mixture_section(run: RunInfo, db: Db) -> Section:
          "max repetitions", "shortfall tokens"], rows))
 
 
+def lengths_trained(run: RunInfo, job) -> tuple[list[tuple[int, int]], str]:
+    """[(seq_len, tokens)] in training order, and whether they were trained (the stage's per-step
+    record) or only compiled (the lowered schedule): the report shows what ran where it ran."""
+    segments: list[tuple[int, int]] = []
+    for row in run.metrics(job):
+        if isinstance(row.get("seq_len"), int) and isinstance(row.get("tokens"), (int, float)):
+            if segments and segments[-1][0] == row["seq_len"]:
+                segments[-1] = (row["seq_len"], segments[-1][1] + int(row["tokens"]))
+            else:
+                segments.append((row["seq_len"], int(row["tokens"])))
+    if segments:
+        return segments, "trained"
+    low = run.lowered(job)
+    schedule = low.get("seq_len_schedule") or ([{"seq_len": low["seq_len"], "steps": low["steps"]}] if low else [])
+    return [(seg["seq_len"], seg["steps"] * low["batch_tokens"]) for seg in schedule], "compiled"
+
+
 def curriculum_section(run: RunInfo) -> Section:
-    s = Section("curriculum", "Pretraining stages in order along the token budget (context length and RoPE base), "
-                              "then post-training.")
+    s = Section("curriculum", "Pretraining stages in order along the token budget (context length and RoPE base, "
+                              "as trained where a stage has run, else as compiled), then post-training.")
     stages: list[dict[str, Any]] = []
     for job in run.of_kind("pretrain"):
         cfg = job.config.get("stage") or {}
         arch = (job.config.get("model") or {}).get("arch") or {}
+        segments, source = lengths_trained(run, job)
         stages.append({"name": job.stage, "tokens": cfg.get("tokens") or job.estimate.get("tokens") or 0,
                        "seq_len": cfg.get("seq_len") or 0, "seq_len_start": cfg.get("seq_len_start"),
-                       "rope_theta": cfg.get("rope_theta") or arch.get("rope_theta"),
-                       "yarn": cfg.get("yarn"), "mixture": cfg.get("mixture"),
+                       "segments": segments, "source": source,
+                       "rope_theta": cfg.get("rope_theta") or arch.get("rope_theta"), "mixture": cfg.get("mixture"),
                        "lr": cfg["lr"] if isinstance(cfg.get("lr"), dict) else {},
                        "status": job.status, "description": cfg.get("description")})
     post = run.of_kind("sft", "fusion", "reasoning_rl", "general_rl", "distill_offpolicy", "distill_onpolicy")
@@ -93,12 +111,13 @@ def curriculum_section(run: RunInfo) -> Section:
     if stages and all(st["tokens"] and st["seq_len"] for st in stages):
         s.add(charts_data.curriculum_chart(stages))
     if stages:
-        s.add(Table(["stage", "mixture", "tokens", "seq_len", "RoPE base", "YaRN", "LR peak", "LR decay", "status",
-                     "description"],
+        s.add(Table(["stage", "mixture", "tokens", "seq_len", "tokens per length", "RoPE base", "LR peak", "LR decay",
+                     "status", "description"],
                     [[st["name"], st["mixture"], st["tokens"],
                       f"{st['seq_len_start']:,} → {st['seq_len']:,}" if st["seq_len_start"] else st["seq_len"],
-                      st["rope_theta"], _yarn(st["yarn"]), st["lr"].get("peak"), st["lr"].get("decay"), st["status"],
-                      st["description"]] for st in stages], caption="pretraining", numeric={2, 3, 4, 6}))
+                      _per_length(st["segments"], st["source"]), st["rope_theta"], st["lr"].get("peak"),
+                      st["lr"].get("decay"), st["status"], st["description"]] for st in stages],
+                    caption="pretraining", numeric={2, 3, 5, 6}))
     if post:
         rows = []
         for job in post:
@@ -114,8 +133,10 @@ def curriculum_section(run: RunInfo) -> Section:
     return s
 
 
-def _yarn(yarn: dict | None) -> str | None:
-    return f"×{yarn.get('factor')}" if isinstance(yarn, dict) and yarn.get("factor") else None
+def _per_length(segments: list[tuple[int, int]], source: str) -> str | None:
+    if not segments:
+        return None
+    return ", ".join(f"{length:,}: {fmt_tokens(tokens)}" for length, tokens in segments) + f" ({source})"
 
 
 def contamination_section(run: RunInfo, db: Db) -> Section:

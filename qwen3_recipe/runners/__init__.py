@@ -49,7 +49,7 @@ def register(kind: str) -> Callable[[Runner], Runner]:
 
 
 STARTED_FILE = "started.json"
-KEEP_ON_CHANGE = {"job.json", STARTED_FILE, "cache", "launch.slurm", "submitted.json"}
+KEEP_ON_CHANGE = {"job.json", "lowered.json", STARTED_FILE, "cache", "launch.slurm", "submitted.json"}
 
 
 def start_clean(plan: "Plan", p: "PlannedJob") -> None:

@@ -14,7 +14,8 @@ ConfigManager does before it builds the trainer.
 Job dict (keys as in the training lowerer):
     arch: hidden_size, num_layers, num_heads, num_kv_heads, head_dim, intermediate_size,
           vocab_size, tie_embeddings, rope_theta, rms_norm_eps, max_position_embeddings
-    seq_len, batch_tokens, steps, seed
+    seq_len, batch_tokens, steps, seed, [seq_len_schedule]: [{first_step, steps, seq_len}] growing
+          lengths within the stage (train/pretrain.py), seq_len being the longest
     lr: peak, warmup_steps, decay ("linear" | "sqrt" | "cosine"), min_lr_ratio, [decay_ratio]
     optimizer: beta1, beta2, eps, weight_decay, grad_clip
     data: kind ("tokens": datatrove packed documents | "sft": packed chat samples with a loss
@@ -40,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from qwen3_recipe.train.cpu import ATTENTION_OVERRIDE, apply_cpu_workarounds
-from qwen3_recipe.train.launch import JOB_ENV, die_with_parent
+from qwen3_recipe.train.launch import JOB_ENV, LOADER_TRACE, die_with_parent
 
 CPU = apply_cpu_workarounds()  # before any torchtitan module binds the device
 
@@ -130,7 +131,10 @@ def dataloader_config(job: dict):
     if data.get("kind", "tokens") == "sft":
         from qwen3_recipe.train.sft_loader import SFTPackedDataLoader
         return SFTPackedDataLoader.Config(dataset_path=str(data["tokens_dir"]))
-    return PackedTokensDataLoader.Config(dataset_path=str(data["tokens_dir"]), token_size=data.get("token_size"))
+    return PackedTokensDataLoader.Config(dataset_path=str(data["tokens_dir"]), token_size=data.get("token_size"),
+                                         seq_len_schedule=job.get("seq_len_schedule"),
+                                         global_batch_size=job["batch_tokens"] // int(job["seq_len"]),
+                                         trace_file=str(Path(job["dump_folder"]) / LOADER_TRACE))
 
 
 AC = {"none": lambda: None, "selective": SelectiveAC.Config, "full": FullAC.Config}

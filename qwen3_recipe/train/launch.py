@@ -16,6 +16,7 @@ from pathlib import Path
 
 JOB_ENV = "QWEN3_RECIPE_JOB"
 ATTENTION_OVERRIDE = "qwen3_recipe.train.cpu.sdpa_document_attention"
+LOADER_TRACE = "loader_trace.jsonl"  # in the dump folder: micro-batches a scheduled loader fed
 HF_INDEX = "model.safetensors.index.json"  # torchtitan's HF save writes it when consolidated
 
 

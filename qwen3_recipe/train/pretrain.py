@@ -1,6 +1,11 @@
 """`pretrain.<stage>` jobs: the compiled curriculum stage as a torchtitan job - token budget ->
 steps from the global batch in tokens, the stage's LR schedule and RoPE base, warm-started from
-the previous stage's exported weights, trained on the stage's mixed tokens (mix.<stage>)."""
+the previous stage's exported weights, trained on the stage's mixed tokens (mix.<stage>).
+
+A stage with `seq_len_start` grows its sequence length within one torchtitan run: the steps are cut
+into equal segments at doubling lengths (seq_len_start, 2x, ..., seq_len); the loader follows that
+schedule with the global batch in tokens held constant (more, shorter rows), so the LR schedule and
+the optimizer state run on unbroken across the segments."""
 
 from __future__ import annotations
 
@@ -22,12 +27,14 @@ def stage_job(p: PlannedJob, plan: Plan) -> dict:
     steps = max(1, math.ceil(stage["tokens"] / batch_tokens))
     lr = stage["lr"]
     previous = [d for d in p.job.deps if d.startswith("pretrain.")]
+    schedule = seq_len_segments(stage.get("seq_len_start"), seq_len, steps)
     return {
         "arch": dataclasses.asdict(plan.loaded.arch) | {"rope_theta": stage["rope_theta"]},
         **model_settings(plan),
         "seq_len": seq_len,
         "batch_tokens": batch_tokens,
         "steps": steps,
+        **({"seq_len_schedule": schedule} if len(schedule) > 1 else {}),
         "lr": {"peak": lr["peak"], "warmup_steps": min(steps - 1, math.ceil(lr["warmup_tokens"] / batch_tokens)),
                "decay": DECAY[lr["decay"]], "decay_ratio": lr["decay_fraction"] if lr["decay"] == "wsd" else None,
                "min_lr_ratio": 1.0 if lr["decay"] == "constant" else lr["min_lr_ratio"]},
@@ -45,10 +52,24 @@ def stage_job(p: PlannedJob, plan: Plan) -> dict:
     }
 
 
+def seq_len_segments(start: int | None, seq_len: int, steps: int) -> list[dict]:
+    """[{first_step, steps, seq_len}] (1-based steps): equal shares of the steps at seq_len_start,
+    2x, ... up to seq_len (the checks make seq_len = seq_len_start x 2^k). A stage with fewer steps
+    than lengths keeps the longest lengths."""
+    lengths = [seq_len]
+    while start and lengths[0] // 2 >= start:
+        lengths.insert(0, lengths[0] // 2)
+    lengths = lengths[-steps:]
+    cuts = [round(i * steps / len(lengths)) for i in range(len(lengths) + 1)]
+    return [{"first_step": cuts[i] + 1, "steps": cuts[i + 1] - cuts[i], "seq_len": length}
+            for i, length in enumerate(lengths)]
+
+
 def stage_name(p: PlannedJob) -> str:
     return p.job.name.split(".", 1)[1]
 
 
 def run_pretrain(p: PlannedJob, plan: Plan) -> None:
+    from qwen3_recipe.compiler.lowerers import load_lowered
     dump_folder(plan.run_dir / p.job.dir, p.job.fingerprint)
-    run_stage(p, plan, stage_job(p, plan))
+    run_stage(p, plan, load_lowered(p, plan))

@@ -80,6 +80,9 @@ def run_stage(p: PlannedJob, plan: Plan, job: dict) -> list[dict]:
     shutil.rmtree(hf, ignore_errors=True)
     tmp.rename(hf)
     rows = read_metrics(Path(job["dump_folder"], job.get("metrics_file", "metrics.jsonl")))
+    if p.job.kind == "pretrain":
+        rows = with_fed_lengths(rows, job)
+        record_steps(p, plan.run_dir, rows)
     (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     losses = [r["loss_metrics/global_avg_loss"] for r in rows if "loss_metrics/global_avg_loss" in r]
     if losses:
@@ -98,3 +101,45 @@ def read_metrics(path: Path) -> list[dict]:
             row = json.loads(line)
             by_step[row["step"]] = row
     return [by_step[s] for s in sorted(by_step)]
+
+
+def with_fed_lengths(rows: list[dict], job: dict) -> list[dict]:
+    """Metric rows plus the sequence length and tokens fed at each step: a growing stage's loader
+    trace (a resumed stage re-feeds the micro-batches after its last checkpoint: the last feed wins);
+    a fixed-length loader cannot feed anything but the job's seq_len and batch."""
+    from qwen3_recipe.train.launch import LOADER_TRACE
+    if not job.get("seq_len_schedule"):
+        return [r | {"seq_len": job["seq_len"], "tokens": job["batch_tokens"]} for r in rows]
+    dump = Path(job["dump_folder"])
+    fed: dict[int, dict] = {}
+    for line in (dump / LOADER_TRACE).read_text().splitlines() if (dump / LOADER_TRACE).exists() else []:
+        if line.endswith("}"):
+            entry = json.loads(line)
+            fed[entry["micro"]] = entry
+    per_step: dict[int, dict] = {}
+    for entry in fed.values():
+        step = per_step.setdefault(entry["step"], {"seq_len": set(), "tokens": 0})
+        step["seq_len"].add(entry["seq_len"])
+        step["tokens"] += entry["tokens"]
+    out = []
+    for row in rows:
+        step = per_step.get(row["step"])
+        if step and len(step["seq_len"]) == 1:
+            row = row | {"seq_len": next(iter(step["seq_len"])), "tokens": step["tokens"]}
+        out.append(row)
+    return out
+
+
+def record_steps(p: PlannedJob, run_dir: Path, rows: list[dict]) -> None:
+    """Per step: loss, sequence length and tokens trained, as provenance's train_steps."""
+    from qwen3_recipe.provenance.database import build_database
+    from qwen3_recipe.provenance.recorder import ShardRecorder
+    rec = ShardRecorder(run_dir / p.job.dir / "provenance", p.job.name, "steps", 0)
+    stage = p.job.name.split(".", 1)[1]
+    for row in rows:
+        for metric, key in (("loss", "loss_metrics/global_avg_loss"), ("seq_len", "seq_len"), ("tokens", "tokens")):
+            if isinstance(row.get(key), (int, float)):
+                rec.add("train_steps", stage=stage, kind=p.job.kind, step=row["step"], metric=metric,
+                        value=float(row[key]))
+    rec.close()
+    build_database(run_dir)

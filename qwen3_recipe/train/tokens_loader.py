@@ -10,6 +10,11 @@ tokens [k*S, k*S + S]); input = window[:-1], labels = window[1:], positions rest
 document start (and at the window start, so every window begins a segment). Windows are dealt
 round-robin to data-parallel ranks. The read position (next window, epoch) is the dataset's
 state, saved and restored through torchtitan's checkpointer via `ParallelAwareDataloader`.
+
+With a sequence-length schedule (a stage whose length grows, train/pretrain.py) the loader yields
+whole micro-batches instead: at optimizer step s, rows of the scheduled length L(s), as many as keep
+the micro-batch's tokens equal to local_batch_size x seq_len. The token stream is read in order,
+each micro-step's chunk split between the data-parallel ranks.
 """
 
 from __future__ import annotations
@@ -125,6 +130,63 @@ class PackedTokensDataset(IterableDataset, Stateful):
         self.epoch = state_dict["epoch"]
 
 
+class ScheduledTokensDataset(PackedTokensDataset):
+    """Micro-batches [rows, L(step)] with rows x L(step) = local_batch x seq_len (module doc)."""
+
+    def __init__(self, folder: str | Path, *, seq_len: int, token_size: int, schedule: list[dict],
+                 local_batch_size: int, grad_accum: int, dp_rank: int = 0, dp_world_size: int = 1,
+                 infinite: bool = True, trace_file: str | None = None):
+        super().__init__(folder, seq_len=seq_len, token_size=token_size, dp_rank=dp_rank,
+                         dp_world_size=dp_world_size, infinite=infinite)
+        for seg in schedule:
+            if (local_batch_size * seq_len) % seg["seq_len"]:
+                raise ValueError(f"a micro-batch of {local_batch_size}x{seq_len} tokens is no whole number "
+                                 f"of rows of {seg['seq_len']}")
+        self.schedule = sorted(schedule, key=lambda seg: seg["first_step"])
+        self.micro_tokens, self.grad_accum = local_batch_size * seq_len, grad_accum
+        self.micro = 0  # micro-batches this rank has yielded
+        self.pos = 0  # start of the next micro-step's chunk in the token stream (the same on every rank)
+        # what was really fed, one line per micro-batch (rank 0): the stage's record of lengths trained
+        self.trace_file = trace_file if dp_rank == 0 else None
+
+    def seq_len_at(self, step: int) -> int:
+        return [seg["seq_len"] for seg in self.schedule if seg["first_step"] <= step][-1]
+
+    def __iter__(self):
+        while True:
+            length = self.seq_len_at(self.micro // self.grad_accum + 1)
+            rows = self.micro_tokens // length
+            chunk = self.dp_world_size * rows * length
+            if self.pos + chunk + 1 > self.data.n_tokens:
+                if not self.infinite:
+                    logger.warning("packed tokens exhausted")
+                    return
+                self.epoch, self.pos = self.epoch + 1, 0
+                logger.warning(f"packed tokens re-looped (epoch {self.epoch})")
+                continue
+            start = self.pos + self.dp_rank * rows * length
+            flat = torch.from_numpy(self.data.read(start, start + rows * length + 1))
+            windows = flat.unfold(0, length + 1, length)[:rows]
+            positions = torch.stack([torch.from_numpy(self.data.positions(start + i * length, length))
+                                     for i in range(rows)])
+            self.pos += chunk
+            self.micro += 1
+            if self.trace_file:
+                with open(self.trace_file, "a") as fh:
+                    fh.write(f'{{"micro": {self.micro}, "step": {(self.micro - 1) // self.grad_accum + 1}, '
+                             f'"seq_len": {length}, "rows": {rows}, "tokens": {chunk}}}\n')
+            yield {"input": windows[:, :-1].contiguous(), "positions": positions}, windows[:, 1:].contiguous()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"pos": self.pos, "micro": self.micro, "epoch": self.epoch, "schedule": self.schedule}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if state_dict.get("schedule") != self.schedule:
+            raise ValueError(f"checkpointed read position is for the schedule {state_dict.get('schedule')}, "
+                             f"this run uses {self.schedule}")
+        self.pos, self.micro, self.epoch = state_dict["pos"], state_dict["micro"], state_dict["epoch"]
+
+
 class PackedTokensDataLoader(ParallelAwareDataloader):
     """torchtitan dataloader for datatrove's packed `.ds` token files (see module doc)."""
 
@@ -137,6 +199,15 @@ class PackedTokensDataLoader(ParallelAwareDataloader):
         infinite: bool = True
         """Start again from the first window when the tokens run out."""
 
+        seq_len_schedule: list[dict] | None = None
+        """[{first_step, seq_len}]: lengths growing within the stage (module doc)."""
+
+        global_batch_size: int = 0
+        """Sequences of seq_len per optimizer step (with a schedule: for the micro-steps per step)."""
+
+        trace_file: str | None = None
+        """With a schedule: JSON lines of the micro-batches fed (step, seq_len, rows, tokens)."""
+
     def __init__(self, config: Config, *, dp_world_size: int, dp_rank: int, tokenizer=None,
                  seq_len: int, local_batch_size: int, snapshot_every_n_steps: int | None = 1,
                  **kwargs):
@@ -145,12 +216,21 @@ class PackedTokensDataLoader(ParallelAwareDataloader):
         token_size = config.token_size or detect_token_size(
             token_files(config.dataset_path),
             tokenizer.get_vocab_size() if tokenizer is not None else None)
-        dataset = PackedTokensDataset(config.dataset_path, seq_len=seq_len, token_size=token_size,
-                                      dp_rank=dp_rank, dp_world_size=dp_world_size,
-                                      infinite=config.infinite)
+        batch_size: int | None = local_batch_size
+        if config.seq_len_schedule:
+            dataset = ScheduledTokensDataset(
+                config.dataset_path, seq_len=seq_len, token_size=token_size, schedule=config.seq_len_schedule,
+                local_batch_size=local_batch_size, dp_rank=dp_rank, dp_world_size=dp_world_size,
+                grad_accum=max(1, config.global_batch_size // (local_batch_size * dp_world_size)),
+                infinite=config.infinite, trace_file=config.trace_file)
+            batch_size = None  # the dataset yields whole micro-batches
+        else:
+            dataset = PackedTokensDataset(config.dataset_path, seq_len=seq_len, token_size=token_size,
+                                          dp_rank=dp_rank, dp_world_size=dp_world_size,
+                                          infinite=config.infinite)
         super().__init__(dataset, dp_rank=dp_rank, dp_world_size=dp_world_size,
                          num_workers=config.num_workers,
                          persistent_workers=config.persistent_workers,
                          pin_memory=config.pin_memory, prefetch_factor=config.prefetch_factor,
                          snapshot_every_n_steps=snapshot_every_n_steps,
-                         batch_size=local_batch_size)
+                         batch_size=batch_size)

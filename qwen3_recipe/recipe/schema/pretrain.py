@@ -7,7 +7,6 @@ from typing import Literal
 from pydantic import Field
 
 from qwen3_recipe.recipe.schema.common import Float, Fraction, PositiveTokens, Section, SeqLen, Tokens
-from qwen3_recipe.recipe.schema.model import Yarn
 
 
 class LRSchedule(Section):
@@ -38,12 +37,12 @@ class PretrainStage(Section):
     """Token budget of the stage (18T, 500B, ...)."""
     seq_len: SeqLen
     seq_len_start: SeqLen | None = None
-    """Grow the sequence length from this value to `seq_len` within the stage."""
+    """Grow the sequence length within the stage: equal shares of its steps at seq_len_start, 2x, ...
+    up to `seq_len` (which must be seq_len_start x 2^k), the batch in tokens held constant."""
     mixture: str
     """Name of a `data.mixtures` entry."""
     rope_theta: Float | None = Field(None, gt=0)
     """RoPE base for this stage (ABF raises it for long context); default: the model's."""
-    yarn: Yarn | None = None
     lr: LRSchedule | None = None
     """Default: `pretrain.lr`."""
     batch_tokens: PositiveTokens | None = None
