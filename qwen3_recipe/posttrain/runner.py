@@ -191,7 +191,8 @@ def run_distill_offpolicy(p: PlannedJob, plan: Plan) -> None:
     data = ctx.folder / "teacher_samples.jsonl"
     path, teacher = ctx.teacher()
     if not data.exists():  # generated once; a resumed stage reuses them
-        with rollout_engine(path, stage["max_tokens"]) as engine:
+        # the teacher's own top-k at T = 1 (raw), whatever temperature its samples are drawn at
+        with rollout_engine(path, stage["max_tokens"], logprobs_mode="raw_logprobs") as engine:
             rows = D.teacher_samples(engine, ctx.prompts, stage["modes"], stage["samples_per_prompt"],
                                      stage["max_tokens"], stage["top_k"], ctx.seed, stage.get("sampling"))
         D.save_samples(rows, data)

@@ -1,6 +1,6 @@
 """Everything torchtitan 0.3.0 needs to train on a machine without an accelerator, in one place.
 
-torchtitan does not support CPU upstream. Four gaps, each closed here and nowhere else:
+torchtitan does not support CPU upstream. Five gaps, each closed here and nowhere else:
 
 1. `torchtitan.tools.utils` resolves the device at import time and falls back to "cuda"; several
    modules then copy `device_type` / `device_module` into their own namespace. On CPU we set
@@ -16,6 +16,13 @@ torchtitan does not support CPU upstream. Four gaps, each closed here and nowher
    mask. `sdpa_document_attention` plugs it in through torchtitan's override hook:
    `--override.imports qwen3_recipe.train.cpu.sdpa_document_attention`, or
    `Trainer.Config.override.imports`.
+5. MoE experts: torchtitan's `GroupedExperts` casts activations and weights to bf16 for
+   `torch._grouped_mm` (CUDA's grouped GEMM is bf16-only). On CPU, where the recipe trains in
+   fp32, `ParamDtypeGroupedExperts` runs the same grouped GEMM (torch 2.13 has a CPU kernel, fp32
+   included, with backward) in the weights' dtype, so the model that trains computes what
+   transformers and vLLM compute from its export. Plugged in by the override
+   `qwen3_recipe.train.cpu.param_dtype_grouped_experts`; `cpu_model_config` applies both
+   swaps to a model config built outside the trainer (the post-training policy).
 
 `apply_cpu_workarounds()` is idempotent and does nothing when an accelerator is present.
 """
@@ -30,7 +37,7 @@ from types import SimpleNamespace
 import torch
 import torch.nn.functional as F
 
-from qwen3_recipe.train.launch import ATTENTION_OVERRIDE, has_accelerator  # noqa: F401
+from qwen3_recipe.train.launch import ATTENTION_OVERRIDE, CPU_OVERRIDES, has_accelerator  # noqa: F401
 
 _applied = False
 
@@ -129,12 +136,13 @@ def apply_cpu_workarounds() -> bool:
 
 # --------------------------------------------------------------------------- attention
 
-from torchtitan.config.override import override  # noqa: E402
+from torchtitan.config.override import derive, override  # noqa: E402
 from torchtitan.models.common.attention import (  # noqa: E402
     FlexAttention,
     VarlenAttention,
     VarlenMetadata,
 )
+from torchtitan.models.common.moe import GroupedExperts  # noqa: E402
 
 
 def document_causal_mask(cu_seqlens: torch.Tensor, batch: int, length: int,
@@ -182,3 +190,49 @@ class SDPADocumentAttention(VarlenAttention):
           description="CPU: per-document causal SDPA with a dense mask instead of FlexAttention")
 def sdpa_document_attention(cfg: FlexAttention.Config) -> SDPADocumentAttention.Config:
     return SDPADocumentAttention.Config()
+
+
+# --------------------------------------------------------------------------- MoE experts
+
+class ParamDtypeGroupedExperts(GroupedExperts):
+    """torchtitan's grouped experts computed in the weights' dtype (fp32 on CPU), not bf16."""
+
+    @dataclass(kw_only=True, slots=True)
+    class Config(GroupedExperts.Config):
+        pass
+
+    def forward(self, x_RD: torch.Tensor, num_tokens_per_expert_E: torch.Tensor) -> torch.Tensor:
+        w1, w2, w3 = (w.to_local() if hasattr(w, "to_local") else w for w in (self.w1_EFD, self.w2_EDF, self.w3_EFD))
+        x = x_RD.to(w1.dtype)
+        if x.shape[-1] * x.element_size() % 16 or w1.shape[1] * w1.element_size() % 16:
+            return self._per_expert(x, num_tokens_per_expert_E, w1, w2, w3).type_as(x_RD)
+        offsets = torch.cumsum(num_tokens_per_expert_E, dim=0, dtype=torch.int32)
+        h = F.silu(self._grouped_mm(A=x, B_t=w1.transpose(-2, -1), offs=offsets))
+        h = h * self._grouped_mm(A=x, B_t=w3.transpose(-2, -1), offs=offsets)
+        return self._grouped_mm(A=h, B_t=w2.transpose(-2, -1), offs=offsets).type_as(x_RD)
+
+    @staticmethod
+    def _per_expert(x, counts, w1, w2, w3) -> torch.Tensor:
+        """Sizes the grouped GEMM's 16-byte stride rule refuses: one matmul per expert."""
+        outs, start = [], 0
+        for e, n in enumerate(counts.tolist()):
+            xe = x[start:start + int(n)]
+            outs.append((F.silu(xe @ w1[e].T) * (xe @ w3[e].T)) @ w2[e].T)
+            start += int(n)
+        return torch.cat(outs) if outs else x.new_zeros(0, w2.shape[1])
+
+
+@override(target=GroupedExperts.Config, exact=True,
+          description="CPU: MoE experts in the weights' dtype (fp32) instead of bf16")
+def param_dtype_grouped_experts(cfg: GroupedExperts.Config) -> ParamDtypeGroupedExperts.Config:
+    return derive(cfg, ParamDtypeGroupedExperts.Config)
+
+
+def cpu_model_config(config) -> None:
+    """The CPU swaps (SDPA document attention, param-dtype experts) applied in place to a Qwen3
+    model config that is built without torchtitan's trainer (and so without its overrides)."""
+    for layer in config.layers:
+        layer.attention.inner_attention = SDPADocumentAttention.Config()
+        moe = getattr(layer, "moe", None)
+        if moe is not None:
+            moe.routed_experts.inner_experts = param_dtype_grouped_experts(moe.routed_experts.inner_experts)

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qwen3_recipe.train.cpu import ATTENTION_OVERRIDE, apply_cpu_workarounds
+from qwen3_recipe.train.cpu import CPU_OVERRIDES, apply_cpu_workarounds
 from qwen3_recipe.train.launch import JOB_ENV, LOADER_TRACE, die_with_parent
 
 CPU = apply_cpu_workarounds()  # before any torchtitan module binds the device
@@ -192,7 +192,7 @@ def trainer_config(job: dict) -> Trainer.Config:
         activation_checkpoint=AC[job.get("activation_checkpointing", "none")](),
         compile=CompileConfig(enable=bool(job.get("compile", False))),
         debug=DebugConfig(seed=int(job.get("seed", 0))),
-        override=OverrideConfig(imports=[ATTENTION_OVERRIDE] if CPU else []),
+        override=OverrideConfig(imports=list(CPU_OVERRIDES) if CPU else []),
     )
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 JOB_ENV = "QWEN3_RECIPE_JOB"
 ATTENTION_OVERRIDE = "qwen3_recipe.train.cpu.sdpa_document_attention"
+EXPERTS_OVERRIDE = "qwen3_recipe.train.cpu.param_dtype_grouped_experts"  # MoE experts in fp32, not bf16
+CPU_OVERRIDES = [ATTENTION_OVERRIDE, EXPERTS_OVERRIDE]
 LOADER_TRACE = "loader_trace.jsonl"  # in the dump folder: micro-batches a scheduled loader fed
 HF_INDEX = "model.safetensors.index.json"  # torchtitan's HF save writes it when consolidated
 
@@ -42,7 +44,7 @@ def torchrun_args(nproc: int | str = 1, nnodes: int | str = 1, rdzv: str = "loca
             f"--rdzv_endpoint={rdzv}", *([f"--rdzv_id={rdzv_id}"] if rdzv_id else []),
             "-m", "torchtitan.train", "--module", "qwen3_recipe.train.job", "--config", "config"]
     if (not has_accelerator()) if cpu is None else cpu:
-        args += ["--override.imports", ATTENTION_OVERRIDE]
+        args += ["--override.imports", *CPU_OVERRIDES]
     return args
 
 

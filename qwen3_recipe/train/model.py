@@ -4,6 +4,19 @@ A preset used as is becomes torchtitan's own flavor (`model_registry("0.6B")`, .
 run trains exactly the upstream model; any other architecture (the tiny ones, a preset varied by
 `arch`) is built here from the same config builders the stock flavors use. Either way the stage's
 RoPE base (ABF) and maximum length are set per stage.
+
+The same builder serves every stage: pretraining and SFT (through torchtitan's trainer) and the
+post-training policy, reference, teacher and student (posttrain/policy.py), which read their
+architecture from an HF `config.json` with `arch_from_hf` (the inverse of the export's config).
+
+MoE (Qwen3-30B-A3B, -235B-A22B and smaller variations) is torchtitan's Qwen3 MoE layer with two
+settings changed so that what trains is what the HF export holds (transformers'
+`Qwen3MoeForCausalLM`, vLLM's `Qwen3MoeForCausalLM`):
+- no auxiliary-loss-free load balancing: torchtitan's default keeps a per-expert routing bias
+  (`expert_bias_E`, updated before each optimizer step) that HF Qwen3-MoE has no weight for, so
+  the export would route differently from the model that trained (torchtitan 0.3.0 has no
+  auxiliary balancing loss, Qwen3's own method, to use instead);
+- the recipe's `rms_norm_eps` and `norm_topk_prob` (torchtitan's builder fixes 1e-6 and True).
 """
 
 from __future__ import annotations
@@ -43,6 +56,25 @@ def stock_flavor(arch: dict, preset: str | None) -> str | None:
     return flavor if same and flavor in tt_qwen3.qwen3_configs else None
 
 
+def arch_from_hf(config: dict) -> dict:
+    """The arch dict (presets.Arch fields) of an HF Qwen3 / Qwen3-MoE config.json: what
+    `model_spec` builds to load those weights (the inverse of export.hf_config)."""
+    from qwen3_recipe.presets import Arch
+    return dataclasses.asdict(Arch.from_hf_config(config))
+
+
+def _faithful_moe(config: Qwen3Model.Config, arch: dict) -> None:
+    """MoE layers that train what the HF export holds (module docstring)."""
+    eps = float(arch.get("rms_norm_eps", 1e-6))
+    for layer in config.layers:
+        if getattr(layer, "moe", None) is None:
+            continue
+        for norm in (layer.attention_norm, layer.ffn_norm, layer.attention.qk_norm):
+            norm.eps = eps
+        layer.moe.load_balance_coeff = None
+        layer.moe.router.route_norm = bool(arch.get("norm_topk_prob", True))
+
+
 def model_config(arch: dict, attn_backend: str = "flex") -> Qwen3Model.Config:
     """A Qwen3 of any size, dense or MoE (the stock flavors fix eps 1e-6 and the sizes)."""
     dim, head_dim, vocab = arch["hidden_size"], arch["head_dim"], arch["vocab_size"]
@@ -72,12 +104,14 @@ def model_config(arch: dict, attn_backend: str = "flex") -> Qwen3Model.Config:
                 feed_forward=make_ffn_config(dim=dim, hidden_dim=arch["intermediate_size"],
                                              w1_param_init=_LINEAR_INIT, w2w3_param_init=_LINEAR_INIT))
             for _ in range(arch["num_layers"])]
-    return Qwen3Model.Config(
+    config = Qwen3Model.Config(
         vocab_size=vocab, dim=dim, norm=norm(dim), enable_weight_tying=tied,
         tok_embeddings=Embedding.Config(num_embeddings=vocab, embedding_dim=dim,
                                         param_init=_EMBEDDING_SKIP_INIT if tied else _EMBEDDING_INIT),
         lm_head=Linear.Config(in_features=dim, out_features=vocab, param_init=_LINEAR_INIT),
         layers=layers)
+    _faithful_moe(config, arch)
+    return config
 
 
 def set_rope(config: Qwen3Model.Config, theta: float, max_seq_len: int) -> None:
@@ -96,5 +130,6 @@ def model_spec(arch: dict, preset: str | None = None) -> ModelSpec:
                          parallelize_fn=parallelize_qwen3, pipelining_fn=pipeline_llm,
                          post_optimizer_build_fn=register_moe_load_balancing_hook if arch.get("num_experts") else None,
                          state_dict_adapter=Qwen3StateDictAdapter)
+    _faithful_moe(spec.model, arch)
     set_rope(spec.model, arch["rope_theta"], arch["max_position_embeddings"])
     return spec
