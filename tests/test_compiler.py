@@ -48,7 +48,7 @@ def test_recipe_cycle_is_a_located_error(tmp_path):
         extends: {TINY}
         synth:
           jobs:
-            cot_coldstart: {{teacher: {{stage: fusion}}}}
+            cot_coldstart: {{teacher: {{stage: fusion, path: null}}}}
     """)
     with pytest.raises(RecipeError) as err:
         plan_of(bad)

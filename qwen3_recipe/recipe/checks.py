@@ -149,6 +149,12 @@ class Checker:
                 if lo is not None and hi is not None and lo >= hi:
                     self.err(base + ("length_buckets", i), "min must be below max")
 
+    def check_removed(self) -> None:
+        """Keys that once validated but never changed what ran: refused with what to do instead."""
+        if _get(self.data, "outputs", "export_hf") is not None:
+            self.err(("outputs", "export_hf"), "every training stage exports HF weights (later stages, synth "
+                     "teachers and evals load them); there is nothing to switch off", at_key=True)
+
     def check_pretrain(self) -> None:
         mixtures = _mapping(_get(self.data, "data", "mixtures"))
         default_batch = _try(parse_tokens, _get(self.data, "pretrain", "batch_tokens"))
@@ -182,6 +188,11 @@ class Checker:
         stage = _get(teacher, "stage")
         if stage is not None:
             self.ref(path + ("stage",), stage, {**self.pre_stages, **self.post_stages}, "stage")
+            for key in ("preset", "arch", "path"):  # they would be ignored: the stage's weights are the teacher
+                if _get(teacher, key) is not None:
+                    self.err(path + (key,), f"a teacher is a stage of this recipe or a {key}, not both",
+                             f"a child recipe's mapping merges into its base's: `{key}: null` drops an inherited one",
+                             at_key=True)
             return
         if _get(teacher, "preset") is None and _get(teacher, "arch") is None:
             if isinstance(teacher, dict) and _get(teacher, "path") is not None:
@@ -292,6 +303,7 @@ class Checker:
     def run(self) -> list[Problem]:
         student = self.check_model()
         self.check_data()
+        self.check_removed()
         self.check_pretrain()
         self.check_synth(student)
         self.check_posttrain(student)

@@ -36,7 +36,7 @@ def stage_job(p: PlannedJob, plan: Plan) -> dict:
         "steps": steps,
         **({"seq_len_schedule": schedule} if len(schedule) > 1 else {}),
         "lr": {"peak": lr["peak"], "warmup_steps": min(steps - 1, math.ceil(lr["warmup_tokens"] / batch_tokens)),
-               "decay": DECAY[lr["decay"]], "decay_ratio": lr["decay_fraction"] if lr["decay"] == "wsd" else None,
+               "decay": DECAY[lr["decay"]], "decay_ratio": decay_ratio(lr),
                "min_lr_ratio": 1.0 if lr["decay"] == "constant" else lr["min_lr_ratio"]},
         "optimizer": p.job.config["optimizer"],
         "data": {"kind": "tokens", "tokens_dir": str((plan.run_dir / "jobs" / f"mix.{stage_name(p)}" / "tokens").resolve())},
@@ -50,6 +50,12 @@ def stage_job(p: PlannedJob, plan: Plan) -> dict:
         "export_hf": True,
         **execution_settings(plan),
     }
+
+
+def decay_ratio(lr: dict) -> float | None:
+    """torchtitan decays over the last `decay_ratio` of the steps (after a stable phase) for any decay
+    shape; None decays right after warmup. wsd is linear decay over its decay_fraction."""
+    return lr["decay_fraction"] if lr["decay"] == "wsd" or lr["decay_fraction"] < 1 else None
 
 
 def seq_len_segments(start: int | None, seq_len: int, steps: int) -> list[dict]:

@@ -114,5 +114,4 @@ class Provenance(Section):
 class Outputs(Section):
     run_dir: str | None = None
     """Default: runs/<recipe name>."""
-    export_hf: bool = True
     provenance: Provenance = Field(default_factory=Provenance)

@@ -1,0 +1,119 @@
+"""Every recipe field changes what runs (issue 14). Each leaf of the resolved tiny and qwen3 recipes
+is perturbed alone (tests/field_effects.py walks the validated model, so a new field is covered
+without editing this file) and the plan is compared with the unperturbed one:
+
+- a job of a lowered kind whose own config changed must get another lowered artifact (what the
+  engine is told), unless a parent changed (its input data moved, not its instructions): a field
+  that reaches a job's config but not its engine fails here (delete the lowering of seq_len_start
+  and this test fails on pretrain.stages.s2_reasoning.seq_len_start);
+- a leaf that changes nothing at all must be listed in NO_EFFECT with its reason;
+- a leaf that changes only jobs of kinds not yet lowered is allowed only for the kinds in
+  NOT_YET_LOWERED, which must be exactly the kinds without a lowerer (lowering one shrinks it);
+- a leaf no perturbation of which validates is listed in NOT_PERTURBED with its reason.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+
+import pytest
+
+from qwen3_recipe.compiler.lowerers import lowerer_for
+from qwen3_recipe.compiler.plan import make_plan
+from qwen3_recipe.recipe.validate import load_recipe
+from tests.field_effects import Effect, effects
+
+pytestmark = pytest.mark.slow  # ~1-3 min per recipe: hundreds of plans
+
+RECIPES = ["recipes/tiny.yaml", "recipes/qwen3.yaml"]
+
+NO_EFFECT = {
+    "name": "names the run (default run_dir) and the model when model.name is unset",
+    "description": "documentation", "*.description": "documentation",
+    "model.arch.norm_topk_prob": "MoE routing only: these recipes are dense (tests/test_moe.py covers it)",
+    "pretrain.stages.s1_general.init": "the first stage has no previous stage to start from",
+    "model.arch.rope_theta": "every pretraining stage of these recipes sets its own rope_theta",
+    "posttrain.init": "used only when the recipe has no pretraining stage to start from",
+    "execution.hardware.*": "feeds plan's estimates only",
+    "execution.slurm.*": "the Slurm launcher's sbatch header, written at submission (tests/test_slurm.py)",
+    "outputs.run_dir": "where the run directory is; the test fixes it",
+    # read at run time by runners of kinds not yet lowered; they move into those kinds' artifacts
+    "execution.executor": "not yet lowered: data jobs' datatrove executor",
+    "execution.tasks": "not yet lowered: data jobs' datatrove tasks",
+    "execution.workers": "not yet lowered: data jobs' datatrove workers",
+    "execution.ray.address": "not yet lowered: data jobs' Ray executor",
+    "execution.sandbox": "not yet lowered: the verifiers' sandbox policy (synth, RL, evals)",
+}
+
+NOT_PERTURBED = {
+    "catalog.*": "folders holding the catalogs; another catalog is another folder",
+    "model.preset": "exclusive with model.arch in these recipes (test_presets.py covers presets)",
+    "model.arch": "set whole by the preset in qwen3.yaml",
+    "model.arch.num_experts": "MoE needs its other fields at once (tests/test_moe.py)",
+    "tokenizer.type": "another tokenizer type needs other fields (test_tokenizer.py)",
+    "tokenizer.sources": "unset: all sources",
+    "*.sources": "unset means all sources; one named source changes data jobs (not yet lowered)",
+    "data.filters.*.type": "another filter type needs other fields",
+    "data.filters.*.extra_*": "unset lists of extra blocked domains/urls",
+    "data.decontamination.benchmarks": "'all'; a list needs names (not yet lowered either way)",
+    "data.mixtures.*.length_buckets*": "bucket shares sum to 1 and buckets may not overlap",
+    "data.quality": "unset optional section (tests/test_quality.py)",
+    "synth.jobs.*.teacher.*": "a teacher is a stage or a preset/arch/path, set together",
+    "synth.jobs.*.verifier*": "another verifier needs its own fields",
+    "synth.jobs.*.multi_turn_share": "multi-turn needs a multi-turn prompt set",
+    "synth.jobs.*.keep_per_prompt": "bounded by samples_per_prompt",
+    "pretrain.optimizer.name": "one optimizer (adamw)",
+    "pretrain.stages.*.lr": "unset: the stage uses pretrain.lr (perturbed there)",
+    "pretrain.stages.*.batch_tokens": "unset: the stage uses pretrain.batch_tokens (perturbed there)",
+    "pretrain.stages.*.seq_len_start": "unset on the last stage: a start below the previous stage's length is refused",
+    "posttrain.stages.*.type": "another stage type needs other fields",
+    "posttrain.stages.*.verifier.type": "another verifier needs its own fields",
+    "posttrain.stages.*.rewards.*": "a reward's path/verifier/type come together",
+    "evals.after": "reordering or dropping stages: checked by test_compiler.py",
+    "evals.judge*": "the judge server's architecture (estimates)",
+    "execution.slurm.sbatch_args": "an unset list of extra sbatch arguments",
+}
+
+
+def _match(leaf: str, table: dict[str, str]) -> str | None:
+    return next((p for p in table if fnmatch.fnmatchcase(leaf, p)), None)
+
+
+@pytest.fixture(scope="module", params=RECIPES)
+def found(request, tmp_path_factory) -> tuple[str, list[Effect]]:
+    return request.param, effects(Path(request.param), tmp_path_factory.mktemp("fe") / "run")
+
+
+def test_a_field_that_reaches_a_job_reaches_its_engine(found):
+    recipe, found_effects = found
+    lost = {e.leaf: sorted(e.lost) for e in found_effects if e.lost and not _match(e.leaf, NO_EFFECT)}
+    assert not lost, f"{recipe}: these fields change a job's config but not what its engine is told: {lost}"
+
+
+def test_every_field_changes_something_or_says_why_not(found):
+    recipe, found_effects = found
+    silent = [e.leaf for e in found_effects if e.kind == "none" and not _match(e.leaf, NO_EFFECT)]
+    assert not silent, f"{recipe}: fields that change nothing (lower them, refuse them, or list why): {silent}"
+    untried = [e.leaf for e in found_effects if e.kind == "invalid" and not _match(e.leaf, NOT_PERTURBED)]
+    assert not untried, f"{recipe}: no perturbation of these validates; list why in NOT_PERTURBED: {untried}"
+
+
+def test_only_kinds_not_yet_lowered_hide_a_field(found):
+    recipe, found_effects = found
+    plan = make_plan(load_recipe(recipe))
+    kinds = {p.job.name: p.job.kind for p in plan.jobs}
+    unlowered = {p.job.kind for p in plan.jobs if lowerer_for(p.job.kind) is None}
+    hidden = {kinds[j] for e in found_effects if e.kind == "unlowered" for j in e.unlowered}
+    assert hidden <= unlowered
+    assert "pretrain" not in unlowered  # compiled into lowered.json: every pretraining field is proven
+
+
+def test_the_lists_name_only_fields_that_exist():
+    leaves = set()
+    for recipe in RECIPES:
+        from tests.field_effects import leaves as walk
+        data = load_recipe(recipe).recipe.model_dump(mode="json", exclude={"extends"})
+        leaves |= {".".join(map(str, path)) for path, _ in walk(data)}
+    stale = [p for p in {**NO_EFFECT, **NOT_PERTURBED} if not any(fnmatch.fnmatchcase(leaf, p) for leaf in leaves)]
+    assert not stale, f"entries matching no field of {RECIPES}: {stale}"
