@@ -68,11 +68,16 @@ def test_a_pretraining_stage_trains_on_the_mixed_tokens_and_exports_hf(tiny_data
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from qwen3_recipe.compiler.rundir import compile_run_dir
     from qwen3_recipe.train.pretrain import run_pretrain
     plan = make_plan(load_recipe("recipes/tiny.yaml", ["pretrain.batch_tokens=2048",
                                                        "pretrain.stages.s1_general.tokens=8192"]), tiny_data)
+    compile_run_dir(plan)
     run_pretrain(plan["pretrain.s1_general"], plan)
     folder = tiny_data / "jobs/pretrain.s1_general"
+    # what torchtitan was given is what compile wrote, byte for byte
+    compiled = json.loads((folder / "lowered.json").read_text())["lowered"]
+    assert json.loads((folder / "trainer_job.json").read_text()) == compiled
     losses = [json.loads(l)["loss_metrics/global_avg_loss"] for l in (folder / "metrics.jsonl").read_text().splitlines()]
     assert len(losses) == 4 and losses[-1] < losses[0], losses
     model = AutoModelForCausalLM.from_pretrained(folder / "hf")
@@ -81,3 +86,20 @@ def test_a_pretraining_stage_trains_on_the_mixed_tokens_and_exports_hf(tiny_data
     with torch.no_grad():
         logits = model(**tok("What is 2 + 3?", return_tensors="pt")).logits
     assert logits.shape[-1] == 2048 and torch.isfinite(logits).all()
+
+
+def test_a_stage_its_sources_cannot_fill_at_max_repetition_is_refused(tiny_data):
+    """No silent looping: reasoning's math share of 5M tokens exceeds what math holds at 1 repetition."""
+    sets = ["--set", "data.mixtures.reasoning.max_repetition=1", "--set", "pretrain.stages.s2_reasoning.tokens=5M"]
+    proc = run_cli("run", "recipes/tiny.yaml", "-o", str(tiny_data), *sets, "--only", "mix.s2_reasoning")
+    assert proc.returncode != 0
+    assert "--set data.mixtures.reasoning.max_repetition=1" in proc.stderr, proc.stderr  # where it was set
+    assert "needs more than its sources hold at max_repetition 1" in proc.stderr and "math" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    with duckdb.connect(str(tiny_data / "provenance.duckdb"), read_only=True) as con:
+        short = con.sql("select source, shortfall_tokens from mixture_targets where stage = 's2_reasoning' "
+                        "and shortfall_tokens > 0").fetchall()
+    assert short and dict(short)["math"] > 0  # the refusal's numbers are in provenance
+    assert not (tiny_data / "jobs/mix.s2_reasoning/done.json").exists()
+    # the stage's earlier version is gone with the rerun; restore it for the other tests
+    assert run_cli("run", "recipes/tiny.yaml", "-o", str(tiny_data), "--only", "data").returncode == 0

@@ -4,6 +4,7 @@ synth job and evaluated stage. Each job says what it computes (`config`), what i
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,14 @@ class Job:
     @property
     def dir(self) -> str:
         return f"jobs/{self.name}"
+
+
+def stage_steps(tokens: int, seq_len: int, batch_tokens: int) -> tuple[int, int]:
+    """(global batch in tokens, steps) of a pretraining stage: whole sequences of the stage's longest
+    length, enough steps to cover its token budget. Its mix job supplies steps x batch tokens, so the
+    trainer never runs past the mixed data (which honours max_repetition)."""
+    batch = max(seq_len, batch_tokens // seq_len * seq_len)
+    return batch, max(1, math.ceil(tokens / batch))
 
 
 def entry_digest(entry: Entry) -> str:
@@ -137,8 +146,9 @@ class JobBuilder:
         for name, stage in self.r.pretrain.stages.items():
             mixture = self.r.data.mixtures[stage.mixture]
             deps = self.curated_deps(curated, list(mixture.weights))
+            batch, steps = stage_steps(stage.tokens, stage.seq_len, stage.batch_tokens or self.r.pretrain.batch_tokens)
             self.add(Job(f"mix.{name}", "data_mix", ("data",), deps + ["tokenizer"],
-                         {"stage": name, "mixture": _dump(mixture), "tokens": stage.tokens,
+                         {"stage": name, "mixture": _dump(mixture), "tokens": batch * steps,
                           "seq_len": stage.seq_len, "seed": self.r.seed},
                          outputs={"tokens": "tokens", "provenance": "provenance"},
                          key_path=("pretrain", "stages", name, "mixture")))

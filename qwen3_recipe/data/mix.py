@@ -104,13 +104,31 @@ def write_mixture(p: PlannedJob, plan: Plan) -> None:
     tokenizer = Tokenizer.from_file(str(tokenizer_file(plan)))
     docs = count_tokens(files, set(mixture.weights), tokenizer, mixture.pack_related)
     buckets = [(b.min, b.max, b.share) for b in mixture.length_buckets] if mixture.length_buckets else None
-    mplan = plan_mixture(stage_name, docs, dict(mixture.weights), stage.tokens, mixture.max_repetition,
+    mplan = plan_mixture(stage_name, docs, dict(mixture.weights), p.job.config["tokens"], mixture.max_repetition,
                          seed=recipe.seed, length_buckets=buckets, pack_related=mixture.pack_related,
                          pack_target_tokens=None if buckets or not mixture.pack_related else stage.seq_len)
+    _record(folder, p, mplan)  # before a refusal, so that its shortfall can be queried
+    refuse_short(plan, stage.mixture, mplan)
     refuse_contaminated(plan, stage_name, mplan)
     order = order_for_training(mplan, recipe.seed)
     _write_ordered(files, mplan, order, _ordered(folder))
-    _record(folder, p, mplan)
+
+
+def refuse_short(plan: Plan, mixture_name: str, mplan) -> None:
+    """A source that cannot fill its share within max_repetition stops the stage here: training on
+    would loop the mixed tokens, repeating documents past the cap."""
+    if not mplan.shortfalls:
+        return
+    from qwen3_recipe.errors import Problem, RecipeError
+    from qwen3_recipe.provenance.database import build_database
+    build_database(plan.run_dir)  # the mixture's rows, shortfall included, are queryable
+    mixture = plan.loaded.recipe.data.mixtures[mixture_name]
+    short = ", ".join(f"{src} {round(mplan.declared[src] * mplan.tokens):,} tokens, has "
+                      f"{round(mplan.declared[src] * mplan.tokens) - n:,}" for src, n in sorted(mplan.shortfalls.items()))
+    path = ("data", "mixtures", mixture_name, "max_repetition")
+    raise RecipeError([Problem(f"stage '{mplan.stage}' needs more than its sources hold at max_repetition "
+                               f"{mixture.max_repetition:g} ({short})", ".".join(path), plan.loaded.raw.smap.find(path),
+                               "lower the stage's tokens, raise max_repetition, reweight or add data")])
 
 
 def refuse_contaminated(plan: Plan, stage_name: str, mplan) -> None:

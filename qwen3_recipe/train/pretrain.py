@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from qwen3_recipe.compiler.jobs import stage_steps
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
 from qwen3_recipe.train.stage import execution_settings, dump_folder, model_settings, run_stage
 
@@ -23,8 +24,7 @@ def stage_job(p: PlannedJob, plan: Plan) -> dict:
     """The torchtitan job description (qwen3_recipe/train/job.py) of one pretraining stage."""
     stage, folder = p.job.config["stage"], plan.run_dir / p.job.dir
     seq_len = stage["seq_len"]
-    batch_tokens = max(seq_len, stage["batch_tokens"] // seq_len * seq_len)  # whole sequences
-    steps = max(1, math.ceil(stage["tokens"] / batch_tokens))
+    batch_tokens, steps = stage_steps(stage["tokens"], seq_len, stage["batch_tokens"])
     lr = stage["lr"]
     previous = [d for d in p.job.deps if d.startswith("pretrain.")]
     schedule = seq_len_segments(stage.get("seq_len_start"), seq_len, steps)
