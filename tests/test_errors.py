@@ -84,6 +84,8 @@ CASES = [
     ("synth:\n  jobs:\n    fusion_mix:\n      teacher: {stage: s3_long_context, preset: Qwen3-8B}", 5,
      "synth.jobs.fusion_mix.teacher.preset", "a teacher is a stage of this recipe or a preset, not both",
      "a child recipe's mapping merges into its base's: `preset: null` drops an inherited one"),
+    ("synth:\n  jobs:\n    fusion_mix: {mode: no_think, thinking_budget: 64}", 4,
+     "synth.jobs.fusion_mix.thinking_budget", "a no_think job does not think", None),
     ("seed: [1]", 2, "seed", "valid integer", None),
     ("data: {decontamination: {method: datatrove, action: flag}}", 2, "data.decontamination.action",
      "can only drop", None),

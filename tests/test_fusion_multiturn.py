@@ -196,12 +196,18 @@ def test_dataset_file_keeps_the_lineage_column(tmp_path):
 def test_soft_switch_off_leaves_prompts_unflagged():
     """`soft_switch: false`: both modes' requests carry the prompt as it is (the chat template's
     enable_thinking sets the mode); on, each ends in its mode's flag."""
+    from qwen3_recipe.compiler.plan import make_plan
+    from qwen3_recipe.recipe.validate import load_recipe
     from qwen3_recipe.synth.job import requests_for
+    from qwen3_recipe.synth.plan import generation_plan
     from qwen3_recipe.synth.prompts import Prompt
     prompts = [Prompt("p1", "tiny_drills", "What is 2 + 3?", "5")]
-    cfg = {"mode": "both", "samples_per_prompt": 1, "max_tokens": 32, "thinking_budget": None, "sampling": {}}
-    off = requests_for(prompts, cfg | {"soft_switch": False}, 0, "t")
-    on = requests_for(prompts, cfg, 0, "t")
+
+    def modes(soft_switch: bool) -> dict:  # the fusion job's compiled generation plan (tiny: mode both)
+        plan = make_plan(load_recipe("recipes/tiny.yaml", [f"synth.jobs.fusion_mix.soft_switch={str(soft_switch).lower()}"]))
+        return generation_plan(plan["synth.fusion_mix"], plan)["modes"]
+    off = requests_for(prompts, modes(False), 0, "t")
+    on = requests_for(prompts, modes(True), 0, "t")
     assert [(r["mode"], r["messages"][0]["content"]) for r in off] == [("think", "What is 2 + 3?"), ("no_think", "What is 2 + 3?")]
     assert [r["messages"][0]["content"] for r in on] == ["What is 2 + 3?" + FLAGS["think"], "What is 2 + 3?" + FLAGS["no_think"]]
     assert {r["key"] for r in off}.isdisjoint(r["key"] for r in on)

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-METADATA_KEYS = frozenset({"description"})
+METADATA_KEYS = frozenset({"description", "expected_tokens"})  # documentation; an estimate's input
 _FULL_HASH_LIMIT = 64 * 2**20
 _file_cache: dict[tuple[str, int, int], str] = {}
 

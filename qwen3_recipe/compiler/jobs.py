@@ -192,6 +192,8 @@ class JobBuilder:
             for key, default in (("multi_turn_share", 0.0), ("soft_switch", True)):
                 if settings[key] == default:  # added later: at the default, fingerprints stay as they were
                     settings.pop(key)
+            if job.mode != "both":  # one mode: no switch to flag
+                settings.pop("soft_switch", None)
             self.add(Job(f"synth.{name}", "synth", ("synth",), deps,
                          {"job": settings, "seed": self.r.seed,
                           "decontamination": _dump(self.r.data.decontamination) if job.decontaminate else None},

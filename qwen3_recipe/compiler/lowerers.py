@@ -19,6 +19,8 @@ LOWERERS: dict[str, Lowerer] = {}
 LOWERED_FILE = "lowered.json"
 LOWERER_MODULES = {
     "pretrain": "qwen3_recipe.train.pretrain:stage_job",
+    "synth": "qwen3_recipe.synth.plan:generation_plan",
+    "eval": "qwen3_recipe.synth.plan:eval_plan",
 }
 
 

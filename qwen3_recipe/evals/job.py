@@ -18,17 +18,6 @@ from qwen3_recipe.evals import metrics
 from qwen3_recipe.synth.cache import RequestCache, request_key
 
 
-def settings(ev: dict) -> list[tuple[str, int | None]]:
-    """(mode, thinking budget) pairs: no-think once; think at each budget of the sweep (or unlimited)."""
-    out: list[tuple[str, int | None]] = []
-    for mode in ev["modes"]:
-        if mode == "think":
-            out += [("think", b) for b in (ev["thinking_budgets"] or [None])]
-        else:
-            out.append((mode, None))
-    return out
-
-
 def benchmark_items(plan: Plan, name: str, limit: int | None) -> list[dict]:
     """The benchmark's items (catalog/items.py): dated ones inside the entry's window, the first
     `limit` of them."""
@@ -50,23 +39,25 @@ def benchmark_items(plan: Plan, name: str, limit: int | None) -> list[dict]:
 
 
 def requests_for(bench: str, items: list[dict], ev: dict, seed: int, model_id: str) -> list[dict]:
+    """Per item, a request in each setting of the eval plan (synth/plan.py eval_plan)."""
     out = []
     for item in items:
-        for mode, budget in settings(ev):
+        for s in ev["settings"]:
             req = {"benchmark": bench, "item_id": item["id"],
                    "messages": [{"role": "user", "content": item["rendered_prompt"]}],
-                   "mode": mode, "n": ev["samples"], "max_tokens": ev["max_tokens"], "thinking_budget": budget,
-                   "sampling": ev["sampling"], "seed": (seed, bench, item["id"], mode), "model": model_id}
+                   "mode": s["mode"], "n": ev["samples"], "max_tokens": ev["max_tokens"],
+                   "thinking_budget": s["thinking_budget"], "sampling": s["sampling"],
+                   "seed": (seed, bench, item["id"], s["mode"]), "model": model_id}
             req["key"] = request_key(req)
             out.append(req)
     return out
 
 
-def scorer(plan: Plan, bench: str, judge=None):
-    """The benchmark's verifier; a benchmark nothing can score fails the job (never a skip)."""
+def scorer(kind: str, bench: str, judge=None):
+    """The benchmark's verifier (`kind`: its catalog entry's); a benchmark nothing can score fails
+    the job (never a skip)."""
     import qwen3_recipe.verify  # noqa: F401 (registers every verifier)
     from qwen3_recipe.verify.verifiers import REGISTRY, build_verifier
-    kind = plan.loaded.catalogs.evals[bench].spec.verifier
     if kind not in REGISTRY:
         raise RuntimeError(f"benchmark {bench!r} cannot be scored: no '{kind}' verifier is registered")
     if kind == "judge":
@@ -76,28 +67,30 @@ def scorer(plan: Plan, bench: str, judge=None):
 
 def run_eval(p: PlannedJob, plan: Plan) -> None:
     from qwen3_recipe.cli.render import synth_progress
+    from qwen3_recipe.compiler.lowerers import load_lowered
     from qwen3_recipe.provenance.database import build_database
     from qwen3_recipe.provenance.recorder import ShardRecorder
-    from qwen3_recipe.synth.job import generate_missing, teacher_dir, teacher_id
+    from qwen3_recipe.synth.job import generate_missing
 
-    ev, stage, seed = p.job.config["evals"], p.job.config["stage"], p.job.config["seed"]
-    folder, model = plan.run_dir / p.job.dir, Path(teacher_dir(plan, {"stage": stage}))  # the stage's export
+    ev = load_lowered(p, plan)  # the eval plan compile wrote (synth/plan.py eval_plan)
+    stage, seed = ev["stage"], ev["seed"]
+    folder, model = plan.run_dir / p.job.dir, Path(ev["engine"]["model"])  # the stage's export
     if not (model / "config.json").exists():
         raise RuntimeError(f"{p.job.name}: no exported model at {model}")
     cache = RequestCache(folder / "cache")
     judge = None
-    if any(plan.loaded.catalogs.evals[b].spec.verifier == "judge" for b in ev["benchmarks"]):
+    if any(b["verifier"] == "judge" for b in ev["benchmarks"].values()):
         from qwen3_recipe.evals.judging import Judge
         judge = Judge(plan, ev["judge"], cache)
     requests, items_by_bench, verifiers = [], {}, {}
     for bench in ev["benchmarks"]:
-        verifiers[bench] = scorer(plan, bench, judge)
-        items = benchmark_items(plan, bench, ev["limit"])
+        verifiers[bench] = scorer(ev["benchmarks"][bench]["verifier"], bench, judge)
+        items = benchmark_items(plan, bench, ev["benchmarks"][bench]["limit"])
         items_by_bench[bench] = {it["id"]: it for it in items}
-        requests += requests_for(bench, items, ev, seed, teacher_id(plan, {"stage": stage}))
+        requests += requests_for(bench, items, ev, seed, ev["engine"]["model_id"])
     total = sum(r["n"] for r in requests)
     done = sum(r["n"] for r in requests if r["key"] in cache)
-    engine_cfg = {"engine": "vllm", "server_url": None, "max_tokens": ev["max_tokens"]}
+    engine_cfg = {"engine": ev["engine"]["kind"], "server_url": None, "max_tokens": ev["max_tokens"]}
     with synth_progress(p.job.name, total, done=done) as progress:
         generate_missing(requests, cache, engine_cfg, model, lambda batch: progress(sum(r["n"] for r in batch)))
     if judge is not None:

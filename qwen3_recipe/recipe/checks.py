@@ -230,6 +230,9 @@ class Checker:
             cap = _try(parse_tokens, _get(job, "max_tokens"))
             if budget and cap and budget >= cap:
                 self.err(base + ("thinking_budget",), f"thinking budget ({budget}) must be below max_tokens ({cap})")
+            if _get(job, "thinking_budget") is not None and _get(job, "mode") == "no_think":
+                self.err(base + ("thinking_budget",), "a no_think job does not think: its thinking budget would "
+                         "do nothing", at_key=True)
 
     def check_code_prompts(self, base: KeyPath, node: Any) -> None:
         """A code verifier needs tests: the prompt set must name its tests column and convention

@@ -16,7 +16,6 @@ from qwen3_recipe.compiler.plan import Plan, PlannedJob
 from qwen3_recipe.synth.cache import RequestCache, request_key
 from qwen3_recipe.synth.fusion import mode_switch_conversations
 from qwen3_recipe.synth.prompts import Prompt, decontaminate, load_prompts
-from qwen3_recipe.synth.sampling import FLAGS
 from qwen3_recipe.synth.select import Candidate, choose, filter_reason, split_think
 
 BATCH_PROMPTS = 32
@@ -47,17 +46,14 @@ def teacher_id(plan: Plan, teacher: dict) -> str:
     return f"{path.resolve()}@{hashlib.sha256(repr(files).encode()).hexdigest()[:16]}"
 
 
-def requests_for(prompts: list[Prompt], cfg: dict, seed: int, teacher_id: str) -> list[dict]:
-    modes = ["think", "no_think"] if cfg["mode"] == "both" else [cfg["mode"]]
+def requests_for(prompts: list[Prompt], modes: dict, seed: int, teacher_id: str) -> list[dict]:
+    """One request per prompt and mode of the generation plan (synth/plan.py)."""
     out = []
     for p in prompts:
-        for mode in modes:
-            # the flag makes the mode part of the data (fusion trains the /think, /no_think switch)
-            content = p.text + (FLAGS[mode] if cfg["mode"] == "both" and cfg.get("soft_switch", True) else "")
-            req = {"prompt_id": p.prompt_id, "messages": [{"role": "user", "content": content}], "mode": mode,
-                   "n": cfg["samples_per_prompt"], "max_tokens": cfg["max_tokens"],
-                   "thinking_budget": cfg["thinking_budget"] if mode == "think" else None,
-                   "sampling": cfg["sampling"], "seed": (seed, p.prompt_id, mode), "teacher": teacher_id}
+        for mode, m in modes.items():
+            req = {"prompt_id": p.prompt_id, "messages": [{"role": "user", "content": p.text + m["suffix"]}],
+                   "mode": mode, "n": m["n"], "max_tokens": m["max_tokens"], "thinking_budget": m["thinking_budget"],
+                   "sampling": m["sampling"], "seed": (seed, p.prompt_id, mode), "teacher": teacher_id}
             req["key"] = request_key(req)
             out.append(req)
     return out
@@ -86,24 +82,25 @@ def generate_missing(requests: list[dict], cache: RequestCache, cfg: dict, model
 
 def run_synth(p: PlannedJob, plan: Plan) -> None:
     from qwen3_recipe.cli.render import console, synth_progress
+    from qwen3_recipe.compiler.lowerers import load_lowered
     from qwen3_recipe.provenance.database import build_database
     from qwen3_recipe.provenance.recorder import ShardRecorder
-
-    cfg, seed = p.job.config["job"], p.job.config["seed"]
+    gen = load_lowered(p, plan)  # the generation plan compile wrote (synth/plan.py)
+    seed, engine = gen["seed"], gen["engine"]
     folder = plan.run_dir / p.job.dir
-    model = teacher_dir(plan, cfg["teacher"])
+    model = engine["model"]
     rec = ShardRecorder(folder / "provenance", p.job.name, "synth", 0)
-    prompts = load_prompts(plan, cfg["prompts"], cfg["limit"])
+    prompts = load_prompts(plan, gen["prompts"]["dataset"], gen["prompts"]["limit"])
     benchmarks = sorted(k.split(":", 1)[1] for k in p.job.inputs if k.startswith("benchmark:"))
-    if p.job.config.get("decontamination"):
+    if gen["judge"]["decontaminate"]:
         prompts = decontaminate(plan, prompts, benchmarks, rec)
     else:
         for pr in prompts:
             rec.add("prompts", source=pr.source, prompt_id=pr.prompt_id, prompt=pr.text, gold=pr.gold, decision="kept")
     by_id = {pr.prompt_id: pr for pr in prompts}
-    requests = requests_for(prompts, cfg, seed, teacher_id(plan, cfg["teacher"]))
+    requests = requests_for(prompts, gen["modes"], seed, engine["model_id"])
     cache = RequestCache(folder / "cache")
-    judge = Judge(plan, p, benchmarks)
+    judge = Judge(plan, gen["judge"], benchmarks)
     total = sum(r["n"] for r in requests)
 
     def judged(batch: list[dict]) -> tuple[int, int]:
@@ -113,12 +110,13 @@ def run_synth(p: PlannedJob, plan: Plan) -> None:
 
     done, kept = judged([r for r in requests if r["key"] in cache])  # a resumed job's earlier samples
     with synth_progress(p.job.name, total, done=done, kept=kept) as progress:
-        generate_missing(requests, cache, cfg, model, lambda batch: progress(*judged(batch)))
+        engine_cfg = {"engine": engine["kind"], "server_url": engine["server_url"],
+                      "max_tokens": max(m["max_tokens"] for m in gen["modes"].values())}
+        generate_missing(requests, cache, engine_cfg, model, lambda batch: progress(*judged(batch)))
     rows = assemble(requests, by_id, cache, judge, rec, str(model))
     kept_modes = {m: sum(r["mode"] == m for r in rows) for m in ("think", "no_think")}
     kept = len(rows)
-    # the key is absent from configs that leave it at 0 (compiler/jobs.py: fingerprints unchanged)
-    switches = mode_switch_conversations(rows, cfg.get("multi_turn_share", 0.0), seed)
+    switches = mode_switch_conversations(rows, gen["multi_turn_share"], seed)
     write_dataset(folder / "dataset", rows + switches)
     rec.close()
     build_database(plan.run_dir)
@@ -133,13 +131,14 @@ class Judge:
     as their samples arrive (the progress bar's acceptance); only the decisions are kept, never the
     texts, and `candidates` replays them for assemble instead of verifying twice."""
 
-    def __init__(self, plan: Plan, p: PlannedJob, benchmarks: list[str]) -> None:
+    def __init__(self, plan: Plan, cfg: dict, benchmarks: list[str]) -> None:
+        """cfg: the generation plan's `judge` (synth/plan.py)."""
         from qwen3_recipe.verify import build_verifier
-        self.cfg = cfg = p.job.config["job"]
+        self.cfg = cfg
         self.filters = _Filters(cfg["filters"])
         self.verifier = build_verifier(cfg["verifier"]) if cfg.get("verifier") else None
         self.index = None
-        if p.job.config.get("decontamination"):
+        if cfg["decontaminate"]:
             from qwen3_recipe.data.decont_index import contamination_index
             self.index = contamination_index(plan, benchmarks)
         self.decisions: dict[str, list[tuple]] = {}
@@ -196,7 +195,7 @@ def assemble(requests: list[dict], prompts: dict[str, Prompt], cache: RequestCac
                     verdict=s.get("verdict"), majority_vote=c.majority_vote, decision=c.decision,
                     reason=c.reason, text=c.text)
             if c.decision == "kept":
-                rows.append(dataset_row(req, prompt, c, teacher, judge.cfg))
+                rows.append(dataset_row(req, prompt, c, teacher))
     return rows
 
 
@@ -205,13 +204,13 @@ class _Filters:
         self.__dict__.update(d)
 
 
-def dataset_row(req: dict, prompt: Prompt, c: Candidate, teacher: str, cfg: dict) -> dict:
+def dataset_row(req: dict, prompt: Prompt, c: Candidate, teacher: str) -> dict:
     thinking, answer, _ = split_think(c.text)
     s = c.extra
     return {"id": c.sample_id, "source": prompt.source, "prompt_id": prompt.prompt_id,
             "messages": [{"role": "user", "content": req["messages"][0]["content"], "reasoning_content": ""},
                          {"role": "assistant", "content": answer, "reasoning_content": thinking or ""}],
-            "mode": req["mode"], "teacher": teacher, "sampling": json.dumps(cfg["sampling"]),
+            "mode": req["mode"], "teacher": teacher, "sampling": json.dumps(req["sampling"]),
             "thinking_budget": req["thinking_budget"], "budget_cut": bool(s.get("budget_cut")),
             "verified": c.verified, "majority_vote": c.majority_vote, "answer": c.answer, "gold": prompt.gold,
             "built_from": None}  # a generated sample; the sample ids a mode-switch row joins (synth/fusion.py)

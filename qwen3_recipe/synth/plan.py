@@ -1,0 +1,59 @@
+"""The generation plan of a `synth.<job>`: what `compile` writes as its lowered.json and the only
+thing `run_synth` reads. Engine and model, per mode the requests' count, length, thinking budget,
+soft-switch suffix and sampling (the Qwen3 report's per-mode defaults filled in, so the file says
+what vLLM is asked for), the prompts, and how samples are judged."""
+
+from __future__ import annotations
+
+from qwen3_recipe.compiler.plan import Plan, PlannedJob
+from qwen3_recipe.synth.sampling import FLAGS, SamplingParams
+
+
+def mode_sampling(sampling: dict, mode: str) -> dict:
+    """A job's sampling with the mode's defaults filled in (max_tokens is per request, not here)."""
+    given = {k: v for k, v in sampling.items() if k != "seed"}
+    resolved = SamplingParams(**given).resolved(mode)
+    return {"temperature": resolved.temperature, "top_p": resolved.top_p, "top_k": resolved.top_k,
+            "min_p": resolved.min_p, "seed": sampling.get("seed")}
+
+
+def generation_plan(p: PlannedJob, plan: Plan) -> dict:
+    from qwen3_recipe.synth.job import teacher_dir, teacher_id
+    cfg = p.job.config["job"]
+    modes = ["think", "no_think"] if cfg["mode"] == "both" else [cfg["mode"]]
+    switch = cfg["mode"] == "both" and cfg.get("soft_switch", True)  # the flag trains the /think, /no_think switch
+    return {
+        "engine": {"kind": cfg["engine"], "model": str(teacher_dir(plan, cfg["teacher"])),
+                   "model_id": teacher_id(plan, cfg["teacher"]), "server_url": cfg.get("server_url")},
+        "prompts": {"dataset": cfg["prompts"], "limit": cfg["limit"]},
+        "modes": {mode: {"n": cfg["samples_per_prompt"], "max_tokens": cfg["max_tokens"],
+                         "thinking_budget": cfg["thinking_budget"] if mode == "think" else None,
+                         "suffix": FLAGS[mode] if switch else "", "sampling": mode_sampling(cfg["sampling"], mode)}
+                  for mode in modes},
+        "judge": {"filters": cfg["filters"], "verifier": cfg.get("verifier"), "keep_per_prompt": cfg["keep_per_prompt"],
+                  "majority_vote": cfg["majority_vote"], "decontaminate": bool(p.job.config.get("decontamination")),
+                  # the n-gram settings the prompts and samples are checked with (the run's index: data/decont_index.py)
+                  "decontamination": p.job.config.get("decontamination")},
+        "multi_turn_share": cfg.get("multi_turn_share", 0.0),
+        "seed": p.job.config["seed"],
+    }
+
+
+def eval_plan(p: PlannedJob, plan: Plan) -> dict:
+    """An `eval.<stage>`'s lowered.json: the stage's export answering each benchmark in each
+    (mode, thinking budget) setting, k samples, per-mode sampling resolved; the judge if any."""
+    from qwen3_recipe.synth.job import teacher_dir, teacher_id
+    ev, stage = p.job.config["evals"], p.job.config["stage"]
+    model = {"stage": stage}
+    settings = []  # no-think once; think at each budget of the sweep (or unlimited)
+    for mode in ev["modes"]:
+        budgets = (ev["thinking_budgets"] or [None]) if mode == "think" else [None]
+        settings += [{"mode": mode, "thinking_budget": b} for b in budgets]
+    return {
+        "engine": {"kind": "vllm", "model": str(teacher_dir(plan, model)), "model_id": teacher_id(plan, model)},
+        "benchmarks": {b: {"verifier": plan.loaded.catalogs.evals[b].spec.verifier, "limit": ev["limit"]}
+                       for b in ev["benchmarks"]},
+        "settings": [s | {"sampling": mode_sampling(ev["sampling"], s["mode"])} for s in settings],
+        "samples": ev["samples"], "max_tokens": ev["max_tokens"],
+        "judge": ev.get("judge"), "stage": stage, "seed": p.job.config["seed"],
+    }
