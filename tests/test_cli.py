@@ -136,3 +136,20 @@ def test_plan_cache_serves_unchanged_recipes_and_never_stale_ones(tmp_path):
     assert fp(again, "data.code") != fp(edited, "data.code") and fp(again, "data.web") == fp(edited, "data.web")
     bad = run_cli("validate", str(recipe), "--set", "seed=x", env=env, cwd=tmp_path)
     assert bad.returncode == 1 and "seed" in bad.stderr  # errors are never cached away
+
+
+def test_compile_diff_lists_what_each_engine_is_told_differently(tmp_path):
+    base, other = tmp_path / "base", tmp_path / "other"
+    assert run_cli("compile", "recipes/tiny.yaml", "-o", str(base)).returncode == 0
+    lowered = json.loads((base / "jobs/pretrain.s2_reasoning/lowered.json").read_text())["lowered"]
+    assert [s["seq_len"] for s in lowered["seq_len_schedule"]] == [256, 512]  # compile writes what will run
+    proc = run_cli("compile", "recipes/tiny.yaml", "-o", str(other), "--set", "pretrain.stages.s2_reasoning.seq_len_start=512",
+                   "--set", "evals.max_tokens=99", "--diff", str(base))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert any(line.startswith("pretrain.s2_reasoning (lowered.json) seq_len_schedule:") and line.endswith("-> null")
+               for line in lines), proc.stdout
+    assert any(line.startswith("eval.s3_long_context (lowered.json) max_tokens:") for line in lines)
+    assert not any(line.startswith("pretrain.s1_general") for line in lines)  # unchanged jobs stay out
+    same = run_cli("compile", "recipes/tiny.yaml", "-o", str(other), "--diff", str(base))
+    assert "no job is told anything different" in same.stdout

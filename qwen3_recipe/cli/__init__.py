@@ -9,12 +9,13 @@ import sys
 from qwen3_recipe.cli.commands import COMMANDS
 
 
-def _recipe_args(p: argparse.ArgumentParser, run_dir: bool = True) -> None:
+def _recipe_args(p: argparse.ArgumentParser, run_dir: bool = True) -> argparse.ArgumentParser:
     p.add_argument("recipe", help="recipe YAML file")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a value by dotted path (value parsed as YAML); repeatable")
     if run_dir:
         p.add_argument("-o", "--run-dir", default=None, help="run directory (default: runs/<recipe name>)")
+    return p
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="show the job DAG, estimates and what is cached")
     _recipe_args(p)
     p.add_argument("--format", choices=["table", "json"], default="table")
-    _recipe_args(sub.add_parser("compile", help="write the run directory (manifest, lockfile, jobs)"))
+    p = _recipe_args(sub.add_parser("compile", help="write the run directory (manifest, lockfile, jobs)"))
+    p.add_argument("--diff", default=None, metavar="OTHER_RUN_DIR",
+                   help="then list what each job's engine is told differently from another compiled run")
     p = sub.add_parser("run", help="compile, then run the jobs (upstream jobs first)")
     _recipe_args(p)
     p.add_argument("--only", default=None, metavar="GROUPS",

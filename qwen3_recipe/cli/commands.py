@@ -62,6 +62,10 @@ def compile_(args: argparse.Namespace) -> int:
     the_plan = _plan(args)
     run_dir = compile_run_dir(the_plan)
     print(f"compiled {len(the_plan.jobs)} jobs into {run_dir}/")
+    if getattr(args, "diff", None):
+        from qwen3_recipe.compiler.diff import diff_run_dirs
+        lines = diff_run_dirs(run_dir, Path(args.diff))
+        print("\n".join(lines) if lines else f"no job is told anything different from {args.diff}")
     return 0
 
 
