@@ -49,11 +49,17 @@ def test_scheduled_loader_holds_the_batch_in_tokens(tmp_path):
     state = loader.state_dict()
     again = cfg.build(dp_world_size=1, dp_rank=0, tokenizer=None, seq_len=8, local_batch_size=2)
     again.load_state_dict(state)
-    assert tuple(next(iter(again))[0]["input"].shape) == (2, 8)
+    resumed = next(iter(again))[0]["input"]
+    assert tuple(resumed.shape) == (2, 8) and resumed[0, 0] == 129  # 8 micro-steps of 16 tokens read; micro-step and read position both restored
     # two data-parallel ranks split each micro-step's chunk
     r0 = next(iter(cfg.build(dp_world_size=2, dp_rank=0, tokenizer=None, seq_len=8, local_batch_size=2)))
     r1 = next(iter(cfg.build(dp_world_size=2, dp_rank=1, tokenizer=None, seq_len=8, local_batch_size=2)))
     assert r0[0]["input"][0, 0] == 1 and r1[0]["input"][0, 0] == 17
+    # too few tokens for one micro-step: an error, not an endless re-loop
+    small = write_packed(tmp_path / "small", [list(range(1, 30))])
+    with pytest.raises(ValueError, match="hold no micro-step"):
+        PackedTokensDataLoader.Config(dataset_path=str(small), seq_len_schedule=schedule, global_batch_size=4).build(
+            dp_world_size=2, dp_rank=0, tokenizer=None, seq_len=8, local_batch_size=2)
 
 
 @pytest.mark.slow

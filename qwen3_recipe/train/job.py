@@ -178,7 +178,8 @@ def trainer_config(job: dict) -> Trainer.Config:
         training=TrainingConfig(
             local_batch_size=micro, global_batch_size=global_batch, seq_len=seq_len,
             steps=int(job["steps"]), max_norm=float(opt.get("grad_clip", 1.0)),
-            disable_cuda_graphs=CPU, mixed_precision_param=precision),
+            disable_cuda_graphs=CPU or bool(job.get("seq_len_schedule")),  # graphs fix input shapes
+            mixed_precision_param=precision),
         parallelism=parallelism_config(job),
         checkpoint=CheckpointManager.Config(
             enable=True,

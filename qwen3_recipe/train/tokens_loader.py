@@ -144,6 +144,9 @@ class ScheduledTokensDataset(PackedTokensDataset):
                                  f"of rows of {seg['seq_len']}")
         self.schedule = sorted(schedule, key=lambda seg: seg["first_step"])
         self.micro_tokens, self.grad_accum = local_batch_size * seq_len, grad_accum
+        if dp_world_size * self.micro_tokens + 1 > self.data.n_tokens:  # else __iter__ would re-loop forever
+            raise ValueError(f"{folder}: {self.data.n_tokens} tokens hold no micro-step of {dp_world_size} x "
+                             f"{self.micro_tokens} (+1) tokens")
         self.micro = 0  # micro-batches this rank has yielded
         self.pos = 0  # start of the next micro-step's chunk in the token stream (the same on every rank)
         # what was really fed, one line per micro-batch (rank 0): the stage's record of lengths trained
