@@ -55,3 +55,16 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("measured")
         for line in _SUMMARY:
             terminalreporter.write_line(line)
+
+
+def query(run: Path, sql: str) -> list[tuple]:
+    """Rows of a SQL query on a run's provenance database."""
+    import duckdb
+    with duckdb.connect(str(run / "provenance.duckdb"), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def metric(run: Path, stage: str, name: str) -> dict[int, float]:
+    """A stage's per-step metric from provenance's train_steps: {step: value}."""
+    return dict(query(run, f"select step, value from train_steps where stage = '{stage}' and metric = '{name}' "
+                           "order by step"))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, write
+from conftest import REPO, query, write
 from test_benchmark_items import NAMES, local_catalog
 
 TEACHER = REPO / "tests" / "assets" / "tiny-teacher"
@@ -67,12 +67,6 @@ def _eval_job(recipe: Path, run: Path, overrides: list[str]):
     return plan, job
 
 
-def _query(run: Path, sql: str) -> list[tuple]:
-    import duckdb
-    with duckdb.connect(str(run / "provenance.duckdb"), read_only=True) as con:
-        return con.execute(sql).fetchall()
-
-
 def test_eval_job_scores_each_benchmark_by_its_metric(tmp_path):
     from qwen3_recipe.evals.job import run_eval
     recipe, run = _recipe(tmp_path), tmp_path / "run"
@@ -87,7 +81,7 @@ def test_eval_job_scores_each_benchmark_by_its_metric(tmp_path):
                                                  "inst_level_loose_acc"}
     assert all(results[b]["metric"] == "pass@1" for b in results if b != "ifeval")
     assert results["livecodebench"]["samples"] == 2  # the 2023 problem is outside v5's window
-    rows = _query(run, "select benchmark, prompt, text, extracted, verdict, metric, score, details from eval_samples")
+    rows = query(run, "select benchmark, prompt, text, extracted, verdict, metric, score, details from eval_samples")
     assert len(rows) == 2 + 2 + 2 + 1 + 1 + 2 + 2
     for bench, prompt, text, extracted, verdict, metric, score, details in rows:
         assert prompt and text is not None and metric == ("prompt_level_strict_acc" if bench == "ifeval" else "pass@1")
@@ -99,7 +93,7 @@ def test_eval_job_scores_each_benchmark_by_its_metric(tmp_path):
         prompts.setdefault(b, []).append(p)
     assert any("A. 0\nB. 4\nC. 2\nD. 6" in p for p in prompts["mmlu_redux"])
     assert "def has_close_elements" in prompts["humaneval_plus"][0]
-    view = _query(run, "select benchmark, metric, value from eval_accuracy where benchmark = 'ifeval'")
+    view = query(run, "select benchmark, metric, value from eval_accuracy where benchmark = 'ifeval'")
     assert view[0][1] == "prompt_level_strict_acc"
 
 
@@ -111,7 +105,7 @@ def test_a_benchmark_that_cannot_be_scored_fails_the_job(tmp_path):
     plan, job = _eval_job(recipe, run, ["evals.benchmarks=[arena_hard]"])
     with pytest.raises(RuntimeError, match="could not score arena_hard .*judge_failed"):
         run_eval(job, plan)
-    rows = _query(run, "select verdict, details from eval_samples")
+    rows = query(run, "select verdict, details from eval_samples")
     assert len(rows) == 2 and {v for v, _ in rows} <= {"judge_failed", "unclosed_think"}
     judged = [json.loads(d) for v, d in rows if v == "judge_failed"]
     assert judged and all(d["judge"].startswith(str((tmp_path / "judge").resolve())) for d in judged)  # who judged

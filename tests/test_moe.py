@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, run_cli
+from conftest import REPO, metric, run_cli
 
 pytest.importorskip("torchtitan")
 
@@ -221,17 +221,6 @@ def test_transformers_rollout_engine_takes_moe_weights(tmp_path):
 
 
 # --------------------------------------------------------------------------- the recipe through the CLI (slow)
-
-def query(run: Path, sql: str) -> list[tuple]:
-    import duckdb
-    with duckdb.connect(str(run / "provenance.duckdb"), read_only=True) as con:
-        return con.execute(sql).fetchall()
-
-
-def metric(run: Path, stage: str, name: str) -> dict[int, float]:
-    return dict(query(run, f"select step, value from train_steps where stage = '{stage}' and metric = '{name}' "
-                           "order by step"))
-
 
 def rows(run: Path, job: str) -> list[dict]:
     return [json.loads(x) for x in (run / "jobs" / job / "metrics.jsonl").read_text().splitlines()]

@@ -19,22 +19,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, run_cli
+from conftest import REPO, metric, query, run_cli
 
 TEACHER = REPO / "tests" / "assets" / "tiny-teacher"
 RL_RECIPE = "tests/assets/recipes/posttrain-rl.yaml"
 DISTILL_RECIPE = "tests/assets/recipes/posttrain-distill.yaml"
-
-
-def query(run: Path, sql: str) -> list[tuple]:
-    import duckdb
-    with duckdb.connect(str(run / "provenance.duckdb"), read_only=True) as con:
-        return con.execute(sql).fetchall()
-
-
-def metric(run: Path, stage: str, name: str) -> dict[int, float]:
-    return dict(query(run, f"select step, value from train_steps where stage = '{stage}' and metric = '{name}' "
-                           "order by step"))
 
 
 # --------------------------------------------------------------------------- building blocks

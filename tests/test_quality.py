@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import REPO, query, run_cli
 from corpora import write_project
 
 TEACHER = REPO / "tests" / "assets" / "tiny-teacher"
@@ -47,12 +47,6 @@ def project(root: Path) -> Path:
     text = text.replace("exact: {enabled: false}", "exact: {enabled: true}")
     recipe.write_text(text.replace("\nexecution:", QUALITY + "execution:"))
     return recipe
-
-
-def query(run: Path, sql: str) -> list[tuple]:
-    import duckdb
-    with duckdb.connect(str(run / "provenance.duckdb"), read_only=True) as con:
-        return con.execute(sql).fetchall()
 
 
 def jsonl_docs(folder: Path) -> list[dict]:

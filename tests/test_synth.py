@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import REPO, query, run_cli
 
 pytest.importorskip("vllm")
 pytestmark = pytest.mark.slow
@@ -37,12 +37,6 @@ def synth_args(run: Path) -> list[str]:
 def dataset(run: Path):
     import pyarrow.parquet as pq
     return pq.read_table(run / "jobs" / "synth.cot_coldstart" / "dataset" / "train.parquet").to_pylist()
-
-
-def query(run: Path, sql: str) -> list[tuple]:
-    import duckdb
-    with duckdb.connect(str(run / "provenance.duckdb"), read_only=True) as con:
-        return con.execute(sql).fetchall()
 
 
 @pytest.fixture(scope="module")

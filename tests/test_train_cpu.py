@@ -35,7 +35,7 @@ def make_tokenizer(folder: Path, texts: list[str]) -> Path:
     return folder
 
 
-def sentences(n: int = 200, seed: int = 0) -> list[str]:
+def sentences(n: int = 1500, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
     subjects = ["the cat", "a dog", "my friend", "the teacher", "our team", "the bird"]
     verbs = ["sees", "likes", "finds", "paints", "follows", "remembers"]
@@ -146,6 +146,13 @@ def test_tokens_loader_positions_and_resume(tmp_path):
     r1 = list(cfg.build(dp_world_size=2, dp_rank=1, seq_len=3, local_batch_size=1))
     assert [b[0]["input"].tolist() for b in r0] == [[[1, 2, 3]], [[7, 8, 9]]]
     assert [b[0]["input"].tolist() for b in r1] == [[[4, 5, 6]]]
+
+    # a stage reads steps x batch + 1 tokens: 2 windows of 4 need 9 of the 12; 13 are refused up front
+    from dataclasses import replace
+    assert len(list(replace(cfg, min_tokens=9).build(dp_world_size=1, dp_rank=0, seq_len=4,
+                                                     local_batch_size=1))) == 2
+    with pytest.raises(ValueError, match="holds 12 tokens; this run reads 13"):
+        replace(cfg, min_tokens=13).build(dp_world_size=1, dp_rank=0, seq_len=4, local_batch_size=1)
 
 
 def test_uint32_tokens(tmp_path):

@@ -104,7 +104,9 @@ def write_mixture(p: PlannedJob, plan: Plan) -> None:
     tokenizer = Tokenizer.from_file(str(tokenizer_file(plan)))
     docs = count_tokens(files, set(mixture.weights), tokenizer, mixture.pack_related)
     buckets = [(b.min, b.max, b.share) for b in mixture.length_buckets] if mixture.length_buckets else None
-    mplan = plan_mixture(stage_name, docs, dict(mixture.weights), p.job.config["tokens"], mixture.max_repetition,
+    # the trainer reads steps x batch tokens and one more (the last position's label); at least that
+    # many are mixed (data/mixture.py fills each share to its target or above)
+    mplan = plan_mixture(stage_name, docs, dict(mixture.weights), p.job.config["tokens"] + 1, mixture.max_repetition,
                          seed=recipe.seed, length_buckets=buckets, pack_related=mixture.pack_related,
                          pack_target_tokens=None if buckets or not mixture.pack_related else stage.seq_len)
     _record(folder, p, mplan)  # before a refusal, so that its shortfall can be queried

@@ -33,10 +33,12 @@ Token shares
 Repetition and the cap (`max_repetition` = R, a float >= 1)
     For a set of units with A tokens and a target E <= R*A, the needed ratio is r = E / A. Every unit
     is used k = floor(r) times, and a seeded random subset, with about (r - k) * A tokens, once more:
-    the units are put in a seeded random order, the longest prefix with <= E - k*A tokens is taken
-    (greedy fill), then one best-fit unit among the rest is added if that brings the total closer
-    to E (it must keep the total <= R*A). So the error is below one unit's length, r < 1 is a seeded
-    random down-sample (never a prefix of the input), and repetition counts differ by at most one.
+    the units are put in a seeded random order, the shortest prefix with >= E - k*A tokens is taken,
+    its last unit swapped for the shortest one among the rest that still reaches E (the total must
+    stay <= R*A; where it cannot reach E within that, the closest fill below it). So a source gets
+    at least its target and less than one unit more (a stage's budget is what the trainer consumes:
+    it must not run out), r < 1 is a seeded random down-sample (never a prefix of the input), and
+    repetition counts differ by at most one.
     The cap means: every unit is used at most ceil(R) times AND the tokens used from a source (and
     from each of its length buckets) are at most R times the tokens it holds. For an integer R
     (e.g. 4.0) that is simply "no document more than R times". For R = 2.5 a source may use all its
@@ -259,8 +261,10 @@ def _water_fill(target: float, shares: np.ndarray, avail: np.ndarray, counts: np
 
 
 def _fill(t: np.ndarray, target: float, ceiling: float, rng: np.random.Generator) -> np.ndarray:
-    """Repetitions per unit: k = floor(target/A) for all, plus a seeded subset once more (greedy
-    prefix of a random order, then one best-fit pick); total tokens <= ceiling."""
+    """Repetitions per unit: k = floor(target/A) for all, plus a seeded subset once more (the
+    shortest prefix of a random order that reaches the target, its last unit swapped for the best
+    fit that still does); total tokens <= ceiling. Below the target only where the cap leaves no
+    room: then the closest fill under it."""
     n = len(t)
     reps = np.zeros(n, dtype=np.int64)
     avail = int(t.sum())
@@ -271,20 +275,21 @@ def _fill(t: np.ndarray, target: float, ceiling: float, rng: np.random.Generator
     reps[:] = k
     rem = target - k * avail
     room = ceiling - k * avail
-    if rem <= 0.5:
+    if rem <= _EPS:
         return reps
     perm = rng.permutation(n)
     cs = np.cumsum(t[perm])
-    p = int(np.searchsorted(cs, rem, side="right"))
-    got = int(cs[p - 1]) if p else 0
-    gap = rem - got
-    chosen = perm[:p]
-    if gap > 0.5 and p < n:
-        rest = t[perm[p:]]
-        err = np.where(rest <= room - got + _EPS, np.abs(gap - rest), np.inf)
+    p = min(int(np.searchsorted(cs, rem - _EPS, side="left")), n - 1)  # perm[:p + 1] reaches rem
+    before = int(cs[p - 1]) if p else 0
+    rest = t[perm[p:]]
+    reaches = (rest >= rem - before - _EPS) & (rest <= room - before + _EPS)
+    if reaches.any():
+        chosen = np.append(perm[:p], perm[p + int(np.argmin(np.where(reaches, rest, np.inf)))])
+    else:
+        gap = rem - before
+        err = np.where(rest <= room - before + _EPS, np.abs(gap - rest), np.inf)
         j = int(np.argmin(err))
-        if err[j] < gap:
-            chosen = np.append(chosen, perm[p + j])
+        chosen = np.append(perm[:p], perm[p + j]) if err[j] < gap else perm[:p]
     reps[chosen] += 1
     return reps
 

@@ -134,6 +134,9 @@ def dataloader_config(job: dict):
     return PackedTokensDataLoader.Config(dataset_path=str(data["tokens_dir"]), token_size=data.get("token_size"),
                                          seq_len_schedule=job.get("seq_len_schedule"),
                                          global_batch_size=job["batch_tokens"] // int(job["seq_len"]),
+                                         # the mix holds what the stage reads: a re-loop would repeat data
+                                         # past max_repetition, so running out is an error, not an epoch
+                                         infinite=False, min_tokens=int(job["steps"]) * job["batch_tokens"] + 1,
                                          trace_file=str(Path(job["dump_folder"]) / LOADER_TRACE))
 
 

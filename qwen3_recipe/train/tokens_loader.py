@@ -202,6 +202,9 @@ class PackedTokensDataLoader(ParallelAwareDataloader):
         infinite: bool = True
         """Start again from the first window when the tokens run out."""
 
+        min_tokens: int = 0
+        """Tokens the run will read (steps x batch + 1): a folder holding fewer is refused before step 1."""
+
         seq_len_schedule: list[dict] | None = None
         """[{first_step, seq_len}]: lengths growing within the stage (module doc)."""
 
@@ -219,6 +222,10 @@ class PackedTokensDataLoader(ParallelAwareDataloader):
         token_size = config.token_size or detect_token_size(
             token_files(config.dataset_path),
             tokenizer.get_vocab_size() if tokenizer is not None else None)
+        if config.min_tokens:
+            held = PackedTokens(config.dataset_path, token_size).n_tokens
+            if held < config.min_tokens:
+                raise ValueError(f"{config.dataset_path} holds {held:,} tokens; this run reads {config.min_tokens:,}")
         batch_size: int | None = local_batch_size
         if config.seq_len_schedule:
             dataset = ScheduledTokensDataset(
