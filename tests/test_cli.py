@@ -86,9 +86,10 @@ def test_query_without_database_is_a_clear_error(tmp_path):
     assert proc.returncode == 1 and "no provenance database" in proc.stderr
 
 
-def test_run_stops_at_the_first_job_without_an_engine(tmp_path, monkeypatch, capsys):
+def test_run_fails_at_the_first_job_without_an_engine(tmp_path, monkeypatch, capsys):
     """Every shipped job kind has an engine now; a kind without one (an engine removed here, as in
-    a build without it) stops the run cleanly before that job, with what was done kept."""
+    a build without it) stops the run before that job with a non-zero exit and the reason, with
+    what was done kept."""
     from qwen3_recipe import runners
     from qwen3_recipe.compiler.graph import ancestors
     from qwen3_recipe.compiler.plan import DONE_FILE, make_plan
@@ -103,8 +104,8 @@ def test_run_stops_at_the_first_job_without_an_engine(tmp_path, monkeypatch, cap
         if p.job.name in upstream:
             runners.mark_done(plan, p)  # as if everything before it had run
     plan = make_plan(load_recipe(REPO / "recipes/tiny.yaml"), tmp_path / "r")
-    assert runners.run_jobs(plan, select(plan, target)) == 0
-    assert f"stopped before {target}" in capsys.readouterr().out
+    assert runners.run_jobs(plan, select(plan, target)) == 1
+    assert f"cannot run {target}: no engine runs 'eval' jobs" in capsys.readouterr().out
     assert not (tmp_path / "r" / "jobs" / target / DONE_FILE).exists()
 
 

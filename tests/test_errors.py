@@ -92,6 +92,13 @@ CASES = [
     ("data: {decontamination: {method: token_ngram}}", 2, "data.decontamination.method",
      "token n-grams need an existing tokenizer", None),
     ("outputs: {provenance: {kept_sample_rate: 2}}", 2, "outputs.provenance.kept_sample_rate", "less than or equal to 1", None),
+    # names become folders of the run directory (safe_paths.py)
+    ("data:\n  sources:\n    ../up: tiny_web", 4, "data.sources.../up", "'../up' cannot be a name", None),
+    ("data:\n  mixtures:\n    a/b: {weights: {web: 1.0}}", 4, "data.mixtures.a/b", "'a/b' cannot be a name", None),
+    ('pretrain:\n  stages:\n    "s\\0x": {tokens: 10K, seq_len: 512, mixture: general}', 4,
+     "pretrain.stages.s\x00x", "'s\\x00x' cannot be a name", None),
+    ("posttrain:\n  stages:\n    ..: {type: sft}", 4, "posttrain.stages...", "'..' cannot be a name", None),
+    ("synth:\n  jobs:\n    /etc: {mode: think}", 4, "synth.jobs./etc", "'/etc' cannot be a name", None),
 ]
 
 

@@ -67,4 +67,8 @@ def load_lowered(p: "PlannedJob", plan: "Plan") -> dict[str, Any]:
     if artifact.get("fingerprint") != p.job.fingerprint:
         raise RuntimeError(f"{p.job.name}: {path} was compiled for another version of the job "
                            f"({artifact.get('fingerprint')}, not {p.job.fingerprint}); run `qwen3-recipe compile`")
-    return artifact["lowered"]
+    lowered = artifact["lowered"]
+    if isinstance(lowered, dict) and "dump_folder" in lowered:  # where the engine writes: this job's folder
+        from qwen3_recipe.safe_paths import inside_run_dir, job_folder
+        inside_run_dir(job_folder(plan.run_dir, p.job.dir), Path(lowered["dump_folder"]))
+    return lowered

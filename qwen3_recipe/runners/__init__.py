@@ -57,7 +57,9 @@ def start_clean(plan: "Plan", p: "PlannedJob") -> None:
     completion markers, which would skip tasks; provenance shards; checkpoints) goes. The same
     fingerprint resumes. Kept: the job description and content-addressed caches."""
     import shutil
-    folder = plan.run_dir / p.job.dir
+
+    from qwen3_recipe.safe_paths import inside_run_dir, job_folder
+    folder = job_folder(plan.run_dir, p.job.dir)
     marker = folder / STARTED_FILE
     try:
         if json.loads(marker.read_text()).get("fingerprint") == p.job.fingerprint:
@@ -67,6 +69,10 @@ def start_clean(plan: "Plan", p: "PlannedJob") -> None:
     if folder.is_dir():
         for entry in folder.iterdir():
             if entry.name not in KEEP_ON_CHANGE:
+                if entry.is_symlink():  # the link goes, never what it points to
+                    entry.unlink()
+                    continue
+                inside_run_dir(plan.run_dir, entry)
                 shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
     folder.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps({"fingerprint": p.job.fingerprint}) + "\n")
@@ -74,7 +80,8 @@ def start_clean(plan: "Plan", p: "PlannedJob") -> None:
 
 def mark_done(plan: "Plan", p: "PlannedJob") -> None:
     from qwen3_recipe.compiler.plan import DONE_FILE
-    folder = plan.run_dir / p.job.dir
+    from qwen3_recipe.safe_paths import job_folder
+    folder = job_folder(plan.run_dir, p.job.dir)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / DONE_FILE).write_text(json.dumps({"fingerprint": p.job.fingerprint,
                                                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
@@ -96,10 +103,10 @@ def run_jobs(plan: "Plan", jobs: list["PlannedJob"], debug: bool = False) -> int
             con.print(f"[dim]skip {p.job.name} (cached)[/]")
             continue
         runner = runner_for(p.job.kind)
-        if runner is None:
-            con.print(f"[yellow]stopped before {p.job.name}[/]: no engine runs '{p.job.kind}' jobs yet "
-                      f"in this version; compiled jobs are in {plan.run_dir}/jobs/")
-            return 0
+        if runner is None:  # not a success: nothing after it can run either
+            con.print(f"[red]cannot run[/] {p.job.name}: no engine runs '{p.job.kind}' jobs in this version; "
+                      f"compiled jobs are in {plan.run_dir}/jobs/")
+            return 1
         con.rule(f"{p.job.name} ({p.job.kind})")
         started = time.time()
         try:
