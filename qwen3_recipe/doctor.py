@@ -27,7 +27,7 @@ def print_doctor() -> int:
     from rich.table import Table
 
     from qwen3_recipe import __version__
-    from qwen3_recipe.cli.render import console
+    from qwen3_recipe.console import console
 
     table = Table(title=f"qwen3-recipe {__version__} on Python {platform.python_version()} "
                         f"({platform.machine()})", title_justify="left", header_style="bold")

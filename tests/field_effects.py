@@ -31,7 +31,7 @@ class Effect:
     lowered: set[str] = field(default_factory=set)  # jobs whose lowered artifact changed
     fingerprint: set[str] = field(default_factory=set)  # jobs whose fingerprint changed
     own: set[str] = field(default_factory=set)  # jobs whose own config or inputs changed (not only a parent)
-    lost: set[str] = field(default_factory=set)  # lowered jobs whose own config changed, no parent did, artifact did not
+    lost: set[str] = field(default_factory=set)  # lowered jobs whose own config changed, artifact did not
     jobs: set[str] = field(default_factory=set)  # jobs added or removed
     unlowered: set[str] = field(default_factory=set)  # changed jobs of kinds without a lowerer
     invalid: bool = False  # no perturbation of this leaf validates
@@ -187,8 +187,8 @@ def compare(effect: Effect, base: Snapshot, new: Snapshot) -> None:
     effect.own = {j for j in common if new.own[j] != base.own[j]}
     effect.lowered = {j for j in common if new.lowered[j] != base.lowered[j]}
     effect.unlowered = {j for j in effect.own if new.lowered[j] is None}
-    effect.lost = {j for j in effect.own - effect.lowered if new.lowered[j] is not None
-                   and not any(d in effect.fingerprint for d in new.deps[j])}
+    # a job whose own config changed must be told something different, whatever its parents did
+    effect.lost = {j for j in effect.own - effect.lowered if new.lowered[j] is not None}
 
 
 def effects(recipe: Path, run_dir: Path) -> list[Effect]:

@@ -66,7 +66,7 @@ def test_invariants_and_rerun_is_a_no_op(tiny_data):
 
 
 def test_a_pretraining_stage_trains_on_the_mixed_tokens_and_exports_hf(tiny_data):
-    """The compiled stage on real torchtitan (CPU), reading this run's mix.s1 tokens (4 steps)."""
+    """The compiled stage on real torchtitan (CPU), reading this run's mix.s1 tokens (3 steps)."""
     import json
 
     import torch
@@ -77,13 +77,18 @@ def test_a_pretraining_stage_trains_on_the_mixed_tokens_and_exports_hf(tiny_data
     plan = make_plan(load_recipe("recipes/tiny.yaml", ["pretrain.batch_tokens=2048",
                                                        "pretrain.stages.s1_general.tokens=8192"]), tiny_data)
     compile_run_dir(plan)
-    run_pretrain(plan["pretrain.s1_general"], plan)
     folder = tiny_data / "jobs/pretrain.s1_general"
-    # what torchtitan was given is what compile wrote, byte for byte
-    compiled = json.loads((folder / "lowered.json").read_text())["lowered"]
-    assert json.loads((folder / "trainer_job.json").read_text()) == compiled
+    # run executes the compiled artifact, not the recipe: an edit of lowered.json (4 -> 3 steps) is obeyed
+    artifact = json.loads((folder / "lowered.json").read_text())
+    assert artifact["lowered"]["steps"] == 4
+    artifact["lowered"]["steps"] = 3
+    artifact["lowered"]["lr"]["warmup_steps"] = min(artifact["lowered"]["lr"]["warmup_steps"], 2)
+    (folder / "lowered.json").write_text(json.dumps(artifact))
+    run_pretrain(plan["pretrain.s1_general"], plan)
+    # what torchtitan was given is what compile wrote (as edited), byte for byte
+    assert json.loads((folder / "trainer_job.json").read_text()) == artifact["lowered"]
     losses = [json.loads(l)["loss_metrics/global_avg_loss"] for l in (folder / "metrics.jsonl").read_text().splitlines()]
-    assert len(losses) == 4 and losses[-1] < losses[0], losses
+    assert len(losses) == 3 and losses[-1] < losses[0], losses
     model = AutoModelForCausalLM.from_pretrained(folder / "hf")
     tok = AutoTokenizer.from_pretrained(folder / "hf")
     assert model.config.hidden_size == 128 and model.config.rope_parameters["rope_theta"] == 1e4  # stage ABF base

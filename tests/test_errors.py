@@ -92,6 +92,10 @@ CASES = [
     ("data: {decontamination: {method: token_ngram}}", 2, "data.decontamination.method",
      "token n-grams need an existing tokenizer", None),
     ("outputs: {provenance: {kept_sample_rate: 2}}", 2, "outputs.provenance.kept_sample_rate", "less than or equal to 1", None),
+    ("pretrain:\n  stages:\n    s1_general:\n      lr: {decay: constant, decay_fraction: 0.2}", 5,
+     "pretrain.stages.s1_general.lr.decay_fraction", "a constant schedule does not decay", None),
+    ("pretrain:\n  lr:\n    decay: constant\n    min_lr_ratio: 0.5", 5, "pretrain.lr.min_lr_ratio",
+     "min_lr_ratio has no effect", None),
     # names become folders of the run directory (safe_paths.py)
     ("data:\n  sources:\n    ../up: tiny_web", 4, "data.sources.../up", "'../up' cannot be a name", None),
     ("data:\n  mixtures:\n    a/b: {weights: {web: 1.0}}", 4, "data.mixtures.a/b", "'a/b' cannot be a name", None),

@@ -264,12 +264,16 @@ def test_tiny_moe_trains_through_every_stage(moe_run):
     before = hf_tensors(export(moe_run, "posttrain.cold_start"))
     after = hf_tensors(export(moe_run, "posttrain.reasoning_rl"))
     assert any(not torch.equal(before[k], after[k]) for k in before if ".mlp.experts." in k)
-    # distillation from the dense tiny teacher: held-out KL(student || teacher) falls in both phases
+    # distillation from the dense tiny teacher. Off-policy lowers its objective, the top-k KL on the
+    # teacher's samples; on the student's own samples (held-out KL) it need not (exposure bias: this
+    # run goes 7.9 -> 8.9), which is what the on-policy phase is for: it lowers that KL, below the start
     off, on = metric(moe_run, "distill_offpolicy", "heldout_kl"), metric(moe_run, "distill_onpolicy", "heldout_kl")
+    topk = list(metric(moe_run, "distill_offpolicy", "kl_topk").values())
+    assert topk[-1] < 0.6 * topk[0], topk
     print(f"MoE pretraining loss {pre[0]:.2f} -> {pre[-1]:.2f}; SFT {sft[0]:.2f} -> {sft[-1]:.2f}; "
           f"held-out KL {off[0]:.3f} -> {off[max(off)]:.3f} (off-policy) -> {on[max(on)]:.3f} (on-policy)")
     assert on[0] == pytest.approx(off[max(off)], rel=1e-3)
-    assert off[max(off)] < off[0] - 1.0 and on[max(on)] < on[0] - 0.25
+    assert on[max(on)] < on[0] - 0.25 and on[max(on)] < off[0] - 1.0
 
 
 @pytest.mark.slow

@@ -281,6 +281,7 @@ def test_chat_sets_from_datasets_spec_are_decontaminated(tmp_path):
     from qwen3_recipe.compiler.plan import make_plan
     from qwen3_recipe.recipe.validate import load_recipe
     from qwen3_recipe.train.sft import conversations
+    from qwen3_recipe.train.sft_plan import sft_plan
 
     tiny = REPO / "recipes" / "tiny.yaml"
     plan = make_plan(load_recipe(tiny, ["posttrain.stages.fusion.data=[fusion_mix, tiny_chat]"]), tmp_path / "run")
@@ -297,7 +298,10 @@ def test_chat_sets_from_datasets_spec_are_decontaminated(tmp_path):
             self.rows.append(row)
 
     rec = Rows()
-    kept = list(conversations(plan, ["tiny_chat"], ["tiny_arith", "tiny_sums"], rec))
+    data = sft_plan(plan["posttrain.fusion"], plan)["data"]  # what compile writes for the stage
+    assert data["decontamination"]["benchmarks"] == ["tiny_arith", "tiny_sums"]
+    data["sources"] = [s for s in data["sources"] if s["name"] == "tiny_chat"]
+    kept = list(conversations(plan, data, rec))
     dropped = [r for r in rec.rows if r["decision"] == "dropped"]
     assert len(rec.rows) == 500 and len(kept) + len(dropped) == 500 and dropped
     for r in dropped:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qwen3_recipe.cli.render import acceptance_text, synth_progress
+from qwen3_recipe.progress import acceptance_text, synth_progress
 
 
 def test_acceptance_text():

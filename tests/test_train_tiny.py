@@ -59,6 +59,16 @@ def test_curriculum_chains_and_sft_follows(trained):
     # ABF: the long-context stage's export carries its larger RoPE base, and SFT keeps it
     assert json.loads((trained / "jobs/pretrain.s3_long_context/hf/config.json").read_text())["rope_theta"] == 1e6
     assert json.loads((trained / "jobs/posttrain.cold_start/hf/config.json").read_text())["rope_theta"] == 1e6
+    # what torchtitan was told is the compiled artifact: as is for pretraining, completed by the packed
+    # row count for SFT (its only run-time input)
+    from qwen3_recipe.train.sft_plan import trainer_job
+    compiled = {job: json.loads((trained / "jobs" / job / "lowered.json").read_text())["lowered"]
+                for job in ("pretrain.s1_general", "posttrain.cold_start")}
+    ran = {job: json.loads((trained / "jobs" / job / "trainer_job.json").read_text()) for job in compiled}
+    assert ran["pretrain.s1_general"] == compiled["pretrain.s1_general"]
+    rows = json.loads((Path(compiled["posttrain.cold_start"]["data"]["folder"]) / "meta.json").read_text())["stats"]["rows"]
+    assert ran["posttrain.cold_start"] == trainer_job(compiled["posttrain.cold_start"], rows)
+    assert ran["posttrain.cold_start"]["steps"] == -(-rows // 8) == len(sft)  # 0.5 epochs at batch 4
     again = run_cli(*cli_args(trained), "--only", "cold_start")
     assert again.returncode == 0 and "nothing to do" in again.stdout
 

@@ -104,7 +104,7 @@ def _require_db(run_dir: str) -> Path:
 def query(args: argparse.Namespace) -> int:
     import duckdb
 
-    from qwen3_recipe.cli.render import print_query
+    from qwen3_recipe.console import print_query
     db = _require_db(args.run_dir)
     with duckdb.connect(str(db), read_only=True) as con:
         try:

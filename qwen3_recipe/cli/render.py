@@ -1,25 +1,18 @@
-"""Terminal output with rich: problems, plans, query results."""
+"""The CLI's own terminal output with rich: located problems, the plan table. The console, query
+results and progress bars, which the engines print too, are in qwen3_recipe/console.py and
+qwen3_recipe/progress.py."""
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING
 
+from qwen3_recipe.console import console
 from qwen3_recipe.units import format_count, format_flops
 
 if TYPE_CHECKING:
     from qwen3_recipe.errors import Problem
 
 STATUS_STYLE = {"cached": "[green]cached[/]", "changed": "[yellow]changed[/]", "new": "[cyan]to run[/]"}
-
-
-def console(stderr: bool = False, soft_wrap: bool = False):
-    """Rich console; when output is not a terminal, wide enough that tables don't fold."""
-    from rich.console import Console
-    con = Console(stderr=stderr, highlight=False, soft_wrap=soft_wrap)
-    if not con.is_terminal:
-        con.width = 200
-    return con
 
 
 def print_problems(problems: list["Problem"]) -> None:
@@ -93,95 +86,3 @@ def posttrain_comparison(jobs: list[dict]) -> str:
     ratio = f"; distillation/RL = {hours['distillation'] / hours['RL']:.2g}" if all(hours.values()) else ""
     return (f"\npost-training: {'; '.join(parts)}{ratio} "
             "(Qwen3 report: on-policy distillation beat RL at ~1/10 of RL's GPU hours)")
-
-
-def print_query(rel, fmt: str, output: str | None) -> None:
-    if fmt == "parquet":
-        if not output:
-            raise SystemExit("error: --format parquet needs --output FILE")
-        rel.write_parquet(output)
-        return
-    if fmt in ("csv", "json"):
-        import csv
-        import json
-        rows = rel.fetchall()
-        out = open(output, "w", newline="") if output else sys.stdout
-        try:
-            if fmt == "csv":
-                writer = csv.writer(out)
-                writer.writerow(rel.columns)
-                writer.writerows(rows)
-            else:
-                json.dump([dict(zip(rel.columns, r)) for r in rows], out, default=str, indent=2)
-                out.write("\n")
-        finally:
-            if output:
-                out.close()
-        return
-    from rich.table import Table
-    table = Table(header_style="bold")
-    for col in rel.columns:
-        table.add_column(col)
-    for row in rel.fetchall():
-        table.add_row(*("" if v is None else str(v) for v in row))
-    console().print(table)
-
-
-def training_progress(name: str, steps: int):
-    """A progress bar over a training job's steps; the context value takes new metric rows."""
-    from contextlib import contextmanager
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    @contextmanager
-    def bar():
-        columns = (TextColumn("[cyan]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[loss]}"), TimeRemainingColumn())
-        with Progress(*columns, console=console(), transient=False) as progress:
-            task = progress.add_task(name, total=steps, loss="")
-
-            def update(rows: list[dict]) -> None:
-                last = rows[-1]
-                loss = last.get("loss_metrics/global_avg_loss", last.get("loss"))
-                text = f"loss {loss:.3f}" if loss is not None else ""
-                for key in ("reward_mean", "kl"):  # RL and distillation steps
-                    if last.get(key) is not None:
-                        text += f"  {key.split('_')[0]} {last[key]:.3f}"
-                progress.update(task, completed=last["step"], loss=text)
-            yield update
-    return bar()
-
-
-def synth_progress(name: str, total: int, done: int = 0, kept: int | None = None):
-    """Samples generated (of total), samples/s and, when `kept` is given, the acceptance so far
-    (kept / judged samples); the context value takes counts of new samples and of those kept."""
-    from contextlib import contextmanager
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    @contextmanager
-    def bar():
-        import time
-        start, first = time.monotonic(), done
-        counts = {"done": done, "kept": kept}
-        columns = (TextColumn("[cyan]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[accepted]}"), TimeRemainingColumn())
-        with Progress(*columns, console=console()) as progress:
-            task = progress.add_task(name, total=total, completed=done, rate="",
-                                     accepted=acceptance_text(done, kept))
-
-            def update(n: int, n_kept: int = 0) -> None:
-                counts["done"] += n
-                if counts["kept"] is not None:
-                    counts["kept"] += n_kept
-                rate = (counts["done"] - first) / max(time.monotonic() - start, 1e-6)
-                progress.update(task, advance=n, rate=f"{rate:.1f} samples/s",
-                                accepted=acceptance_text(counts["done"], counts["kept"]))
-            yield update
-    return bar()
-
-
-def acceptance_text(judged: int, kept: int | None) -> str:
-    if kept is None:
-        return ""
-    return f"accepted {kept:,}/{judged:,}" + (f" ({kept / judged:.0%})" if judged else "")

@@ -158,7 +158,8 @@ class JobBuilder:
         previous: str | None = None
         pre = self.r.pretrain
         for name, stage in pre.stages.items():
-            resolved = _dump(stage) | {
+            # the mixture reaches the trainer as its mix job's tokens (a dependency), not as config
+            resolved = stage.model_dump(mode="json", exclude={"mixture"}) | {
                 "lr": _dump(stage.lr or pre.lr),
                 "batch_tokens": stage.batch_tokens or pre.batch_tokens,
                 "rope_theta": stage.rope_theta or self.loaded.arch.rope_theta,
@@ -219,8 +220,9 @@ class JobBuilder:
             # datasets_spec/ (synth datasets were, as prompts, by their synth job)
             if not isinstance(stage, SFTStage) or any(ref not in self.r.synth.jobs for ref in refs):
                 inputs.update(self.benchmark_inputs(self.decont_benchmarks()))
-            config: dict[str, Any] = {"stage": _dump(stage), "model": self.model_config(),
-                                      "seed": self.r.seed}
+            # an SFT stage's `tokens` only sizes plan's estimate (read from the recipe): not config
+            config: dict[str, Any] = {"stage": stage.model_dump(mode="json", exclude={"tokens"}),
+                                      "model": self.model_config(), "seed": self.r.seed}
             if hasattr(stage, "teacher"):
                 config["stage"]["teacher"], teacher_deps = self.teacher(stage.teacher)
                 deps += teacher_deps

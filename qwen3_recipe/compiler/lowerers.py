@@ -21,6 +21,10 @@ LOWERER_MODULES = {
     "pretrain": "qwen3_recipe.train.pretrain:stage_job",
     "synth": "qwen3_recipe.synth.plan:generation_plan",
     "eval": "qwen3_recipe.synth.plan:eval_plan",
+    "sft": "qwen3_recipe.train.sft_plan:sft_plan",
+    "fusion": "qwen3_recipe.train.sft_plan:sft_plan",
+    **{kind: "qwen3_recipe.posttrain.stage_plan:stage_plan"
+       for kind in ("reasoning_rl", "general_rl", "distill_offpolicy", "distill_onpolicy")},
 }
 
 

@@ -14,21 +14,18 @@ import os
 from pathlib import Path
 from typing import Any
 
+from qwen3_recipe.compiler import user_cache
 from qwen3_recipe.compiler.plan_view import refresh_status
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 FORMAT = 1
 
 
-def enabled() -> bool:
-    return os.environ.get("QWEN3_RECIPE_NO_CACHE", "") in ("", "0")
+enabled = user_cache.enabled
 
 
 def cache_dir() -> Path:
-    if os.environ.get("QWEN3_RECIPE_CACHE"):
-        return Path(os.environ["QWEN3_RECIPE_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "qwen3-recipe" / "plans"
+    return user_cache.folder(user_cache.PLANS)
 
 
 def _stamp(path: Path) -> list[Any]:

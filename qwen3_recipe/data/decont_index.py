@@ -65,12 +65,15 @@ class DecontIndexBuilder:
         return Tokenizer.from_file(str(path / "tokenizer.json" if path.is_dir() else path))
 
 
-def contamination_index(plan: Plan, benchmarks: list[str]):
+def contamination_index(plan: Plan, benchmarks: list[str], settings: dict | None = None):
     """The run's n-gram index over `benchmarks`, for checking any text in Python (SFT data, RL
     prompts, synthetic samples): the same definition as the pretraining filter. (With method
-    `datatrove`, which exists for the data pipeline, the word n-gram index of the same n is used.)"""
+    `datatrove`, which exists for the data pipeline, the word n-gram index of the same n is used.)
+    `settings` ({method, n}, from a compiled job) replace the recipe's `data.decontamination`."""
     from qwen3_recipe.data.decont import NGramIndex
     cfg = plan.loaded.recipe.data.decontamination
+    if settings is not None:
+        cfg = cfg.model_copy(update={"method": settings["method"], "n": settings["n"]})
     if not benchmarks:
         return None
     if cfg.method == "datatrove":

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datatrove.pipeline.readers import JsonlReader
 from datatrove.pipeline.writers import JsonlWriter
 
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
-from qwen3_recipe.data.stages import Call, Stage, run_stages
+from qwen3_recipe.data.corpus_io import Files, listing_reader, publish_files, write_listing
+from qwen3_recipe.data.stages import Call, Stage
 from qwen3_recipe.data.trace import Traced
 
 
@@ -27,18 +27,6 @@ def _files(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.jsonl.gz"))
 
 
-def _reader(root: Path, listing: Path) -> JsonlReader:
-    """Read exactly the listed files (a paths file keeps task -> file assignment identical across
-    stages; read when a task starts, so it may be written after the pipeline is built)."""
-    return JsonlReader(str(root), paths_file=str(listing), id_key="id", text_key="text")
-
-
-def _write_listing(files: list[Path], root: Path, listing: Path) -> None:
-    listing.parent.mkdir(parents=True, exist_ok=True)
-    listing.write_text("".join(f"{f.relative_to(root)}\n" for f in files))
-
-
-Files = list[tuple[str, Path]]  # (source, file): one source per file, one file per task
 METHODS = ("exact", "minhash")
 
 
@@ -64,7 +52,8 @@ def replay(plan: Plan, p: PlannedJob, upto: str | None = None) -> Files:
 
 
 def run_dedup(p: PlannedJob, plan: Plan) -> None:
-    from qwen3_recipe.data.runner import quiet_datatrove
+    from qwen3_recipe.data.logs import quiet_datatrove
+    from qwen3_recipe.launch.executors import run_stages
     from qwen3_recipe.provenance.database import build_database
 
     quiet_datatrove()
@@ -72,7 +61,7 @@ def run_dedup(p: PlannedJob, plan: Plan) -> None:
     for step, method in enumerate((m for m in METHODS if getattr(cfg, m).enabled), start=1):
         scope = replay(plan, p, method)
         if scope:
-            _write_listing([f for _, f in scope], plan.run_dir / "jobs", folder / method / "inputs.txt")
+            write_listing([f for _, f in scope], plan.run_dir / "jobs", folder / method / "inputs.txt")
             run_stages(plan, p, STAGES[method](plan, p, step, len(scope)))
     publish(p, plan)
     build_database(plan.run_dir)
@@ -99,26 +88,11 @@ def write_inputs(p: PlannedJob, plan: Plan, method: str, tasks: int) -> None:
     if len(scope) > tasks:
         raise RuntimeError(f"{p.job.name}: {len(scope)} files for {method} dedup, more than the {tasks} tasks "
                            f"submitted (stale files in a source's output folder?)")
-    _write_listing([f for _, f in scope], plan.run_dir / "jobs", plan.run_dir / p.job.dir / method / "inputs.txt")
+    write_listing([f for _, f in scope], plan.run_dir / "jobs", plan.run_dir / p.job.dir / method / "inputs.txt")
 
 
 def publish(p: PlannedJob, plan: Plan) -> None:
-    _publish(replay(plan, p), plan.run_dir / p.job.dir / "output")
-
-
-def _publish(files: Files, out: Path) -> None:
-    """The job's output folder: the final file of every source (hard links, copies across devices)."""
-    import os
-    import shutil
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    for i, (source, f) in enumerate(files):
-        target = out / f"{source}-{i:05d}.jsonl.gz"
-        try:
-            os.link(f, target)
-        except OSError:
-            shutil.copy2(f, target)
+    publish_files(replay(plan, p), plan.run_dir / p.job.dir / "output")
 
 
 def _context(plan: Plan, p: PlannedJob, method: str):
@@ -134,10 +108,11 @@ def exact_stages(plan: Plan, p: PlannedJob, step: int, tasks: int) -> list[Stage
     root, work, listing, prov, rate = _context(plan, p, "exact")
     config = ExactDedupConfig(content_getter=doc_text)
     return [
-        Stage("exact-1-signatures", [_reader(root, listing), ExactDedupSignature(str(work / "sigs"), config)], tasks),
+        Stage("exact-1-signatures", [listing_reader(root, listing), ExactDedupSignature(str(work / "sigs"), config)],
+              tasks),
         Stage("exact-2-find", [ExactFindDedups(str(work / "sigs"), str(work / "dups"), config)], 1),
         Stage("exact-3-filter", [
-            _reader(root, listing),
+            listing_reader(root, listing),
             Traced(ExactDedupFilter(str(work / "dups"), config), step, "exact_dedup", p.job.name, prov,
                    drop_reason="exact_duplicate", kept_sample_rate=rate, evidence="exact"),
             JsonlWriter(str(work / "output"), output_filename="${rank}.jsonl.gz"),
@@ -154,14 +129,14 @@ def minhash_stages(plan: Plan, p: PlannedJob, step: int, tasks: int) -> list[Sta
     mh = plan.loaded.recipe.data.dedup.minhash
     config = MinhashConfig(n_grams=mh.n_grams, num_buckets=mh.num_buckets, hashes_per_bucket=mh.hashes_per_bucket)
     return [
-        Stage("minhash-1-signatures", [_reader(root, listing), MinhashDedupSignature(str(work / "sigs"), config)],
-              tasks),
+        Stage("minhash-1-signatures",
+              [listing_reader(root, listing), MinhashDedupSignature(str(work / "sigs"), config)], tasks),
         Stage("minhash-2-buckets", [MinhashDedupBuckets(str(work / "sigs"), str(work / "buckets"), config=config)],
               mh.num_buckets),
         Stage("minhash-3-cluster", [MinhashDedupCluster(str(work / "buckets"), str(work / "remove"), config=config,
                                                         save_cluster_id=True, save_cluster_size=True)], 1),
         Stage("minhash-4-filter", [
-            _reader(root, listing),
+            listing_reader(root, listing),
             Traced(MinhashDedupFilter(str(work / "remove"), load_cluster_ids=True, load_cluster_sizes=True),
                    step, "minhash_dedup", p.job.name, prov, drop_reason="near_duplicate", kept_sample_rate=rate,
                    evidence="minhash"),

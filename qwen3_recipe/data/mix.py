@@ -15,7 +15,7 @@ from pathlib import Path
 
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
 from qwen3_recipe.data.mixture import Doc, order_for_training, plan_mixture
-from qwen3_recipe.data.stages import Call, Stage, run_stages
+from qwen3_recipe.data.stages import Call, Stage
 from qwen3_recipe.provenance.recorder import ShardRecorder
 
 EOS = "<|endoftext|>"
@@ -78,7 +78,8 @@ def mix_stages(p: PlannedJob, plan: Plan) -> list[Stage]:
 
 
 def run_mix(p: PlannedJob, plan: Plan) -> None:
-    from qwen3_recipe.data.runner import quiet_datatrove
+    from qwen3_recipe.data.logs import quiet_datatrove
+    from qwen3_recipe.launch.executors import run_stages
     from qwen3_recipe.provenance.database import build_database
 
     quiet_datatrove()

@@ -1,68 +1,16 @@
-"""Runners for the data jobs: lower to datatrove, execute (local or Ray), refresh the run's
-provenance database. On Slurm the same stages are submitted as array jobs instead
-(launch/slurm_data.py), with executors from `make_executor`."""
+"""The runner of the `data.<source>` jobs: one stage (data/prepare.py's pipeline with the
+decontamination filter) run on the recipe's executor (launch/executors.py), then a refresh of the
+run's provenance database. On Slurm the same stage is submitted as an array job instead
+(launch/slurm_data.py)."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
-
-from datatrove.executor import LocalPipelineExecutor
-
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
+from qwen3_recipe.data.logs import quiet_datatrove
 from qwen3_recipe.data.prepare import input_files, prepare_pipeline
-from qwen3_recipe.data.stages import Stage, run_stages
+from qwen3_recipe.data.stages import Stage
+from qwen3_recipe.launch.executors import run_stages
 from qwen3_recipe.provenance.database import build_database
-
-
-class LocalExecutor(LocalPipelineExecutor):
-    """datatrove's local executor. Defined here so that its worker processes, which unpickle it,
-    import this package and with it the quiet task logging (qwen3_recipe/data/__init__.py)."""
-
-
-def quiet_datatrove() -> None:
-    """Terminal output of data jobs: our progress display, datatrove's warnings, no tqdm bars
-    (the task logs in jobs/<job>/logs keep everything)."""
-    import qwen3_recipe.data  # noqa: F401 (installs the quiet task logging)
-    os.environ.setdefault("TQDM_DISABLE", "1")
-
-
-def make_executor(plan: Plan, p: PlannedJob, pipeline: list, tasks: int, name: str = ""):
-    """The recipe's executor for one datatrove pipeline of a job."""
-    ex = plan.loaded.recipe.execution
-    logs = str(plan.run_dir / p.job.dir / "logs" / name) if name else str(plan.run_dir / p.job.dir / "logs")
-    # -1: as many at once as the machine has cores (each worker is a process importing datatrove)
-    workers = min(tasks, ex.workers if ex.workers > 0 else (os.cpu_count() or 1))
-    if ex.executor == "slurm":  # an array job; -1: no limit on tasks running at once
-        from qwen3_recipe.launch.slurm_data import slurm_executor
-        return slurm_executor(plan, p, pipeline, tasks, min(tasks, ex.workers) if ex.workers > 0 else -1, logs, name)
-    if ex.executor == "ray":
-        _require(importlib.util.find_spec("ray") is not None, plan,
-                 "the Ray executor needs Ray: pip install 'qwen3-recipe[ray]'")
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phoning home from a local instance
-        if ex.ray.address:
-            import ray
-            ray.init(address=ex.ray.address, ignore_reinit_error=True)  # else datatrove starts a local one
-        from datatrove.executor import RayPipelineExecutor
-        return RayPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers, logging_dir=logs,
-                                   skip_completed=True)
-    return LocalExecutor(pipeline=pipeline, tasks=tasks, workers=workers, logging_dir=logs, skip_completed=True)
-
-
-def execute(plan: Plan, p: PlannedJob, pipeline: list, tasks: int, name: str = "") -> None:
-    """Build the executor for one pipeline and run it under a progress display."""
-    from qwen3_recipe.cli.render import console
-    executor = make_executor(plan, p, pipeline, tasks, name)
-    label = f"{p.job.name}{' ' + name if name else ''}: {tasks} task{'s' if tasks != 1 else ''}"
-    with console().status(f"[cyan]{label}[/]"):
-        executor.run()
-
-
-def _require(ok: bool, plan: Plan, message: str) -> None:
-    if not ok:
-        from qwen3_recipe.errors import Problem, RecipeError
-        path = ("execution", "executor")
-        raise RecipeError([Problem(message, ".".join(path), plan.loaded.raw.smap.find(path))])
 
 
 def prepare_stages(p: PlannedJob, plan: Plan) -> list[Stage]:

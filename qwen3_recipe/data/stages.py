@@ -1,7 +1,8 @@
 """A data job as a static list of stages: datatrove pipelines (with their task counts) and the small
 Python steps between them ("glue": a listing of files to read, a mixture plan). Locally the stages
-run one after the other in this process; on Slurm each becomes an array job that waits for the one
-before it (qwen3_recipe/launch/slurm_data.py), a glue step a one-task job running `Glue`.
+run one after the other in this process (qwen3_recipe/launch/executors.py); on Slurm each becomes an
+array job that waits for the one before it (qwen3_recipe/launch/slurm_data.py), a glue step a
+one-task job running `Glue`. This module only describes them: it runs nothing.
 """
 
 from __future__ import annotations
@@ -54,11 +55,7 @@ class Glue(PipelineStep):
         self.call()
 
 
-def run_stages(plan: Plan, p: PlannedJob, stages: list[Stage]) -> None:
-    """The local way: glue in this process, pipelines on the recipe's executor, in order."""
-    from qwen3_recipe.data.runner import execute
-    for stage in stages:
-        if stage.call is not None:
-            stage.call()
-        else:
-            execute(plan, p, stage.pipeline, stage.tasks, stage.name)
+def stage_logs(plan: Plan, p: PlannedJob, name: str) -> str:
+    """A stage's datatrove logging dir: jobs/<job>/logs/<name>, or jobs/<job>/logs for name ""."""
+    logs = plan.run_dir / p.job.dir / "logs"
+    return str(logs / name if name else logs)

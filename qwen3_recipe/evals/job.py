@@ -66,8 +66,8 @@ def scorer(kind: str, bench: str, judge=None):
 
 
 def run_eval(p: PlannedJob, plan: Plan) -> None:
-    from qwen3_recipe.cli.render import synth_progress
     from qwen3_recipe.compiler.lowerers import load_lowered
+    from qwen3_recipe.progress import synth_progress
     from qwen3_recipe.provenance.database import build_database
     from qwen3_recipe.provenance.recorder import ShardRecorder
     from qwen3_recipe.synth.job import generate_missing
@@ -136,7 +136,7 @@ def run_eval(p: PlannedJob, plan: Plan) -> None:
 def print_results(title: str, results: list[dict]) -> None:
     from rich.table import Table
 
-    from qwen3_recipe.cli.render import console
+    from qwen3_recipe.console import console
     table = Table(title=f"{title}: each benchmark's metric (mean over samples)", title_justify="left")
     for col in ("benchmark", "mode", "thinking budget", "samples", "metric", "value"):
         table.add_column(col, justify="right" if col in ("samples", "value") else "left")
@@ -152,7 +152,7 @@ def print_summary(plan: Plan, jobs: list) -> None:
     post-training moved each mode and budget."""
     from rich.table import Table
 
-    from qwen3_recipe.cli.render import console
+    from qwen3_recipe.console import console
     rows = []
     for job in jobs:
         path = plan.run_dir / job.dir / "results.jsonl"

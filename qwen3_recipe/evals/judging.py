@@ -49,7 +49,7 @@ class Served:
         return fits
 
     def generate(self, requests: list[dict], label: str) -> None:
-        from qwen3_recipe.cli.render import synth_progress
+        from qwen3_recipe.progress import synth_progress
         from qwen3_recipe.synth.job import generate_missing
         todo = self._fits(list({r["key"]: r for r in requests}.values()))
         with synth_progress(label, len(todo), done=sum(r["key"] in self.cache for r in todo)) as progress:

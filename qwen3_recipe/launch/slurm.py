@@ -68,7 +68,7 @@ def sbatch_script(plan: Plan, p: PlannedJob) -> str:
 
 def submit(plan: Plan, jobs: list[PlannedJob]) -> int:
     """Submit every selected job that is not done, in dependency order; prints the job ids."""
-    from qwen3_recipe.cli.render import console
+    from qwen3_recipe.console import console
     path = ("execution", "executor")
     if shutil.which("sbatch") is None:
         raise RecipeError([Problem("the Slurm executor submits with `sbatch`, which is not on this machine's "

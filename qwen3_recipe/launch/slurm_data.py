@@ -24,7 +24,8 @@ from datatrove.executor import SlurmPipelineExecutor
 
 import qwen3_recipe.data  # noqa: F401 (quiet task logging on the nodes, which import this module to unpickle)
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
-from qwen3_recipe.data.stages import Call, Glue, Stage
+from qwen3_recipe.data.logs import quiet_datatrove
+from qwen3_recipe.data.stages import Call, Glue, Stage, stage_logs
 
 STAGES = {
     "data_prepare": "qwen3_recipe.data.runner:prepare_stages",
@@ -44,10 +45,12 @@ class SlurmExecutor(SlurmPipelineExecutor):
         pass
 
 
-def slurm_executor(plan: Plan, p: PlannedJob, pipeline: list, tasks: int, workers: int, logs: str,
-                   name: str) -> SlurmExecutor:
-    """The executor `make_executor` (data/runner.py) returns for `execution.executor: slurm`."""
-    slurm = plan.loaded.recipe.execution.slurm
+def slurm_executor(plan: Plan, p: PlannedJob, pipeline: list, tasks: int, name: str) -> SlurmExecutor:
+    """The array job for one pipeline of a job (`name`: its stage); also what `make_executor`
+    (launch/executors.py) returns for `execution.executor: slurm`."""
+    ex = plan.loaded.recipe.execution
+    slurm = ex.slurm
+    workers = min(tasks, ex.workers) if ex.workers > 0 else -1  # -1: no limit on tasks running at once
     options = dict(_option(arg) for arg in slurm.sbatch_args)
     if slurm.account:
         options.setdefault("account", slurm.account)
@@ -57,7 +60,7 @@ def slurm_executor(plan: Plan, p: PlannedJob, pipeline: list, tasks: int, worker
     env = (f"cd {shlex.quote(str(Path.cwd()))} || exit 1; "
            f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH OMP_NUM_THREADS=1 TQDM_DISABLE=1")
     return SlurmExecutor(
-        pipeline=pipeline, tasks=tasks, workers=workers, logging_dir=logs, skip_completed=True,
+        pipeline=pipeline, tasks=tasks, workers=workers, logging_dir=stage_logs(plan, p, name), skip_completed=True,
         job_name=f"{plan.loaded.recipe.name}-{p.job.name}" + (f"-{name}" if name else ""),
         time=slurm.time, partition=slurm.partition, qos=slurm.qos or "", cpus_per_task=slurm.cpus_per_task,
         mem_per_cpu_gb=int(mem), sbatch_args=options, env_command=env)
@@ -83,12 +86,11 @@ def stages_for(p: PlannedJob, plan: Plan) -> list[Stage]:
 def submit_data_job(plan: Plan, p: PlannedJob, after: list[str]) -> list[tuple[str, str]]:
     """Submit one data job's stages in order, the first after the Slurm jobs `after`. Returns
     (stage, Slurm job id) for each array submitted."""
-    from qwen3_recipe.data.runner import make_executor, quiet_datatrove
     quiet_datatrove()
     submitted = []
     for stage in stages_for(p, plan):
         pipeline = [Glue(stage.call)] if stage.call is not None else stage.pipeline
-        executor = make_executor(plan, p, pipeline, stage.tasks, stage.name)
+        executor = slurm_executor(plan, p, pipeline, stage.tasks, stage.name)
         executor.skip_completed = not any(isinstance(step, Glue) for step in pipeline)
         executor.depends_job_id = ":".join(after) or None
         executor.launch_job()  # datatrove: pickles the executor, writes the script, calls sbatch

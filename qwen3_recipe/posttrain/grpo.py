@@ -14,7 +14,6 @@ counts them per step).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 
@@ -32,27 +31,8 @@ from qwen3_recipe.posttrain.rollouts import (
     score,
     step_rows,
 )
+from qwen3_recipe.posttrain.stage_plan import GRPOSettings
 from qwen3_recipe.posttrain.trainer import StageTrainer
-
-
-@dataclass
-class GRPOSettings:
-    steps: int
-    batch_size: int
-    group_size: int
-    max_response_tokens: int
-    clip_eps: float = 0.2
-    kl_coef: float = 0.0
-    temperature_start: float = 1.0
-    temperature_end: float = 1.0
-    sync_every: int = 1
-    thinking_budget: int | None = None
-    mode: str = "think"
-    seed: int = 0
-
-    def temperature(self, step: int) -> float:
-        frac = step / max(1, self.steps - 1)
-        return self.temperature_start + (self.temperature_end - self.temperature_start) * frac
 
 
 def verifier_reward(verifier) -> Callable[[Rollout], tuple[float, str]]:

@@ -21,7 +21,7 @@ from qwen3_recipe.train.cpu import apply_cpu_workarounds, cpu_model_config
 
 apply_cpu_workarounds()
 
-from qwen3_recipe.train.model import arch_from_hf  # noqa: E402,F401  (the one HF -> arch mapping, dense or MoE)
+from qwen3_recipe.train.model import arch_from_hf  # noqa: E402 (after the CPU workarounds; the one HF -> arch mapping, dense or MoE)
 
 
 @dataclass

@@ -16,52 +16,52 @@ from pathlib import Path
 
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
 
-HELDOUT_SHARE, HELDOUT_MAX = 0.1, 32
-
 
 def device() -> str:
     from qwen3_recipe.train.launch import has_accelerator
     return "cuda" if has_accelerator() else "cpu"
 
 
-def split_heldout(prompts: list, seed: int) -> tuple[list, list]:
+def split_heldout(prompts: list, seed: int, share: float, most: int) -> tuple[list, list]:
     """(train, held-out): a stable hash split; held-out prompts are never trained on."""
     def h(p) -> float:
         return int(hashlib.sha256(f"{seed}:{p.prompt_id}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-    held = [p for p in prompts if h(p) < HELDOUT_SHARE][:HELDOUT_MAX]
+    held = [p for p in prompts if h(p) < share][:most]
     ids = {p.prompt_id for p in held}
     return [p for p in prompts if p.prompt_id not in ids], held
 
 
 class StageContext:
-    """What every post-training runner needs: folders, settings, prompts, the policy and its trainer."""
+    """What every post-training runner needs: its compiled stage (posttrain/stage_plan.py), folders,
+    prompts, the policy and its trainer."""
 
-    def __init__(self, p: PlannedJob, plan: Plan, steps: int | None = None) -> None:
+    def __init__(self, p: PlannedJob, plan: Plan) -> None:
+        from qwen3_recipe.compiler.lowerers import load_lowered
         from qwen3_recipe.posttrain.policy import Policy
         from qwen3_recipe.provenance.recorder import ShardRecorder
         from qwen3_recipe.synth.prompts import decontaminate, load_prompts
-        from qwen3_recipe.train.sft import init_dir
-        from qwen3_recipe.train.stage import model_settings
         self.p, self.plan = p, plan
-        self.stage, self.seed = p.job.config["stage"], p.job.config["seed"]
+        self.stage = load_lowered(p, plan)  # the compiled stage, not the recipe's
+        self.seed = self.stage["seed"]
         self.name = p.job.name.split(".", 1)[1]
         self.folder = plan.run_dir / p.job.dir
-        init = init_dir(p, plan)
+        init = Path(self.stage["init"]) if self.stage["init"] else None
         if init is None or not (init / "config.json").exists():
             raise RuntimeError(f"{p.job.name}: no weights to start from ({init}); "
                                "set posttrain.init or add a stage before it")
         self.policy = Policy(init, device())
         # the tokenizer files travel with the weights (an init model may bring its own)
-        self.export_job = {"tokenizer_dir": str(init), "arch": self.policy.arch,
-                           **model_settings(plan)}
-        benchmarks = sorted(k.split(":", 1)[1] for k in p.job.inputs if k.startswith("benchmark:"))
+        self.export_job = {"tokenizer_dir": str(init), "arch": self.policy.arch, **self.stage["export"]}
+        decont = self.stage["decontamination"]
         rec = ShardRecorder(self.folder / "provenance", p.job.name, "prompts", 0)
-        prompts = decontaminate(plan, load_prompts(plan, self.stage["prompts"], self.stage.get("limit")), benchmarks, rec)
+        prompts = load_prompts(plan, self.stage["prompts"]["dataset"], self.stage["prompts"]["limit"])
+        prompts = decontaminate(plan, prompts, decont["benchmarks"] if decont else [], rec, decont)
         rec.close()
-        self.prompts, self.heldout = split_heldout(prompts, self.seed)
+        held = self.stage["heldout"]
+        self.prompts, self.heldout = split_heldout(prompts, held["seed"], held["share"], held["max"])
         self._bar = self._teacher = None
-        if steps is not None:
-            self.make_trainer(steps)
+        if "grpo" in self.stage:  # on-policy: the steps are set (off-policy knows them once the teacher answered)
+            self.make_trainer(self.stage["grpo"]["steps"])
 
     def make_trainer(self, steps: int) -> None:
         """The stage's trainer (off-policy distillation knows its steps only once the teacher has answered)."""
@@ -69,8 +69,8 @@ class StageContext:
         self.steps = steps
         self.trainer = StageTrainer(
             self.policy, self.folder / "dump", lr=self.stage["lr"], steps=steps,
-            optimizer=self.plan.loaded.recipe.pretrain.optimizer.model_dump(), interval=max(1, steps // 4),
-            warmup_steps=0, on_step=lambda step, row: self._bar and self._bar([row]))
+            optimizer=self.stage["optimizer"], interval=max(1, steps // self.stage["checkpoints"]),
+            warmup_steps=self.stage["warmup_steps"], on_step=lambda step, row: self._bar and self._bar([row]))
 
     def rec_for(self, step: int, kind: str = "step"):
         from qwen3_recipe.provenance.recorder import ShardRecorder
@@ -87,8 +87,7 @@ class StageContext:
         """(path, the teacher as a Policy that scores tokens), loaded once."""
         if self._teacher is None:
             from qwen3_recipe.posttrain.policy import Policy
-            from qwen3_recipe.synth.job import teacher_dir
-            path = Path(teacher_dir(self.plan, self.stage["teacher"]))
+            path = Path(self.stage["teacher"])
             teacher = Policy(path, device())
             if teacher.arch["vocab_size"] != self.policy.arch["vocab_size"]:
                 raise RuntimeError(f"{self.p.job.name}: teacher {path} has vocabulary "
@@ -98,13 +97,13 @@ class StageContext:
         return self._teacher
 
     def train(self, fn):
-        from qwen3_recipe.cli.render import training_progress
+        from qwen3_recipe.progress import training_progress
         with training_progress(self.p.job.name, self.steps) as update:
             self._bar = update
             return fn()
 
     def finish(self, rows: list[dict], summary: str) -> None:
-        from qwen3_recipe.cli.render import console
+        from qwen3_recipe.console import console
         from qwen3_recipe.provenance.database import build_database
         self.policy.save_hf(self.folder / "hf", self.export_job)
         shutil.copy2(self.folder / "dump" / "metrics.jsonl", self.folder / "metrics.jsonl")
@@ -112,16 +111,9 @@ class StageContext:
         console().print(f"{self.p.job.name}: {summary}; weights in {self.folder / 'hf'}")
 
 
-def settings(stage: dict, seed: int, steps: int | None = None):
-    from qwen3_recipe.posttrain.grpo import GRPOSettings
-    temp = stage.get("temperature") or {}
-    return GRPOSettings(steps=steps or stage["steps"], batch_size=stage["batch_size"],
-                        group_size=stage.get("group_size") or stage.get("samples_per_prompt", 1),
-                        max_response_tokens=stage.get("max_response_tokens") or stage["max_tokens"],
-                        clip_eps=stage.get("clip_eps", 0.2), kl_coef=stage.get("kl_coef", 0.0),
-                        temperature_start=temp.get("start", 1.0), temperature_end=temp.get("end", 1.0),
-                        sync_every=stage.get("sync_every", 1), thinking_budget=stage.get("thinking_budget"),
-                        seed=seed)
+def settings(ctx: StageContext):
+    from qwen3_recipe.posttrain.stage_plan import GRPOSettings
+    return GRPOSettings(**ctx.stage["grpo"])
 
 
 def run_reasoning_rl(p: PlannedJob, plan: Plan) -> None:
@@ -129,8 +121,8 @@ def run_reasoning_rl(p: PlannedJob, plan: Plan) -> None:
     from qwen3_recipe.posttrain.policy import Policy
     from qwen3_recipe.posttrain.rollout_engine import rollout_engine
     from qwen3_recipe.verify.verifiers import build_verifier
-    ctx = StageContext(p, plan, p.job.config["stage"]["steps"])
-    s = settings(ctx.stage, ctx.seed)
+    ctx = StageContext(p, plan)
+    s = settings(ctx)
     verifier = build_verifier(ctx.stage["verifier"])
     ref = Policy(ctx.policy.hf_dir, device()) if s.kl_coef > 0 else None
     with rollout_engine(ctx.policy.hf_dir, s.max_response_tokens) as engine:
@@ -149,12 +141,12 @@ def run_general_rl(p: PlannedJob, plan: Plan) -> None:
     from qwen3_recipe.posttrain.policy import Policy
     from qwen3_recipe.posttrain.rewards import combined_reward
     from qwen3_recipe.posttrain.rollout_engine import rollout_engine
-    ctx = StageContext(p, plan, p.job.config["stage"]["steps"])
-    s = settings(ctx.stage, ctx.seed)
+    ctx = StageContext(p, plan)
+    s = settings(ctx)
     # the prompt set's domain picks the reference verifier by default, its languages back the language rule
-    data = plan.loaded.catalogs.datasets[ctx.stage["prompts"]].spec
-    reward = combined_reward(ctx.stage["rewards"], s.max_response_tokens, domain=data.domain,
-                             languages=data.languages, device=device())
+    data = ctx.stage["prompts"]
+    reward = combined_reward(ctx.stage["rewards"], s.max_response_tokens, domain=data["domain"],
+                             languages=data["languages"], device=device())
     (ctx.folder / "rewards.json").write_text(json.dumps(reward.specs, indent=1) + "\n")
     ref = Policy(ctx.policy.hf_dir, device())
     with rollout_engine(ctx.policy.hf_dir, s.max_response_tokens) as engine:
@@ -175,8 +167,8 @@ def _heldout(ctx: StageContext, engine, teacher, step: int, kind: str) -> dict:
     from qwen3_recipe.posttrain.distill import heldout_kl
     if not ctx.heldout:
         return {}
-    kl = heldout_kl(ctx.policy, engine, teacher, ctx.heldout, ctx.stage["modes"], settings(ctx.stage, ctx.seed, 1)
-                    .max_response_tokens, ctx.seed)
+    max_tokens = ctx.stage["grpo"]["max_response_tokens"] if "grpo" in ctx.stage else ctx.stage["max_tokens"]
+    kl = heldout_kl(ctx.policy, engine, teacher, ctx.heldout, ctx.stage["modes"], max_tokens, ctx.seed)
     ctx.record(kl, step, kind)
     return kl
 
@@ -212,9 +204,9 @@ def run_distill_offpolicy(p: PlannedJob, plan: Plan) -> None:
 def run_distill_onpolicy(p: PlannedJob, plan: Plan) -> None:
     from qwen3_recipe.posttrain import distill as D
     from qwen3_recipe.posttrain.rollout_engine import rollout_engine
-    ctx = StageContext(p, plan, p.job.config["stage"]["steps"])
+    ctx = StageContext(p, plan)
     _, teacher = ctx.teacher()
-    s = settings(ctx.stage, ctx.seed)
+    s = settings(ctx)
     with rollout_engine(ctx.policy.hf_dir, s.max_response_tokens) as engine:
         before = _heldout(ctx, engine, teacher, 0, "distill_onpolicy")
         rows = ctx.train(lambda: D.run_onpolicy(ctx.trainer, engine, teacher, ctx.prompts, steps_settings=s,

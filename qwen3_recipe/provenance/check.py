@@ -54,7 +54,7 @@ def _thinned(run_dir: Path) -> bool:
 
 
 def check_run(run_dir: Path) -> int:
-    from qwen3_recipe.cli.render import console
+    from qwen3_recipe.console import console
     con = console()
     failed = 0
     for name, rows in violations(run_dir, _thinned(run_dir)).items():

@@ -33,7 +33,7 @@ REPORTS = {
 def print_report(kind: str, run_dir: Path) -> int:
     import duckdb
 
-    from qwen3_recipe.cli.render import print_query
+    from qwen3_recipe.console import print_query
     with duckdb.connect(str(run_dir / DB_NAME), read_only=True) as con:
         print_query(con.sql(REPORTS[kind]), "table", None)
     return 0

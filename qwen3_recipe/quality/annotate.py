@@ -51,7 +51,8 @@ def split(row: dict, held: set[str]) -> str | None:
 
 
 def run_annotate(p: PlannedJob, plan: Plan) -> None:
-    from qwen3_recipe.cli.render import console, synth_progress
+    from qwen3_recipe.console import console
+    from qwen3_recipe.progress import synth_progress
     from qwen3_recipe.provenance.database import build_database
     from qwen3_recipe.provenance.recorder import ShardRecorder
     from qwen3_recipe.quality.classifier import train

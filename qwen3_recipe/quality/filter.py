@@ -61,10 +61,11 @@ def resolve_classifier(path: Path) -> Path | None:
 def run_quality_filter(p: PlannedJob, plan: Plan) -> None:
     from datatrove.pipeline.writers import JsonlWriter
 
-    from qwen3_recipe.data.dedup import _publish, _reader, _write_listing
-    from qwen3_recipe.data.runner import quiet_datatrove
-    from qwen3_recipe.data.stages import Stage, run_stages
+    from qwen3_recipe.data.corpus_io import listing_reader, publish_files, write_listing
+    from qwen3_recipe.data.logs import quiet_datatrove
+    from qwen3_recipe.data.stages import Stage
     from qwen3_recipe.data.trace import Traced
+    from qwen3_recipe.launch.executors import run_stages
     from qwen3_recipe.provenance.database import build_database
     from qwen3_recipe.quality.corpus import curated_inputs
 
@@ -74,21 +75,21 @@ def run_quality_filter(p: PlannedJob, plan: Plan) -> None:
     scope = [(s, f) for s, f in files if s in job.config["sources"]]
     work = folder / "work"
     if scope:
-        _write_listing([f for _, f in scope], root, folder / "inputs.txt")
+        write_listing([f for _, f in scope], root, folder / "inputs.txt")
         step = QualityClassifierFilter(str(plan.run_dir / job.config["classifier"]), job.config["threshold"])
         rate = plan.loaded.recipe.outputs.provenance.kept_sample_rate
         run_stages(plan, p, [Stage("", [
-            _reader(root, folder / "inputs.txt"),
+            listing_reader(root, folder / "inputs.txt"),
             Traced(step, 1, "quality_classifier", job.name, str(folder / "provenance"), drop_reason=DROP_REASON,
                    kept_sample_rate=rate),
             JsonlWriter(str(work), output_filename="${rank}.jsonl.gz"),
         ], len(scope))])
     kept = [(s, work / f"{rank:05d}.jsonl.gz") for rank, (s, _) in enumerate(scope)]
-    _publish([sf for sf in files if sf not in scope] + [sf for sf in kept if sf[1].exists()], folder / "output")
+    publish_files([sf for sf in files if sf not in scope] + [sf for sf in kept if sf[1].exists()], folder / "output")
     db = build_database(plan.run_dir)
     import duckdb
 
-    from qwen3_recipe.cli.render import console
+    from qwen3_recipe.console import console
     with duckdb.connect(str(db), read_only=True) as con:
         n_in, n_kept = con.execute("select sum(documents_in), sum(kept) from step_counts where job = ?",
                                    [job.name]).fetchone()

@@ -184,6 +184,13 @@ class Checker:
                 self.err(base + ("seq_len",), f"a global batch of {batch} tokens holds no sequence of {seq}")
             if seq is not None:
                 previous = (name, seq)
+        for base in [("pretrain", "lr")] + [("pretrain", "stages", n, "lr") for n in self.pre_stages]:
+            lr = _mapping(_get(self.data, *base))
+            if lr.get("decay") == "constant":  # the LR stays at its peak: these would change nothing
+                for key in ("decay_fraction", "min_lr_ratio"):
+                    if key in lr:
+                        self.err(base + (key,), f"a constant schedule does not decay: {key} has no effect",
+                                 "remove it, or choose decay: cosine, linear or wsd", at_key=True)
 
     def check_teacher(self, path: KeyPath, teacher: Any, student: Arch | None) -> None:
         stage = _get(teacher, "stage")

@@ -81,6 +81,18 @@ class RunInfo:
         artifact = read_json(self.run_dir / "jobs" / job.name / "lowered.json") or {}
         return artifact.get("lowered") or {} if artifact.get("fingerprint") == job.fingerprint else {}
 
+    def resolved(self, *path: str) -> Any:
+        """A value of the resolved recipe (`recipe.lock.yaml`), e.g. a stage's mixture name, which
+        no job's config holds (the mix job holds the mixture itself)."""
+        import yaml
+        try:
+            node = yaml.safe_load((self.run_dir / "recipe.lock.yaml").read_text())
+        except (OSError, yaml.YAMLError):
+            return None
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        return node
+
     def command(self, only: str) -> str:
         """The command that fills a section, e.g. `qwen3-recipe run recipes/tiny.yaml -o runs/tiny --only data`."""
         recipe = self.recipe_files[-1] if self.recipe_files else "RECIPE"

@@ -101,7 +101,8 @@ def curriculum_section(run: RunInfo) -> Section:
         stages.append({"name": job.stage, "tokens": cfg.get("tokens") or job.estimate.get("tokens") or 0,
                        "seq_len": cfg.get("seq_len") or 0, "seq_len_start": cfg.get("seq_len_start"),
                        "segments": segments, "source": source,
-                       "rope_theta": cfg.get("rope_theta") or arch.get("rope_theta"), "mixture": cfg.get("mixture"),
+                       "rope_theta": cfg.get("rope_theta") or arch.get("rope_theta"),
+                       "mixture": run.resolved("pretrain", "stages", job.stage, "mixture"),
                        "lr": cfg["lr"] if isinstance(cfg.get("lr"), dict) else {},
                        "status": job.status, "description": cfg.get("description")})
     post = run.of_kind("sft", "fusion", "reasoning_rl", "general_rl", "distill_offpolicy", "distill_onpolicy")

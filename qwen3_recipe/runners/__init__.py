@@ -90,7 +90,7 @@ def mark_done(plan: "Plan", p: "PlannedJob") -> None:
 def run_jobs(plan: "Plan", jobs: list["PlannedJob"], debug: bool = False) -> int:
     """Run `jobs` in order; stop at the first failure with a one-line cause and where the logs are
     (finished jobs keep their outputs and done markers, so a rerun resumes after them)."""
-    from qwen3_recipe.cli.render import console
+    from qwen3_recipe.console import console
     from qwen3_recipe.verify.isolation import set_policy
     con = console()
     set_policy(plan.loaded.recipe.execution.sandbox)

@@ -81,8 +81,9 @@ def generate_missing(requests: list[dict], cache: RequestCache, cfg: dict, model
 
 
 def run_synth(p: PlannedJob, plan: Plan) -> None:
-    from qwen3_recipe.cli.render import console, synth_progress
     from qwen3_recipe.compiler.lowerers import load_lowered
+    from qwen3_recipe.console import console
+    from qwen3_recipe.progress import synth_progress
     from qwen3_recipe.provenance.database import build_database
     from qwen3_recipe.provenance.recorder import ShardRecorder
     gen = load_lowered(p, plan)  # the generation plan compile wrote (synth/plan.py)
@@ -93,7 +94,7 @@ def run_synth(p: PlannedJob, plan: Plan) -> None:
     prompts = load_prompts(plan, gen["prompts"]["dataset"], gen["prompts"]["limit"])
     benchmarks = sorted(k.split(":", 1)[1] for k in p.job.inputs if k.startswith("benchmark:"))
     if gen["judge"]["decontaminate"]:
-        prompts = decontaminate(plan, prompts, benchmarks, rec)
+        prompts = decontaminate(plan, prompts, benchmarks, rec, gen["judge"]["decontamination"])
     else:
         for pr in prompts:
             rec.add("prompts", source=pr.source, prompt_id=pr.prompt_id, prompt=pr.text, gold=pr.gold, decision="kept")
@@ -140,7 +141,7 @@ class Judge:
         self.index = None
         if cfg["decontaminate"]:
             from qwen3_recipe.data.decont_index import contamination_index
-            self.index = contamination_index(plan, benchmarks)
+            self.index = contamination_index(plan, benchmarks, cfg["decontamination"])  # compiled settings
         self.decisions: dict[str, list[tuple]] = {}
 
     def judge(self, req: dict, prompt: Prompt, samples: list[dict]) -> int:

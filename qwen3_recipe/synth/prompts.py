@@ -38,10 +38,12 @@ def load_prompts(plan: Plan, ref: str, limit: int | None) -> list[Prompt]:
     return out
 
 
-def decontaminate(plan: Plan, prompts: list[Prompt], benchmarks: list[str], rec=None) -> list[Prompt]:
-    """Prompts without benchmark overlap; the others get a `prompts` row with their hits."""
+def decontaminate(plan: Plan, prompts: list[Prompt], benchmarks: list[str], rec=None,
+                  settings: dict | None = None) -> list[Prompt]:
+    """Prompts without benchmark overlap; the others get a `prompts` row with their hits.
+    `settings` ({method, n}): a compiled job's n-gram settings, else the recipe's."""
     from qwen3_recipe.data.decont_index import contamination_index
-    index = contamination_index(plan, benchmarks)
+    index = contamination_index(plan, benchmarks, settings)
     kept = []
     for p in prompts:
         hits = index.find(p.text) if index is not None else []

@@ -57,7 +57,8 @@ def final_step(job: dict) -> Path:
 
 def run_stage(p: PlannedJob, plan: Plan, job: dict) -> list[dict]:
     """Train `job` (a dict for train/job.py) for stage `p`; returns its metric rows."""
-    from qwen3_recipe.cli.render import console, training_progress
+    from qwen3_recipe.console import console
+    from qwen3_recipe.progress import training_progress
     from qwen3_recipe.train.launch import launch
 
     folder = plan.run_dir / p.job.dir

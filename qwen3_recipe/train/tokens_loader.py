@@ -19,6 +19,7 @@ each micro-step's chunk split between the data-parallel ranks.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,8 +150,9 @@ class ScheduledTokensDataset(PackedTokensDataset):
                              f"{self.micro_tokens} (+1) tokens")
         self.micro = 0  # micro-batches this rank has yielded
         self.pos = 0  # start of the next micro-step's chunk in the token stream (the same on every rank)
-        # what was really fed, one line per micro-batch (rank 0): the stage's record of lengths trained
-        self.trace_file = trace_file if dp_rank == 0 else None
+        # what was really fed, one line per micro-batch, by one process only: with TP/PP several
+        # processes share dp_rank 0, so the writer is the global rank 0
+        self.trace_file = trace_file if dp_rank == 0 and _global_rank() == 0 else None
 
     def seq_len_at(self, step: int) -> int:
         return [seg["seq_len"] for seg in self.schedule if seg["first_step"] <= step][-1]
@@ -188,6 +190,11 @@ class ScheduledTokensDataset(PackedTokensDataset):
             raise ValueError(f"checkpointed read position is for the schedule {state_dict.get('schedule')}, "
                              f"this run uses {self.schedule}")
         self.pos, self.micro, self.epoch = state_dict["pos"], state_dict["micro"], state_dict["epoch"]
+
+
+def _global_rank() -> int:
+    import torch.distributed as dist
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else int(os.environ.get("RANK", "0"))
 
 
 class PackedTokensDataLoader(ParallelAwareDataloader):

@@ -1,0 +1,49 @@
+"""Terminal output shared by the engines and the CLI: the rich console, and query results as a
+table, CSV, JSON or Parquet. The ground floor: imports only rich and the stdlib (lazily, so that
+`validate` and `plan` start fast), never an engine or the CLI."""
+
+from __future__ import annotations
+
+import sys
+
+
+def console(stderr: bool = False, soft_wrap: bool = False):
+    """Rich console; when output is not a terminal, wide enough that tables don't fold."""
+    from rich.console import Console
+    con = Console(stderr=stderr, highlight=False, soft_wrap=soft_wrap)
+    if not con.is_terminal:
+        con.width = 200
+    return con
+
+
+def print_query(rel, fmt: str, output: str | None) -> None:
+    """A duckdb relation as a table on the console, or as csv/json (to `output` or stdout) or parquet."""
+    if fmt == "parquet":
+        if not output:
+            raise SystemExit("error: --format parquet needs --output FILE")
+        rel.write_parquet(output)
+        return
+    if fmt in ("csv", "json"):
+        import csv
+        import json
+        rows = rel.fetchall()
+        out = open(output, "w", newline="") if output else sys.stdout
+        try:
+            if fmt == "csv":
+                writer = csv.writer(out)
+                writer.writerow(rel.columns)
+                writer.writerows(rows)
+            else:
+                json.dump([dict(zip(rel.columns, r)) for r in rows], out, default=str, indent=2)
+                out.write("\n")
+        finally:
+            if output:
+                out.close()
+        return
+    from rich.table import Table
+    table = Table(header_style="bold")
+    for col in rel.columns:
+        table.add_column(col)
+    for row in rel.fetchall():
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console().print(table)

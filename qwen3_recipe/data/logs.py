@@ -1,0 +1,54 @@
+"""datatrove's terminal output during data jobs: our progress display and datatrove's warnings on
+the terminal, everything else in the task logs (jobs/<job>/logs/...). Shared by every data job
+runner and the Slurm lowering; imports no other module of ours."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def quiet_task_logs() -> None:
+    """datatrove logs every task at INFO to stderr and re-adds an INFO sink after each task. Keep
+    the full log in each task's log file (jobs/<job>/logs/...) and only warnings on the terminal,
+    where our own progress display runs. Applied when qwen3_recipe.data is imported, so worker
+    processes (which import it to unpickle our executors and steps) behave the same."""
+    import importlib
+
+    from datatrove.utils import logging as dt_logging
+
+    if getattr(dt_logging.add_task_logger, "_qwen3_recipe", False):
+        return
+    logger = dt_logging.logger
+    file_format = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {name}:{function}:{line} - {message}"
+
+    def setup_default_logger() -> None:
+        logger.remove()
+        logger.add(sys.stderr, level="WARNING", format="{level}: {message}")
+
+    def add_task_logger(logging_dir, rank, local_rank=0, node_rank=-1):
+        logger.remove()
+        logfile = logging_dir.open(f"logs/task_{rank:05d}.log", "w")
+        logger.add(logfile, level="DEBUG", format=file_format)
+        logger.add(sys.stderr, level="WARNING" if local_rank == 0 else "ERROR", format="{level}: {message}")
+        logger.info(f"Launching pipeline for {rank=}")
+        return logfile
+
+    add_task_logger._qwen3_recipe = True
+    dt_logging.setup_default_logger = setup_default_logger  # what close_task_logger calls
+    for name in ("datatrove.utils.logging", "datatrove.executor.base", "datatrove.executor.jobs",
+                 "datatrove.executor.ray"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:  # ray is optional
+            continue
+        if hasattr(module, "add_task_logger"):
+            module.add_task_logger = add_task_logger
+    setup_default_logger()
+
+
+def quiet_datatrove() -> None:
+    """Terminal output of data jobs: our progress display, datatrove's warnings, no tqdm bars
+    (the task logs in jobs/<job>/logs keep everything)."""
+    quiet_task_logs()  # already applied on import of qwen3_recipe.data; idempotent
+    os.environ.setdefault("TQDM_DISABLE", "1")

@@ -1,0 +1,67 @@
+"""Which executor runs a data job's datatrove pipelines: the recipe's `execution.executor` - local
+worker processes, Ray, or a Slurm array job (launch/slurm_data.py). data/ describes the pipelines
+and a job's stages (data/stages.py); this module decides where they run, and runs the stages here,
+in order, for `qwen3-recipe run`."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+from datatrove.executor import LocalPipelineExecutor
+
+import qwen3_recipe.data  # noqa: F401 (quiet task logging in the workers, which import this module to unpickle)
+from qwen3_recipe.compiler.plan import Plan, PlannedJob
+from qwen3_recipe.data.stages import Stage, stage_logs
+
+
+class LocalExecutor(LocalPipelineExecutor):
+    """datatrove's local executor. Defined in our package so that its worker processes, which unpickle
+    it, import qwen3_recipe.data and with it the quiet task logging (data/logs.py)."""
+
+
+def make_executor(plan: Plan, p: PlannedJob, pipeline: list, tasks: int, name: str = ""):
+    """The recipe's executor for one datatrove pipeline of a job (`name`: its stage)."""
+    ex = plan.loaded.recipe.execution
+    if ex.executor == "slurm":
+        from qwen3_recipe.launch.slurm_data import slurm_executor
+        return slurm_executor(plan, p, pipeline, tasks, name)
+    logs = stage_logs(plan, p, name)
+    # -1: as many at once as the machine has cores (each worker is a process importing datatrove)
+    workers = min(tasks, ex.workers if ex.workers > 0 else (os.cpu_count() or 1))
+    if ex.executor == "ray":
+        _require(importlib.util.find_spec("ray") is not None, plan,
+                 "the Ray executor needs Ray: pip install 'qwen3-recipe[ray]'")
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phoning home from a local instance
+        if ex.ray.address:
+            import ray
+            ray.init(address=ex.ray.address, ignore_reinit_error=True)  # else datatrove starts a local one
+        from datatrove.executor import RayPipelineExecutor
+        return RayPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers, logging_dir=logs,
+                                   skip_completed=True)
+    return LocalExecutor(pipeline=pipeline, tasks=tasks, workers=workers, logging_dir=logs, skip_completed=True)
+
+
+def execute(plan: Plan, p: PlannedJob, pipeline: list, tasks: int, name: str = "") -> None:
+    """Build the executor for one pipeline and run it under a progress display."""
+    from qwen3_recipe.console import console
+    executor = make_executor(plan, p, pipeline, tasks, name)
+    label = f"{p.job.name}{' ' + name if name else ''}: {tasks} task{'s' if tasks != 1 else ''}"
+    with console().status(f"[cyan]{label}[/]"):
+        executor.run()
+
+
+def run_stages(plan: Plan, p: PlannedJob, stages: list[Stage]) -> None:
+    """The local way: glue in this process, pipelines on the recipe's executor, in order."""
+    for stage in stages:
+        if stage.call is not None:
+            stage.call()
+        else:
+            execute(plan, p, stage.pipeline, stage.tasks, stage.name)
+
+
+def _require(ok: bool, plan: Plan, message: str) -> None:
+    if not ok:
+        from qwen3_recipe.errors import Problem, RecipeError
+        path = ("execution", "executor")
+        raise RecipeError([Problem(message, ".".join(path), plan.loaded.raw.smap.find(path))])

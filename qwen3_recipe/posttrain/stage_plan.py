@@ -1,0 +1,87 @@
+"""The compiled form of a reasoning_rl, general_rl, distill_offpolicy or distill_onpolicy stage
+(`jobs/<job>/lowered.json`): the weights it starts from, its prompts and their decontamination,
+the optimizer, and the step settings of its algorithm (GRPO's group, clip, KL, temperature ramp and
+thinking budget; DPO/RLHF's mix and beta; distillation's teacher, modes, top-k and KL direction).
+`run` executes this and does not read the recipe's stage. No torch here: `compile` imports this.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from qwen3_recipe.compiler.plan import Plan, PlannedJob
+
+HELDOUT_SHARE, HELDOUT_MAX = 0.1, 32
+CHECKPOINTS = 4  # saves per stage
+
+
+@dataclass
+class GRPOSettings:
+    """The sampling-and-update settings every on-policy stage shares (posttrain/grpo.py)."""
+
+    steps: int
+    batch_size: int
+    group_size: int
+    max_response_tokens: int
+    clip_eps: float = 0.2
+    kl_coef: float = 0.0
+    temperature_start: float = 1.0
+    temperature_end: float = 1.0
+    sync_every: int = 1
+    thinking_budget: int | None = None
+    mode: str = "think"
+    seed: int = 0
+
+    def temperature(self, step: int) -> float:
+        frac = step / max(1, self.steps - 1)
+        return self.temperature_start + (self.temperature_end - self.temperature_start) * frac
+
+
+def grpo_settings(stage: dict, seed: int, steps: int | None = None) -> GRPOSettings:
+    temp = stage.get("temperature") or {}
+    return GRPOSettings(steps=steps or stage["steps"], batch_size=stage["batch_size"],
+                        group_size=stage.get("group_size") or stage.get("samples_per_prompt", 1),
+                        max_response_tokens=stage.get("max_response_tokens") or stage["max_tokens"],
+                        clip_eps=stage.get("clip_eps", 0.2), kl_coef=stage.get("kl_coef", 0.0),
+                        temperature_start=temp.get("start", 1.0), temperature_end=temp.get("end", 1.0),
+                        sync_every=stage.get("sync_every", 1), thinking_budget=stage.get("thinking_budget"),
+                        seed=seed)
+
+
+def stage_plan(p: PlannedJob, plan: Plan) -> dict[str, Any]:
+    from qwen3_recipe.synth.job import teacher_dir
+    from qwen3_recipe.train.sft_plan import decontamination, init_dir
+    from qwen3_recipe.train.stage import model_settings
+
+    stage, seed, kind = p.job.config["stage"], p.job.config["seed"], p.job.kind
+    init = init_dir(p, plan)
+    spec = plan.loaded.catalogs.datasets[stage["prompts"]].spec
+    out: dict[str, Any] = {
+        "init": str(init) if init else None,
+        "prompts": {"dataset": stage["prompts"], "limit": stage.get("limit"),
+                    "domain": spec.domain, "languages": spec.languages},
+        "decontamination": decontamination(p, plan),
+        "heldout": {"share": HELDOUT_SHARE, "max": HELDOUT_MAX, "seed": seed},
+        "optimizer": plan.loaded.recipe.pretrain.optimizer.model_dump(mode="json"),
+        "lr": stage["lr"], "warmup_steps": 0, "checkpoints": CHECKPOINTS,
+        "export": model_settings(plan),
+        "seed": seed,
+    }
+    if kind in ("reasoning_rl", "general_rl", "distill_onpolicy"):
+        out["grpo"] = dataclasses.asdict(grpo_settings(stage, seed))
+    if kind == "reasoning_rl":
+        out["verifier"] = stage["verifier"]
+    if kind == "general_rl":
+        out |= {"rewards": stage["rewards"], "method": stage["method"], "dpo_fraction": stage["dpo_fraction"],
+                "beta": stage["beta"]}
+    if kind.startswith("distill"):
+        out |= {"teacher": str(teacher_dir(plan, stage["teacher"])), "modes": stage["modes"]}
+    if kind == "distill_offpolicy":
+        out |= {"samples_per_prompt": stage["samples_per_prompt"], "max_tokens": stage["max_tokens"],
+                "top_k": stage["top_k"], "sampling": stage.get("sampling"), "epochs": stage["epochs"],
+                "batch_size": stage["batch_size"], "kl_weight": stage["kl_weight"], "ce_weight": stage["ce_weight"]}
+    if kind == "distill_onpolicy":
+        out["kl"] = stage["kl"]
+    return out
