@@ -223,6 +223,9 @@ class JobBuilder:
             # an SFT stage's `tokens` only sizes plan's estimate (read from the recipe): not config
             config: dict[str, Any] = {"stage": stage.model_dump(mode="json", exclude={"tokens"}),
                                       "model": self.model_config(), "seed": self.r.seed}
+            if not isinstance(stage, SFTStage):  # RL and distillation build the policy from its weights' config
+                config["model"] = {"yarn": config["model"]["yarn"]}
+                config["stage"].pop("seq_len", None)  # responses are bounded by max_(response_)tokens
             if hasattr(stage, "teacher"):
                 config["stage"]["teacher"], teacher_deps = self.teacher(stage.teacher)
                 deps += teacher_deps

@@ -57,11 +57,12 @@ def stage_plan(p: PlannedJob, plan: Plan) -> dict[str, Any]:
 
     stage, seed, kind = p.job.config["stage"], p.job.config["seed"], p.job.kind
     init = init_dir(p, plan)
-    spec = plan.loaded.catalogs.datasets[stage["prompts"]].spec
+    entry = plan.loaded.catalogs.datasets.get(stage["prompts"])  # (a synth job's name is not a catalog entry)
+    spec = entry.spec if entry else None
     out: dict[str, Any] = {
         "init": str(init) if init else None,
         "prompts": {"dataset": stage["prompts"], "limit": stage.get("limit"),
-                    "domain": spec.domain, "languages": spec.languages},
+                    "domain": spec and spec.domain, "languages": spec and spec.languages},
         "decontamination": decontamination(p, plan),
         "heldout": {"share": HELDOUT_SHARE, "max": HELDOUT_MAX, "seed": seed},
         "optimizer": plan.loaded.recipe.pretrain.optimizer.model_dump(mode="json"),
