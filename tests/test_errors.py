@@ -96,6 +96,8 @@ CASES = [
      "pretrain.stages.s1_general.lr.decay_fraction", "a constant schedule does not decay", None),
     ("pretrain:\n  lr:\n    decay: constant\n    min_lr_ratio: 0.5", 5, "pretrain.lr.min_lr_ratio",
      "min_lr_ratio has no effect", None),
+    ("posttrain:\n  stages:\n    reasoning_rl:\n      seq_len: 256", 5, "posttrain.stages.reasoning_rl.seq_len",
+     "unknown key 'seq_len'", None),  # RL bounds responses by max_response_tokens: refused, not ignored
     # names become folders of the run directory (safe_paths.py)
     ("data:\n  sources:\n    ../up: tiny_web", 4, "data.sources.../up", "'../up' cannot be a name", None),
     ("data:\n  mixtures:\n    a/b: {weights: {web: 1.0}}", 4, "data.mixtures.a/b", "'a/b' cannot be a name", None),

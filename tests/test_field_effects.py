@@ -34,8 +34,6 @@ NO_EFFECT = {
     "model.arch.norm_topk_prob": "MoE routing only: these recipes are dense (tests/test_moe.py covers it)",
     "pretrain.stages.s1_general.init": "the first stage has no previous stage to start from",
     "model.arch.rope_theta": "every pretraining stage of these recipes sets its own rope_theta",
-    "posttrain.stages.reasoning_rl.seq_len": "unused by RL (responses bounded by max_response_tokens): to be refused",
-    "posttrain.stages.general_rl.seq_len": "unused by RL (responses bounded by max_response_tokens): to be refused",
     "posttrain.stages.*.tokens": "an SFT stage's token count feeds plan's estimates only",
     "posttrain.init": "used only when the recipe has no pretraining stage to start from",
     "execution.hardware.*": "feeds plan's estimates only",

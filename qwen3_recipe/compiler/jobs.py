@@ -225,7 +225,6 @@ class JobBuilder:
                                       "model": self.model_config(), "seed": self.r.seed}
             if not isinstance(stage, SFTStage):  # RL and distillation build the policy from its weights' config
                 config["model"] = {"yarn": config["model"]["yarn"]}
-                config["stage"].pop("seq_len", None)  # responses are bounded by max_(response_)tokens
             if hasattr(stage, "teacher"):
                 config["stage"]["teacher"], teacher_deps = self.teacher(stage.teacher)
                 deps += teacher_deps

@@ -14,7 +14,6 @@ from qwen3_recipe.recipe.schema.synth import Sampling, Verifier
 class _Stage(Section):
     description: str | None = None
     lr: Float = Field(1e-5, gt=0)
-    seq_len: SeqLen = 32768
     batch_size: int = Field(64, gt=0)
     """Sequences (SFT) or prompts (RL) per optimizer step."""
 
@@ -25,6 +24,8 @@ class SFTStage(_Stage):
     type: Literal["sft"]
     data: list[str]
     """Synth job names or datasets_spec/ chat entries."""
+    seq_len: SeqLen = 32768
+    """Tokens per packed row. (RL and distillation bound responses by max_(response_)tokens.)"""
     epochs: Float = Field(2.0, gt=0)
     tokens: PositiveTokens | None = None
     """Training tokens, for estimates (default: derived from the data)."""
