@@ -3,6 +3,9 @@ contamination found, malformed lines counted, the provenance invariants hold."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import duckdb
 import pytest
 
@@ -133,3 +136,67 @@ def test_datatrove_decontamination_method_drops_the_planted_documents(tmp_path):
         hits = con.sql("select doc_id, benchmark from contamination").fetchall()
     assert {d for d, _ in hits} == {d for d, f in fates.items() if f == "contaminated"}
     assert {b for _, b in hits} == {"bench"}
+
+
+def _same(ran, compiled) -> bool:
+    """A compiled value against what datatrove's executor.json recorded (tuples become lists)."""
+    return json.loads(json.dumps(ran)) == json.loads(json.dumps(compiled))
+
+
+def test_what_ran_is_the_compiled_artifact(prepared):
+    """datatrove's own record of the pipeline it ran (logs/executor.json) against lowered.json: the
+    reader, every filter block's arguments, decontamination, the writer, tasks and workers."""
+    run, _ = prepared
+    folder = run / "jobs/data.web"
+    low = json.loads((folder / "lowered.json").read_text())["lowered"]
+    ran = json.loads((folder / "logs/executor.json").read_text())
+    assert ran["tasks"] == low["tasks"] == 1 and low["executor"] == {"type": "local", "workers": 1}
+    assert ran["workers"] == min(low["tasks"], low["executor"]["workers"])
+    reader, *steps, writer = ran["pipeline"]
+    assert f"path='{low['reader']['data_folder']}'" in reader["data_folder"]
+    for key in ("glob_pattern", "text_key", "id_key", "limit"):
+        assert reader[key] == low["reader"][key], key
+    assert reader["source"] == low["source"] == "web"
+    blocks = {b["index"]: b for b in low["filters"]}
+    assert [s["step_index"] for s in steps] == [*sorted(blocks), len(blocks) + 1]
+    assert [b["type"] for b in low["filters"]] == ["length", "gopher_repetition", "gopher_quality"]
+    for step in steps[:-1]:
+        block = blocks[step["step_index"]]
+        assert step["step_name"] == block["name"]
+        assert step["kept_sample_rate"] == low["provenance"]["kept_sample_rate"]
+        assert step["prov_dir"] == low["provenance"]["folder"]
+        for key, value in block["args"].items():
+            if key != "language":  # the shared word tokenizer, an object
+                assert _same(step["inner"][key], value), (block["name"], key, step["inner"][key], value)
+    decont = steps[-1]
+    assert decont["step_name"] == "decontamination" and decont["inner"]["action"] == low["decontamination"]["action"]
+    assert Path(decont["inner"]["index_path"]).is_file()
+    assert f"path='{low['writer']['output_folder']}'" in writer["output_folder"]
+    from string import Template  # datatrove keeps the file name as a Template: compare what it wrote
+    written = {f.name for f in Path(low["writer"]["output_folder"]).iterdir()}
+    assert written == {Template(low["writer"]["output_filename"]).substitute(rank="00000")}
+
+
+def test_run_obeys_an_edited_artifact(tmp_path):
+    """`run` builds the pipeline from lowered.json, not from the recipe: raise the length filter's
+    bound there and every document is dropped by it."""
+    from qwen3_recipe.compiler.plan import make_plan
+    from qwen3_recipe.compiler.rundir import compile_run_dir
+    from qwen3_recipe.data.runner import run_prepare
+    from qwen3_recipe.recipe.validate import load_recipe
+    recipe, fates = write_project(tmp_path / "p")
+    plan = make_plan(load_recipe(recipe), tmp_path / "run")
+    compile_run_dir(plan)
+    path = tmp_path / "run/jobs/data.web/lowered.json"
+    artifact = json.loads(path.read_text())
+    length = artifact["lowered"]["filters"][0]
+    assert length["type"] == "length" and length["args"]["min_chars"] == 100
+    length["args"]["min_chars"] = 10**6
+    path.write_text(json.dumps(artifact))
+    run_prepare(plan["data.web"], plan)
+    ran = json.loads((tmp_path / "run/jobs/data.web/logs/executor.json").read_text())
+    assert ran["pipeline"][1]["inner"]["min_chars"] == 10**6
+    with duckdb.connect(str(tmp_path / "run/provenance.duckdb"), read_only=True) as con:
+        kept = con.sql("select count(*) from decisions where decision = 'kept' and step = 'length'").fetchall()[0][0]
+        by_length = con.sql("select count(*) from decisions where step = 'length' and decision = 'dropped'").fetchall()
+    assert kept == 0 and by_length[0][0] == sum(1 for f in fates.values() if f not in ("malformed", "empty"))

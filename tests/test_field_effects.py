@@ -43,12 +43,11 @@ NO_EFFECT = {
     "synth.jobs.*.soft_switch": "a single-mode job has no switch to flag (kept out of its config; mode both lowers it)",
     "execution.slurm.*": "the Slurm launcher's sbatch header, written at submission (tests/test_slurm.py)",
     "outputs.run_dir": "where the run directory is; the test fixes it",
-    # read at run time by runners of kinds not yet lowered; they move into those kinds' artifacts
-    "execution.executor": "not yet lowered: data jobs' datatrove executor",
-    "execution.tasks": "not yet lowered: data jobs' datatrove tasks",
-    "execution.workers": "not yet lowered: data jobs' datatrove workers",
-    "execution.ray.address": "not yet lowered: data jobs' Ray executor",
-    "execution.sandbox": "not yet lowered: the verifiers' sandbox policy (synth, RL, evals)",
+    "execution.tasks": "capped by a source's files: tiny's sources are one file each (qwen3.yaml's data jobs change)",
+    "data.decontamination.threshold": "the contamination gate: a check by the mix job and plan, not a transformation"
+                                      " (test_data_contamination.py)",
+    "data.decontamination.allow_contamination": "the contamination gate (see threshold)",
+    "execution.ray.address": "the Ray executor's only (these recipes run locally; test_data_ray.py runs it)",
 }
 
 NOT_PERTURBED = {

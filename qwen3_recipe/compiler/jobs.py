@@ -49,8 +49,8 @@ def entry_digest(entry: Entry) -> str:
     return digest({"spec": spec, "file": file_digest(local) if local and local.exists() else None})
 
 
-def _dump(model: Any) -> dict[str, Any]:
-    return model.model_dump(mode="json")
+def _dump(model: Any, exclude: set[str] | None = None) -> dict[str, Any]:
+    return model.model_dump(mode="json", exclude=exclude)
 
 
 class JobBuilder:
@@ -76,12 +76,22 @@ class JobBuilder:
         chosen = self.r.data.decontamination.benchmarks
         return sorted(self.loaded.catalogs.evals) if chosen == "all" else list(chosen)
 
+    def decont_settings(self) -> dict[str, Any]:
+        """How documents, prompts and samples are checked. The gate (threshold, allow_contamination)
+        is the mix jobs' and plan's check, not these jobs' work: left out of their configs."""
+        decont = _dump(self.r.data.decontamination, exclude={"threshold", "allow_contamination"})
+        if decont["method"] == "token_ngram":  # its n-grams are the tokenizer's tokens
+            decont["tokenizer"] = getattr(self.r.tokenizer, "path", None)
+        return decont
+
     # -- data ------------------------------------------------------------------------------
     def data(self) -> list[str]:
         names: list[str] = []
-        decont = _dump(self.r.data.decontamination)
+        decont = self.decont_settings()
         for src, source in self.r.data.sources.items():
-            filters = [_dump(f) for f in self.r.data.filters if f.sources is None or src in f.sources]
+            # a filter's `sources` only chooses the jobs it is in: not part of what runs
+            filters = [_dump(f, exclude={"sources"}) for f in self.r.data.filters
+                       if f.sources is None or src in f.sources]
             job = self.add(Job(
                 f"data.{src}", "data_prepare", ("data",), [],
                 {"source": src, "read": _dump(source), "filters": filters, "decontamination": decont,
@@ -197,7 +207,7 @@ class JobBuilder:
                 settings.pop("soft_switch", None)
             self.add(Job(f"synth.{name}", "synth", ("synth",), deps,
                          {"job": settings, "seed": self.r.seed,
-                          "decontamination": _dump(self.r.data.decontamination) if job.decontaminate else None},
+                          "decontamination": self.decont_settings() if job.decontaminate else None},
                          inputs={**self.dataset_input(job.prompts),
                                  **(self.benchmark_inputs(self.decont_benchmarks()) if job.decontaminate else {})},
                          outputs={"dataset": "dataset", "provenance": "provenance"},

@@ -18,6 +18,7 @@ Lowerer = Callable[["PlannedJob", "Plan"], dict[str, Any]]
 LOWERERS: dict[str, Lowerer] = {}
 LOWERED_FILE = "lowered.json"
 LOWERER_MODULES = {
+    "data_prepare": "qwen3_recipe.data.prepare_plan:prepare_plan",
     "pretrain": "qwen3_recipe.train.pretrain:stage_job",
     "synth": "qwen3_recipe.synth.plan:generation_plan",
     "eval": "qwen3_recipe.synth.plan:eval_plan",

@@ -24,13 +24,13 @@ class DecontIndexBuilder:
         n = cfg.n or DEFAULT_N[cfg.method]
         method = "token" if cfg.method == "token_ngram" else "word"
         key = digest({"benchmarks": {b: entry_digest(self.catalog[b]) for b in benchmarks}, "n": n,
-                      "method": method, "tokenizer": self._tokenizer_path() if method == "token" else None})
+                      "method": method, "tokenizer": self._tokenizer_path(cfg) if method == "token" else None})
         path = self.plan.run_dir / "decont" / f"{key}.index"
         if path.exists():
             return path
         items = ((name, item_id, text) for name in benchmarks
                  for item_id, text in benchmark_items(name, self.catalog[name].spec, self.catalog[name].local_path()))
-        tokenizer = self._tokenizer() if method == "token" else None
+        tokenizer = self.tokenizer(cfg) if method == "token" else None
         index = NGramIndex.build(items, n=n, method=method, tokenizer=tokenizer)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -55,13 +55,16 @@ class DecontIndexBuilder:
             tmp.replace(folder)
         return folder
 
-    def _tokenizer_path(self) -> str | None:
+    def _tokenizer_path(self, cfg: Any = None) -> str | None:
+        """A compiled job's tokenizer (token n-grams), else the recipe's pretrained one."""
+        if getattr(cfg, "tokenizer", None):
+            return cfg.tokenizer
         tok = self.plan.loaded.recipe.tokenizer
         return tok.path if tok.type == "pretrained" else None
 
-    def _tokenizer(self):
+    def tokenizer(self, cfg: Any = None):
         from tokenizers import Tokenizer
-        path = Path(self._tokenizer_path() or "")
+        path = Path(self._tokenizer_path(cfg) or "")
         return Tokenizer.from_file(str(path / "tokenizer.json" if path.is_dir() else path))
 
 
@@ -79,5 +82,5 @@ def contamination_index(plan: Plan, benchmarks: list[str], settings: dict | None
     if cfg.method == "datatrove":
         cfg = cfg.model_copy(update={"method": "word_ngram"})
     builder = DecontIndexBuilder(plan)
-    return NGramIndex.load(builder.index_path(benchmarks, cfg), tokenizer=builder._tokenizer()
+    return NGramIndex.load(builder.index_path(benchmarks, cfg), tokenizer=builder.tokenizer()
                            if cfg.method == "token_ngram" else None)

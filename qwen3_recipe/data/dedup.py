@@ -70,7 +70,7 @@ def run_dedup(p: PlannedJob, plan: Plan) -> None:
 def slurm_stages(p: PlannedJob, plan: Plan) -> list[Stage]:
     """The same stages with task counts fixed before the sources ran: each source task writes at most
     one file, so a method gets as many tasks as its sources have; tasks beyond the files read nothing."""
-    from qwen3_recipe.data.prepare import input_files
+    from qwen3_recipe.data.prepare_plan import input_files
     cfg, stages = plan.loaded.recipe.data.dedup, []
     for step, method in enumerate((m for m in METHODS if getattr(cfg, m).enabled), start=1):
         sources = getattr(cfg, method).sources

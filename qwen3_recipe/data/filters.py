@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from datatrove.data import Document
-from datatrove.pipeline.filters import C4BadWordsFilter, LanguageFilter
+from datatrove.pipeline.filters import C4BadWordsFilter
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.utils.lid import FT176LID
 
@@ -24,10 +24,10 @@ class LengthFilter(BaseFilter):
 
     def __init__(self, min_chars=None, max_chars=None, min_words=None, max_words=None) -> None:
         super().__init__()
-        self.bounds = (min_chars, max_chars, min_words, max_words)
+        self.min_chars, self.max_chars, self.min_words, self.max_words = min_chars, max_chars, min_words, max_words
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
-        min_chars, max_chars, min_words, max_words = self.bounds
+        min_chars, max_chars, min_words, max_words = self.min_chars, self.max_chars, self.min_words, self.max_words
         chars = len(doc.text)
         if min_chars is not None and chars < min_chars:
             return False, "too_short_chars"
@@ -54,41 +54,79 @@ def _params(cfg: Any, *exclude: str) -> dict[str, Any]:
     return cfg.model_dump(exclude={"type", "name", "sources", *exclude})
 
 
-def build_filter(cfg: Any, setting: str, base: Path, words: Any = "en") -> BaseFilter:
-    """One datatrove filter for a validated recipe filter entry; `setting` is its key path.
-    `words`: the word tokenizer (a shared CachingWordTokenizer tokenizes each document once)."""
-    from datatrove.pipeline import filters as f
+# word-statistics filters: datatrove's, each told the shared word tokenizer at instantiation
+WORD_FILTERS = {"gopher_quality": "GopherQualityFilter", "gopher_repetition": "GopherRepetitionFilter",
+                "c4_quality": "C4QualityFilter", "fineweb_quality": "FineWebQualityFilter"}
+DATATROVE = "datatrove.pipeline.filters"
+HERE = "qwen3_recipe.data.filters"
 
+
+def filter_block(cfg: Any, setting: str, base: Path) -> dict[str, Any]:
+    """What runs for a validated recipe filter entry (`setting`: its key path), as plain JSON for
+    the compiled artifact: {type, setting, block (the class), args}. Local files are resolved and
+    checked here, at compile time; nothing is imported."""
     kind = cfg.type
-    if kind == "gopher_quality":
-        return f.GopherQualityFilter(**_params(cfg), language=words)
-    if kind == "gopher_repetition":
-        return f.GopherRepetitionFilter(**_params(cfg), language=words)
-    if kind == "c4_quality":
-        return f.C4QualityFilter(**_params(cfg), language=words)
-    if kind == "fineweb_quality":
-        return f.FineWebQualityFilter(**_params(cfg), language=words)
+    out = {"type": kind, "setting": setting}
+    if kind in WORD_FILTERS:
+        return out | {"block": f"{DATATROVE}.{WORD_FILTERS[kind]}", "args": _params(cfg) | {"language": "en"}}
     if kind == "url":
-        return f.URLFilter(extra_domains=cfg.extra_domains, extra_urls=cfg.extra_urls)
+        return out | {"block": f"{DATATROVE}.URLFilter",
+                      "args": {"extra_domains": cfg.extra_domains, "extra_urls": cfg.extra_urls}}
     if kind == "length":
-        return LengthFilter(**_params(cfg))
+        return out | {"block": f"{HERE}.LengthFilter", "args": _params(cfg)}
     if kind == "fasttext_classifier":
         model = _local_file(cfg.model_path, f"{setting}.model_path", base)
-        return f.FastTextClassifierFilter(model_url=model, keep_labels=list(cfg.keep_labels.items()))
-    if kind == "quality_classifier":
-        return _quality_filter(cfg, setting, base)
+        return out | {"block": f"{DATATROVE}.FastTextClassifierFilter",
+                      "args": {"model_url": model, "keep_labels": [list(kv) for kv in cfg.keep_labels.items()]}}
+    if kind == "quality_classifier":  # the folder may be made by an earlier job: resolved when it runs
+        return out | {"block": "qwen3_recipe.quality.filter.QualityClassifierFilter",
+                      "args": {"model_path": str((base / cfg.model_path).resolve()), "threshold": cfg.threshold}}
     if kind == "language":
-        return _language_filter(cfg, _local_file(cfg.model_path, f"{setting}.model_path", base))
+        model = _local_file(cfg.model_path, f"{setting}.model_path", base)
+        return out | {"block": f"{DATATROVE}.LanguageFilter",
+                      "args": {"languages": cfg.languages, "language_threshold": cfg.threshold, "model_path": model}}
     if kind == "c4_badwords":
-        return _badwords_filter(cfg, _local_file(cfg.wordlist_path, f"{setting}.wordlist_path", base))
+        words = _local_file(cfg.wordlist_path, f"{setting}.wordlist_path", base)
+        return out | {"block": f"{HERE}.LocalBadWordsFilter",
+                      "args": {"wordlist": words, "keep_fraction": cfg.keep_fraction}}
     if kind == "custom":
         module, _, attr = cfg.step.partition(":")
-        try:
-            cls = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError, ValueError) as exc:
-            raise RecipeError([Problem(f"cannot import '{cfg.step}': {exc}", f"{setting}.step")]) from None
-        return cls(**cfg.params)
+        return out | {"block": f"{module}.{attr}", "args": dict(cfg.params)}
     raise RecipeError([Problem(f"no datatrove lowering for filter type '{kind}'", f"{setting}.type")])
+
+
+def build_block(block: dict[str, Any], words: Any = "en") -> BaseFilter:
+    """Instantiate a compiled filter block. `words`: the word tokenizer for word-statistics filters
+    (a shared CachingWordTokenizer tokenizes each document once)."""
+    kind, args, setting = block["type"], dict(block["args"]), block["setting"]
+    module, _, attr = block["block"].rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        step = f"{module}:{attr}" if kind == "custom" else block["block"]
+        raise RecipeError([Problem(f"cannot import '{step}': {exc}", f"{setting}.step")]) from None
+    if kind in WORD_FILTERS:
+        args["language"] = words
+    if kind == "language":
+        model_path = args.pop("model_path")
+        step = cls(**args)
+        step.model = LocalFT176LID(args["languages"], model_path)
+        return step
+    if kind == "quality_classifier":
+        from qwen3_recipe.quality.filter import resolve_classifier
+        folder = resolve_classifier(Path(args["model_path"]))
+        if folder is None:
+            raise RecipeError([Problem(f"no quality classifier at {args['model_path']} (a "
+                                       f"jobs/quality.annotate/classifier folder of a run)", f"{setting}.model_path")])
+        return cls(str(folder), args["threshold"])
+    if kind == "fasttext_classifier":
+        args["keep_labels"] = [tuple(kv) for kv in args["keep_labels"]]
+    return cls(**args)
+
+
+def build_filter(cfg: Any, setting: str, base: Path, words: Any = "en") -> BaseFilter:
+    """One datatrove filter for a validated recipe filter entry: its block, instantiated."""
+    return build_block(filter_block(cfg, setting, base), words)
 
 
 class LocalFT176LID(FT176LID):
@@ -111,22 +149,3 @@ class LocalBadWordsFilter(C4BadWordsFilter):
             words = [w.strip() for w in Path(self.wordlist).read_text().splitlines() if w.strip()]
             self._badwords_regex[lang] = re.compile(r"(?:\W|^)({})(?:\W|$)".format("|".join(map(re.escape, words))))
         return self._badwords_regex[lang]
-
-
-def _language_filter(cfg: Any, model_path: str) -> BaseFilter:
-    step = LanguageFilter(languages=cfg.languages, language_threshold=cfg.threshold)
-    step.model = LocalFT176LID(cfg.languages, model_path)
-    return step
-
-
-def _badwords_filter(cfg: Any, wordlist: str) -> BaseFilter:
-    return LocalBadWordsFilter(wordlist, cfg.keep_fraction)
-
-
-def _quality_filter(cfg: Any, setting: str, base: Path) -> BaseFilter:
-    from qwen3_recipe.quality.filter import QualityClassifierFilter, resolve_classifier
-    folder = resolve_classifier((base / cfg.model_path).resolve())
-    if folder is None:
-        raise RecipeError([Problem(f"no quality classifier at {(base / cfg.model_path).resolve()} (a "
-                                   f"jobs/quality.annotate/classifier folder of a run)", f"{setting}.model_path")])
-    return QualityClassifierFilter(str(folder), cfg.threshold)

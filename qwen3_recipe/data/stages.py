@@ -37,6 +37,7 @@ class Stage:
     pipeline: list | None = None
     tasks: int = 1
     call: Call | None = None   # glue instead of a pipeline
+    executor: dict | None = None  # compiled executor settings (launch/settings.py); None: the recipe's
 
 
 class Glue(PipelineStep):

@@ -71,8 +71,10 @@ def run_eval(p: PlannedJob, plan: Plan) -> None:
     from qwen3_recipe.provenance.database import build_database
     from qwen3_recipe.provenance.recorder import ShardRecorder
     from qwen3_recipe.synth.job import generate_missing
+    from qwen3_recipe.verify.isolation import set_policy
 
     ev = load_lowered(p, plan)  # the eval plan compile wrote (synth/plan.py eval_plan)
+    set_policy(ev["sandbox"])
     stage, seed = ev["stage"], ev["seed"]
     folder, model = plan.run_dir / p.job.dir, Path(ev["engine"]["model"])  # the stage's export
     if not (model / "config.json").exists():

@@ -26,6 +26,7 @@ import qwen3_recipe.data  # noqa: F401 (quiet task logging on the nodes, which i
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
 from qwen3_recipe.data.logs import quiet_datatrove
 from qwen3_recipe.data.stages import Call, Glue, Stage, stage_logs
+from qwen3_recipe.launch.settings import executor_settings
 
 STAGES = {
     "data_prepare": "qwen3_recipe.data.runner:prepare_stages",
@@ -45,24 +46,23 @@ class SlurmExecutor(SlurmPipelineExecutor):
         pass
 
 
-def slurm_executor(plan: Plan, p: PlannedJob, pipeline: list, tasks: int, name: str) -> SlurmExecutor:
-    """The array job for one pipeline of a job (`name`: its stage); also what `make_executor`
-    (launch/executors.py) returns for `execution.executor: slurm`."""
-    ex = plan.loaded.recipe.execution
-    slurm = ex.slurm
-    workers = min(tasks, ex.workers) if ex.workers > 0 else -1  # -1: no limit on tasks running at once
-    options = dict(_option(arg) for arg in slurm.sbatch_args)
-    if slurm.account:
-        options.setdefault("account", slurm.account)
-    mem = slurm.mem_per_cpu_gb
+def slurm_executor(ex: dict, pipeline: list, tasks: int, logs: str, name: str) -> SlurmExecutor:
+    """The array job for one pipeline of a job (`name`: its stage; `ex`: its executor settings,
+    launch/settings.py); also what `make_executor` (launch/executors.py) returns for Slurm."""
+    slurm = ex["slurm"]
+    workers = min(tasks, ex["workers"]) if ex["workers"] > 0 else -1  # -1: no limit on tasks running at once
+    options = dict(_option(arg) for arg in slurm["sbatch_args"])
+    if slurm["account"]:
+        options.setdefault("account", slurm["account"])
+    mem = slurm["mem_per_cpu_gb"]
     if mem != int(mem):  # datatrove writes whole gigabytes
         options.setdefault("mem-per-cpu", f"{round(mem * 1024)}M")
     env = (f"cd {shlex.quote(str(Path.cwd()))} || exit 1; "
            f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH OMP_NUM_THREADS=1 TQDM_DISABLE=1")
     return SlurmExecutor(
-        pipeline=pipeline, tasks=tasks, workers=workers, logging_dir=stage_logs(plan, p, name), skip_completed=True,
-        job_name=f"{plan.loaded.recipe.name}-{p.job.name}" + (f"-{name}" if name else ""),
-        time=slurm.time, partition=slurm.partition, qos=slurm.qos or "", cpus_per_task=slurm.cpus_per_task,
+        pipeline=pipeline, tasks=tasks, workers=workers, logging_dir=logs, skip_completed=True,
+        job_name=slurm["job_name"] + (f"-{name}" if name else ""),
+        time=slurm["time"], partition=slurm["partition"], qos=slurm["qos"] or "", cpus_per_task=slurm["cpus_per_task"],
         mem_per_cpu_gb=int(mem), sbatch_args=options, env_command=env)
 
 
@@ -90,7 +90,8 @@ def submit_data_job(plan: Plan, p: PlannedJob, after: list[str]) -> list[tuple[s
     submitted = []
     for stage in stages_for(p, plan):
         pipeline = [Glue(stage.call)] if stage.call is not None else stage.pipeline
-        executor = slurm_executor(plan, p, pipeline, stage.tasks, stage.name)
+        settings = stage.executor or executor_settings(plan, p.job.name)
+        executor = slurm_executor(settings, pipeline, stage.tasks, stage_logs(plan, p, stage.name), stage.name)
         executor.skip_completed = not any(isinstance(step, Glue) for step in pipeline)
         executor.depends_job_id = ":".join(after) or None
         executor.launch_job()  # datatrove: pickles the executor, writes the script, calls sbatch

@@ -40,8 +40,10 @@ class StageContext:
         from qwen3_recipe.posttrain.policy import Policy
         from qwen3_recipe.provenance.recorder import ShardRecorder
         from qwen3_recipe.synth.prompts import decontaminate, load_prompts
+        from qwen3_recipe.verify.isolation import set_policy
         self.p, self.plan = p, plan
         self.stage = load_lowered(p, plan)  # the compiled stage, not the recipe's
+        set_policy(self.stage.get("sandbox", "strict"))  # (distillation runs no model-written code)
         self.seed = self.stage["seed"]
         self.name = p.job.name.split(".", 1)[1]
         self.folder = plan.run_dir / p.job.dir

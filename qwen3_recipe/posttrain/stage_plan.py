@@ -72,6 +72,8 @@ def stage_plan(p: PlannedJob, plan: Plan) -> dict[str, Any]:
     }
     if kind in ("reasoning_rl", "general_rl", "distill_onpolicy"):
         out["grpo"] = dataclasses.asdict(grpo_settings(stage, seed))
+    if kind in ("reasoning_rl", "general_rl"):  # verifiers and rewards may run model-written code
+        out["sandbox"] = plan.loaded.recipe.execution.sandbox
     if kind == "reasoning_rl":
         out["verifier"] = stage["verifier"]
     if kind == "general_rl":

@@ -145,11 +145,12 @@ def contamination_section(run: RunInfo, db: Db) -> Section:
                                  "gate per stage.")
     decont = next((j.config.get("decontamination") for j in run.of_kind("data_prepare")
                    if j.config.get("decontamination")), None)
+    gate = run.resolved("data", "decontamination") or {}  # the gate is the mix jobs' (recipe.lock.yaml)
     if decont:
         s.notes.append(f"checked against {', '.join(decont.get('benchmarks') or []) or 'no benchmarks'} "
                        f"({decont.get('method')}, n={decont.get('n')}); action: {decont.get('action')}; gate threshold "
-                       f"{100 * (decont.get('threshold') or 0):.2f}% flagged documents per stage"
-                       + ("; allow_contamination is set" if decont.get("allow_contamination") else ""))
+                       f"{100 * (gate.get('threshold') or 0):.2f}% flagged documents per stage"
+                       + ("; allow_contamination is set" if gate.get("allow_contamination") else ""))
     elif run.of_kind("data_prepare"):
         s.notes.append("the recipe declares no decontamination (data.decontamination)")
     findings = queries.contamination(db)

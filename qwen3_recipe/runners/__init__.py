@@ -91,9 +91,7 @@ def run_jobs(plan: "Plan", jobs: list["PlannedJob"], debug: bool = False) -> int
     """Run `jobs` in order; stop at the first failure with a one-line cause and where the logs are
     (finished jobs keep their outputs and done markers, so a rerun resumes after them)."""
     from qwen3_recipe.console import console
-    from qwen3_recipe.verify.isolation import set_policy
     con = console()
-    set_policy(plan.loaded.recipe.execution.sandbox)
     todo = [p for p in jobs if p.status != "cached"]
     if not todo:
         con.print(f"[green]nothing to do[/]: all {len(jobs)} selected jobs are up to date in {plan.run_dir}/")

@@ -86,7 +86,9 @@ def run_synth(p: PlannedJob, plan: Plan) -> None:
     from qwen3_recipe.progress import synth_progress
     from qwen3_recipe.provenance.database import build_database
     from qwen3_recipe.provenance.recorder import ShardRecorder
+    from qwen3_recipe.verify.isolation import set_policy
     gen = load_lowered(p, plan)  # the generation plan compile wrote (synth/plan.py)
+    set_policy(gen["judge"]["sandbox"])
     seed, engine = gen["seed"], gen["engine"]
     folder = plan.run_dir / p.job.dir
     model = engine["model"]

@@ -33,7 +33,9 @@ def generation_plan(p: PlannedJob, plan: Plan) -> dict:
         "judge": {"filters": cfg["filters"], "verifier": cfg.get("verifier"), "keep_per_prompt": cfg["keep_per_prompt"],
                   "majority_vote": cfg["majority_vote"], "decontaminate": bool(p.job.config.get("decontamination")),
                   # the n-gram settings the prompts and samples are checked with (the run's index: data/decont_index.py)
-                  "decontamination": p.job.config.get("decontamination")},
+                  "decontamination": p.job.config.get("decontamination"),
+                  # how model-written code is isolated (verify/isolation.py): policy, not outcome, so unfingerprinted
+                  "sandbox": plan.loaded.recipe.execution.sandbox},
         "multi_turn_share": cfg.get("multi_turn_share", 0.0),
         "seed": p.job.config["seed"],
     }
@@ -56,4 +58,5 @@ def eval_plan(p: PlannedJob, plan: Plan) -> dict:
         "settings": [s | {"sampling": mode_sampling(ev["sampling"], s["mode"])} for s in settings],
         "samples": ev["samples"], "max_tokens": ev["max_tokens"],
         "judge": ev.get("judge"), "stage": stage, "seed": p.job.config["seed"],
+        "sandbox": plan.loaded.recipe.execution.sandbox,  # code benchmarks' isolation (verify/isolation.py)
     }

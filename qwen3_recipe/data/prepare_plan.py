@@ -1,0 +1,95 @@
+"""The compiled form of a `data.<source>` job (written by `compile` as its lowered.json): the
+reader, each filter block with its arguments (data/filters.py filter_block), the decontamination
+settings, the writer, the task count and the executor. data/prepare.py builds the datatrove
+pipeline from this and nothing else. No engine is imported here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from qwen3_recipe.compiler.plan import Plan, PlannedJob
+from qwen3_recipe.errors import RecipeError
+from qwen3_recipe.launch.settings import executor_settings
+
+
+def step_names(kinds: list[str]) -> list[str]:
+    """Provenance step names: the filter's name or type, numbered when a type repeats."""
+    names, seen = [], {}
+    for kind in kinds:
+        seen[kind] = seen.get(kind, 0) + 1
+        names.append(kind if kinds.count(kind) == 1 else f"{kind}_{seen[kind]}")
+    return names
+
+
+def local_files(path: Path) -> tuple[str, str]:
+    """A local source is one file or a folder of files: (datatrove data folder, glob pattern)."""
+    return (str(path), "*") if path.is_dir() else (str(path.parent), path.name)
+
+
+def input_files(plan: Plan, p: PlannedJob) -> int:
+    """Tasks for a source: datatrove shards by file, so never more tasks than files."""
+    tasks = plan.loaded.recipe.execution.tasks
+    source = plan.loaded.recipe.data.sources[p.job.config["source"]]
+    local = plan.loaded.catalogs.datasets[source.dataset].local_path()
+    if local is None:
+        return tasks
+    files = sum(1 for f in local.iterdir() if f.is_file()) if local.is_dir() else 1
+    return max(1, min(tasks, files))
+
+
+def locate_problems(exc: RecipeError, plan: Plan) -> RecipeError:
+    """Point lowering errors (which know only their key path) at the recipe line."""
+    for problem in exc.problems:
+        if problem.loc is None and problem.path:
+            keys = tuple(int(k) if k.isdigit() else k for k in problem.path.split("."))
+            problem.loc = plan.loaded.raw.smap.find(keys)
+    return exc
+
+
+def reader(plan: Plan, p: PlannedJob) -> dict[str, Any]:
+    source = plan.loaded.recipe.data.sources[p.job.config["source"]]
+    entry = plan.loaded.catalogs.datasets[source.dataset]
+    spec = entry.spec
+    out: dict[str, Any] = {"format": spec.format, "text_key": spec.text_field or "text",
+                           "id_key": spec.id_field or "id", "limit": source.limit or -1}
+    if spec.format in ("jsonl", "parquet"):
+        out["data_folder"], out["glob_pattern"] = local_files(entry.local_path())
+    else:
+        options = {"split": spec.split, "name": spec.config, "revision": spec.revision}
+        out["dataset"], out["dataset_options"] = spec.hf_id, {k: v for k, v in options.items() if v is not None}
+    return out
+
+
+def decontamination(plan: Plan, p: PlannedJob) -> dict[str, Any] | None:
+    cfg = p.job.config["decontamination"]
+    benchmarks = cfg and sorted(k.split(":", 1)[1] for k in p.job.inputs if k.startswith("benchmark:"))
+    if not benchmarks:
+        return None
+    return {"benchmarks": benchmarks, "method": cfg["method"], "n": cfg["n"], "action": cfg["action"],
+            "tokenizer": cfg.get("tokenizer")}
+
+
+def prepare_plan(p: PlannedJob, plan: Plan) -> dict[str, Any]:
+    """The lowerer of `data_prepare` jobs."""
+    from qwen3_recipe.data.filters import filter_block
+
+    folder = (plan.run_dir / p.job.dir).resolve()
+    source_name = p.job.config["source"]
+    chosen = [(i, f) for i, f in enumerate(plan.loaded.recipe.data.filters)
+              if f.sources is None or source_name in f.sources]
+    base = plan.loaded.path.parent
+    blocks = []
+    for index, ((i, cfg), name) in enumerate(zip(chosen, step_names([f.name or f.type for _, f in chosen])), 1):
+        try:
+            blocks.append({"index": index, "name": name, **filter_block(cfg, f"data.filters.{i}", base)})
+        except RecipeError as exc:
+            raise locate_problems(exc, plan) from None
+    return {
+        "source": source_name, "reader": reader(plan, p), "filters": blocks,
+        "decontamination": decontamination(plan, p),
+        "provenance": {"folder": str(folder / "provenance"), "kept_sample_rate": p.job.config["kept_sample_rate"]},
+        "writer": {"output_folder": str(folder / "output"), "output_filename": "${rank}.jsonl.gz"},
+        "tasks": input_files(plan, p), "executor": executor_settings(plan, p.job.name),
+        "dump_folder": str(folder),  # what it writes lies here (load_lowered checks it)
+    }
