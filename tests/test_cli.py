@@ -3,10 +3,10 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import duckdb
 import pytest
-
 from conftest import REPO, run_cli
 
 HEAVY = ("torch", "vllm", "torchtitan", "datatrove", "transformers", "duckdb")
@@ -25,7 +25,11 @@ def test_plan_prints_tokens_flops_gpu_hours_and_status():
     proc = run_cli("plan", "recipes/qwen3-235B-A22B.yaml")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "pretrain.s1_general" in out and "6T" in out and "375,000" in out
+    # the steps the trainer runs: whole 4K sequences per batch (16M -> 15.99M tokens), enough for 6T
+    assert "pretrain.s1_general" in out and "6T" in out and "375,025" in out
+    # S2 grows 8K -> 16K: plan shows the segments it is compiled to (equal halves of its steps)
+    assert "pretrain.s2_reasoning grows its sequence length: 8,192 for 250,144 steps (4T tokens), " \
+           "then 16,384 for 250,145 steps (4T tokens)" in out
     assert "N = 21.57B active" in out and "GPU-hours" in out and "to run" in out
     assert "short: math" in out  # public math data cannot feed the reasoning stage
 
@@ -34,7 +38,11 @@ def test_plan_json_format():
     proc = run_cli("plan", "recipes/tiny.yaml", "--format", "json")
     plan = json.loads(proc.stdout)
     jobs = {j["name"]: j for j in plan["jobs"]}
-    assert jobs["pretrain.s1_general"]["estimate"]["tokens"] == 500_000
+    est = jobs["pretrain.s1_general"]["estimate"]  # 500K asked: 280 steps of 1,792 (whole 256-token rows)
+    assert est["tokens"] == 501_760 and est["steps"] == 280
+    assert jobs["pretrain.s2_reasoning"]["segments"] == [
+        {"first_step": 1, "steps": 98, "seq_len": 256, "tokens": 98 * 1536},
+        {"first_step": 99, "steps": 98, "seq_len": 512, "tokens": 98 * 1536}]
     assert jobs["pretrain.s1_general"]["status"] == "new"
 
 
@@ -129,7 +137,7 @@ def test_plan_cache_serves_unchanged_recipes_and_never_stale_ones(tmp_path):
     assert run_cli("plan", str(recipe), "--format", "json", env=env, cwd=tmp_path).stdout == first.stdout
     recipe.write_text(recipe.read_text().replace("tokens: 500K", "tokens: 2M"))  # an edit
     edited = json.loads(run_cli("plan", str(recipe), "--format", "json", env=env, cwd=tmp_path).stdout)
-    assert {j["name"]: j for j in edited["jobs"]}["pretrain.s1_general"]["estimate"]["tokens"] == 2_000_000
+    assert {j["name"]: j for j in edited["jobs"]}["pretrain.s1_general"]["estimate"]["tokens"] == 1117 * 1792  # 2M in whole batches
     with open(tmp_path / "datasets_spec/data/tiny_code.jsonl", "a") as fh:  # a data edit
         fh.write(json.dumps({"id": "x", "text": "def f():\n    return 2\n"}) + "\n")
     again = json.loads(run_cli("plan", str(recipe), "--format", "json", env=env, cwd=tmp_path).stdout)
@@ -148,9 +156,20 @@ def test_compile_diff_lists_what_each_engine_is_told_differently(tmp_path):
                    "--set", "evals.max_tokens=99", "--diff", str(base))
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert any(line.startswith("pretrain.s2_reasoning (lowered.json) seq_len_schedule:") and line.endswith("-> null")
-               for line in lines), proc.stdout
-    assert any(line.startswith("eval.s3_long_context (lowered.json) max_tokens:") for line in lines)
+    assert any(line.startswith("pretrain.s2_reasoning (lowered.json) seq_len_schedule:")
+               and line.endswith("-> null  [set by pretrain.stages.s2_reasoning.seq_len_start at --set "
+                                 "pretrain.stages.s2_reasoning.seq_len_start=512]") for line in lines), proc.stdout
+    assert any(line.startswith("eval.s3_long_context (lowered.json) max_tokens: 96 -> 99  [set by evals.max_tokens "
+                               "at --set") for line in lines), proc.stdout
     assert not any(line.startswith("pretrain.s1_general") for line in lines)  # unchanged jobs stay out
+    # an edited recipe file: the change is traced to its file and line
+    edit = tmp_path / "edit.yaml"
+    edit.write_text(f"extends: {Path('recipes/tiny.yaml').resolve()}\ndata:\n  mixtures:\n    general:\n"
+                    "      max_repetition: 9\n")
+    proc = run_cli("compile", str(edit), "-o", str(tmp_path / "edited"), "--diff", str(base))
+    assert proc.returncode == 0, proc.stderr
+    assert f"recipe data.mixtures.general.max_repetition: 4.0 -> 9.0  ({edit}:5:23)" in proc.stdout
+    assert f"mix.s1_general (lowered.json) max_repetition: 4.0 -> 9.0  [set by data.mixtures.general.max_repetition " \
+           f"at {edit}:5:23]" in proc.stdout
     same = run_cli("compile", "recipes/tiny.yaml", "-o", str(other), "--diff", str(base))
     assert "no job is told anything different" in same.stdout

@@ -103,9 +103,11 @@ def test_plan_follows_6ND_with_preset_parameters(recipe):
     hw = plan.loaded.recipe.execution.hardware
     for name, stage in plan.loaded.recipe.pretrain.stages.items():
         est = plan[f"pretrain.{name}"].estimate
-        assert est.tokens == stage.tokens
-        assert est.train_flops == pytest.approx(6 * n * stage.tokens)
-        assert est.gpu_hours == pytest.approx(6 * n * stage.tokens / (989e12 * hw.mfu) / 3600)
+        # D is what the trainer reads: whole batches of whole sequences, at least the budget
+        batch = (stage.batch_tokens or plan.loaded.recipe.pretrain.batch_tokens) // stage.seq_len * stage.seq_len
+        assert est.tokens == est.steps * batch and 0 <= est.tokens - stage.tokens < batch
+        assert est.train_flops == pytest.approx(6 * n * est.tokens)
+        assert est.gpu_hours == pytest.approx(6 * n * est.tokens / (989e12 * hw.mfu) / 3600)
 
 
 def test_plan_flags_stages_without_enough_data():

@@ -44,9 +44,6 @@ NO_EFFECT = {
     "execution.slurm.*": "the Slurm launcher's sbatch header, written at submission (tests/test_slurm.py)",
     "outputs.run_dir": "where the run directory is; the test fixes it",
     "execution.tasks": "capped by a source's files: tiny's sources are one file each (qwen3.yaml's data jobs change)",
-    "data.decontamination.threshold": "the contamination gate: a check by the mix job and plan, not a transformation"
-                                      " (test_data_contamination.py)",
-    "data.decontamination.allow_contamination": "the contamination gate (see threshold)",
     "execution.ray.address": "the Ray executor's only (these recipes run locally; test_data_ray.py runs it)",
 }
 
@@ -57,10 +54,10 @@ NOT_PERTURBED = {
     "model.arch.num_experts": "MoE needs its other fields at once (tests/test_moe.py)",
     "tokenizer.type": "another tokenizer type needs other fields (test_tokenizer.py)",
     "tokenizer.sources": "unset: all sources",
-    "*.sources": "unset means all sources; one named source changes data jobs (not yet lowered)",
+    "*.sources": "unset means all sources; naming one needs a source that exists (test_data_prepare.py)",
     "data.filters.*.type": "another filter type needs other fields",
     "data.filters.*.extra_*": "unset lists of extra blocked domains/urls",
-    "data.decontamination.benchmarks": "'all'; a list needs names (not yet lowered either way)",
+    "data.decontamination.benchmarks": "'all'; a list needs benchmark names (test_data_contamination.py)",
     "data.mixtures.*.length_buckets*": "bucket shares sum to 1 and buckets may not overlap",
     "data.quality": "unset optional section (tests/test_quality.py)",
     "synth.jobs.*.teacher.*": "a teacher is a stage or a preset/arch/path, set together",
@@ -111,8 +108,8 @@ def test_only_kinds_not_yet_lowered_hide_a_field(found):
     unlowered = {p.job.kind for p in plan.jobs if lowerer_for(p.job.kind) is None}
     hidden = {kinds[j] for e in found_effects if e.kind == "unlowered" for j in e.unlowered}
     assert hidden <= unlowered
-    # compiled into lowered.json: every field of these kinds is proven to reach what runs
-    assert not unlowered & {"pretrain", "synth", "eval"}
+    # every kind is compiled into lowered.json: every field is proven to reach what runs
+    assert not unlowered
 
 
 def test_the_lists_name_only_fields_that_exist():

@@ -99,7 +99,7 @@ def test_slurm_submissions_follow_the_dag(tmp_path, cluster, update_golden):
     assert "#SBATCH --array=0-13%2" in (log / ids["data.dedup"]["minhash-2-buckets"]).read_text()  # num_buckets
     # the tokenizer stays one job running the local runner; mixes wait for it and for dedup
     tokenizer = (log / ids["tokenizer"]["job"]).read_text()
-    assert "--only tokenizer --executor local" in tokenizer and f"afterok:{dedup[-1]}" in tokenizer
+    assert "--only tokenizer --in-allocation" in tokenizer and f"afterok:{dedup[-1]}" in tokenizer
     assert args_of(log, ids["mix.s1_general"]["mixture"]).endswith(
         f"--dependency=afterok:{dedup[-1]}:{ids['tokenizer']['job']}")
     assert list(ids["mix.s1_general"]) == ["mixture", "tokenize", "finish"]
@@ -132,7 +132,7 @@ def test_training_stage_asks_for_nodes_and_gpus(tmp_path, cluster, update_golden
     script = normalise((log / ids["pretrain.s1_general"]["job"]).read_text(), run)
     for line in ("#SBATCH --nodes=4", "#SBATCH --ntasks-per-node=1", "#SBATCH --gpus-per-node=8",
                  "#SBATCH --exclusive", "export QWEN3_RECIPE_NNODES=4 QWEN3_RECIPE_NPROC=8",
-                 "--only pretrain.s1_general --executor local"):
+                 "--only pretrain.s1_general --in-allocation"):
         assert line in script, script
     golden = REPO / "tests/golden/slurm/tiny-pretrain.txt"
     if update_golden:

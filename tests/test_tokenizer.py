@@ -400,16 +400,20 @@ def write_output(run: Path, job: str, docs: list[tuple[str, str]], files: int = 
 
 
 def fake_plan(run: Path, tokenizer: dict, deps: list[str]):
-    job = SimpleNamespace(name="tokenizer", kind="tokenizer", deps=deps, dir="jobs/tokenizer",
-                          config={"tokenizer": tokenizer, "chat_template": "qwen3"})
-    plan = SimpleNamespace(run_dir=run, loaded=SimpleNamespace(arch=SimpleNamespace(max_position_embeddings=2048)))
-    return SimpleNamespace(job=job), plan
+    """A tokenizer job compiled as `compile` does (the real lowerer writes its lowered.json)."""
+    from qwen3_recipe.compiler.lowerers import LOWERED_FILE, lowered_text
+    job = SimpleNamespace(name="tokenizer", kind="tokenizer", deps=deps, dir="jobs/tokenizer", fingerprint="f0",
+                          config={"tokenizer": tokenizer, "chat_template": "qwen3", "model_max_length": 2048})
+    p, plan = SimpleNamespace(job=job), SimpleNamespace(run_dir=run)
+    (run / job.dir).mkdir(parents=True, exist_ok=True)
+    (run / job.dir / LOWERED_FILE).write_text(lowered_text(p, plan))
+    return p, plan
 
 
 def test_documents_filter_by_source_and_stop_at_max(tmp_path):
     docs = [("web", f"web doc {i}") for i in range(10)] + [("code", f"code doc {i}") for i in range(10)]
     write_output(tmp_path, "data.dedup", docs)
-    p, plan = fake_plan(tmp_path, {}, ["data.dedup"])
+    p, plan = fake_plan(tmp_path, {"type": "train", "vocab_size": 400}, ["data.dedup"])
     files = document_files(plan, ["data.dedup"])
     assert len(list(documents(files))) == 20
     assert sorted(documents(files, ["code"])) == sorted(t for s, t in docs if s == "code")
@@ -430,7 +434,7 @@ def test_tokenizer_job_trains_from_data_jobs(tmp_path):
     run_tokenizer(p, plan)
     out = tmp_path / "jobs" / "tokenizer" / "tokenizer"
     assert sorted(f.name for f in out.iterdir()) == ["tokenizer.json", "tokenizer_config.json"]
-    assert [f.name for f in out.parent.iterdir()] == ["tokenizer"]  # no half-built leftovers
+    assert sorted(f.name for f in out.parent.iterdir()) == ["lowered.json", "tokenizer"]  # no half-built leftovers
     tok = AutoTokenizer.from_pretrained(str(out))
     assert len(tok) <= 400 and tok.convert_tokens_to_ids("</think>") == len(tok) - 1
     assert tok.model_max_length == 2048
@@ -440,7 +444,7 @@ def test_tokenizer_job_trains_from_data_jobs(tmp_path):
     assert json.loads((out / "tokenizer.json").read_text())["model"] == json.loads(direct.to_str())["model"]
     # rerun replaces the tokenizer whole
     run_tokenizer(p, plan)
-    assert [f.name for f in out.parent.iterdir()] == ["tokenizer"]
+    assert sorted(f.name for f in out.parent.iterdir()) == ["lowered.json", "tokenizer"]
 
 
 def test_tokenizer_job_without_documents_fails_and_leaves_nothing(tmp_path):
@@ -449,7 +453,7 @@ def test_tokenizer_job_without_documents_fails_and_leaves_nothing(tmp_path):
                         ["data.web"])
     with pytest.raises(ValueError, match="no documents"):
         run_tokenizer(p, plan)
-    assert list((tmp_path / "jobs" / "tokenizer").iterdir()) == []
+    assert [f.name for f in (tmp_path / "jobs" / "tokenizer").iterdir()] == ["lowered.json"]
 
 
 def test_tokenizer_job_copies_a_pretrained_directory(saved, tmp_path):

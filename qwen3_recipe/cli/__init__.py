@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", default=None, metavar="GROUPS",
                    help="comma list of jobs or groups: data,tokenizer,pretrain,sft,synth,posttrain,evals")
     p.add_argument("--executor", choices=["local", "slurm", "ray"], default=None)
+    # a Slurm job's own command: run the selected jobs here from the artifacts compiled at submission
+    p.add_argument("--in-allocation", action="store_true", help=argparse.SUPPRESS)
     p = sub.add_parser("synth", help="run synthetic-data jobs")
     _recipe_args(p)
     p.add_argument("--job", default=None, help="one synth job by name")

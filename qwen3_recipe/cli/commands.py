@@ -64,8 +64,11 @@ def compile_(args: argparse.Namespace) -> int:
     print(f"compiled {len(the_plan.jobs)} jobs into {run_dir}/")
     if getattr(args, "diff", None):
         from qwen3_recipe.compiler.diff import diff_run_dirs
-        lines = diff_run_dirs(run_dir, Path(args.diff))
-        print("\n".join(lines) if lines else f"no job is told anything different from {args.diff}")
+        from qwen3_recipe.compiler.explain import explain
+        recipe_lines, setters = explain(the_plan, Path(args.diff))
+        lines = diff_run_dirs(run_dir, Path(args.diff), setters)
+        print("\n".join(recipe_lines + lines) if lines or recipe_lines
+              else f"no job is told anything different from {args.diff}")
     return 0
 
 
@@ -76,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
 
     extra = [f"execution.executor={args.executor}"] if args.executor else []
     the_plan = _plan(args, extra)
+    if getattr(args, "in_allocation", False):  # compiled at submission: recompiling would rewrite others' artifacts
+        return run_jobs(the_plan, select(the_plan, args.only), debug=args.debug)
     compile_run_dir(the_plan)
     from qwen3_recipe.compiler.plan_view import plan_view
     if _gate(plan_view(the_plan)):

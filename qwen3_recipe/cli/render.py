@@ -65,6 +65,11 @@ def print_plan(view: dict) -> None:
     table.caption = (f"total {format_flops(total_flops)} FLOPs, {_hours(total_hours)} GPU-hours "
                      f"= {days:,.3g} days on {hw['count']}x {hw['accelerator']}") + posttrain_comparison(view["jobs"])
     console().print(table)
+    for job in view["jobs"]:
+        if len(job.get("segments") or []) > 1:
+            console().print(f"{job['name']} grows its sequence length: " + ", then ".join(
+                f"{s['seq_len']:,} for {s['steps']:,} steps ({format_count(s['tokens'])} tokens)"
+                for s in job["segments"]))
 
 
 RL_KINDS, DISTILL_KINDS = ("reasoning_rl", "general_rl"), ("distill_offpolicy", "distill_onpolicy")

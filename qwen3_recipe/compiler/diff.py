@@ -28,8 +28,9 @@ def changes(old: Any, new: Any, path: str = "") -> list[tuple[str, Any, Any]]:
     return [] if old == new else [(path, old, new)]
 
 
-def diff_run_dirs(new_run: Path, old_run: Path) -> list[str]:
-    """Lines: per job, each changed value (paths inside either run directory are written relative)."""
+def diff_run_dirs(new_run: Path, old_run: Path, setters: dict[tuple[str, str], list[str]] | None = None) -> list[str]:
+    """Lines: per job, each changed value (paths inside either run directory are written relative),
+    with the recipe fields that set it when `setters` (compiler/explain.py) knows them."""
     def norm(value: Any, run: Path) -> Any:
         text = json.dumps(value)
         return json.loads(text.replace(json.dumps(str(run.resolve()))[1:-1], "<run>"))
@@ -42,5 +43,8 @@ def diff_run_dirs(new_run: Path, old_run: Path) -> list[str]:
             lines.append(f"{job}: {'added' if a is None else 'removed'}")
             continue
         found = changes(norm(a[1], old_run), norm(b[1], new_run))
-        lines += [f"{job} ({b[0]}) {path}: {json.dumps(x)} -> {json.dumps(y)}" for path, x, y in found]
+        for path, x, y in found:
+            by = (setters or {}).get((job, path))
+            lines.append(f"{job} ({b[0]}) {path}: {json.dumps(x)} -> {json.dumps(y)}"
+                         + (f"  [set by {'; '.join(by)}]" if by else ""))
     return lines

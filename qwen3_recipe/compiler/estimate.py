@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from qwen3_recipe.compiler.jobs import Job
+from qwen3_recipe.compiler.jobs import Job, stage_steps
 from qwen3_recipe.presets import resolve_arch
 from qwen3_recipe.recipe.schema.model import ModelRef
 from qwen3_recipe.recipe.validate import LoadedRecipe
@@ -74,9 +74,9 @@ class Estimator:
         return self.finish(handler(job) if handler else Estimate())
 
     def _pretrain(self, job: Job) -> Estimate:
-        stage = job.config["stage"]
-        d = stage["tokens"]
-        return Estimate(tokens=d, train_flops=6 * self.n * d, steps=math.ceil(d / stage["batch_tokens"]))
+        stage = job.config["stage"]  # what the trainer runs: whole sequences, enough steps for the budget
+        batch, steps = stage_steps(stage["tokens"], stage["seq_len"], stage["batch_tokens"])
+        return Estimate(tokens=steps * batch, train_flops=6 * self.n * steps * batch, steps=steps)
 
     def _sft(self, job: Job) -> Estimate:
         stage = self.r.posttrain.stages[job.name.split(".", 1)[1]]

@@ -84,6 +84,11 @@ class JobBuilder:
             decont["tokenizer"] = getattr(self.r.tokenizer, "path", None)
         return decont
 
+    def gate(self) -> dict[str, Any]:
+        """The contamination gate a mix job checks on the documents it mixes."""
+        cfg = self.r.data.decontamination
+        return {"threshold": cfg.threshold, "allow": cfg.allow_contamination}
+
     # -- data ------------------------------------------------------------------------------
     def data(self) -> list[str]:
         names: list[str] = []
@@ -102,7 +107,8 @@ class JobBuilder:
             names.append(job.name)
         dedup = self.r.data.dedup
         if names and (dedup.exact.enabled or dedup.minhash.enabled):
-            self.add(Job("data.dedup", "data_dedup", ("data",), names, _dump(dedup),
+            self.add(Job("data.dedup", "data_dedup", ("data",), names,
+                         _dump(dedup) | {"kept_sample_rate": self.r.outputs.provenance.kept_sample_rate},
                          outputs={"documents": "output", "provenance": "provenance"},
                          key_path=("data", "dedup")))
             return ["data.dedup"]
@@ -136,7 +142,8 @@ class JobBuilder:
                      key_path=("data", "quality")))
         self.add(Job("quality.filter", "quality_filter", ("data", "quality"), curated + ["quality.annotate"],
                      {"threshold": q.threshold, "sources": sources, "curated": curated,
-                      "classifier": "jobs/quality.annotate/classifier"},
+                      "classifier": "jobs/quality.annotate/classifier",
+                      "kept_sample_rate": self.r.outputs.provenance.kept_sample_rate},
                      outputs={"documents": "output", "provenance": "provenance"},
                      key_path=("data", "quality", "threshold")))
         return ["quality.filter"]
@@ -148,7 +155,8 @@ class JobBuilder:
             wanted = tok.sources or list(self.r.data.sources)
             deps = self.curated_deps(curated, wanted)
         self.add(Job("tokenizer", "tokenizer", ("tokenizer",), deps,
-                     {"tokenizer": _dump(tok), "chat_template": "qwen3"},
+                     {"tokenizer": _dump(tok), "chat_template": "qwen3",
+                      "model_max_length": self.loaded.arch.max_position_embeddings},
                      outputs={"tokenizer": "tokenizer"}, key_path=("tokenizer",)))
         return "tokenizer"
 
@@ -158,8 +166,12 @@ class JobBuilder:
             deps = self.curated_deps(curated, list(mixture.weights))
             batch, steps = stage_steps(stage.tokens, stage.seq_len, stage.batch_tokens or self.r.pretrain.batch_tokens)
             self.add(Job(f"mix.{name}", "data_mix", ("data",), deps + ["tokenizer"],
-                         {"stage": name, "mixture": _dump(mixture), "tokens": batch * steps,
-                          "seq_len": stage.seq_len, "seed": self.r.seed},
+                         {"stage": name, "mixture_name": stage.mixture, "mixture": _dump(mixture),
+                          "tokens": batch * steps, "seed": self.r.seed,
+                          # related documents pack into sequences of the stage's length (no buckets)
+                          "pack_target_tokens": None if mixture.length_buckets or not mixture.pack_related
+                          else stage.seq_len,
+                          "gate": self.gate()},
                          outputs={"tokens": "tokens", "provenance": "provenance"},
                          key_path=("pretrain", "stages", name, "mixture")))
 

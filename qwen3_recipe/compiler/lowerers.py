@@ -19,6 +19,11 @@ LOWERERS: dict[str, Lowerer] = {}
 LOWERED_FILE = "lowered.json"
 LOWERER_MODULES = {
     "data_prepare": "qwen3_recipe.data.prepare_plan:prepare_plan",
+    "data_dedup": "qwen3_recipe.data.dedup_plan:dedup_plan",
+    "data_mix": "qwen3_recipe.data.mix_plan:mix_plan",
+    "tokenizer": "qwen3_recipe.tokenizer.plan:tokenizer_plan",
+    "quality_annotate": "qwen3_recipe.quality.plan:annotate_plan",
+    "quality_filter": "qwen3_recipe.quality.plan:filter_plan",
     "pretrain": "qwen3_recipe.train.pretrain:stage_job",
     "synth": "qwen3_recipe.synth.plan:generation_plan",
     "eval": "qwen3_recipe.synth.plan:eval_plan",

@@ -39,10 +39,21 @@ def plan_view(plan: "Plan") -> dict[str, Any]:
         "jobs": [{"name": p.job.name, "kind": p.job.kind, "deps": p.job.deps, "dir": p.job.dir,
                   "fingerprint": p.job.fingerprint, "outputs": p.job.outputs,
                   "estimate": asdict(p.estimate) | {"flops": p.estimate.flops},
-                  "shortfalls": [asdict(s) for s in p.shortfalls], "status": p.status}
+                  "shortfalls": [asdict(s) for s in p.shortfalls], "status": p.status,
+                  **({"segments": seq_len_segments(p)} if p.job.kind == "pretrain" else {})}
                  for p in plan.jobs],
         "contamination_gate": gate_view(loaded),
     }
+
+
+def seq_len_segments(p: "PlannedJob") -> list[dict[str, int]]:
+    """A pretraining stage's lengths as it will train them: [{first_step, steps, seq_len, tokens}]
+    (one segment unless it has seq_len_start), the same cut its torchtitan job is compiled with."""
+    from qwen3_recipe.compiler.jobs import stage_steps
+    from qwen3_recipe.train.pretrain import seq_len_segments as segments
+    stage = p.job.config["stage"]
+    batch, steps = stage_steps(stage["tokens"], stage["seq_len"], stage["batch_tokens"])
+    return [s | {"tokens": s["steps"] * batch} for s in segments(stage.get("seq_len_start"), stage["seq_len"], steps)]
 
 
 def refresh_status(view: dict[str, Any]) -> dict[str, Any]:

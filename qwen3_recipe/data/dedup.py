@@ -12,6 +12,7 @@ from pathlib import Path
 
 from datatrove.pipeline.writers import JsonlWriter
 
+from qwen3_recipe.compiler.lowerers import load_lowered
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
 from qwen3_recipe.data.corpus_io import Files, listing_reader, publish_files, write_listing
 from qwen3_recipe.data.stages import Call, Stage
@@ -27,24 +28,18 @@ def _files(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.jsonl.gz"))
 
 
-METHODS = ("exact", "minhash")
-
-
 def replay(plan: Plan, p: PlannedJob, upto: str | None = None) -> Files:
     """The files method `upto` reads, or with None the job's final files: recomputed from what the
     sources and the earlier methods wrote (the same answer in this process or in a later Slurm job)."""
-    cfg, folder = plan.loaded.recipe.data.dedup, plan.run_dir / p.job.dir
-    files: Files = [(dep.split(".", 1)[1], f) for dep in p.job.deps
+    lowered, folder = load_lowered(p, plan), plan.run_dir / p.job.dir
+    files: Files = [(dep.split(".", 1)[1], f) for dep in lowered["inputs"]
                     for f in _files(plan.run_dir / "jobs" / dep / "output")]
-    for method in METHODS:
-        method_cfg = getattr(cfg, method)
-        if not method_cfg.enabled:
-            continue
-        scope = [(s, f) for s, f in files if method_cfg.sources is None or s in method_cfg.sources]
-        if method == upto:
+    for m in lowered["methods"]:
+        scope = [(s, f) for s, f in files if m["sources"] is None or s in m["sources"]]
+        if m["method"] == upto:
             return scope
         if scope:
-            out = folder / method / "output"
+            out = folder / m["method"] / "output"
             kept = [(s, out / f"{rank:05d}.jsonl.gz") for rank, (s, _) in enumerate(scope)]
             # a task whose documents all went writes nothing
             files = [sf for sf in files if sf not in scope] + [(s, f) for s, f in kept if f.exists()]
@@ -57,28 +52,25 @@ def run_dedup(p: PlannedJob, plan: Plan) -> None:
     from qwen3_recipe.provenance.database import build_database
 
     quiet_datatrove()
-    cfg, folder = plan.loaded.recipe.data.dedup, plan.run_dir / p.job.dir
-    for step, method in enumerate((m for m in METHODS if getattr(cfg, m).enabled), start=1):
-        scope = replay(plan, p, method)
+    lowered, folder = load_lowered(p, plan), plan.run_dir / p.job.dir
+    for m in lowered["methods"]:
+        scope = replay(plan, p, m["method"])
         if scope:
-            write_listing([f for _, f in scope], plan.run_dir / "jobs", folder / method / "inputs.txt")
-            run_stages(plan, p, STAGES[method](plan, p, step, len(scope)))
+            write_listing([f for _, f in scope], plan.run_dir / "jobs", folder / m["method"] / "inputs.txt")
+            run_stages(plan, p, method_stages(plan, p, m, len(scope), lowered))
     publish(p, plan)
     build_database(plan.run_dir)
 
 
 def slurm_stages(p: PlannedJob, plan: Plan) -> list[Stage]:
-    """The same stages with task counts fixed before the sources ran: each source task writes at most
-    one file, so a method gets as many tasks as its sources have; tasks beyond the files read nothing."""
-    from qwen3_recipe.data.prepare_plan import input_files
-    cfg, stages = plan.loaded.recipe.data.dedup, []
-    for step, method in enumerate((m for m in METHODS if getattr(cfg, m).enabled), start=1):
-        sources = getattr(cfg, method).sources
-        tasks = sum(input_files(plan, plan[dep]) for dep in p.job.deps
-                    if sources is None or dep.split(".", 1)[1] in sources)
-        if tasks:
-            stages.append(Stage(f"{method}-0-inputs", call=Call(write_inputs, p, plan, method, tasks)))
-            stages += STAGES[method](plan, p, step, tasks)
+    """The same stages with the task counts compiled before the sources ran; tasks beyond the files
+    read nothing."""
+    lowered, stages = load_lowered(p, plan), []
+    for m in lowered["methods"]:
+        if m["slurm_tasks"]:
+            stages.append(Stage(f"{m['method']}-0-inputs",
+                                call=Call(write_inputs, p, plan, m["method"], m["slurm_tasks"])))
+            stages += method_stages(plan, p, m, m["slurm_tasks"], lowered)
     return stages + [Stage("publish", call=Call(publish, p, plan))]
 
 
@@ -97,15 +89,15 @@ def publish(p: PlannedJob, plan: Plan) -> None:
 
 def _context(plan: Plan, p: PlannedJob, method: str):
     folder = plan.run_dir / p.job.dir
-    return (plan.run_dir / "jobs", folder / method, folder / method / "inputs.txt", str(folder / "provenance"),
-            plan.loaded.recipe.outputs.provenance.kept_sample_rate)
+    return plan.run_dir / "jobs", folder / method, folder / method / "inputs.txt", str(folder / "provenance")
 
 
-def exact_stages(plan: Plan, p: PlannedJob, step: int, tasks: int) -> list[Stage]:
+def exact_stages(plan: Plan, p: PlannedJob, m: dict, tasks: int, lowered: dict) -> list[Stage]:
     from datatrove.pipeline.dedup.exact_dedup import (ExactDedupConfig, ExactDedupFilter,
                                                       ExactDedupSignature, ExactFindDedups)
 
-    root, work, listing, prov, rate = _context(plan, p, "exact")
+    root, work, listing, prov = _context(plan, p, "exact")
+    step, rate = m["step"], lowered["kept_sample_rate"]
     config = ExactDedupConfig(content_getter=doc_text)
     return [
         Stage("exact-1-signatures", [listing_reader(root, listing), ExactDedupSignature(str(work / "sigs"), config)],
@@ -120,19 +112,19 @@ def exact_stages(plan: Plan, p: PlannedJob, step: int, tasks: int) -> list[Stage
     ]
 
 
-def minhash_stages(plan: Plan, p: PlannedJob, step: int, tasks: int) -> list[Stage]:
+def minhash_stages(plan: Plan, p: PlannedJob, m: dict, tasks: int, lowered: dict) -> list[Stage]:
     from datatrove.pipeline.dedup import (MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter,
                                           MinhashDedupSignature)
     from datatrove.pipeline.dedup.minhash import MinhashConfig
 
-    root, work, listing, prov, rate = _context(plan, p, "minhash")
-    mh = plan.loaded.recipe.data.dedup.minhash
-    config = MinhashConfig(n_grams=mh.n_grams, num_buckets=mh.num_buckets, hashes_per_bucket=mh.hashes_per_bucket)
+    root, work, listing, prov = _context(plan, p, "minhash")
+    step, rate = m["step"], lowered["kept_sample_rate"]
+    config = MinhashConfig(**m["config"])
     return [
         Stage("minhash-1-signatures",
               [listing_reader(root, listing), MinhashDedupSignature(str(work / "sigs"), config)], tasks),
         Stage("minhash-2-buckets", [MinhashDedupBuckets(str(work / "sigs"), str(work / "buckets"), config=config)],
-              mh.num_buckets),
+              config.num_buckets),
         Stage("minhash-3-cluster", [MinhashDedupCluster(str(work / "buckets"), str(work / "remove"), config=config,
                                                         save_cluster_id=True, save_cluster_size=True)], 1),
         Stage("minhash-4-filter", [
@@ -146,3 +138,11 @@ def minhash_stages(plan: Plan, p: PlannedJob, step: int, tasks: int) -> list[Sta
 
 
 STAGES = {"exact": exact_stages, "minhash": minhash_stages}
+
+
+def method_stages(plan: Plan, p: PlannedJob, m: dict, tasks: int, lowered: dict) -> list[Stage]:
+    """One method's stages, on the compiled executor."""
+    stages = STAGES[m["method"]](plan, p, m, tasks, lowered)
+    for stage in stages:
+        stage.executor = lowered["executor"]
+    return stages

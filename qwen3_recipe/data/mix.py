@@ -13,22 +13,17 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+from qwen3_recipe.compiler.lowerers import load_lowered
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
 from qwen3_recipe.data.mixture import Doc, order_for_training, plan_mixture
 from qwen3_recipe.data.stages import Call, Stage
 from qwen3_recipe.provenance.recorder import ShardRecorder
 
-EOS = "<|endoftext|>"
 PACK_SEPARATOR = "\n\n"
 
 
-def tokenizer_file(plan: Plan) -> Path:
-    return plan.run_dir / "jobs" / "tokenizer" / "tokenizer" / "tokenizer.json"
-
-
-def curated_files(plan: Plan, p: PlannedJob) -> list[Path]:
-    return sorted(f for dep in p.job.deps if dep != "tokenizer"
-                  for f in (plan.run_dir / "jobs" / dep / "output").glob("*.jsonl.gz"))
+def curated_files(plan: Plan, inputs: list[str]) -> list[Path]:
+    return sorted(f for dep in inputs for f in (plan.run_dir / "jobs" / dep / "output").glob("*.jsonl.gz"))
 
 
 def read_docs(files: list[Path], sources: set[str]) -> Iterator[dict]:
@@ -65,15 +60,16 @@ def mix_stages(p: PlannedJob, plan: Plan) -> list[Stage]:
     """The mixture plan (one process: it sees every document), then one tokenize task."""
     from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.tokens import DocumentTokenizer
-    folder = plan.run_dir / p.job.dir
+    folder, lowered = plan.run_dir / p.job.dir, load_lowered(p, plan)
+    tok = lowered["tokenize"]
     return [
         Stage("mixture", call=Call(write_mixture, p, plan)),
         Stage("tokenize", [
             JsonlReader(str(_ordered(folder).parent), id_key="id", text_key="text"),
-            DocumentTokenizer(str(folder / "tokens"), tokenizer_name_or_path=str(tokenizer_file(plan)),
-                              eos_token=EOS, shuffle_documents=False, save_filename=p.job.config["stage"],
+            DocumentTokenizer(str(folder / "tokens"), tokenizer_name_or_path=tok["tokenizer"],
+                              eos_token=tok["eos_token"], shuffle_documents=False, save_filename=tok["save_filename"],
                               local_working_dir=str(folder / "tokenize-work")),
-        ], 1),
+        ], 1, executor=lowered["executor"]),
     ]
 
 
@@ -96,28 +92,24 @@ def write_mixture(p: PlannedJob, plan: Plan) -> None:
     and the mixture's provenance."""
     from tokenizers import Tokenizer
 
-    recipe = plan.loaded.recipe
-    stage_name = p.job.config["stage"]
-    stage = recipe.pretrain.stages[stage_name]
-    mixture = recipe.data.mixtures[stage.mixture]
+    m = load_lowered(p, plan)
     folder = plan.run_dir / p.job.dir
-    files = curated_files(plan, p)
-    tokenizer = Tokenizer.from_file(str(tokenizer_file(plan)))
-    docs = count_tokens(files, set(mixture.weights), tokenizer, mixture.pack_related)
-    buckets = [(b.min, b.max, b.share) for b in mixture.length_buckets] if mixture.length_buckets else None
-    # the trainer reads steps x batch tokens and one more (the last position's label); at least that
-    # many are mixed (data/mixture.py fills each share to its target or above)
-    mplan = plan_mixture(stage_name, docs, dict(mixture.weights), p.job.config["tokens"] + 1, mixture.max_repetition,
-                         seed=recipe.seed, length_buckets=buckets, pack_related=mixture.pack_related,
-                         pack_target_tokens=None if buckets or not mixture.pack_related else stage.seq_len)
+    files = curated_files(plan, m["inputs"])
+    tokenizer = Tokenizer.from_file(m["tokenize"]["tokenizer"])
+    docs = count_tokens(files, set(m["weights"]), tokenizer, m["pack_related"])
+    buckets = [tuple(b) for b in m["length_buckets"]] if m["length_buckets"] else None
+    # at least the target is mixed (data/mixture.py fills each share to its target or above)
+    mplan = plan_mixture(m["stage"], docs, dict(m["weights"]), m["tokens"], m["max_repetition"], seed=m["seed"],
+                         length_buckets=buckets, pack_related=m["pack_related"],
+                         pack_target_tokens=m["pack_target_tokens"])
     _record(folder, p, mplan)  # before a refusal, so that its shortfall can be queried
-    refuse_short(plan, stage.mixture, mplan)
-    refuse_contaminated(plan, stage_name, mplan)
-    order = order_for_training(mplan, recipe.seed)
+    refuse_short(plan, m, mplan)
+    refuse_contaminated(plan, m, mplan)
+    order = order_for_training(mplan, m["seed"])
     _write_ordered(files, mplan, order, _ordered(folder))
 
 
-def refuse_short(plan: Plan, mixture_name: str, mplan) -> None:
+def refuse_short(plan: Plan, m: dict, mplan) -> None:
     """A source that cannot fill its share within max_repetition stops the stage here: training on
     would loop the mixed tokens, repeating documents past the cap."""
     if not mplan.shortfalls:
@@ -125,23 +117,22 @@ def refuse_short(plan: Plan, mixture_name: str, mplan) -> None:
     from qwen3_recipe.errors import Problem, RecipeError
     from qwen3_recipe.provenance.database import build_database
     build_database(plan.run_dir)  # the mixture's rows, shortfall included, are queryable
-    mixture = plan.loaded.recipe.data.mixtures[mixture_name]
     short = ", ".join(f"{src} {round(mplan.declared[src] * mplan.tokens):,} tokens, has "
                       f"{round(mplan.declared[src] * mplan.tokens) - n:,}" for src, n in sorted(mplan.shortfalls.items()))
-    path = ("data", "mixtures", mixture_name, "max_repetition")
+    path = ("data", "mixtures", m["mixture_name"], "max_repetition")
     raise RecipeError([Problem(f"stage '{mplan.stage}' needs more than its sources hold at max_repetition "
-                               f"{mixture.max_repetition:g} ({short})", ".".join(path), plan.loaded.raw.smap.find(path),
+                               f"{m['max_repetition']:g} ({short})", ".".join(path), plan.loaded.raw.smap.find(path),
                                "lower the stage's tokens, raise max_repetition, reweight or add data")])
 
 
-def refuse_contaminated(plan: Plan, stage_name: str, mplan) -> None:
+def refuse_contaminated(plan: Plan, m: dict, mplan) -> None:
     """The contamination gate (provenance/gate.py) on the exact documents the stage would train on."""
     import duckdb
 
     from qwen3_recipe.errors import Problem, RecipeError
     from qwen3_recipe.provenance.database import DB_NAME
-    from qwen3_recipe.provenance.gate import THRESHOLD_KEY, flagged_documents, gate_view, refusal_text
-    gate = gate_view(plan.loaded)
+    from qwen3_recipe.provenance.gate import THRESHOLD_KEY, flagged_documents, refusal_text
+    gate = m["gate"]
     db = plan.run_dir / DB_NAME
     if gate["allow"] or not db.exists() or not mplan.assignments:
         return
@@ -150,7 +141,7 @@ def refuse_contaminated(plan: Plan, stage_name: str, mplan) -> None:
     used = {a.doc_id for a in mplan.assignments}
     share = len(used & flagged) / len(used)
     if share > gate["threshold"]:
-        raise RecipeError([Problem(refusal_text(stage_name, share, len(used), gate["threshold"]), THRESHOLD_KEY,
+        raise RecipeError([Problem(refusal_text(m["stage"], share, len(used), gate["threshold"]), THRESHOLD_KEY,
                                    plan.loaded.raw.smap.find(tuple(THRESHOLD_KEY.split("."))))])
 
 

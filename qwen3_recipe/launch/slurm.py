@@ -1,8 +1,8 @@
 """Slurm submission of a run, with `afterok` dependencies that follow the DAG. Data jobs are lowered
 to datatrove's Slurm array executor, stage by stage (launch/slurm_data.py). Other CPU jobs (the
 tokenizer) and training stages are one sbatch job each that runs this package's own `run --only
-<job> --executor local` inside its allocation, so what runs on the cluster is what runs on a
-laptop, and the job writes its done marker when it finishes. A training job asks for N nodes x G
+<job> --in-allocation` inside its allocation: the job's artifact as compiled at submission, run as
+on a laptop; the job writes its done marker when it finishes. A training job asks for N nodes x G
 GPUs (`execution.slurm`); inside it the runner starts one torchrun per node with srun, meeting at
 the allocation's first node (train/launch.py reads QWEN3_RECIPE_NNODES/_NPROC/_HEAD).
 """
@@ -48,10 +48,8 @@ def sbatch_script(plan: Plan, p: PlannedJob) -> str:
     lines += [f"#SBATCH --{k}" + (f"={v}" if v != "" else "") for k, v in directives.items() if v is not None]
     lines += [f"#SBATCH {arg}" for arg in slurm.sbatch_args]
     command = [sys.executable, "-m", "qwen3_recipe.cli", "run", str(loaded.path), "-o", str(run_dir),
-               "--only", job.name, "--executor", "local"]
-    for spec in loaded.raw.overrides:
-        if not spec.startswith("execution.executor="):  # inside the allocation it runs locally
-            command += ["--set", spec]
+               "--only", job.name, "--in-allocation"]
+    command += [arg for spec in loaded.raw.overrides for arg in ("--set", spec)]
     lines += [
         f"# {job.name} ({job.kind}), fingerprint {job.fingerprint}; depends on: {', '.join(job.deps) or 'nothing'}",
         "set -euo pipefail",

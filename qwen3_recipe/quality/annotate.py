@@ -57,14 +57,13 @@ def run_annotate(p: PlannedJob, plan: Plan) -> None:
     from qwen3_recipe.provenance.recorder import ShardRecorder
     from qwen3_recipe.quality.classifier import train
     from qwen3_recipe.quality.corpus import curated_inputs, sample_documents
+    from qwen3_recipe.compiler.lowerers import load_lowered
     from qwen3_recipe.synth.cache import RequestCache
-    from qwen3_recipe.synth.job import teacher_dir, teacher_id
 
-    job, folder = p.job, plan.run_dir / p.job.dir
-    cfg, seed = job.config["quality"], job.config["seed"]
-    model = teacher_dir(plan, job.config["annotator"])
-    annotator = teacher_id(plan, job.config["annotator"])
-    docs = sample_documents(curated_inputs(plan.run_dir, job.config["curated"]), job.config["sources"],
+    job, folder, lowered = p.job, plan.run_dir / p.job.dir, load_lowered(p, plan)
+    cfg, seed = lowered["quality"], lowered["seed"]
+    model, annotator = lowered["model"], lowered["model_id"]
+    docs = sample_documents(curated_inputs(plan.run_dir, lowered["curated"]), lowered["sources"],
                             cfg["sample"], seed, cfg["max_chars"])
     requests = annotation_requests(docs, cfg, seed, annotator)
     cache = RequestCache(folder / "cache")

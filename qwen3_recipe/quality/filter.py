@@ -69,21 +69,24 @@ def run_quality_filter(p: PlannedJob, plan: Plan) -> None:
     from qwen3_recipe.provenance.database import build_database
     from qwen3_recipe.quality.corpus import curated_inputs
 
+    from qwen3_recipe.compiler.lowerers import load_lowered
+
     quiet_datatrove()
     job, folder, root = p.job, plan.run_dir / p.job.dir, plan.run_dir / "jobs"
-    files = curated_inputs(plan.run_dir, job.config["curated"])
-    scope = [(s, f) for s, f in files if s in job.config["sources"]]
+    cfg = load_lowered(p, plan)
+    files = curated_inputs(plan.run_dir, cfg["curated"])
+    scope = [(s, f) for s, f in files if s in cfg["sources"]]
     work = folder / "work"
     if scope:
         write_listing([f for _, f in scope], root, folder / "inputs.txt")
-        step = QualityClassifierFilter(str(plan.run_dir / job.config["classifier"]), job.config["threshold"])
-        rate = plan.loaded.recipe.outputs.provenance.kept_sample_rate
+        step = QualityClassifierFilter(cfg["classifier"], cfg["threshold"])
+        rate = cfg["kept_sample_rate"]
         run_stages(plan, p, [Stage("", [
             listing_reader(root, folder / "inputs.txt"),
             Traced(step, 1, "quality_classifier", job.name, str(folder / "provenance"), drop_reason=DROP_REASON,
                    kept_sample_rate=rate),
             JsonlWriter(str(work), output_filename="${rank}.jsonl.gz"),
-        ], len(scope))])
+        ], len(scope), executor=cfg["executor"])])
     kept = [(s, work / f"{rank:05d}.jsonl.gz") for rank, (s, _) in enumerate(scope)]
     publish_files([sf for sf in files if sf not in scope] + [sf for sf in kept if sf[1].exists()], folder / "output")
     db = build_database(plan.run_dir)
@@ -94,4 +97,4 @@ def run_quality_filter(p: PlannedJob, plan: Plan) -> None:
         n_in, n_kept = con.execute("select sum(documents_in), sum(kept) from step_counts where job = ?",
                                    [job.name]).fetchone()
     console().print(f"{job.name}: kept {n_kept or 0:,} of {n_in or 0:,} documents of "
-                    f"{', '.join(job.config['sources'])} with predicted score >= {job.config['threshold']:g} -> {folder / 'output'}")
+                    f"{', '.join(cfg['sources'])} with predicted score >= {cfg['threshold']:g} -> {folder / 'output'}")

@@ -69,7 +69,8 @@ def _clear_stale(parent: Path) -> None:
 
 
 def run_tokenizer(p: "PlannedJob", plan: "Plan") -> None:
-    cfg = p.job.config["tokenizer"]
+    from qwen3_recipe.compiler.lowerers import load_lowered
+    cfg = load_lowered(p, plan)
     out = output_dir(p, plan)
     out.parent.mkdir(parents=True, exist_ok=True)
     _clear_stale(out.parent)
@@ -77,18 +78,18 @@ def run_tokenizer(p: "PlannedJob", plan: "Plan") -> None:
     tmp.mkdir()  # not mkdtemp: the finished folder gets the usual (umask) permissions
     try:
         if cfg["type"] == "train":
-            files, counted = document_files(plan, p.job.deps), [0]
+            files, counted = document_files(plan, cfg["inputs"]), [0]
 
             def texts() -> Iterator[str]:
                 for text in documents(files, cfg.get("sources"), cfg.get("max_documents")):
                     counted[0] += 1
                     yield text
 
-            tok = train_bpe(texts(), int(cfg["vocab_size"]))
+            tok = train_bpe(texts(), cfg["vocab_size"])
             if counted[0] == 0:
                 wanted = f" from sources {cfg['sources']}" if cfg.get("sources") else ""
-                raise ValueError(f"tokenizer: no documents{wanted} in the output of {', '.join(p.job.deps)}")
-            save_tokenizer(tok, tmp, plan.loaded.arch.max_position_embeddings)
+                raise ValueError(f"tokenizer: no documents{wanted} in the output of {', '.join(cfg['inputs'])}")
+            save_tokenizer(tok, tmp, cfg["model_max_length"])
         elif cfg["type"] == "pretrained":
             load_pretrained(cfg["path"], tmp)
         else:

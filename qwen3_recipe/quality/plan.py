@@ -1,0 +1,25 @@
+"""The compiled forms of `quality.annotate` (the annotator's engine and model, the rubric and its
+generation settings, the sample, the classifier's settings) and `quality.filter` (the classifier,
+threshold, sources, provenance sampling, executor). The runners in this package run these and
+nothing else. No engine is imported here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qwen3_recipe.compiler.plan import Plan, PlannedJob
+from qwen3_recipe.launch.settings import executor_settings
+
+
+def annotate_plan(p: PlannedJob, plan: Plan) -> dict[str, Any]:
+    from qwen3_recipe.synth.job import teacher_dir, teacher_id
+    cfg = p.job.config
+    return {**{k: cfg[k] for k in ("quality", "sources", "curated", "seed")},
+            "model": str(teacher_dir(plan, cfg["annotator"])), "model_id": teacher_id(plan, cfg["annotator"])}
+
+
+def filter_plan(p: PlannedJob, plan: Plan) -> dict[str, Any]:
+    cfg = p.job.config
+    return {**{k: cfg[k] for k in ("threshold", "sources", "curated", "kept_sample_rate")},
+            "classifier": str((plan.run_dir / cfg["classifier"]).resolve()),
+            "executor": executor_settings(plan, p.job.name)}
