@@ -21,7 +21,8 @@ def print_query(rel, fmt: str, output: str | None) -> None:
     if fmt == "parquet":
         if not output:
             raise SystemExit("error: --format parquet needs --output FILE")
-        rel.write_parquet(output)
+        import pyarrow.parquet as pq
+        pq.write_table(rel.to_arrow_table(), output)  # by this process: the query's connection cannot write
         return
     if fmt in ("csv", "json"):
         import csv

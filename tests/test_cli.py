@@ -21,8 +21,8 @@ def test_validate_and_plan_import_no_engine(command):
     assert "HEAVY []" in proc.stdout
 
 
-def test_plan_prints_tokens_flops_gpu_hours_and_status():
-    proc = run_cli("plan", "recipes/qwen3-235B-A22B.yaml")
+def test_plan_prints_tokens_flops_gpu_hours_and_status(tmp_path):
+    proc = run_cli("plan", "recipes/qwen3-235B-A22B.yaml", "-o", str(tmp_path / "run"))  # not the checkout's runs/
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     # the steps the trainer runs: whole 4K sequences per batch (16M -> 15.99M tokens), enough for 6T
@@ -34,8 +34,9 @@ def test_plan_prints_tokens_flops_gpu_hours_and_status():
     assert "short: math" in out  # public math data cannot feed the reasoning stage
 
 
-def test_plan_json_format():
-    proc = run_cli("plan", "recipes/tiny.yaml", "--format", "json")
+def test_plan_json_format(tmp_path):
+    # its own run directory: the checkout's runs/tiny (filled by `make demo`) would show jobs cached
+    proc = run_cli("plan", "recipes/tiny.yaml", "--format", "json", "-o", str(tmp_path / "run"))
     plan = json.loads(proc.stdout)
     jobs = {j["name"]: j for j in plan["jobs"]}
     est = jobs["pretrain.s1_general"]["estimate"]  # 500K asked: 280 steps of 1,792 (whole 256-token rows)

@@ -110,14 +110,18 @@ def query(args: argparse.Namespace) -> int:
     import duckdb
 
     from qwen3_recipe.console import print_query
+    from qwen3_recipe.provenance.safe_query import QueryRefused, checked, connect_read_only, one_line
     db = _require_db(args.run_dir)
-    with duckdb.connect(str(db), read_only=True) as con:
+    with connect_read_only(db) as con:
         try:
-            rel = con.sql(args.sql)
-        except duckdb.Error as exc:
+            rel = con.sql(checked(con, args.sql))
+            print_query(rel, args.format, args.output)
+        except QueryRefused as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-        print_query(rel, args.format, args.output)
+        except duckdb.Error as exc:
+            print(f"error: {one_line(exc)}", file=sys.stderr)
+            return 1
     return 0
 
 
