@@ -17,10 +17,56 @@ def shard_glob(run_dir: Path, table: str) -> list[str]:
     return sorted(str(p) for p in run_dir.glob(f"jobs/*/provenance/{table}/*.parquet"))
 
 
+def job_done(run_dir: Path, job: dict) -> bool:
+    """The job's done marker holds its current fingerprint (a marker of an older version is not done)."""
+    try:
+        marker = json.loads((run_dir / "jobs" / job["name"] / "done.json").read_text())
+        return marker["fingerprint"] == job["fingerprint"]
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def refresh_jobs(run_dir: Path) -> None:
+    """Set `jobs.done` from the markers, in the database as built: a job's marker is written after
+    its last build of the database (called once the marker is written)."""
+    import duckdb
+
+    target, manifest = run_dir / DB_NAME, run_dir / "manifest.json"
+    if not (target.exists() and manifest.exists()):
+        return
+    jobs = json.loads(manifest.read_text())["jobs"]
+    try:
+        with duckdb.connect(str(target)) as con:
+            if con.execute("select count(*) from information_schema.tables where table_name = 'jobs'").fetchone()[0]:
+                con.executemany("update jobs set done = ? where name = ? and fingerprint = ?",
+                                [(job_done(run_dir, j), j["name"], j["fingerprint"]) for j in jobs])
+    except duckdb.IOException:  # a reader holds the file: the next build sets the flags from the markers
+        pass
+
+
+def _clear_stale(run_dir: Path) -> None:
+    """Temporary databases (and their WAL files) of builds whose process is gone (killed mid-build)."""
+    for stale in run_dir.glob(f".{DB_NAME}.*.tmp*"):
+        pid = stale.name[len(DB_NAME) + 2:].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            stale.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def build_database(run_dir: Path) -> Path:
     import duckdb
 
     target = run_dir / DB_NAME
+    _clear_stale(run_dir)
     tmp = run_dir / f".{DB_NAME}.{os.getpid()}.tmp"
     tmp.unlink(missing_ok=True)
     with duckdb.connect(str(tmp)) as con:
@@ -34,8 +80,7 @@ def build_database(run_dir: Path) -> Path:
                          json.dumps(info.get("overrides")), json.dumps(info.get("packages"))])
             con.execute("create table jobs(name varchar, kind varchar, fingerprint varchar, done boolean)")
             con.executemany("insert into jobs values (?, ?, ?, ?)",
-                            [(j["name"], j["kind"], j["fingerprint"],
-                              (run_dir / "jobs" / j["name"] / "done.json").exists()) for j in info["jobs"]])
+                            [(j["name"], j["kind"], j["fingerprint"], job_done(run_dir, j)) for j in info["jobs"]])
         for table, columns in TABLES.items():
             files = shard_glob(run_dir, table)
             cols = ", ".join(f'"{name}" {kind}' for name, kind in columns.items())

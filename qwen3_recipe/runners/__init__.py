@@ -85,6 +85,8 @@ def mark_done(plan: "Plan", p: "PlannedJob") -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / DONE_FILE).write_text(json.dumps({"fingerprint": p.job.fingerprint,
                                                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
+    from qwen3_recipe.provenance.database import refresh_jobs
+    refresh_jobs(plan.run_dir)  # the database was built before this marker
 
 
 def run_jobs(plan: "Plan", jobs: list["PlannedJob"], debug: bool = False) -> int:

@@ -1,0 +1,54 @@
+"""The `jobs` table tells the truth: a job is done when its marker holds its current fingerprint,
+including the job whose run built the database just before writing its marker; a killed build's
+temporary files are cleared by the next build."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import duckdb
+
+from qwen3_recipe.provenance.database import DB_NAME, build_database
+from qwen3_recipe.runners import mark_done
+
+
+def _done(run) -> dict[str, bool]:
+    with duckdb.connect(str(run / DB_NAME), read_only=True) as con:
+        return dict(con.execute("select name, done from jobs order by name").fetchall())
+
+
+def test_jobs_table_follows_the_markers(tmp_path):
+    run = tmp_path / "run"
+    jobs = [{"name": "data.web", "kind": "data_prepare", "fingerprint": "f1"},
+            {"name": "data.dedup", "kind": "data_dedup", "fingerprint": "f2"}]
+    (run / "jobs" / "data.web").mkdir(parents=True)
+    (run / "manifest.json").write_text(json.dumps({"recipe": "t", "jobs": jobs}))
+    (run / "jobs" / "data.web" / "done.json").write_text(json.dumps({"fingerprint": "old"}))  # another version
+    build_database(run)
+    assert _done(run) == {"data.dedup": False, "data.web": False}
+    # a job builds the database as its last step, then writes its marker: the table follows
+    plan = SimpleNamespace(run_dir=run)
+    mark_done(plan, SimpleNamespace(job=SimpleNamespace(name="data.dedup", dir="jobs/data.dedup", fingerprint="f2")))
+    assert _done(run) == {"data.dedup": True, "data.web": False}
+    mark_done(plan, SimpleNamespace(job=SimpleNamespace(name="data.web", dir="jobs/data.web", fingerprint="f1")))
+    build_database(run)
+    assert _done(run) == {"data.dedup": True, "data.web": True}
+
+
+def test_a_killed_build_leaves_nothing_behind(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)  # a process that has exited
+    stale = [run / f".{DB_NAME}.{pid}.tmp", run / f".{DB_NAME}.{pid}.tmp.wal"]
+    for f in stale:
+        f.write_bytes(b"half a database")
+    live = run / f".{DB_NAME}.{os.getppid()}.tmp"  # a build still running in another process
+    live.write_bytes(b"in progress")
+    build_database(run)
+    assert not any(f.exists() for f in stale) and live.exists()
+    assert sorted(f.name for f in run.iterdir()) == sorted([DB_NAME, live.name])
