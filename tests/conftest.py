@@ -14,6 +14,28 @@ REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
 
 
+def _user_outputs() -> dict[str, tuple[int, int]]:
+    """The checkout's own run directories (what `make demo` fills): path -> (size, mtime_ns)."""
+    runs = REPO / "runs"
+    return {str(f): (f.stat().st_size, f.stat().st_mtime_ns) for f in runs.rglob("*") if f.is_file()} \
+        if runs.is_dir() else {}
+
+
+def pytest_sessionstart(session):
+    session.config._user_outputs = _user_outputs()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """No test reads or writes the checkout's runs/ (issue 15): each uses its own run directory, so
+    `make demo` then `make test` passes, and so does `make test` twice. A write there fails the run."""
+    before, after = getattr(session.config, "_user_outputs", {}), _user_outputs()
+    touched = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    if touched:
+        print(f"\nerror: tests changed the checkout's runs/ ({len(touched)} files, e.g. {touched[0]}); "
+              "give each test its own run directory (-o tmp_path/...)", file=sys.stderr)
+        session.exitstatus = 1
+
+
 def pytest_addoption(parser):
     parser.addoption("--update-golden", action="store_true", help="rewrite tests/golden/ files")
 

@@ -172,5 +172,13 @@ def test_compile_diff_lists_what_each_engine_is_told_differently(tmp_path):
     assert f"recipe data.mixtures.general.max_repetition: 4.0 -> 9.0  ({edit}:5:23)" in proc.stdout
     assert f"mix.s1_general (lowered.json) max_repetition: 4.0 -> 9.0  [set by data.mixtures.general.max_repetition " \
            f"at {edit}:5:23]" in proc.stdout
+    # a value set to null (and so put back by setting it again) is explained too
+    proc = run_cli("compile", "recipes/tiny.yaml", "-o", str(tmp_path / "nulled"), "--set",
+                   "pretrain.stages.s2_reasoning.seq_len_start=null", "--diff", str(base))
+    assert proc.returncode == 0, proc.stderr
+    assert "recipe pretrain.stages.s2_reasoning.seq_len_start: 256 -> null" in proc.stdout, proc.stdout
+    assert any(line.startswith("pretrain.s2_reasoning (lowered.json) seq_len_schedule")
+               and "[set by pretrain.stages.s2_reasoning.seq_len_start at --set" in line
+               for line in proc.stdout.splitlines()), proc.stdout
     same = run_cli("compile", "recipes/tiny.yaml", "-o", str(other), "--diff", str(base))
     assert "no job is told anything different" in same.stdout

@@ -195,3 +195,29 @@ def test_golden_manifest(name, tmp_path, update_golden):
         golden.write_text(text)
     assert golden.exists(), f"no {golden.name}: run pytest --update-golden"
     assert json.loads(golden.read_text()) == json.loads(text)
+
+
+def test_the_contamination_gate_is_checked_not_fingerprinted(tmp_path):
+    """Raising the threshold or allowing contamination retrains nothing: the gate is in the mix jobs'
+    artifacts (and checked by plan/run against provenance), not in any fingerprint."""
+    from qwen3_recipe.compiler.lowerers import lowerer_for
+    base = plan_of(REPO / "recipes/tiny.yaml", (), tmp_path)
+    other = plan_of(REPO / "recipes/tiny.yaml", ("data.decontamination.threshold=0.5",
+                                                 "data.decontamination.allow_contamination=true"), tmp_path)
+    assert base.fingerprints == other.fingerprints
+    mix = other["mix.s1_general"]
+    assert lowerer_for("data_mix")(mix, other)["gate"] == {"threshold": 0.5, "allow": True}
+    assert lowerer_for("data_mix")(base["mix.s1_general"], base)["gate"]["allow"] is False
+
+
+def test_replaced_teacher_weights_rerun_the_jobs_that_read_them(tmp_path):
+    """A local teacher's weights count by content: the same path with other weights is another job."""
+    import shutil
+    teacher = tmp_path / "teacher"
+    shutil.copytree(REPO / "tests/assets/tiny-teacher", teacher)
+    sets = (f"synth.jobs.cot_coldstart.teacher.path={teacher}",)
+    before = plan_of(REPO / "recipes/tiny.yaml", sets, tmp_path / "run")
+    (teacher / "generation_config.json").write_text('{"temperature": 0.1}\n')
+    after = plan_of(REPO / "recipes/tiny.yaml", sets, tmp_path / "run")
+    assert before["synth.cot_coldstart"].job.fingerprint != after["synth.cot_coldstart"].job.fingerprint
+    assert before["data.web"].job.fingerprint == after["data.web"].job.fingerprint

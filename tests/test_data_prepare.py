@@ -200,3 +200,29 @@ def test_run_obeys_an_edited_artifact(tmp_path):
         kept = con.sql("select count(*) from decisions where decision = 'kept' and step = 'length'").fetchall()[0][0]
         by_length = con.sql("select count(*) from decisions where step = 'length' and decision = 'dropped'").fetchall()
     assert kept == 0 and by_length[0][0] == sum(1 for f in fates.values() if f not in ("malformed", "empty"))
+
+
+def test_a_truncated_gzip_shard_is_one_line_naming_the_file(tmp_path):
+    """A cut .jsonl.gz: the terminal shows the job's failure naming the file and the line reached,
+    and the task log that holds the traceback; no worker traceback on the terminal."""
+    import gzip
+
+    from corpora import write_project
+    recipe, _ = write_project(tmp_path / "p", files=2)
+    web = tmp_path / "p/datasets_spec/web"
+    second = sorted(web.iterdir())[1]
+    packed = gzip.compress(second.read_bytes())
+    second.unlink()
+    cut = web / f"{second.name}.gz"
+    cut.write_bytes(packed[: len(packed) // 2])
+    for workers in ("1", "2"):  # in-process and in worker processes
+        run = tmp_path / f"r{workers}"
+        proc = run_cli("run", str(recipe), "-o", str(run), "--only", "data.web",
+                       "--set", f"execution.workers={workers}", cwd=tmp_path / "p")
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 1 and "Traceback" not in out, out
+        failed = [line for line in out.splitlines() if line.startswith("failed data.web")]
+        assert len(failed) == 1 and f"cannot read {cut} at line " in failed[0] and "EOFError" in failed[0], out
+        log = next(line for line in out.splitlines() if line.strip().startswith("log: ")).split()[1]
+        assert Path(log).name == "task_00001.log" and "Traceback" in Path(log).read_text()
+        assert len([line for line in out.splitlines() if line.strip() and not line.startswith("─")]) == 2, out

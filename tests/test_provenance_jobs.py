@@ -52,3 +52,47 @@ def test_a_killed_build_leaves_nothing_behind(tmp_path):
     build_database(run)
     assert not any(f.exists() for f in stale) and live.exists()
     assert sorted(f.name for f in run.iterdir()) == sorted([DB_NAME, live.name])
+
+
+def _tables(db) -> dict[str, list]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        names = [r[0] for r in con.execute("select table_name from information_schema.tables order by 1").fetchall()]
+        return {n: sorted(map(str, con.execute(f'select * from "{n}"').fetchall())) for n in names}
+
+
+def test_the_database_comes_back_from_the_shards(tmp_path):
+    """Deleted, truncated, replaced with junk or older than a shard: query, check and run's
+    `provenance rebuild` give back the same tables, and no temporary file remains."""
+    from conftest import run_cli
+
+    from qwen3_recipe.provenance.recorder import ShardRecorder
+
+    run = tmp_path / "run"
+    (run / "jobs").mkdir(parents=True)
+    (run / "manifest.json").write_text(json.dumps({"recipe": "t", "jobs": []}))
+    rec = ShardRecorder(run / "jobs" / "mix.s1" / "provenance", "mix.s1", "mix", 0)
+    for i in range(5):
+        rec.add("mixture", stage="s1", source="web", doc_id=f"d{i}", tokens=10 * i, repetitions=1, packed_into=None)
+    rec.close()
+    db = build_database(run)
+    want = _tables(db)
+    assert want["mixture"] and len(want["mixture"]) == 5
+
+    def damage(how: str) -> None:
+        if how == "deleted":
+            db.unlink()
+        elif how == "truncated":
+            db.write_bytes(db.read_bytes()[:4096])
+        elif how == "junk":
+            db.write_bytes(b"42\n")
+        elif how == "older":
+            os.utime(db, (1, 1))
+
+    for how, command in (("deleted", ["query", str(run), "select count(*) from mixture"]),
+                         ("truncated", ["check", str(run)]), ("junk", ["provenance", "rebuild", str(run)]),
+                         ("older", ["query", str(run), "select 1"])):
+        damage(how)
+        proc = run_cli(*command)
+        assert "Traceback" not in proc.stderr and "not a valid DuckDB" not in proc.stderr, (how, proc.stderr)
+        assert _tables(db) == want, how
+        assert sorted(f.name for f in run.iterdir()) == sorted(["jobs", "manifest.json", DB_NAME]), how

@@ -79,12 +79,14 @@ def run(args: argparse.Namespace) -> int:
 
     extra = [f"execution.executor={args.executor}"] if args.executor else []
     the_plan = _plan(args, extra)
-    if getattr(args, "in_allocation", False):  # compiled at submission: recompiling would rewrite others' artifacts
-        return run_jobs(the_plan, select(the_plan, args.only), debug=args.debug)
-    compile_run_dir(the_plan)
     from qwen3_recipe.compiler.plan_view import plan_view
-    if _gate(plan_view(the_plan)):
+    in_allocation = getattr(args, "in_allocation", False)
+    if not in_allocation:  # compiled at submission: recompiling there would rewrite others' artifacts
+        compile_run_dir(the_plan)
+    if _gate(plan_view(the_plan)):  # the gate is not in any fingerprint: checked before each run
         return 1
+    if in_allocation:
+        return run_jobs(the_plan, select(the_plan, args.only), debug=args.debug)
     if the_plan.loaded.recipe.execution.executor == "slurm":
         from qwen3_recipe.launch.slurm import submit
         return submit(the_plan, select(the_plan, args.only))
@@ -98,12 +100,23 @@ def synth(args: argparse.Namespace) -> int:
 
 
 def _require_db(run_dir: str) -> Path:
+    """The run's database; rebuilt from the shards when missing, corrupt or stale."""
     from qwen3_recipe.errors import Loc, Problem, RecipeError
-    db = Path(run_dir) / "provenance.duckdb"
-    if not db.exists():
+    from qwen3_recipe.provenance.database import DB_NAME, ensure_database
+    db = ensure_database(Path(run_dir))
+    if db is None:
         raise RecipeError([Problem(f"no provenance database in {run_dir} (run the data jobs first: "
-                                   "qwen3-recipe run RECIPE --only data)", loc=Loc(str(db)))])
+                                   "qwen3-recipe run RECIPE --only data)", loc=Loc(str(Path(run_dir) / DB_NAME)))])
     return db
+
+
+def provenance(args: argparse.Namespace) -> int:
+    """`provenance rebuild RUN`: the database again from the run's shards, atomically."""
+    from qwen3_recipe.provenance.database import build_database
+    _require_db(args.run_dir)  # a run with provenance to rebuild from
+    db = build_database(Path(args.run_dir))
+    print(f"rebuilt {db} from the shards under {Path(args.run_dir) / 'jobs'}")
+    return 0
 
 
 def query(args: argparse.Namespace) -> int:
@@ -180,4 +193,4 @@ def doctor(args: argparse.Namespace) -> int:
 
 COMMANDS = {"validate": validate, "plan": plan, "compile": compile_, "run": run, "synth": synth,
             "query": query, "check": check, "report": report, "model": model, "schema": schema,
-            "doctor": doctor}
+            "doctor": doctor, "provenance": provenance}

@@ -70,6 +70,8 @@ def print_plan(view: dict) -> None:
             console().print(f"{job['name']} grows its sequence length: " + ", then ".join(
                 f"{s['seq_len']:,} for {s['steps']:,} steps ({format_count(s['tokens'])} tokens)"
                 for s in job["segments"]))
+    for warning in view.get("warnings", []):
+        console().print(f"[yellow]warning[/] {warning}", soft_wrap=True, highlight=False)
 
 
 RL_KINDS, DISTILL_KINDS = ("reasoning_rl", "general_rl"), ("distill_offpolicy", "distill_onpolicy")

@@ -28,6 +28,20 @@ def changes(old: Any, new: Any, path: str = "") -> list[tuple[str, Any, Any]]:
     return [] if old == new else [(path, old, new)]
 
 
+def _within(inner: str, outer: str) -> bool:
+    return inner == outer or inner.startswith((outer + ".", outer + "["))
+
+
+def setters_of(setters: dict[tuple[str, str], list[str]], job: str, path: str) -> list[str]:
+    """The recipe fields that set `path` of `job`'s artifact, matched by prefix either way (a value
+    one diff reports whole, the other leaf by leaf)."""
+    if (job, path) in setters:
+        return setters[(job, path)]
+    found = [by for (j, p), fields in setters.items() if j == job and (_within(p, path) or _within(path, p))
+             for by in fields]
+    return list(dict.fromkeys(found))
+
+
 def diff_run_dirs(new_run: Path, old_run: Path, setters: dict[tuple[str, str], list[str]] | None = None) -> list[str]:
     """Lines: per job, each changed value (paths inside either run directory are written relative),
     with the recipe fields that set it when `setters` (compiler/explain.py) knows them."""
@@ -44,7 +58,7 @@ def diff_run_dirs(new_run: Path, old_run: Path, setters: dict[tuple[str, str], l
             continue
         found = changes(norm(a[1], old_run), norm(b[1], new_run))
         for path, x, y in found:
-            by = (setters or {}).get((job, path))
+            by = setters_of(setters or {}, job, path)
             lines.append(f"{job} ({b[0]}) {path}: {json.dumps(x)} -> {json.dumps(y)}"
                          + (f"  [set by {'; '.join(by)}]" if by else ""))
     return lines

@@ -14,7 +14,6 @@ import yaml
 from qwen3_recipe.compiler.diff import changes
 from qwen3_recipe.compiler.lowerers import lowerer_for
 from qwen3_recipe.compiler.plan import Plan, make_plan
-from qwen3_recipe.errors import RecipeError
 
 KeyPath = tuple[str | int, ...]
 
@@ -26,11 +25,15 @@ def resolved(run: Path) -> dict[str, Any] | None:
         return None
 
 
+MISSING = object()  # a key one side does not have (unlike a null value)
+
+
 def leaf_changes(old: Any, new: Any, path: KeyPath = ()) -> list[tuple[KeyPath, Any, Any]]:
-    """As diff.changes, with key tuples (list items of mappings by index)."""
+    """As diff.changes, with key tuples (list items of mappings by index); MISSING for a key one
+    side lacks."""
     if isinstance(old, dict) and isinstance(new, dict):
         return [c for k in sorted(set(old) | set(new), key=str)
-                for c in leaf_changes(old.get(k), new.get(k), path + (k,))]
+                for c in leaf_changes(old.get(k, MISSING), new.get(k, MISSING), path + (k,))]
     if isinstance(old, list) and isinstance(new, list) and len(old) == len(new) \
             and all(isinstance(v, dict) for v in old + new):
         return [c for i, (a, b) in enumerate(zip(old, new)) for c in leaf_changes(a, b, path + (i,))]
@@ -65,15 +68,17 @@ def _with(data: dict, path: KeyPath, value: Any) -> dict:
 
 
 def reverted(plan: Plan, new_data: dict, path: KeyPath, old_value: Any) -> dict[str, Any] | None:
-    """Every job's lowered artifact with the one field back at its old value; None: not plannable alone."""
+    """Every job's lowered artifact with the one field back at its old value (MISSING: removed, as
+    `key=null` does); None: not plannable alone."""
     base = list(plan.loaded.raw.overrides)
-    tries = [[_override(path, old_value)]]
-    if len(path) > 1:  # a shorthand in the file (a scalar where the schema has a mapping): set the parent
-        tries.append([_override(path[:-1], _with(new_data, path, old_value))])
+    value = None if old_value is MISSING else old_value
+    tries = [[_override(path, value)]]
+    if len(path) > 1 and old_value is not MISSING:  # a shorthand in the file (a scalar where the schema
+        tries.append([_override(path[:-1], _with(new_data, path, value))])  # has a mapping): set the parent
     for sets in tries:
         try:
             return lowered_all(make_plan(_load(plan, base + sets), plan.run_dir))
-        except (RecipeError, ValueError, KeyError, TypeError):
+        except Exception:  # noqa: BLE001 - a field that cannot be put back alone explains nothing by itself
             continue
     return None
 
@@ -81,6 +86,10 @@ def reverted(plan: Plan, new_data: dict, path: KeyPath, old_value: Any) -> dict[
 def _load(plan: Plan, overrides: list[str]):
     from qwen3_recipe.recipe.validate import load_recipe
     return load_recipe(plan.loaded.path, overrides)
+
+
+def _shown(value: Any) -> str:
+    return "(absent)" if value is MISSING else json.dumps(value)
 
 
 def explain(plan: Plan, old_run: Path) -> tuple[list[str], dict[tuple[str, str], list[str]]]:
@@ -94,9 +103,7 @@ def explain(plan: Plan, old_run: Path) -> tuple[list[str], dict[tuple[str, str],
     base = None
     for path, old, new in leaf_changes(old_data, new_data):
         field = ".".join(map(str, path))
-        lines.append(f"recipe {field}: {json.dumps(old)} -> {json.dumps(new)}  ({where(plan, path)})")
-        if old is None or new is None:
-            continue  # added or removed: not put back by an override
+        lines.append(f"recipe {field}: {_shown(old)} -> {_shown(new)}  ({where(plan, path)})")
         base = base if base is not None else lowered_all(plan)
         other = reverted(plan, new_data, path, old)
         if other is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from qwen3_recipe.catalog.load import Entry
@@ -49,6 +50,13 @@ def entry_digest(entry: Entry) -> str:
     return digest({"spec": spec, "file": file_digest(local) if local and local.exists() else None})
 
 
+def weights_inputs(*paths: str | None) -> dict[str, str]:
+    """Content digests of local model weights a job reads (a teacher, an annotator, a reward model,
+    a checkpoint to start from, a pretrained tokenizer): replaced weights rerun it. Hub ids are
+    named in the config already."""
+    return {f"weights:{p}": file_digest(Path(p)) for p in paths if p and Path(p).exists()}
+
+
 def _dump(model: Any, exclude: set[str] | None = None) -> dict[str, Any]:
     return model.model_dump(mode="json", exclude=exclude)
 
@@ -83,11 +91,6 @@ class JobBuilder:
         if decont["method"] == "token_ngram":  # its n-grams are the tokenizer's tokens
             decont["tokenizer"] = getattr(self.r.tokenizer, "path", None)
         return decont
-
-    def gate(self) -> dict[str, Any]:
-        """The contamination gate a mix job checks on the documents it mixes."""
-        cfg = self.r.data.decontamination
-        return {"threshold": cfg.threshold, "allow": cfg.allow_contamination}
 
     # -- data ------------------------------------------------------------------------------
     def data(self) -> list[str]:
@@ -130,7 +133,7 @@ class JobBuilder:
             path = ("data", "quality", "annotator", "stage")
             raise RecipeError([Problem(f"unknown stage '{q.annotator.stage}'", ".".join(path),
                                        self.loaded.raw.smap.find(path))])
-        annotator, model_deps = self.teacher(q.annotator)
+        annotator, model_deps, weights = self.teacher(q.annotator)
         sources = q.sources or list(self.r.data.sources)
         settings = _dump(q) | {"rubric": rubric_text(q.rubric)}
         for key in ("annotator", "threshold", "sources", "seed"):
@@ -138,7 +141,7 @@ class JobBuilder:
         self.add(Job("quality.annotate", "quality_annotate", ("data", "quality"), curated + model_deps,
                      {"quality": settings, "annotator": annotator, "sources": sources, "curated": curated,
                       "seed": self.r.seed if q.seed is None else q.seed},
-                     outputs={"classifier": "classifier", "provenance": "provenance"},
+                     inputs=weights, outputs={"classifier": "classifier", "provenance": "provenance"},
                      key_path=("data", "quality")))
         self.add(Job("quality.filter", "quality_filter", ("data", "quality"), curated + ["quality.annotate"],
                      {"threshold": q.threshold, "sources": sources, "curated": curated,
@@ -154,9 +157,11 @@ class JobBuilder:
         if tok.type == "train":
             wanted = tok.sources or list(self.r.data.sources)
             deps = self.curated_deps(curated, wanted)
-        self.add(Job("tokenizer", "tokenizer", ("tokenizer",), deps,
-                     {"tokenizer": _dump(tok), "chat_template": "qwen3",
-                      "model_max_length": self.loaded.arch.max_position_embeddings},
+        config: dict[str, Any] = {"tokenizer": _dump(tok)}
+        if tok.type == "train":  # a trained tokenizer's file records it; a pretrained one is copied as is
+            config["model_max_length"] = self.loaded.arch.max_position_embeddings
+        self.add(Job("tokenizer", "tokenizer", ("tokenizer",), deps, config,
+                     inputs=weights_inputs(getattr(tok, "path", None)) if tok.type == "pretrained" else {},
                      outputs={"tokenizer": "tokenizer"}, key_path=("tokenizer",)))
         return "tokenizer"
 
@@ -166,12 +171,11 @@ class JobBuilder:
             deps = self.curated_deps(curated, list(mixture.weights))
             batch, steps = stage_steps(stage.tokens, stage.seq_len, stage.batch_tokens or self.r.pretrain.batch_tokens)
             self.add(Job(f"mix.{name}", "data_mix", ("data",), deps + ["tokenizer"],
-                         {"stage": name, "mixture_name": stage.mixture, "mixture": _dump(mixture),
+                         {"stage": name, "mixture": _dump(mixture),
                           "tokens": batch * steps, "seed": self.r.seed,
                           # related documents pack into sequences of the stage's length (no buckets)
                           "pack_target_tokens": None if mixture.length_buckets or not mixture.pack_related
-                          else stage.seq_len,
-                          "gate": self.gate()},
+                          else stage.seq_len},
                          outputs={"tokens": "tokens", "provenance": "provenance"},
                          key_path=("pretrain", "stages", name, "mixture")))
 
@@ -203,14 +207,15 @@ class JobBuilder:
         return {"arch": self.loaded.arch.to_hf_config(),
                 "yarn": _dump(self.r.model.yarn) if self.r.model.yarn else None}
 
-    def teacher(self, ref: Any) -> tuple[dict[str, Any], list[str]]:
+    def teacher(self, ref: Any) -> tuple[dict[str, Any], list[str], dict[str, str]]:
+        """(its config, the stage job it is, the digest of its weights)."""
         if ref.stage:
-            return {"stage": ref.stage}, [self.stage_job[ref.stage]]
-        return _dump(ref), []
+            return {"stage": ref.stage}, [self.stage_job[ref.stage]], {}
+        return _dump(ref), [], weights_inputs(ref.path)
 
     def synth(self) -> None:
         for name, job in self.r.synth.jobs.items():
-            teacher, deps = self.teacher(job.teacher)
+            teacher, deps, weights = self.teacher(job.teacher)
             settings = _dump(job) | {"teacher": teacher}
             for key, default in (("multi_turn_share", 0.0), ("soft_switch", True)):
                 if settings[key] == default:  # added later: at the default, fingerprints stay as they were
@@ -220,7 +225,7 @@ class JobBuilder:
             self.add(Job(f"synth.{name}", "synth", ("synth",), deps,
                          {"job": settings, "seed": self.r.seed,
                           "decontamination": self.decont_settings() if job.decontaminate else None},
-                         inputs={**self.dataset_input(job.prompts),
+                         inputs={**self.dataset_input(job.prompts), **weights,
                                  **(self.benchmark_inputs(self.decont_benchmarks()) if job.decontaminate else {})},
                          outputs={"dataset": "dataset", "provenance": "provenance"},
                          key_path=("synth", "jobs", name)))
@@ -248,12 +253,15 @@ class JobBuilder:
             if not isinstance(stage, SFTStage):  # RL and distillation build the policy from its weights' config
                 config["model"] = {"yarn": config["model"]["yarn"]}
             if hasattr(stage, "teacher"):
-                config["stage"]["teacher"], teacher_deps = self.teacher(stage.teacher)
+                config["stage"]["teacher"], teacher_deps, weights = self.teacher(stage.teacher)
                 deps += teacher_deps
+                inputs.update(weights)
+            inputs.update(weights_inputs(*(r.path for r in getattr(stage, "rewards", None) or [])))
             if previous:
                 deps.append(previous)
             else:
                 config["init"] = self.r.posttrain.init
+                inputs.update(weights_inputs(self.r.posttrain.init))
             groups = ("sft", "posttrain") if stage.type in SFT_KINDS else ("posttrain",)
             job = self.add(Job(f"posttrain.{name}", stage.type, groups, ["tokenizer"] + deps, config,
                                inputs=inputs,

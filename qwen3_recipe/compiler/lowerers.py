@@ -73,10 +73,11 @@ def load_lowered(p: "PlannedJob", plan: "Plan") -> dict[str, Any]:
         artifact = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise RuntimeError(f"{p.job.name}: no compiled artifact at {path} ({exc}); "
-                           "run `qwen3-recipe compile`") from None
+                           "run `qwen3-recipe compile` (a Slurm job: submit it again)") from None
     if artifact.get("fingerprint") != p.job.fingerprint:
         raise RuntimeError(f"{p.job.name}: {path} was compiled for another version of the job "
-                           f"({artifact.get('fingerprint')}, not {p.job.fingerprint}); run `qwen3-recipe compile`")
+                           f"({artifact.get('fingerprint')}, not {p.job.fingerprint}); run `qwen3-recipe compile` "
+                           "(a Slurm job: submit it again)")
     lowered = artifact["lowered"]
     if isinstance(lowered, dict) and "dump_folder" in lowered:  # where the engine writes: this job's folder
         from qwen3_recipe.safe_paths import inside_run_dir, job_folder

@@ -26,6 +26,7 @@ def job_status(run_dir: Path, job_dir: str, fingerprint: str) -> str:
 
 
 def plan_view(plan: "Plan") -> dict[str, Any]:
+    from qwen3_recipe.data.decont_estimate import false_match_warnings
     from qwen3_recipe.provenance.gate import gate_view
     loaded, hw, arch = plan.loaded, plan.loaded.recipe.execution.hardware, plan.loaded.arch
     return {
@@ -43,6 +44,7 @@ def plan_view(plan: "Plan") -> dict[str, Any]:
                   **({"segments": seq_len_segments(p)} if p.job.kind == "pretrain" else {})}
                  for p in plan.jobs],
         "contamination_gate": gate_view(loaded),
+        "warnings": false_match_warnings(loaded),  # settings that validate but cannot work
     }
 
 

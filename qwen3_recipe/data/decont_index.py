@@ -73,14 +73,16 @@ def contamination_index(plan: Plan, benchmarks: list[str], settings: dict | None
     prompts, synthetic samples): the same definition as the pretraining filter. (With method
     `datatrove`, which exists for the data pipeline, the word n-gram index of the same n is used.)
     `settings` ({method, n}, from a compiled job) replace the recipe's `data.decontamination`."""
+    from types import SimpleNamespace
+
     from qwen3_recipe.data.decont import NGramIndex
-    cfg = plan.loaded.recipe.data.decontamination
-    if settings is not None:
-        cfg = cfg.model_copy(update={"method": settings["method"], "n": settings["n"]})
     if not benchmarks:
         return None
-    if cfg.method == "datatrove":
-        cfg = cfg.model_copy(update={"method": "word_ngram"})
+    recipe = plan.loaded.recipe.data.decontamination
+    settings = settings or {"method": recipe.method, "n": recipe.n}
+    # a compiled job's tokenizer (token n-grams) is the one its index is built with and read by
+    cfg = SimpleNamespace(method="word_ngram" if settings["method"] == "datatrove" else settings["method"],
+                          n=settings["n"], tokenizer=settings.get("tokenizer"))
     builder = DecontIndexBuilder(plan)
-    return NGramIndex.load(builder.index_path(benchmarks, cfg), tokenizer=builder.tokenizer()
+    return NGramIndex.load(builder.index_path(benchmarks, cfg), tokenizer=builder.tokenizer(cfg)
                            if cfg.method == "token_ngram" else None)

@@ -22,15 +22,20 @@ def quiet_task_logs() -> None:
     logger = dt_logging.logger
     file_format = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {name}:{function}:{line} - {message}"
 
+    def warnings_only(record) -> bool:
+        # a task's error and traceback stay in its log: the job's failure is one line of ours
+        return record["level"].no < 40 and record["exception"] is None
+
     def setup_default_logger() -> None:
         logger.remove()
-        logger.add(sys.stderr, level="WARNING", format="{level}: {message}")
+        logger.add(sys.stderr, level="WARNING", format="{level}: {message}", filter=warnings_only)
 
     def add_task_logger(logging_dir, rank, local_rank=0, node_rank=-1):
         logger.remove()
         logfile = logging_dir.open(f"logs/task_{rank:05d}.log", "w")
         logger.add(logfile, level="DEBUG", format=file_format)
-        logger.add(sys.stderr, level="WARNING" if local_rank == 0 else "ERROR", format="{level}: {message}")
+        if local_rank == 0:  # one worker's warnings on the terminal, not every worker's
+            logger.add(sys.stderr, level="WARNING", format="{level}: {message}", filter=warnings_only)
         logger.info(f"Launching pipeline for {rank=}")
         return logfile
 

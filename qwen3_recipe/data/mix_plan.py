@@ -18,15 +18,19 @@ def mix_plan(p: PlannedJob, plan: Plan) -> dict[str, Any]:
     cfg = p.job.config
     mixture = cfg["mixture"]
     buckets = [[b["min"], b["max"], b["share"]] for b in mixture["length_buckets"] or []] or None
+    stage = plan.loaded.recipe.pretrain.stages[cfg["stage"]]
+    decont = plan.loaded.recipe.data.decontamination
     return {
-        "stage": cfg["stage"], "mixture_name": cfg["mixture_name"],
+        # the name and the gate are not the work (out of the config and fingerprint): a cached mix
+        # is checked against a changed gate by plan and run (provenance/gate.py)
+        "stage": cfg["stage"], "mixture_name": stage.mixture,
         "inputs": [dep for dep in p.job.deps if dep != "tokenizer"],
         "weights": mixture["weights"], "max_repetition": mixture["max_repetition"],
         # the trainer reads steps x batch tokens and one more (the last position's label)
         "tokens": cfg["tokens"] + 1, "seed": cfg["seed"], "length_buckets": buckets,
         "pack_related": mixture["pack_related"],
         "pack_target_tokens": cfg["pack_target_tokens"],
-        "gate": cfg["gate"],
+        "gate": {"threshold": decont.threshold, "allow": decont.allow_contamination},
         "tokenize": {"tokenizer": str((plan.run_dir / "jobs" / "tokenizer" / "tokenizer" / "tokenizer.json").resolve()),
                      "eos_token": EOS, "save_filename": cfg["stage"]},
         "executor": executor_settings(plan, p.job.name),

@@ -10,24 +10,26 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.writers import JsonlWriter
 
 from qwen3_recipe.data.filters import build_block
-from qwen3_recipe.data.readers import AccountDocuments, JsonlSourceReader
+from qwen3_recipe.data.readers import AccountDocuments, JsonlSourceReader, LocatedParquetReader
 from qwen3_recipe.data.trace import Traced
 from qwen3_recipe.data.wordcache import CachingWordTokenizer
 
 
-def reader_steps(lowered: dict[str, Any], job: str) -> list[PipelineStep]:
+def reader_steps(lowered: dict[str, Any], job: str, scan: bool = False) -> list[PipelineStep]:
+    """The source's reader with its accounting; `scan`: the id scan before a keep_first/suffix read
+    (data/duplicate_ids.py), which records ids and places only."""
     r, source, prov = lowered["reader"], lowered["source"], lowered["provenance"]["folder"]
     keys = {"text_key": r["text_key"], "id_key": r["id_key"], "limit": r["limit"]}
+    ids = {"scan_dir": r["ids_scan"]} if scan else {"duplicates": r.get("duplicates")}
     if r["format"] == "jsonl":
         return [JsonlSourceReader(r["data_folder"], source=source, job=job, prov_dir=prov,
-                                  glob_pattern=r["glob_pattern"], **keys)]
+                                  glob_pattern=r["glob_pattern"], **ids, **keys)]
     if r["format"] == "parquet":
-        from datatrove.pipeline.readers import ParquetReader
-        step = ParquetReader(r["data_folder"], glob_pattern=r["glob_pattern"], **keys)
+        step = LocatedParquetReader(r["data_folder"], glob_pattern=r["glob_pattern"], **keys)
     else:
         from datatrove.pipeline.readers import HuggingFaceDatasetReader
         step = HuggingFaceDatasetReader(r["dataset"], r["dataset_options"], streaming=True, **keys)
-    return [step, AccountDocuments(source, job, prov)]
+    return [step, AccountDocuments(source, job, prov, **ids)]
 
 
 def prepare_pipeline(lowered: dict[str, Any], job: str, decont_step: PipelineStep | None = None) -> list[PipelineStep]:

@@ -52,7 +52,12 @@ def reader(plan: Plan, p: PlannedJob) -> dict[str, Any]:
     entry = plan.loaded.catalogs.datasets[source.dataset]
     spec = entry.spec
     out: dict[str, Any] = {"format": spec.format, "text_key": spec.text_field or "text",
-                           "id_key": spec.id_field or "id", "limit": source.limit or -1}
+                           "id_key": spec.id_field or "id", "limit": source.limit or -1,
+                           "on_duplicate_id": source.on_duplicate_id}
+    if source.on_duplicate_id != "fail":  # an id scan first: later rows of repeated ids, renamed or dropped
+        folder = (plan.run_dir / p.job.dir).resolve()
+        out["ids_scan"] = str(folder / "ids")
+        out["duplicates"] = str(folder / "ids" / "duplicates.json")
     if spec.format in ("jsonl", "parquet"):
         out["data_folder"], out["glob_pattern"] = local_files(entry.local_path())
     else:

@@ -1,7 +1,7 @@
-"""The runner of the `data.<source>` jobs: one stage (data/prepare.py's pipeline with the
-decontamination filter, from the compiled artifact) run on its executor (launch/executors.py), then a refresh of the
-run's provenance database. On Slurm the same stage is submitted as an array job instead
-(launch/slurm_data.py)."""
+"""The runner of the `data.<source>` jobs: data/prepare.py's pipeline (with the decontamination
+filter, from the compiled artifact) run on its executor (launch/executors.py), the unique-id check
+(and before them, for on_duplicate_id keep_first/suffix, the id scan), then a refresh of the run's
+provenance database. On Slurm the same stages are submitted as array jobs (launch/slurm_data.py)."""
 
 from __future__ import annotations
 
@@ -10,23 +10,32 @@ from typing import Any
 
 from qwen3_recipe.compiler.lowerers import load_lowered
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
+from qwen3_recipe.data.duplicate_ids import check_unique_ids, resolve_ids
 from qwen3_recipe.data.logs import quiet_datatrove
-from qwen3_recipe.data.prepare import prepare_pipeline
+from qwen3_recipe.data.prepare import prepare_pipeline, reader_steps
 from qwen3_recipe.data.prepare_plan import locate_problems
-from qwen3_recipe.data.stages import Stage
+from qwen3_recipe.data.stages import Call, Stage
 from qwen3_recipe.errors import RecipeError
 from qwen3_recipe.launch.executors import run_stages
 from qwen3_recipe.provenance.database import build_database
 
 
 def prepare_stages(p: PlannedJob, plan: Plan) -> list[Stage]:
-    """The job's one stage, from what `compile` wrote (data/prepare_plan.py)."""
+    """The job's stages, from what `compile` wrote (data/prepare_plan.py): the pipeline, then the
+    check that no id repeats; with on_duplicate_id keep_first/suffix, an id scan and its
+    resolution first (data/duplicate_ids.py)."""
     lowered = load_lowered(p, plan)
+    tasks, executor = lowered["tasks"], lowered["executor"]
     try:
         pipeline = prepare_pipeline(lowered, p.job.name, decont_step(plan, lowered["decontamination"]))
     except RecipeError as exc:  # a block's file went missing since compile, a custom step does not import
         raise locate_problems(exc, plan) from None
-    return [Stage("", pipeline, lowered["tasks"], executor=lowered["executor"])]
+    stages = []
+    if lowered["reader"]["on_duplicate_id"] != "fail":
+        stages += [Stage("ids-1-scan", reader_steps(lowered, p.job.name, scan=True), tasks, executor=executor),
+                   Stage("ids-2-resolve", call=Call(resolve_ids, p, plan))]
+    return stages + [Stage("", pipeline, tasks, executor=executor),
+                     Stage("finish", call=Call(check_unique_ids, p, plan))]  # Slurm: with the done marker
 
 
 def run_prepare(p: PlannedJob, plan: Plan) -> None:

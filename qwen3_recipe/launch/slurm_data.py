@@ -23,10 +23,10 @@ from pathlib import Path
 from datatrove.executor import SlurmPipelineExecutor
 
 import qwen3_recipe.data  # noqa: F401 (quiet task logging on the nodes, which import this module to unpickle)
+from qwen3_recipe.compiler.lowerers import load_lowered
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
 from qwen3_recipe.data.logs import quiet_datatrove
 from qwen3_recipe.data.stages import Call, Glue, Stage, stage_logs
-from qwen3_recipe.launch.settings import executor_settings
 
 STAGES = {
     "data_prepare": "qwen3_recipe.data.runner:prepare_stages",
@@ -88,9 +88,11 @@ def submit_data_job(plan: Plan, p: PlannedJob, after: list[str]) -> list[tuple[s
     (stage, Slurm job id) for each array submitted."""
     quiet_datatrove()
     submitted = []
+    # glue stages too run on the executor compiled into the job's artifact, not today's recipe
+    compiled = load_lowered(p, plan)["executor"]
     for stage in stages_for(p, plan):
         pipeline = [Glue(stage.call)] if stage.call is not None else stage.pipeline
-        settings = stage.executor or executor_settings(plan, p.job.name)
+        settings = stage.executor or compiled
         executor = slurm_executor(settings, pipeline, stage.tasks, stage_logs(plan, p, stage.name), stage.name)
         executor.skip_completed = not any(isinstance(step, Glue) for step in pipeline)
         executor.depends_job_id = ":".join(after) or None

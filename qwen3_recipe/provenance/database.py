@@ -35,6 +35,8 @@ def refresh_jobs(run_dir: Path) -> None:
     if not (target.exists() and manifest.exists()):
         return
     jobs = json.loads(manifest.read_text())["jobs"]
+    if not jobs:
+        return
     try:
         with duckdb.connect(str(target)) as con:
             if con.execute("select count(*) from information_schema.tables where table_name = 'jobs'").fetchone()[0]:
@@ -62,6 +64,35 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def shards(run_dir: Path) -> list[Path]:
+    return list(run_dir.glob("jobs/*/provenance/*/*.parquet"))
+
+
+def usable(target: Path, newest_shard: float) -> bool:
+    """A database this version can read, built after the newest shard."""
+    import duckdb
+    try:
+        if target.stat().st_mtime < newest_shard:
+            return False
+        with duckdb.connect(str(target), read_only=True) as con:
+            version = con.execute("select value from meta where key = 'schema_version'").fetchone()
+        return version is not None and version[0] == str(SCHEMA_VERSION)
+    except (OSError, duckdb.Error):
+        return False
+
+
+def ensure_database(run_dir: Path) -> Path | None:
+    """The run's database, rebuilt from its shards (the source of truth) when it is missing, corrupt,
+    of another schema version or older than a shard; None when the run has neither shards nor a
+    compiled manifest (nothing to build from; a database there is used as it is)."""
+    found, target = shards(run_dir), run_dir / DB_NAME
+    if not found and not (run_dir / "manifest.json").exists():
+        return target if target.exists() else None
+    if not usable(target, max((f.stat().st_mtime for f in found), default=0.0)):
+        build_database(run_dir)
+    return target
+
+
 def build_database(run_dir: Path) -> Path:
     import duckdb
 
@@ -79,8 +110,9 @@ def build_database(run_dir: Path) -> Path:
                         [info.get("recipe"), json.dumps(info.get("recipe_files")),
                          json.dumps(info.get("overrides")), json.dumps(info.get("packages"))])
             con.execute("create table jobs(name varchar, kind varchar, fingerprint varchar, done boolean)")
-            con.executemany("insert into jobs values (?, ?, ?, ?)",
-                            [(j["name"], j["kind"], j["fingerprint"], job_done(run_dir, j)) for j in info["jobs"]])
+            rows = [(j["name"], j["kind"], j["fingerprint"], job_done(run_dir, j)) for j in info["jobs"]]
+            if rows:
+                con.executemany("insert into jobs values (?, ?, ?, ?)", rows)
         for table, columns in TABLES.items():
             files = shard_glob(run_dir, table)
             cols = ", ".join(f'"{name}" {kind}' for name, kind in columns.items())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -89,6 +90,13 @@ def mark_done(plan: "Plan", p: "PlannedJob") -> None:
     refresh_jobs(plan.run_dir)  # the database was built before this marker
 
 
+def failed_log(logs: Path) -> Path:
+    """The task log holding the failure's traceback (the newest), else the job's log folder."""
+    failed = [f for f in logs.rglob("*.log") if "Traceback" in f.read_text(errors="replace")] \
+        if logs.is_dir() else []
+    return max(failed, key=lambda f: f.stat().st_mtime) if failed else logs
+
+
 def run_jobs(plan: "Plan", jobs: list["PlannedJob"], debug: bool = False) -> int:
     """Run `jobs` in order; stop at the first failure with a one-line cause and where the logs are
     (finished jobs keep their outputs and done markers, so a rerun resumes after them)."""
@@ -96,6 +104,8 @@ def run_jobs(plan: "Plan", jobs: list["PlannedJob"], debug: bool = False) -> int
     con = console()
     todo = [p for p in jobs if p.status != "cached"]
     if not todo:
+        from qwen3_recipe.provenance.database import ensure_database
+        ensure_database(plan.run_dir)  # a deleted or damaged database comes back from the shards
         con.print(f"[green]nothing to do[/]: all {len(jobs)} selected jobs are up to date in {plan.run_dir}/")
         return 0
     for p in jobs:
@@ -117,7 +127,8 @@ def run_jobs(plan: "Plan", jobs: list["PlannedJob"], debug: bool = False) -> int
             if debug or isinstance(exc, RecipeError):
                 raise
             con.print(f"[red]failed[/] {p.job.name}: {type(exc).__name__}: {exc}\n"
-                      f"  logs: {plan.run_dir / p.job.dir / 'logs'}  (rerun with --debug for a traceback)")
+                      f"  log: {failed_log(plan.run_dir / p.job.dir / 'logs')}  (rerun with --debug for a traceback)",
+                      soft_wrap=True)  # a line a log search or a terminal can copy whole
             return 1
         mark_done(plan, p)
         con.print(f"[green]done[/] {p.job.name} in {time.time() - started:.1f}s")

@@ -21,6 +21,11 @@ class Source(Section):
     """Name of a datasets_spec/ entry."""
     limit: int | None = Field(None, gt=0)
     """Read at most this many documents."""
+    on_duplicate_id: Literal["fail", "keep_first", "suffix"] = "fail"
+    """A repeated id (two rows, one id: provenance could not tell their fates apart): `fail` the job
+    naming both rows; `keep_first` (in file order; later rows dropped, reason `duplicate_id`); or
+    `suffix` (later rows renamed `<id>#2`, `#3`, ..., a `modified` decision at the read step).
+    Both policies read the source's ids once more first."""
 
 
 class _Filter(Section):
