@@ -1,6 +1,7 @@
 """The command surface, driven as a user would: a fresh process per command."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,8 @@ HEAVY = ("torch", "vllm", "torchtitan", "datatrove", "transformers", "duckdb")
 def test_validate_and_plan_import_no_engine(command):
     code = (f"import sys; from qwen3_recipe.cli import main; rc = main([{command!r}, 'recipes/qwen3.yaml']); "
             f"heavy = [m for m in {HEAVY!r} if m in sys.modules]; print('HEAVY', heavy); sys.exit(rc)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    env = {**os.environ, "QWEN3_RECIPE_NO_CACHE": "1"}  # the whole plan, not a cached view of it
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY []" in proc.stdout
 

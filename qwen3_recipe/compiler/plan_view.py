@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # kept light: the plan cache imports this module without the compiler
-    from qwen3_recipe.compiler.plan import Plan
+    from qwen3_recipe.compiler.plan import Plan, PlannedJob
 
 DONE_FILE = "done.json"
 
@@ -26,7 +26,7 @@ def job_status(run_dir: Path, job_dir: str, fingerprint: str) -> str:
 
 
 def plan_view(plan: "Plan") -> dict[str, Any]:
-    from qwen3_recipe.data.decont_estimate import false_match_warnings
+    from qwen3_recipe.compiler.decont_estimate import false_match_warnings
     from qwen3_recipe.provenance.gate import gate_view
     loaded, hw, arch = plan.loaded, plan.loaded.recipe.execution.hardware, plan.loaded.arch
     return {

@@ -9,8 +9,7 @@ from typing import Any
 from qwen3_recipe.compiler.fingerprint import digest
 from qwen3_recipe.compiler.jobs import entry_digest
 from qwen3_recipe.compiler.plan import Plan
-
-DEFAULT_N = {"word_ngram": 13, "token_ngram": 8, "datatrove": 13}
+from qwen3_recipe.recipe.schema.data import ngram_size
 
 
 class DecontIndexBuilder:
@@ -21,7 +20,7 @@ class DecontIndexBuilder:
     def index_path(self, benchmarks: list[str], cfg: Any) -> Path:
         from qwen3_recipe.data.decont import NGramIndex, benchmark_items
 
-        n = cfg.n or DEFAULT_N[cfg.method]
+        n = ngram_size(cfg.method, cfg.n)
         method = "token" if cfg.method == "token_ngram" else "word"
         key = digest({"benchmarks": {b: entry_digest(self.catalog[b]) for b in benchmarks}, "n": n,
                       "method": method, "tokenizer": self._tokenizer_path(cfg) if method == "token" else None})
@@ -44,7 +43,7 @@ class DecontIndexBuilder:
 
         from qwen3_recipe.data.decont import benchmark_items
         from qwen3_recipe.data.decont_datatrove import write_datatrove_index
-        n = cfg.n or DEFAULT_N["datatrove"]
+        n = ngram_size("datatrove", cfg.n)
         key = digest({"benchmarks": {b: entry_digest(self.catalog[b]) for b in benchmarks}, "n": n, "method": "datatrove"})
         folder = self.plan.run_dir / "decont" / f"{key}.datatrove"
         if not folder.exists():

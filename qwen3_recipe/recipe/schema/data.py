@@ -162,6 +162,14 @@ class Dedup(Section):
     minhash: MinhashDedup = Field(default_factory=MinhashDedup)
 
 
+DEFAULT_NGRAM = {"word_ngram": 13, "token_ngram": 8, "datatrove": 13}
+
+
+def ngram_size(method: str, n: int | None) -> int:
+    """The n-gram size in effect: `n`, or the method's default."""
+    return n or DEFAULT_NGRAM[method]
+
+
 class Decontamination(Section):
     """One definition of contamination, applied to pretraining, SFT, RL prompts and synthetic data."""
 

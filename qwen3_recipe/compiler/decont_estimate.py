@@ -73,7 +73,7 @@ def false_match_warnings(loaded: LoadedRecipe) -> list[str]:
     from tokenizers import Tokenizer
 
     from qwen3_recipe.data.decont import NGramIndex, benchmark_items
-    from qwen3_recipe.data.decont_index import DEFAULT_N
+    from qwen3_recipe.recipe.schema.data import ngram_size
     sample = sample_texts(loaded)
     names = sorted(loaded.catalogs.evals) if cfg.benchmarks == "all" else list(cfg.benchmarks)
     if not sample or not names:
@@ -82,7 +82,7 @@ def false_match_warnings(loaded: LoadedRecipe) -> list[str]:
     tokenizer = Tokenizer.from_file(str(path / "tokenizer.json" if path.is_dir() else path))
     items = [(name, item_id, text) for name in names for item_id, text in
              benchmark_items(name, loaded.catalogs.evals[name].spec, loaded.catalogs.evals[name].local_path())]
-    n = cfg.n or DEFAULT_N["token_ngram"]
+    n = ngram_size(cfg.method, cfg.n)
     tokens = NGramIndex.build(items, n=n, method="token", tokenizer=tokenizer)
     words = NGramIndex.build(items, n=REFERENCE_WORDS, method="word")
     by_tokens = {i for i, text in enumerate(sample) if tokens.find(text)}
