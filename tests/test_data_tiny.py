@@ -65,6 +65,29 @@ def test_invariants_and_rerun_is_a_no_op(tiny_data):
     assert all(p.status == "cached" for p in plan.jobs if p.job.groups[0] in ("data", "tokenizer"))
 
 
+def _tables(db) -> dict[str, list]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        names = [r[0] for r in con.execute("select table_name from information_schema.tables order by 1").fetchall()]
+        return {n: sorted(map(str, con.execute(f'select * from "{n}"').fetchall())) for n in names}
+
+
+def test_a_lost_database_comes_back_on_the_next_run(tiny_data):
+    """The database of a real data run deleted or replaced with junk: `run` has nothing to do and
+    puts back the same tables (jobs.done included); `plan`'s contamination gate reads it too."""
+    db = tiny_data / "provenance.duckdb"
+    want = _tables(db)
+    assert want["jobs"] and want["documents"] and want["mixture"]
+    for damage in (db.unlink, lambda: db.write_bytes(b"42\n")):
+        damage()
+        proc = run_cli("run", "recipes/tiny.yaml", "-o", str(tiny_data), "--only", "data")
+        assert proc.returncode == 0 and "nothing to do" in proc.stdout, proc.stderr[-2000:]
+        assert _tables(db) == want
+    db.write_bytes(b"42\n")
+    proc = run_cli("plan", "recipes/tiny.yaml", "-o", str(tiny_data))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert _tables(db) == want
+
+
 def test_a_pretraining_stage_trains_on_the_mixed_tokens_and_exports_hf(tiny_data):
     """The compiled stage on real torchtitan (CPU), reading this run's mix.s1 tokens (3 steps)."""
     import json

@@ -84,3 +84,21 @@ def test_a_declared_policy_resolves_them_and_provenance_records_it(project, poli
         assert doc_id not in written and not dropped_later  # it went no further than the read
     else:
         assert (doc_id in written) != bool(dropped_later)  # it went on, under its new id
+
+
+def test_keep_first_with_a_limit_reads_the_rows_the_scan_saw(project):
+    """`limit` counts rows read, so the read that drops the later row reads no further than the id
+    scan did (it read one row more, past what the scan had checked)."""
+    root, recipe, repeated, _, (f2, l2) = project
+    limit = l2 + 1  # the repeated row and one after it, in the second file's task
+    run = root / "limited"
+    sets = ["--set", f"data.sources.web={{dataset: web, on_duplicate_id: keep_first, limit: {limit}}}"]
+    proc = run_cli("run", str(recipe), "-o", str(run), "--only", "data.web", *sets, cwd=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with duckdb.connect(str(run / "provenance.duckdb"), read_only=True) as con:
+        per_file = dict(con.sql("select file, count(*) from documents group by file").fetchall())
+        dropped = con.sql("select count(*) from decisions where reason = 'duplicate_id'").fetchall()[0][0]
+    for f in sorted((root / "datasets_spec/web").iterdir()):
+        records = sum(1 for line in f.read_text().splitlines() if line.strip())
+        assert per_file[f.name] == min(limit, records), (f.name, per_file)
+    assert dropped == 1

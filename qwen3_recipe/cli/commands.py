@@ -111,11 +111,16 @@ def _require_db(run_dir: str) -> Path:
 
 
 def provenance(args: argparse.Namespace) -> int:
-    """`provenance rebuild RUN`: the database again from the run's shards, atomically."""
-    from qwen3_recipe.provenance.database import build_database
-    _require_db(args.run_dir)  # a run with provenance to rebuild from
-    db = build_database(Path(args.run_dir))
-    print(f"rebuilt {db} from the shards under {Path(args.run_dir) / 'jobs'}")
+    """`provenance rebuild RUN`: the database again from the run's shards, atomically. Refused
+    without shards: the database is then the only copy of the run's provenance."""
+    from qwen3_recipe.provenance.database import DB_NAME, build_database, shards
+    run_dir = Path(args.run_dir)
+    if not shards(run_dir) and not (run_dir / "manifest.json").exists():
+        where = "its database is kept as it is" if (run_dir / DB_NAME).exists() else "nothing to build"
+        print(f"error: no provenance shards under {run_dir / 'jobs'} to rebuild from ({where})", file=sys.stderr)
+        return 1
+    db = build_database(run_dir)
+    print(f"rebuilt {db} from {len(shards(run_dir))} shards under {run_dir / 'jobs'}")
     return 0
 
 

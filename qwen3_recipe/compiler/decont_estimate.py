@@ -7,10 +7,7 @@ matches by the token n-grams only - and warns, naming the setting, above WARN_EX
 
 from __future__ import annotations
 
-import gzip
-import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,44 +19,22 @@ WARN_EXCESS = 0.02  # of the sample: a few documents in a hundred flagged by the
 REFERENCE_WORDS = 13
 
 
-def _jsonl_texts(path: Path, text_key: str, limit: int) -> Iterator[str]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            if limit <= 0:
-                return
-            try:
-                text = json.loads(line).get(text_key)
-            except (ValueError, AttributeError):
-                continue
-            if isinstance(text, str) and text:
-                limit -= 1
-                yield text
-
-
 def sample_texts(loaded: LoadedRecipe, per_source: int = SAMPLE_PER_SOURCE) -> list[str]:
-    """The first documents of each local JSONL/Parquet source (hub sources are not read at plan)."""
+    """The first documents of each local source (hub sources are not read at plan); a file that
+    cannot be read is the data job's to report."""
+    from itertools import islice
+
+    from qwen3_recipe.catalog.rows import file_rows
     out: list[str] = []
     for source in loaded.recipe.data.sources.values():
         entry = loaded.catalogs.datasets[source.dataset]
         local, key = entry.local_path(), entry.spec.text_field or "text"
         if local is None or not local.exists():
             continue
-        files = sorted(f for f in local.iterdir() if f.is_file()) if local.is_dir() else [local]
-        taken: list[str] = []
-        for f in files:
-            if len(taken) >= per_source:
-                break
-            try:
-                if entry.spec.format == "parquet":
-                    import pyarrow.parquet as pq
-                    column = pq.read_table(f, columns=[key]).column(key).to_pylist()
-                    taken += [t for t in column[: per_source - len(taken)] if isinstance(t, str) and t]
-                else:
-                    taken += list(_jsonl_texts(f, key, per_source - len(taken)))
-            except (OSError, EOFError, ValueError, KeyError):  # a damaged file is the data job's to report
-                continue
-        out += taken
+        try:
+            out += [t for t in (r.get(key) for r in islice(file_rows(local), per_source)) if isinstance(t, str) and t]
+        except (OSError, EOFError, ValueError, AttributeError):
+            continue
     return out
 
 
@@ -76,8 +51,10 @@ def false_match_warnings(loaded: LoadedRecipe) -> list[str]:
     from qwen3_recipe.recipe.schema.data import ngram_size
     sample = sample_texts(loaded)
     names = sorted(loaded.catalogs.evals) if cfg.benchmarks == "all" else list(cfg.benchmarks)
-    if not sample or not names:
+    local = [n for n in names if (loaded.catalogs.evals[n].local_path() or Path("/nonexistent")).exists()]
+    if not sample or not local:  # plan reads no hub benchmark
         return []
+    names = local
     path = Path(tok.path)
     tokenizer = Tokenizer.from_file(str(path / "tokenizer.json" if path.is_dir() else path))
     items = [(name, item_id, text) for name in names for item_id, text in

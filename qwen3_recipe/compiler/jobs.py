@@ -100,9 +100,11 @@ class JobBuilder:
             # a filter's `sources` only chooses the jobs it is in: not part of what runs
             filters = [_dump(f, exclude={"sources"}) for f in self.r.data.filters
                        if f.sources is None or src in f.sources]
+            # the default policy (added later) stays out: data jobs already run keep their fingerprints
+            read = _dump(source, exclude={"on_duplicate_id"} if source.on_duplicate_id == "fail" else None)
             job = self.add(Job(
                 f"data.{src}", "data_prepare", ("data",), [],
-                {"source": src, "read": _dump(source), "filters": filters, "decontamination": decont,
+                {"source": src, "read": read, "filters": filters, "decontamination": decont,
                  "kept_sample_rate": self.r.outputs.provenance.kept_sample_rate},
                 inputs={**self.dataset_input(source.dataset), **self.benchmark_inputs(self.decont_benchmarks())},
                 outputs={"documents": "output", "provenance": "provenance"},

@@ -26,9 +26,10 @@ def quiet_task_logs() -> None:
         # a task's error and traceback stay in its log: the job's failure is one line of ours
         return record["level"].no < 40 and record["exception"] is None
 
-    def setup_default_logger() -> None:
+    def setup_default_logger() -> None:  # outside tasks: no task log to keep errors, so they stay here
         logger.remove()
-        logger.add(sys.stderr, level="WARNING", format="{level}: {message}", filter=warnings_only)
+        logger.add(sys.stderr, level="WARNING", format="{level}: {message}",
+                   filter=lambda record: record["exception"] is None)
 
     def add_task_logger(logging_dir, rank, local_rank=0, node_rank=-1):
         logger.remove()

@@ -95,35 +95,43 @@ class JsonlSourceReader(_Accounting, JsonlReader):
     name = "🐿 Jsonl (accounted)"
 
     def __init__(self, data_folder, source: str, job: str, prov_dir: str, scan_dir: str | None = None,
-                 duplicates: str | None = None, **kwargs) -> None:
-        super().__init__(data_folder, **kwargs)
+                 duplicates: str | None = None, limit: int = -1, **kwargs) -> None:
+        # the limit counts records read (per task), not documents passed on: the id scan and the
+        # read that drops repeated ids (keep_first) then see the same rows
+        super().__init__(data_folder, limit=-1, **kwargs)
+        self.row_limit = limit
         self.source, self.job, self.prov_dir = source, job, prov_dir
         self.scan_dir, self.duplicates = scan_dir, duplicates
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         self._open(rank)
+        self._read = 0
         yield from super().run(data, rank, world_size)
         self._close()
 
     def read_file(self, filepath: str):
         read = self._records(filepath)
-        yield from located(read, self.data_folder, filepath, lambda: f"line {self._line + 1}")
+        # the line being read when the file failed: the one after the last line read whole
+        yield from located(read, self.data_folder, filepath, lambda: f"line {self._whole + 1}")
 
     def _records(self, filepath: str):
         import orjson
 
-        self._line = 0
+        self._whole = 0  # lines read whole
         with self.data_folder.open(filepath, "rb", compression=self.compression) as fh:
             for line_no, raw in enumerate(fh):
-                self._line = line_no
+                self._whole = line_no + 1
+                if not raw.strip():
+                    continue  # blank lines are not records
+                if 0 < self.row_limit <= self._read:
+                    return
+                self._read += 1
                 doc_id = f"{self.source}/{filepath}:{line_no}"
                 try:
                     record = orjson.loads(raw)
                     if not isinstance(record, dict):
                         raise ValueError("not a JSON object")
                 except ValueError:
-                    if not raw.strip():
-                        continue  # blank lines are not records
                     self._document(doc_id, filepath, line_no, raw.decode("utf-8", "replace"), drop="malformed")
                     self.stat_update("malformed")
                     continue
@@ -172,7 +180,8 @@ class AccountDocuments(_Accounting, PipelineStep):
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         self._open(rank)
         for doc in data:
-            file = str(doc.metadata.get("file_path", ""))
+            # readers without files (HF datasets) shard rows by task: the task is the place
+            file = str(doc.metadata.get("file_path") or f"task {rank}")
             row = self._rows[file] = self._rows.get(file, -1) + 1  # the row within its file, for messages
             run_id = self._document(f"{self.source}/{doc.id}", file, row, doc.text)
             if run_id is not None:

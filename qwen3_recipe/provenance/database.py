@@ -83,10 +83,12 @@ def usable(target: Path, newest_shard: float) -> bool:
 
 def ensure_database(run_dir: Path) -> Path | None:
     """The run's database, rebuilt from its shards (the source of truth) when it is missing, corrupt,
-    of another schema version or older than a shard; None when the run has neither shards nor a
-    compiled manifest (nothing to build from; a database there is used as it is)."""
+    of another schema version or older than a shard; temporary files of killed builds removed.
+    Without shards, a database there is kept as it is (it is all there is: a rebuild would empty
+    it), and one is built only for a compiled run (its jobs table); None when there is nothing."""
+    _clear_stale(run_dir)
     found, target = shards(run_dir), run_dir / DB_NAME
-    if not found and not (run_dir / "manifest.json").exists():
+    if not found and (target.exists() or not (run_dir / "manifest.json").exists()):
         return target if target.exists() else None
     if not usable(target, max((f.stat().st_mtime for f in found), default=0.0)):
         build_database(run_dir)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from qwen3_recipe.provenance.database import DB_NAME
+from qwen3_recipe.provenance.database import ensure_database
 
 THRESHOLD_KEY = "data.decontamination.threshold"
 
@@ -54,8 +54,10 @@ def flagged_documents(con) -> set[str]:
 def refusals(view: dict[str, Any], run_dir: Path) -> list[str]:
     """One message per stage the gate refuses, from the run's provenance database (if any)."""
     gate = view.get("contamination_gate")
-    db = Path(run_dir) / DB_NAME
-    if not gate or gate["allow"] or not db.exists():
+    if not gate or gate["allow"]:
+        return []
+    db = ensure_database(Path(run_dir))  # decided on the shards as they are, not a stale or broken copy
+    if db is None:
         return []
     import duckdb
     out = []
