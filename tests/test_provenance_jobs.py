@@ -94,7 +94,8 @@ def test_the_database_comes_back_from_the_shards(tmp_path):
             db.write_bytes(b"42\n")
 
     for how, command, rc in (("deleted", ["query", str(run), "select count(*) from mixture"], 0),
-                             ("truncated", ["check", str(run)], None), ("junk", ["provenance", "rebuild", str(run)], 0)):
+                             ("truncated", ["check", str(run)], None),
+                             ("junk", ["provenance", "rebuild", str(run)], 0)):
         damage(how)
         proc = run_cli(*command)
         assert "Traceback" not in proc.stderr and "not a valid DuckDB" not in proc.stderr, (how, proc.stderr)
