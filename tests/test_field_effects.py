@@ -44,6 +44,8 @@ NO_EFFECT = {
     "execution.slurm.*": "the Slurm launcher's sbatch header, written at submission (tests/test_slurm.py)",
     "outputs.run_dir": "where the run directory is; the test fixes it",
     "execution.tasks": "capped by a source's files: tiny's sources are one file each (qwen3.yaml's data jobs change)",
+    "synth.jobs.*.serving.type": "unset in qwen3.yaml's job (execution.serving's vllm applies): the only value that "
+                                 "validates with its dp=4 is that same vllm",
     "execution.ray.address": "the Ray executor's only (these recipes run locally; test_data_ray.py runs it)",
 }
 
@@ -75,6 +77,18 @@ NOT_PERTURBED = {
     "evals.after": "reordering or dropping stages: checked by test_compiler.py",
     "evals.judge*": "the judge server's architecture (estimates)",
     "execution.slurm.sbatch_args": "an unset list of extra sbatch arguments",
+    "synth.jobs.*.engine": "qwen3.yaml serves on vLLM servers: other engines run in process (refused: test_serving.py)",
+    "synth.jobs.*.serving.endpoint_url": "only with type endpoint (refused otherwise: test_serving.py)",
+    "synth.jobs.*.serving.expert_parallel": "refused for a dense teacher (test_serving.py)",
+    "synth.jobs.*.serving.extra_args": "an empty mapping of extra server flags",
+    "execution.serving.type": "qwen3.yaml's teachers need servers (in_process refuses tasks; endpoint needs a URL)",
+    "synth.jobs.*.serving": "unset: the job is served as execution.serving says (test_serving.py sets it)",
+    "execution.hardware.accelerator": "another name needs its memory_gb for the serving fit check",
+    "execution.serving.endpoint_url": "only with type endpoint (refused otherwise: test_serving.py)",
+    "execution.serving.dp": "in-process serving is one model copy (refused: test_serving.py)",
+    "execution.serving.tasks": "in-process serving is one task (refused: test_serving.py; test_synth.py runs 2)",
+    "execution.serving.expert_parallel": "refused for a dense teacher (test_serving.py)",
+    "execution.serving.extra_args": "an empty mapping of extra server flags",
 }
 
 

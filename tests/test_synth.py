@@ -100,3 +100,38 @@ def test_killed_generation_resumes_exactly_once(synth_run, tmp_path):
     assert dataset(run) == dataset(synth_run)
     assert query(run, "select count(*), count(distinct sample_id) from samples") == \
         query(synth_run, "select count(*), count(distinct sample_id) from samples")
+
+
+def test_served_on_two_vllm_servers_killed_and_resumed_gives_the_same_dataset(synth_run, tmp_path):
+    """serving {type: vllm, tasks: 2}: datatrove's InferenceRunner starts a real vLLM server per task
+    (each its shard of the requests); killed with SIGKILL (job, tasks and servers) once some
+    requests have landed, the rerun generates only the rest, and the dataset and provenance equal
+    the in-process run's (same seeds, same samples), each sample once."""
+    run = tmp_path / "run"
+    args = [*synth_args(run), "--set", "synth.jobs.cot_coldstart.serving={type: vllm, tasks: 2}"]
+    proc = subprocess.Popen([sys.executable, "-m", "qwen3_recipe.cli", *args], cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    served = run / "jobs" / "synth.cot_coldstart" / "served"
+
+    def landed() -> int:
+        return sum(f.read_bytes().count(b"\n") for f in served.glob("*/output/*.jsonl"))
+
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None and not landed():
+        time.sleep(0.2)
+    assert proc.poll() is None, "generation finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    first = landed()
+    assert 0 < first < 48  # 24 prompts x 2 modes
+    again = run_cli(*args, timeout=900)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    requests = [line for f in served.glob("*/requests.jsonl") for line in f.read_text().splitlines()]
+    assert 0 < len(requests) <= 48 - first  # only what the killed attempt had not answered
+    assert dataset(run) == dataset(synth_run)
+    every = "select sample_id, mode, decision, reason, budget_cut, tokens, text from samples order by sample_id"
+    assert query(run, every) == query(synth_run, every)
+    assert query(run, "select count(*), count(distinct sample_id) from samples") == \
+        query(synth_run, "select count(*), count(distinct sample_id) from samples")
+    assert query(run, "select prompt_id, decision from prompts order by 1") == \
+        query(synth_run, "select prompt_id, decision from prompts order by 1")

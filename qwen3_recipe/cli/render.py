@@ -70,6 +70,11 @@ def print_plan(view: dict) -> None:
             console().print(f"{job['name']} grows its sequence length: " + ", then ".join(
                 f"{s['seq_len']:,} for {s['steps']:,} steps ({format_count(s['tokens'])} tokens)"
                 for s in job["segments"]))
+        if job.get("serving"):
+            gpus = job["serving"]["gpus"]
+            wall = _hours(job["estimate"]["gpu_hours"] / gpus)
+            console().print(f"{job['name']} served by {job['serving']['text']}: {wall} hours wall-clock on {gpus:,} "
+                            f"GPU{'s' if gpus > 1 else ''}", highlight=False)
     for warning in view.get("warnings", []):
         console().print(f"[yellow]warning[/] {warning}", soft_wrap=True, highlight=False)
 

@@ -218,7 +218,8 @@ class JobBuilder:
     def synth(self) -> None:
         for name, job in self.r.synth.jobs.items():
             teacher, deps, weights = self.teacher(job.teacher)
-            settings = _dump(job) | {"teacher": teacher}
+            # how the teacher is served changes where requests go, not the dataset: in the lowered plan only
+            settings = _dump(job, exclude={"serving"}) | {"teacher": teacher}
             for key, default in (("multi_turn_share", 0.0), ("soft_switch", True)):
                 if settings[key] == default:  # added later: at the default, fingerprints stay as they were
                     settings.pop(key)

@@ -41,11 +41,19 @@ def plan_view(plan: "Plan") -> dict[str, Any]:
                   "fingerprint": p.job.fingerprint, "outputs": p.job.outputs,
                   "estimate": asdict(p.estimate) | {"flops": p.estimate.flops},
                   "shortfalls": [asdict(s) for s in p.shortfalls], "status": p.status,
-                  **({"segments": seq_len_segments(p)} if p.job.kind == "pretrain" else {})}
+                  **({"segments": seq_len_segments(p)} if p.job.kind == "pretrain" else {}),
+                  **({"serving": served(plan, p)} if p.job.kind == "synth" else {})}
                  for p in plan.jobs],
         "contamination_gate": gate_view(loaded),
         "warnings": false_match_warnings(loaded),  # settings that validate but cannot work
     }
+
+
+def served(plan: "Plan", p: "PlannedJob") -> dict[str, Any]:
+    """How a generation job's model is served: {text, gpus} (all its tasks' GPUs together)."""
+    from qwen3_recipe.serving import describe, job_serving
+    s = job_serving(plan.loaded.recipe.execution, plan.loaded.recipe.synth.jobs[p.job.name.split(".", 1)[1]].serving)
+    return {"text": describe(s), "gpus": s["tasks"] * s["gpus_per_task"]}
 
 
 def seq_len_segments(p: "PlannedJob") -> list[dict[str, int]]:

@@ -23,8 +23,10 @@ def quiet_task_logs() -> None:
     file_format = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {name}:{function}:{line} - {message}"
 
     def warnings_only(record) -> bool:
-        # a task's error and traceback stay in its log: the job's failure is one line of ours
-        return record["level"].no < 40 and record["exception"] is None
+        # a task's error and traceback stay in its log: the job's failure is one line of ours; an
+        # inference server's start-up polls ("Attempt 12: Please wait ...") are progress, not warnings
+        return (record["level"].no < 40 and record["exception"] is None
+                and "server to become ready" not in record["message"])
 
     def setup_default_logger() -> None:  # outside tasks: no task log to keep errors, so they stay here
         logger.remove()

@@ -11,6 +11,7 @@ from qwen3_recipe.catalog import Catalogs, load_catalogs
 from qwen3_recipe.errors import Loc, Problem, RecipeError
 from qwen3_recipe.presets import Arch, resolve_arch
 from qwen3_recipe.recipe.checks import check_recipe
+from qwen3_recipe.recipe.serving_checks import serving_problems
 from qwen3_recipe.recipe.loader import RawRecipe, load_raw
 from qwen3_recipe.recipe.locate import locate
 from qwen3_recipe.recipe.schema import Recipe
@@ -55,4 +56,7 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raise RecipeError(sorted(problems, key=_sort_key))
     arch = resolve_arch(recipe.model.preset,
                         recipe.model.arch.model_dump() if recipe.model.arch else None)
+    served = serving_problems(recipe, raw.smap, arch)  # needs defaults filled in: on the validated recipe
+    if served:
+        raise RecipeError(sorted(served, key=_sort_key))
     return LoadedRecipe(raw, recipe, catalogs, arch)

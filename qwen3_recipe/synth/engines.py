@@ -181,23 +181,32 @@ class OpenAIServerEngine(GenerationEngine):
             return json.load(resp)
 
     def _one(self, j: Job) -> Completion:
-        body = {"model": self.model, "prompt": j.prompt_ids, "max_tokens": j.max_tokens, "n": 1,
-                "temperature": j.params.temperature, "top_p": j.params.top_p, "top_k": j.params.top_k or 0,
-                "min_p": j.params.min_p, "seed": j.params.seed, "stop_token_ids": j.stop_token_ids,
-                "return_token_ids": True, "return_tokens_as_token_ids": True, "logprobs": j.logprobs}
-        if j.thinking_budget is not None:
-            body["thinking_token_budget"] = j.thinking_budget
-        choice = self._post(body)["choices"][0]
-        lp = None
-        if j.logprobs is not None and choice.get("logprobs"):  # tokens come as "token_id:123"
-            lp = [{int(t.rsplit(":", 1)[1]): v for t, v in (d or {}).items()}
-                  for d in choice["logprobs"]["top_logprobs"]]
-        reason = "length" if choice.get("finish_reason") == "length" else "stop"
-        return Completion(list(choice["token_ids"]), reason, lp)
+        return completion_from(self._post({"model": self.model, **completion_body(j)})["choices"][0], j)
 
     def _complete(self, jobs: list[Job]) -> list[Completion]:
         with ThreadPoolExecutor(max(1, min(self.concurrency, len(jobs)))) as pool:
             return list(pool.map(self._one, jobs))
+
+
+def completion_body(j: Job) -> dict:
+    """A /v1/completions request for one sample: prompt token ids in, token ids back."""
+    body = {"prompt": j.prompt_ids, "max_tokens": j.max_tokens, "n": 1,
+            "temperature": j.params.temperature, "top_p": j.params.top_p, "top_k": j.params.top_k or 0,
+            "min_p": j.params.min_p, "seed": j.params.seed, "stop_token_ids": j.stop_token_ids,
+            "return_token_ids": True, "return_tokens_as_token_ids": True, "logprobs": j.logprobs}
+    if j.thinking_budget is not None:
+        body["thinking_token_budget"] = j.thinking_budget
+    return body
+
+
+def completion_from(choice: dict, j: Job) -> Completion:
+    """A /v1/completions choice (with token ids) as a Completion."""
+    lp = None
+    if j.logprobs is not None and choice.get("logprobs"):  # tokens come as "token_id:123"
+        lp = [{int(t.rsplit(":", 1)[1]): v for t, v in (d or {}).items()}
+              for d in choice["logprobs"]["top_logprobs"]]
+    reason = "length" if choice.get("finish_reason") == "length" else "stop"
+    return Completion(list(choice["token_ids"]), reason, lp)
 
 
 class TransformersEngine(GenerationEngine):

@@ -24,10 +24,11 @@ def build_engine(kind: str, model: str, *, server_url: str | None = None, max_to
     from qwen3_recipe.train.launch import has_accelerator
     # CPUs without bf16 matmul units emulate bf16 (vLLM's CPU default) several times slower than fp32
     extra = {} if has_accelerator() else {"dtype": "float32"}
-    return engines.VLLMEngine(model, max_model_len=_max_len(model, max_tokens), **extra | vllm_kwargs)
+    vllm_kwargs.setdefault("max_model_len", max_model_len(model, max_tokens))
+    return engines.VLLMEngine(model, **extra | vllm_kwargs)
 
 
-def _max_len(model: str, max_tokens: int) -> int | None:
+def max_model_len(model: str, max_tokens: int) -> int | None:
     """Enough for the prompt and the answer, no more than the model knows (small KV cache on CPU)."""
     from pathlib import Path
     cfg = Path(model) / "config.json"

@@ -59,20 +59,31 @@ def requests_for(prompts: list[Prompt], modes: dict, seed: int, teacher_id: str)
     return out
 
 
-def generate_missing(requests: list[dict], cache: RequestCache, cfg: dict, model: Path | str, on_batch) -> None:
-    """Generate the requests not in the cache, in batches; `on_batch(batch)` after each is cached."""
+def generate_missing(requests: list[dict], cache: RequestCache, cfg: dict, model: Path | str, on_batch,
+                     folder: Path | None = None) -> None:
+    """Generate the requests not in the cache, in batches; `on_batch(batch)` after each is cached.
+    cfg["serving"] (qwen3_recipe/serving.py) says where: in this process, or on servers per task
+    (synth/served.py, working in `folder`)."""
     todo = [r for r in requests if r["key"] not in cache]
     if not todo:
         return
-    from qwen3_recipe.synth.generate import build_engine, run_requests
+    from qwen3_recipe.serving import in_process_kwargs
+    from qwen3_recipe.synth.generate import build_engine, max_model_len, run_requests
     from qwen3_recipe.synth.model_view import model_for
+    serving = cfg.get("serving") or {"type": "in_process"}
     # decided over all the job's requests, not the uncached ones, so a resumed job uses the same RoPE;
     # UTF-8 bytes bound tokens from above (a byte-level BPE token is at least one byte); 64 for the template
     longest = cfg["max_tokens"] + max(sum(len(m["content"].encode()) for m in r["messages"]) + 64 for r in requests)
-    if cfg["engine"] != "vllm_server":  # a server runs the config it was started with
+    if cfg["engine"] != "vllm_server" and serving["type"] != "endpoint":  # a server runs the config it was started with
         model = model_for(model, longest)
+    if serving["type"] != "in_process":
+        from qwen3_recipe.synth.served import generate_served
+        window = serving.get("max_model_len") or max_model_len(str(model), longest)
+        generate_served(todo, cache, serving, str(model), window, folder, on_batch)
+        return
     # the engine's window must hold the longest prompt too, not only the answer (a judge's prompt is long)
-    engine = build_engine(cfg["engine"], str(model), server_url=cfg.get("server_url"), max_tokens=longest)
+    engine = build_engine(cfg["engine"], str(model), server_url=cfg.get("server_url"), max_tokens=longest,
+                          **(in_process_kwargs(serving) if cfg["engine"] == "vllm" else {}))
     for i in range(0, len(todo), BATCH_PROMPTS):
         batch = todo[i:i + BATCH_PROMPTS]
         results = run_requests(engine, batch)
@@ -113,9 +124,9 @@ def run_synth(p: PlannedJob, plan: Plan) -> None:
 
     done, kept = judged([r for r in requests if r["key"] in cache])  # a resumed job's earlier samples
     with synth_progress(p.job.name, total, done=done, kept=kept) as progress:
-        engine_cfg = {"engine": engine["kind"], "server_url": engine["server_url"],
+        engine_cfg = {"engine": engine["kind"], "server_url": engine["server_url"], "serving": engine["serving"],
                       "max_tokens": max(m["max_tokens"] for m in gen["modes"].values())}
-        generate_missing(requests, cache, engine_cfg, model, lambda batch: progress(*judged(batch)))
+        generate_missing(requests, cache, engine_cfg, model, lambda batch: progress(*judged(batch)), folder)
     rows = assemble(requests, by_id, cache, judge, rec, str(model))
     kept_modes = {m: sum(r["mode"] == m for r in rows) for m in ("think", "no_think")}
     kept = len(rows)

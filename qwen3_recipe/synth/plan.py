@@ -18,13 +18,17 @@ def mode_sampling(sampling: dict, mode: str) -> dict:
 
 
 def generation_plan(p: PlannedJob, plan: Plan) -> dict:
+    from qwen3_recipe.serving import job_serving
     from qwen3_recipe.synth.job import teacher_dir, teacher_id
     cfg = p.job.config["job"]
+    recipe = plan.loaded.recipe
     modes = ["think", "no_think"] if cfg["mode"] == "both" else [cfg["mode"]]
     switch = cfg["mode"] == "both" and cfg.get("soft_switch", True)  # the flag trains the /think, /no_think switch
     return {
         "engine": {"kind": cfg["engine"], "model": str(teacher_dir(plan, cfg["teacher"])),
-                   "model_id": teacher_id(plan, cfg["teacher"]), "server_url": cfg.get("server_url")},
+                   "model_id": teacher_id(plan, cfg["teacher"]), "server_url": cfg.get("server_url"),
+                   # where requests go (qwen3_recipe/serving.py): not fingerprinted, the dataset is the same
+                   "serving": job_serving(recipe.execution, recipe.synth.jobs[p.job.name.split(".", 1)[1]].serving)},
         "prompts": {"dataset": cfg["prompts"], "limit": cfg["limit"]},
         "modes": {mode: {"n": cfg["samples_per_prompt"], "max_tokens": cfg["max_tokens"],
                          "thinking_budget": cfg["thinking_budget"] if mode == "think" else None,

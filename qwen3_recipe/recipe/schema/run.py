@@ -8,6 +8,7 @@ from pydantic import Field
 
 from qwen3_recipe.recipe.schema.common import Float, Fraction, Mode, PositiveTokens, Section
 from qwen3_recipe.recipe.schema.model import ModelRef
+from qwen3_recipe.recipe.schema.serving import Serving
 from qwen3_recipe.recipe.schema.synth import Sampling
 
 
@@ -56,6 +57,8 @@ class Hardware(Section):
     peak_tflops: Float | None = Field(None, gt=0)
     """Dense bf16 peak per device; default from the accelerator."""
     mfu: Fraction = 0.4
+    memory_gb: Float | None = Field(None, gt=0)
+    """Memory per device, for the check that served models fit; default from the accelerator."""
 
 
 class Parallelism(Section):
@@ -104,6 +107,8 @@ class Execution(Section):
     rlimits and a socket guard only, the host filesystem visible (one warning). Strict refuses."""
     slurm: Slurm = Field(default_factory=Slurm)
     ray: Ray = Field(default_factory=Ray)
+    serving: Serving = Field(default_factory=Serving)
+    """How generation jobs' models are served (a synth job's own `serving` keys override these)."""
 
 
 class Provenance(Section):

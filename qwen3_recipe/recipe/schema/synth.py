@@ -8,6 +8,7 @@ from pydantic import Field
 
 from qwen3_recipe.recipe.schema.common import Float, Fraction, Mode, PositiveTokens, Section
 from qwen3_recipe.recipe.schema.model import ModelRef
+from qwen3_recipe.recipe.schema.serving import Serving
 
 
 class MathVerifier(Section):
@@ -101,6 +102,8 @@ class SynthJob(Section):
     decontaminate: bool = True
     engine: Literal["vllm", "vllm_server", "transformers"] = "vllm"
     server_url: str | None = None
+    serving: Serving | None = None
+    """This job's serving: its keys override `execution.serving`'s."""
 
 
 class Synth(Section):

