@@ -27,6 +27,19 @@ def job_serving(execution: Any, job_serving: Any) -> dict[str, Any]:
     return merged
 
 
+def serving_of(recipe: Any, job_name: str) -> dict[str, Any]:
+    """The serving in effect for a generation job (synth.*, quality.annotate, eval.*)."""
+    if job_name.startswith("synth."):
+        own = recipe.synth.jobs[job_name.split(".", 1)[1]].serving
+    elif job_name == "quality.annotate":
+        own = recipe.data.quality.serving
+    elif job_name.startswith("eval."):
+        own = recipe.evals.serving
+    else:
+        raise ValueError(f"{job_name} does not generate")
+    return job_serving(recipe.execution, own)
+
+
 def in_process_kwargs(s: dict[str, Any]) -> dict[str, Any]:
     """The serving settings as `vllm.LLM` arguments (in-process: one task, one model copy)."""
     out: dict[str, Any] = {}

@@ -82,6 +82,7 @@ NOT_PERTURBED = {
     "synth.jobs.*.serving.expert_parallel": "refused for a dense teacher (test_serving.py)",
     "synth.jobs.*.serving.extra_args": "an empty mapping of extra server flags",
     "execution.serving.type": "qwen3.yaml's teachers need servers (in_process refuses tasks; endpoint needs a URL)",
+    "evals.serving": "unset: evals are served as execution.serving says (test_eval_benchmarks.py sets it)",
     "synth.jobs.*.serving": "unset: the job is served as execution.serving says (test_serving.py sets it)",
     "execution.hardware.accelerator": "another name needs its memory_gb for the serving fit check",
     "execution.serving.endpoint_url": "only with type endpoint (refused otherwise: test_serving.py)",

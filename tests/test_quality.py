@@ -215,3 +215,22 @@ def test_threshold_change_reruns_the_filter_only_and_replaces_its_provenance(qua
     assert "skip quality.annotate (cached)" in proc.stdout
     rows = query(run, "select decision, count(*) from decisions where job = 'quality.filter' group by all")
     assert dict(rows) == {"kept": len(jsonl_docs(run / "jobs" / "data.dedup" / "output"))}
+
+
+def test_annotations_served_by_a_vllm_server_equal_the_in_process_engines(quality_run, tmp_path):
+    """data.quality.serving {type: vllm}: the annotator behind datatrove's InferenceRunner and a real
+    vLLM server writes the outputs (and scores) vLLM in process writes, document for document."""
+    import shutil
+    recipe, run = quality_run
+    outputs = {}
+    for name, serving in (("in_process", "{type: in_process}"), ("served", "{type: vllm}")):
+        copy = tmp_path / name
+        shutil.copytree(run, copy)
+        shutil.rmtree(copy / "jobs" / "quality.annotate" / "cache")  # generated anew (keyed by model, not engine)
+        sets = ["--set", "data.quality.engine=vllm", "--set", f"data.quality.serving={serving}"]
+        proc = run_cli("run", str(recipe), "-o", str(copy), "--only", "quality.annotate", *sets,
+                       cwd=recipe.parent, timeout=900)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        outputs[name] = query(copy, "select doc_id, output, score from annotations order by doc_id")
+    assert (tmp_path / "served" / "jobs" / "quality.annotate" / "served").is_dir()
+    assert len(outputs["served"]) == 40 and outputs["served"] == outputs["in_process"]

@@ -36,7 +36,7 @@ def test_the_flagship_teacher_is_served_tp8_with_experts_spread():
 
 def test_a_teacher_that_cannot_fit_is_a_located_error_naming_the_degree_that_fits():
     problems = _problems("execution.serving.tp=4", recipe="recipes/qwen3.yaml")
-    moe = [p for p in problems if "synth.fusion_think's teacher" in p]
+    moe = [p for p in problems if "synth.fusion_think's model" in p]
     assert moe and "--set execution.serving.tp=4  execution.serving.tp:" in moe[0]  # where it was set
     assert "235B params" in moe[0] and "use tp=8" in moe[0]
     # the job's own serving key is the one named when the job sets it

@@ -138,7 +138,7 @@ class JobBuilder:
         annotator, model_deps, weights = self.teacher(q.annotator)
         sources = q.sources or list(self.r.data.sources)
         settings = _dump(q) | {"rubric": rubric_text(q.rubric)}
-        for key in ("annotator", "threshold", "sources", "seed"):
+        for key in ("annotator", "threshold", "sources", "seed", "serving"):  # serving: lowered, not fingerprinted
             settings.pop(key)
         self.add(Job("quality.annotate", "quality_annotate", ("data", "quality"), curated + model_deps,
                      {"quality": settings, "annotator": annotator, "sources": sources, "curated": curated,
@@ -283,7 +283,8 @@ class JobBuilder:
             after = last_pre + last_post
         for stage in after:
             self.add(Job(f"eval.{stage}", "eval", ("evals",), [self.stage_job[stage], "tokenizer"],
-                         {"evals": _dump(ev) | {"after": None}, "stage": stage, "seed": self.r.seed},
+                         {"evals": _dump(ev, exclude={"serving"}) | {"after": None}, "stage": stage,
+                          "seed": self.r.seed},
                          inputs=self.benchmark_inputs(ev.benchmarks),
                          outputs={"results": "results.jsonl", "provenance": "provenance"},
                          key_path=("evals",)))

@@ -42,7 +42,7 @@ def plan_view(plan: "Plan") -> dict[str, Any]:
                   "estimate": asdict(p.estimate) | {"flops": p.estimate.flops},
                   "shortfalls": [asdict(s) for s in p.shortfalls], "status": p.status,
                   **({"segments": seq_len_segments(p)} if p.job.kind == "pretrain" else {}),
-                  **({"serving": served(plan, p)} if p.job.kind == "synth" else {})}
+                  **({"serving": served(plan, p)} if p.job.kind in ("synth", "eval", "quality_annotate") else {})}
                  for p in plan.jobs],
         "contamination_gate": gate_view(loaded),
         "warnings": false_match_warnings(loaded),  # settings that validate but cannot work
@@ -51,8 +51,8 @@ def plan_view(plan: "Plan") -> dict[str, Any]:
 
 def served(plan: "Plan", p: "PlannedJob") -> dict[str, Any]:
     """How a generation job's model is served: {text, gpus} (all its tasks' GPUs together)."""
-    from qwen3_recipe.serving import describe, job_serving
-    s = job_serving(plan.loaded.recipe.execution, plan.loaded.recipe.synth.jobs[p.job.name.split(".", 1)[1]].serving)
+    from qwen3_recipe.serving import describe, serving_of
+    s = serving_of(plan.loaded.recipe, p.job.name)
     return {"text": describe(s), "gpus": s["tasks"] * s["gpus_per_task"]}
 
 

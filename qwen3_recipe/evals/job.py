@@ -92,9 +92,11 @@ def run_eval(p: PlannedJob, plan: Plan) -> None:
         requests += requests_for(bench, items, ev, seed, ev["engine"]["model_id"])
     total = sum(r["n"] for r in requests)
     done = sum(r["n"] for r in requests if r["key"] in cache)
-    engine_cfg = {"engine": ev["engine"]["kind"], "server_url": None, "max_tokens": ev["max_tokens"]}
+    engine_cfg = {"engine": ev["engine"]["kind"], "server_url": None, "max_tokens": ev["max_tokens"],
+                  "serving": ev["engine"]["serving"]}
     with synth_progress(p.job.name, total, done=done) as progress:
-        generate_missing(requests, cache, engine_cfg, model, lambda batch: progress(sum(r["n"] for r in batch)))
+        generate_missing(requests, cache, engine_cfg, model, lambda batch: progress(sum(r["n"] for r in batch)),
+                         folder)
     if judge is not None:
         from qwen3_recipe.evals.judging import fill_baselines
         fill_baselines(plan, ev["judge"], cache, [it for b, its in items_by_bench.items()

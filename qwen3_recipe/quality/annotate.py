@@ -9,8 +9,6 @@ from __future__ import annotations
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
 from qwen3_recipe.quality.rubric import compile_rubric, parse_score, prompt_digest, render
 
-BATCH = 32
-
 
 def annotation_requests(docs: list[dict], cfg: dict, seed: int, annotator: str) -> list[dict]:
     from qwen3_recipe.synth.cache import request_key
@@ -26,39 +24,20 @@ def annotation_requests(docs: list[dict], cfg: dict, seed: int, annotator: str) 
     return out
 
 
-def generate(requests: list[dict], cache, cfg: dict, model, progress) -> None:
-    """The requests not in the cache, in batches, each stored as soon as it is done. The engine's
-    context must hold the rubric and document: prompts count at most one token per character."""
-    from qwen3_recipe.synth.generate import build_engine, run_requests
-    todo = [r for r in requests if r["key"] not in cache]
-    if not todo:
-        return
-    longest = max(len(r["messages"][0]["content"]) for r in todo)
-    engine = build_engine(cfg["engine"], str(model), server_url=cfg.get("server_url"),
-                          max_tokens=cfg["max_tokens"] + longest)
-    try:
-        for i in range(0, len(todo), BATCH):
-            batch = todo[i:i + BATCH]
-            results = run_requests(engine, batch)
-            cache.put_batch({r["key"]: res for r, res in zip(batch, results)})
-            progress(len(batch))
-    finally:
-        engine.close()
-
-
 def split(row: dict, held: set[str]) -> str | None:
     return None if row["score"] is None else "holdout" if row["doc_id"] in held else "train"
 
 
 def run_annotate(p: PlannedJob, plan: Plan) -> None:
+    from qwen3_recipe.compiler.lowerers import load_lowered
     from qwen3_recipe.console import console
     from qwen3_recipe.progress import synth_progress
     from qwen3_recipe.provenance.database import build_database
     from qwen3_recipe.provenance.recorder import ShardRecorder
     from qwen3_recipe.quality.classifier import train
     from qwen3_recipe.quality.corpus import curated_inputs, sample_documents
-    from qwen3_recipe.compiler.lowerers import load_lowered
     from qwen3_recipe.synth.cache import RequestCache
+    from qwen3_recipe.synth.job import generate_missing
 
     job, folder, lowered = p.job, plan.run_dir / p.job.dir, load_lowered(p, plan)
     cfg, seed = lowered["quality"], lowered["seed"]
@@ -69,7 +48,9 @@ def run_annotate(p: PlannedJob, plan: Plan) -> None:
     cache = RequestCache(folder / "cache")
     with synth_progress(f"{job.name}: annotating", len(requests),
                         done=sum(r["key"] in cache for r in requests)) as progress:
-        generate(requests, cache, cfg, model, progress)
+        engine_cfg = {"engine": cfg["engine"], "server_url": cfg.get("server_url"), "max_tokens": cfg["max_tokens"],
+                      "serving": lowered["serving"]}
+        generate_missing(requests, cache, engine_cfg, model, lambda batch: progress(len(batch)), folder)
     digest = prompt_digest(cfg["rubric"])
     rows = []
     for d, req in zip(docs, requests):

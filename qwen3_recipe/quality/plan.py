@@ -12,10 +12,12 @@ from qwen3_recipe.launch.settings import executor_settings
 
 
 def annotate_plan(p: PlannedJob, plan: Plan) -> dict[str, Any]:
+    from qwen3_recipe.serving import serving_of
     from qwen3_recipe.synth.job import teacher_dir, teacher_id
     cfg = p.job.config
     return {**{k: cfg[k] for k in ("quality", "sources", "curated", "seed")},
-            "model": str(teacher_dir(plan, cfg["annotator"])), "model_id": teacher_id(plan, cfg["annotator"])}
+            "model": str(teacher_dir(plan, cfg["annotator"])), "model_id": teacher_id(plan, cfg["annotator"]),
+            "serving": serving_of(plan.loaded.recipe, p.job.name)}  # where requests go: not fingerprinted
 
 
 def filter_plan(p: PlannedJob, plan: Plan) -> dict[str, Any]:

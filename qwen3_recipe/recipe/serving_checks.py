@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from qwen3_recipe.errors import Problem
@@ -31,16 +32,31 @@ def teacher_arch(ref: Any, student: Arch) -> Arch | None:
     return None
 
 
+def generation_jobs(recipe: Any) -> list[tuple[str, tuple[str, ...], Any, Any, str, int]]:
+    """(job name, recipe path of its serving's owner, its own serving, its model, engine, max_tokens)
+    of every job that generates: synth jobs, the annotator of `data.quality`, the evaluated stages."""
+    out = [(f"synth.{name}", ("synth", "jobs", name), job.serving, job.teacher, job.engine, job.max_tokens)
+           for name, job in recipe.synth.jobs.items()]
+    q = recipe.data.quality
+    if q is not None:
+        out.append(("quality.annotate", ("data", "quality"), q.serving, q.annotator, q.engine, q.max_tokens))
+    ev = recipe.evals
+    if ev.benchmarks:
+        # every evaluated stage is the recipe's own model; an eval job uses in-process-capable vLLM
+        out.append(("eval", ("evals",), ev.serving, SimpleNamespace(stage="(evaluated)"), "vllm", ev.max_tokens))
+    return out
+
+
 def serving_problems(recipe: Any, smap: SourceMap, student: Arch) -> list[Problem]:
     problems: list[Problem] = []
-    for name, job in recipe.synth.jobs.items():
-        own = job.serving.model_fields_set if job.serving is not None else set()
+    for name, owner, job_serving_, model, engine, max_tokens in generation_jobs(recipe):
+        own = job_serving_.model_fields_set if job_serving_ is not None else set()
 
         def err(key: str, message: str, hint: str | None = None) -> None:
-            path = ("synth", "jobs", name, "serving", key) if key in own else ("execution", "serving", key)
+            path = (*owner, "serving", key) if key in own else ("execution", "serving", key)
             problems.append(Problem(message, ".".join(path), smap.find(path) or smap.find(path[:-1]), hint))
 
-        s = job_serving(recipe.execution, job.serving)
+        s = job_serving(recipe.execution, job_serving_)
         if s["type"] == "endpoint" and not s["endpoint_url"]:
             err("type", "type endpoint needs endpoint_url (the running server's http://host:port)")
         if s["type"] != "endpoint" and s["endpoint_url"]:
@@ -48,7 +64,7 @@ def serving_problems(recipe: Any, smap: SourceMap, student: Arch) -> list[Proble
         if s["type"] == "endpoint":
             for key in ("tp", "dp", "pp", "gpus_per_task", "max_model_len"):
                 default = None if key in ("gpus_per_task", "max_model_len") else 1
-                if key in own and getattr(job.serving, key) != default:
+                if key in own and getattr(job_serving_, key) != default:
                     err(key, "describes a server this job does not start (type endpoint)")
         if s["type"] == "in_process":
             for key, why in (("tasks", "one task: the job's own process"), ("dp", "one model copy")):
@@ -57,22 +73,22 @@ def serving_problems(recipe: Any, smap: SourceMap, student: Arch) -> list[Proble
         if s["gpus_per_task"] < s["tp"] * s["dp"] * s["pp"]:
             err("gpus_per_task", f"{s['gpus_per_task']} GPUs cannot hold tp x dp x pp = "
                 f"{s['tp'] * s['dp'] * s['pp']}")
-        if s["type"] != "in_process" and job.engine != "vllm":
-            path = ("synth", "jobs", name, "engine")
-            problems.append(Problem(f"engine {job.engine} runs in process; serving type {s['type']} sends "
+        if s["type"] != "in_process" and engine != "vllm":
+            path = (*owner, "engine")
+            problems.append(Problem(f"engine {engine} runs in process; serving type {s['type']} sends "
                                     "requests to vLLM servers", ".".join(path), smap.find(path),
                                     "use engine: vllm (the default)"))
-        if s["type"] == "in_process" and job.engine != "vllm":
+        if s["type"] == "in_process" and engine != "vllm":
             for key in ("tp", "pp", "expert_parallel", "max_concurrent", "max_model_len", "extra_args"):
-                if key in own or (job.serving is None and key in recipe.execution.serving.model_fields_set):
-                    err(key, f"engine {job.engine} has no such setting: it applies to vLLM (engine: vllm)")
-        arch = teacher_arch(job.teacher, student)
+                if key in own or (job_serving_ is None and key in recipe.execution.serving.model_fields_set):
+                    err(key, f"engine {engine} has no such setting: it applies to vLLM (engine: vllm)")
+        arch = teacher_arch(model, student)
         if arch is None:
             continue
         if s["expert_parallel"] and not arch.is_moe:
-            err("expert_parallel", "the teacher is dense: it has no experts to spread")
-        context = s["max_model_len"] or job.max_tokens + PROMPT_ALLOWANCE
+            err("expert_parallel", f"{name}'s model is dense: it has no experts to spread")
+        context = s["max_model_len"] or max_tokens + PROMPT_ALLOWANCE
         problem = fit_problem(arch, s, recipe.execution.hardware, context)
         if problem:
-            err("tp" if "tp" in own or job.serving is None else "type", f"synth.{name}'s teacher: {problem}")
+            err("tp" if "tp" in own or job_serving_ is None else "type", f"{name}'s model: {problem}")
     return problems

@@ -84,11 +84,14 @@ def generate_missing(requests: list[dict], cache: RequestCache, cfg: dict, model
     # the engine's window must hold the longest prompt too, not only the answer (a judge's prompt is long)
     engine = build_engine(cfg["engine"], str(model), server_url=cfg.get("server_url"), max_tokens=longest,
                           **(in_process_kwargs(serving) if cfg["engine"] == "vllm" else {}))
-    for i in range(0, len(todo), BATCH_PROMPTS):
-        batch = todo[i:i + BATCH_PROMPTS]
-        results = run_requests(engine, batch)
-        cache.put_batch({r["key"]: res for r, res in zip(batch, results)})
-        on_batch(batch)
+    try:
+        for i in range(0, len(todo), BATCH_PROMPTS):
+            batch = todo[i:i + BATCH_PROMPTS]
+            results = run_requests(engine, batch)
+            cache.put_batch({r["key"]: res for r, res in zip(batch, results)})
+            on_batch(batch)
+    finally:
+        engine.close()  # vLLM's engine core (a process of its own where vLLM runs one)
 
 
 def run_synth(p: PlannedJob, plan: Plan) -> None:

@@ -18,17 +18,16 @@ def mode_sampling(sampling: dict, mode: str) -> dict:
 
 
 def generation_plan(p: PlannedJob, plan: Plan) -> dict:
-    from qwen3_recipe.serving import job_serving
+    from qwen3_recipe.serving import serving_of
     from qwen3_recipe.synth.job import teacher_dir, teacher_id
     cfg = p.job.config["job"]
-    recipe = plan.loaded.recipe
     modes = ["think", "no_think"] if cfg["mode"] == "both" else [cfg["mode"]]
     switch = cfg["mode"] == "both" and cfg.get("soft_switch", True)  # the flag trains the /think, /no_think switch
     return {
         "engine": {"kind": cfg["engine"], "model": str(teacher_dir(plan, cfg["teacher"])),
                    "model_id": teacher_id(plan, cfg["teacher"]), "server_url": cfg.get("server_url"),
                    # where requests go (qwen3_recipe/serving.py): not fingerprinted, the dataset is the same
-                   "serving": job_serving(recipe.execution, recipe.synth.jobs[p.job.name.split(".", 1)[1]].serving)},
+                   "serving": serving_of(plan.loaded.recipe, p.job.name)},
         "prompts": {"dataset": cfg["prompts"], "limit": cfg["limit"]},
         "modes": {mode: {"n": cfg["samples_per_prompt"], "max_tokens": cfg["max_tokens"],
                          "thinking_budget": cfg["thinking_budget"] if mode == "think" else None,
@@ -48,6 +47,7 @@ def generation_plan(p: PlannedJob, plan: Plan) -> dict:
 def eval_plan(p: PlannedJob, plan: Plan) -> dict:
     """An `eval.<stage>`'s lowered.json: the stage's export answering each benchmark in each
     (mode, thinking budget) setting, k samples, per-mode sampling resolved; the judge if any."""
+    from qwen3_recipe.serving import serving_of
     from qwen3_recipe.synth.job import teacher_dir, teacher_id
     ev, stage = p.job.config["evals"], p.job.config["stage"]
     model = {"stage": stage}
@@ -56,7 +56,8 @@ def eval_plan(p: PlannedJob, plan: Plan) -> dict:
         budgets = (ev["thinking_budgets"] or [None]) if mode == "think" else [None]
         settings += [{"mode": mode, "thinking_budget": b} for b in budgets]
     return {
-        "engine": {"kind": "vllm", "model": str(teacher_dir(plan, model)), "model_id": teacher_id(plan, model)},
+        "engine": {"kind": "vllm", "model": str(teacher_dir(plan, model)), "model_id": teacher_id(plan, model),
+                   "serving": serving_of(plan.loaded.recipe, p.job.name)},  # where requests go: not fingerprinted
         "benchmarks": {b: {"verifier": plan.loaded.catalogs.evals[b].spec.verifier, "limit": ev["limit"]}
                        for b in ev["benchmarks"]},
         "settings": [s | {"sampling": mode_sampling(ev["sampling"], s["mode"])} for s in settings],

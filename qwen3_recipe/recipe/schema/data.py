@@ -8,6 +8,7 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from qwen3_recipe.recipe.schema.common import Float, Fraction, Mode, PositiveTokens, Section, SeqLen
 from qwen3_recipe.recipe.schema.model import ModelRef
+from qwen3_recipe.recipe.schema.serving import Serving
 
 
 def _source_shorthand(value: Any) -> Any:
@@ -248,6 +249,8 @@ class Quality(Section):
     """Keep documents whose predicted score is at least this."""
     seed: int | None = None
     """Sampling and generation seed (default: the recipe's)."""
+    serving: Serving | None = None
+    """How the annotator is served: its keys override `execution.serving`'s."""
     classifier: QualityModel = Field(default_factory=QualityModel)
 
     @field_validator("rubric")

@@ -46,6 +46,8 @@ class Evals(Section):
     judge: Judge | None = None
     """Needed when a benchmark's verifier is `judge`: each answer is judged against the
     benchmark's baseline answer in both orders (Arena-Hard), greedy."""
+    serving: Serving | None = None
+    """How the evaluated stages are served: its keys override `execution.serving`'s."""
 
 
 class Hardware(Section):
