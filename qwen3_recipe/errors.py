@@ -62,3 +62,8 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     if 0 < len(choices) <= 12:
         return "expected one of: " + ", ".join(choices)
     return None
+
+
+class PhaseDone(Exception):
+    """A job's part on Slurm is done (its generation requests written, or one array task's share
+    generated); the job itself finishes in a later Slurm job, which writes its done marker."""

@@ -116,15 +116,19 @@ def test_a_benchmark_that_cannot_be_scored_fails_the_job(tmp_path):
 
 def test_an_eval_served_by_a_vllm_server_scores_what_the_in_process_engine_scores(tmp_path):
     """evals.serving {type: vllm}: the same eval job through datatrove's InferenceRunner and a real
-    vLLM server; each sample's text, verdict and score equal the in-process run's."""
+    vLLM server, its task run by the local executor and by datatrove's Ray executor on a local Ray
+    instance; each sample's text, verdict and score equal the in-process run's."""
     from qwen3_recipe.evals.job import run_eval
     recipe = _recipe(tmp_path)
     rows = {}
-    for name, sets in (("in_process", []), ("served", ["evals.serving={type: vllm}"])):
+    for name, sets in (("in_process", []), ("served", ["evals.serving={type: vllm}"]),
+                       ("ray", ["evals.serving={type: vllm}", "execution.executor=ray"])):
         run = tmp_path / name
         plan, job = _eval_job(recipe, run, ["evals.benchmarks=[math500, mmlu_redux, humaneval_plus]", *sets])
         run_eval(job, plan)
         rows[name] = query(run, "select benchmark, prompt, text, extracted, verdict, score from eval_samples "
                                 "order by benchmark, prompt")
     assert (tmp_path / "served" / "jobs" / "eval.reasoning_rl" / "served").is_dir()  # it went through the servers
-    assert len(rows["served"]) == 5 and rows["served"] == rows["in_process"]
+    assert len(rows["served"]) == 5 and rows["served"] == rows["in_process"] == rows["ray"]
+    (executor,) = (tmp_path / "ray" / "jobs" / "eval.reasoning_rl" / "served").glob("*/logs/executor.json")
+    assert {"gpus_per_task", "nodes_per_task"} <= set(json.loads(executor.read_text()))  # Ray executor fields

@@ -151,6 +151,41 @@ def test_training_stage_asks_for_nodes_and_gpus(tmp_path, cluster, update_golden
     assert {"--nnodes=4", "--nproc_per_node=8", "--rdzv_endpoint=node001:29500", "--rdzv_id=77"} <= set(cmd)
 
 
+def test_a_served_generation_job_is_requests_then_an_array_then_the_job(tmp_path, cluster, update_golden):
+    """A synth job served by vLLM servers: its requests written once, an array of serving.tasks tasks
+    with gpus_per_task GPUs each (whole nodes past one node's 8) whose servers get the declared
+    tp/EP, then the job itself (golden scripts). In-process serving is one job with its GPUs."""
+    env, log = cluster
+    run = tmp_path / "run"
+    serving = "{type: vllm, tasks: 4, tp: 8, dp: 2, max_concurrent: 128, extra_args: {max-num-batched-tokens: 8192}}"
+    proc = run_cli("run", "recipes/tiny.yaml", "-o", str(run), "--only", "synth.cot_coldstart", "--executor", "slurm",
+                   "--set", f"synth.jobs.cot_coldstart.serving={serving}", "--set", "execution.slurm.gpus_per_node=8",
+                   "--set", "execution.slurm.partition=gpu", env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ids = submitted(run)["synth.cot_coldstart"]
+    assert list(ids) == ["requests", "serve", "job"]
+    assert args_of(log, ids["serve"]).endswith(f"--dependency=afterok:{ids['requests']}")
+    assert args_of(log, ids["job"]).endswith(f"--dependency=afterok:{ids['serve']}")
+    scripts = {part: normalise((log / i).read_text(), run) for part, i in ids.items()}
+    for line in ("#SBATCH --array=0-3", "#SBATCH --nodes=2", "#SBATCH --gpus-per-node=8", "#SBATCH --exclusive",
+                 "--tensor-parallel-size=8 --data-parallel-size=2 --max-num-seqs=128 --max-num-batched-tokens=8192",
+                 "QWEN3_RECIPE_GENERATION=serve", "--only synth.cot_coldstart --in-allocation"):
+        assert line in scripts["serve"], scripts["serve"]
+    assert "QWEN3_RECIPE_GENERATION=requests" in scripts["requests"] and "--gpus" not in scripts["requests"]
+    assert "QWEN3_RECIPE_GENERATION=assemble" in scripts["job"] and "--array" not in scripts["job"]
+    text = "\n".join(f"=== {part}\n{script}" for part, script in scripts.items())
+    golden = REPO / "tests/golden/slurm/tiny-synth-served.txt"
+    if update_golden:
+        golden.write_text(text)
+    assert golden.read_text() == text
+    # in process: one job holding its model copy's GPUs
+    proc = run_cli("run", "recipes/tiny.yaml", "-o", str(tmp_path / "inproc"), "--only", "synth.cot_coldstart",
+                   "--executor", "slurm", "--set", "synth.jobs.cot_coldstart.serving={tp: 2}", env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    one = submitted(tmp_path / "inproc")["synth.cot_coldstart"]
+    assert list(one) == ["job"] and "#SBATCH --gpus-per-node=2" in (log / one["job"]).read_text()
+
+
 def test_a_rerun_submits_only_unfinished_work(tmp_path, cluster):
     env, log = cluster
     run = tmp_path / "run"

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, query, run_cli
+from test_slurm import cluster  # noqa: F401  (the fake Slurm commands)
 
 pytest.importorskip("vllm")
 pytestmark = pytest.mark.slow
@@ -135,3 +136,25 @@ def test_served_on_two_vllm_servers_killed_and_resumed_gives_the_same_dataset(sy
         query(synth_run, "select count(*), count(distinct sample_id) from samples")
     assert query(run, "select prompt_id, decision from prompts order by 1") == \
         query(synth_run, "select prompt_id, decision from prompts order by 1")
+
+
+def test_served_on_a_fake_slurm_cluster_gives_the_same_dataset(synth_run, tmp_path, cluster):
+    """`run --executor slurm` of the served synth job on the fake cluster (every Slurm job run at
+    submission, each array task in turn: a vLLM server each): requests, a 2-task array, the job;
+    the dataset equals the in-process run's."""
+    env, log = cluster
+    (tmp_path / "job-output").mkdir()
+    env = env | {"SBATCH_RUN": str(tmp_path / "job-output")}
+    run = tmp_path / "run"
+    args = ["run", "recipes/tiny.yaml", "-o", str(run), "--only", "synth.cot_coldstart", "--executor", "slurm",
+            "--set", "synth.jobs.cot_coldstart.serving={type: vllm, tasks: 2}"]
+    for s in SETS:
+        args += ["--set", s]
+    proc = run_cli(*args, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert len(list(log.iterdir())) == 3 and (run / "jobs/synth.cot_coldstart/done.json").exists()
+    outputs = sorted(f.name for f in (run / "jobs/synth.cot_coldstart/served/slurm/output").glob("*.jsonl"))
+    assert outputs == ["00000.jsonl", "00001.jsonl"]  # each array task answered its shard
+    assert dataset(run) == dataset(synth_run)
+    every = "select sample_id, decision, reason, text from samples order by sample_id"
+    assert query(run, every) == query(synth_run, every)

@@ -93,7 +93,7 @@ def run_eval(p: PlannedJob, plan: Plan) -> None:
     total = sum(r["n"] for r in requests)
     done = sum(r["n"] for r in requests if r["key"] in cache)
     engine_cfg = {"engine": ev["engine"]["kind"], "server_url": None, "max_tokens": ev["max_tokens"],
-                  "serving": ev["engine"]["serving"]}
+                  "serving": ev["engine"]["serving"], "executor": ev["engine"]["executor"]}
     with synth_progress(p.job.name, total, done=done) as progress:
         generate_missing(requests, cache, engine_cfg, model, lambda batch: progress(sum(r["n"] for r in batch)),
                          folder)

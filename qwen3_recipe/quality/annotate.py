@@ -49,7 +49,7 @@ def run_annotate(p: PlannedJob, plan: Plan) -> None:
     with synth_progress(f"{job.name}: annotating", len(requests),
                         done=sum(r["key"] in cache for r in requests)) as progress:
         engine_cfg = {"engine": cfg["engine"], "server_url": cfg.get("server_url"), "max_tokens": cfg["max_tokens"],
-                      "serving": lowered["serving"]}
+                      "serving": lowered["serving"], "executor": lowered["executor"]}
         generate_missing(requests, cache, engine_cfg, model, lambda batch: progress(len(batch)), folder)
     digest = prompt_digest(cfg["rubric"])
     rows = []

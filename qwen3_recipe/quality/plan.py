@@ -17,7 +17,8 @@ def annotate_plan(p: PlannedJob, plan: Plan) -> dict[str, Any]:
     cfg = p.job.config
     return {**{k: cfg[k] for k in ("quality", "sources", "curated", "seed")},
             "model": str(teacher_dir(plan, cfg["annotator"])), "model_id": teacher_id(plan, cfg["annotator"]),
-            "serving": serving_of(plan.loaded.recipe, p.job.name)}  # where requests go: not fingerprinted
+            "serving": serving_of(plan.loaded.recipe, p.job.name),  # where requests go: not fingerprinted
+            "executor": executor_settings(plan, p.job.name)}
 
 
 def filter_plan(p: PlannedJob, plan: Plan) -> dict[str, Any]:

@@ -101,6 +101,7 @@ def run_jobs(plan: "Plan", jobs: list["PlannedJob"], debug: bool = False) -> int
     """Run `jobs` in order; stop at the first failure with a one-line cause and where the logs are
     (finished jobs keep their outputs and done markers, so a rerun resumes after them)."""
     from qwen3_recipe.console import console
+    from qwen3_recipe.errors import PhaseDone
     con = console()
     todo = [p for p in jobs if p.status != "cached"]
     if not todo:
@@ -122,6 +123,9 @@ def run_jobs(plan: "Plan", jobs: list["PlannedJob"], debug: bool = False) -> int
         try:
             start_clean(plan, p)
             runner(p, plan)
+        except PhaseDone as part:  # a Slurm job's part of it: a later Slurm job finishes it
+            con.print(f"[green]done[/] {p.job.name}'s part: {part}")
+            continue
         except Exception as exc:
             from qwen3_recipe.errors import RecipeError
             if debug or isinstance(exc, RecipeError):

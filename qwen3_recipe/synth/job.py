@@ -79,7 +79,7 @@ def generate_missing(requests: list[dict], cache: RequestCache, cfg: dict, model
     if serving["type"] != "in_process":
         from qwen3_recipe.synth.served import generate_served
         window = serving.get("max_model_len") or max_model_len(str(model), longest)
-        generate_served(todo, cache, serving, str(model), window, folder, on_batch)
+        generate_served(todo, cache, serving, str(model), window, folder, on_batch, cfg.get("executor"))
         return
     # the engine's window must hold the longest prompt too, not only the answer (a judge's prompt is long)
     engine = build_engine(cfg["engine"], str(model), server_url=cfg.get("server_url"), max_tokens=longest,
@@ -128,6 +128,7 @@ def run_synth(p: PlannedJob, plan: Plan) -> None:
     done, kept = judged([r for r in requests if r["key"] in cache])  # a resumed job's earlier samples
     with synth_progress(p.job.name, total, done=done, kept=kept) as progress:
         engine_cfg = {"engine": engine["kind"], "server_url": engine["server_url"], "serving": engine["serving"],
+                      "executor": engine["executor"],
                       "max_tokens": max(m["max_tokens"] for m in gen["modes"].values())}
         generate_missing(requests, cache, engine_cfg, model, lambda batch: progress(*judged(batch)), folder)
     rows = assemble(requests, by_id, cache, judge, rec, str(model))

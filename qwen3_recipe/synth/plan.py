@@ -6,6 +6,7 @@ what vLLM is asked for), the prompts, and how samples are judged."""
 from __future__ import annotations
 
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
+from qwen3_recipe.launch.settings import executor_settings
 from qwen3_recipe.synth.sampling import FLAGS, SamplingParams
 
 
@@ -27,7 +28,8 @@ def generation_plan(p: PlannedJob, plan: Plan) -> dict:
         "engine": {"kind": cfg["engine"], "model": str(teacher_dir(plan, cfg["teacher"])),
                    "model_id": teacher_id(plan, cfg["teacher"]), "server_url": cfg.get("server_url"),
                    # where requests go (qwen3_recipe/serving.py): not fingerprinted, the dataset is the same
-                   "serving": serving_of(plan.loaded.recipe, p.job.name)},
+                   "serving": serving_of(plan.loaded.recipe, p.job.name),
+                   "executor": executor_settings(plan, p.job.name)},  # where served tasks run (local, Ray)
         "prompts": {"dataset": cfg["prompts"], "limit": cfg["limit"]},
         "modes": {mode: {"n": cfg["samples_per_prompt"], "max_tokens": cfg["max_tokens"],
                          "thinking_budget": cfg["thinking_budget"] if mode == "think" else None,
@@ -57,7 +59,8 @@ def eval_plan(p: PlannedJob, plan: Plan) -> dict:
         settings += [{"mode": mode, "thinking_budget": b} for b in budgets]
     return {
         "engine": {"kind": "vllm", "model": str(teacher_dir(plan, model)), "model_id": teacher_id(plan, model),
-                   "serving": serving_of(plan.loaded.recipe, p.job.name)},  # where requests go: not fingerprinted
+                   "serving": serving_of(plan.loaded.recipe, p.job.name),  # where requests go: not fingerprinted
+                   "executor": executor_settings(plan, p.job.name)},
         "benchmarks": {b: {"verifier": plan.loaded.catalogs.evals[b].spec.verifier, "limit": ev["limit"]}
                        for b in ev["benchmarks"]},
         "settings": [s | {"sampling": mode_sampling(ev["sampling"], s["mode"])} for s in settings],

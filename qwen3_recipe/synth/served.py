@@ -174,59 +174,52 @@ class _Outputs:
         return out
 
 
+PHASE_ENV = "QWEN3_RECIPE_GENERATION"  # set by the Slurm scripts (launch/slurm_generation.py)
+SLURM_FOLDER = "slurm"  # the one attempt of a Slurm submission: requests, outputs, logs
+
+
 def generate_served(todo: list[dict], cache: RequestCache, serving: dict, model: str, max_len: int,
-                    folder: Path, on_batch) -> None:
+                    folder: Path, on_batch, executor: dict | None = None) -> None:
     """Generate `todo` (uncached requests) on `serving["tasks"]` servers; finished requests go to
-    the cache (and `on_batch`) as they land. Earlier attempts' outputs are imported first."""
+    the cache (and `on_batch`) as they land. Earlier attempts' outputs are imported first. On Slurm
+    (PHASE_ENV) the work is split: `requests` writes the requests once, `serve` generates one array
+    task's shard, and the job's last Slurm job (no phase) imports the outputs here."""
     import os
     import shutil
 
-    from datatrove.executor import LocalPipelineExecutor
-
-    from qwen3_recipe.data.logs import quiet_datatrove
-    from qwen3_recipe.synth.budget import native_budget_supported
-    from qwen3_recipe.synth.sampling import EARLY_STOP
-    from qwen3_recipe.train.launch import has_accelerator
+    from qwen3_recipe.errors import PhaseDone
     by_key = {r["key"]: r for r in todo}
     root = folder / "served"
+    phase = os.environ.get(PHASE_ENV)
+    if phase == "serve":  # an array task: its shard of the requests the `requests` phase wrote
+        rank = int(os.environ["SLURM_ARRAY_TASK_ID"])
+        _serve(root / SLURM_FOLDER, serving, model, max_len, rank=rank)
+        raise PhaseDone(f"array task {rank} generated its share")
     for attempt in sorted(root.glob("*/output")) if root.exists() else []:  # a killed run's finished requests
         _store(cache, by_key, _Outputs(attempt).new(), on_batch)
     todo = [r for r in todo if r["key"] not in cache]
     if not todo:
         return
+    if phase == "requests":
+        work = root / SLURM_FOLDER
+        shutil.rmtree(work, ignore_errors=True)  # its outputs were imported above
+        _write_requests(work, todo)
+        raise PhaseDone(f"{len(todo):,} requests for {serving['tasks']} array task(s) in {work}")
+    if phase == "assemble":
+        raise RuntimeError(f"{len(todo):,} requests unanswered by the Slurm array (logs in "
+                           f"{root / SLURM_FOLDER / 'logs'}); submit the job again")
     # one folder per set of requests: a rerun of the same set resumes in it; another set starts clean
     work = root / request_key(sorted(r["key"] for r in todo))[:16]
     root.mkdir(parents=True, exist_ok=True)
     for old in root.iterdir():
         if old.name != "bin" and old != work:
             shutil.rmtree(old, ignore_errors=True)
-    work.mkdir(parents=True, exist_ok=True)
-    requests_file = work / "requests.jsonl"
-    tmp = requests_file.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in sorted(todo, key=lambda r: r["key"])))
-    tmp.replace(requests_file)
-    quiet_datatrove()
-    native = serving["type"] == "endpoint" or native_budget_supported()
-    os.environ["PATH"] = vllm_on_path(root) + os.pathsep + os.environ.get("PATH", "")
-    config = InferenceConfig(
-        server_type=serving["type"], model_name_or_path=str(model), model_max_context=max_len, use_chat=False,
-        endpoint_url=serving.get("endpoint_url"), tp=serving["tp"], dp=serving["dp"], pp=serving["pp"],
-        max_concurrent_generations=serving["max_concurrent"] or 256, metric_interval=3600,
-        model_kwargs=server_flags(serving, native, EARLY_STOP, not has_accelerator()),
-        server_log_folder=str(work / "servers"), server_start_timeout_sec=600, server_ready_delay_sec=1.0,
-        server_ready_max_attempts=1200)
-    concurrency = serving["max_concurrent"] or 256
-    runner = TokenIdsRunner(
-        partial(rollout, tokenizer=str(model), budget="native" if native else "two_phase", early_stop=EARLY_STOP,
-                concurrency=concurrency),
-        config, JsonlWriter(str(work / "output"), output_filename="${rank}.jsonl", compression=None))
-    executor = LocalPipelineExecutor([RequestReader(str(requests_file)), runner], tasks=serving["tasks"],
-                                     workers=serving["tasks"], logging_dir=str(work / "logs"))
+    _write_requests(work, todo)
     outputs, failure = _Outputs(work / "output"), []
 
     def run() -> None:
         try:
-            executor.run()
+            _serve(work, serving, model, max_len, executor=executor)
         except Exception as exc:  # reported below, naming the logs
             failure.append(exc)
 
@@ -241,6 +234,55 @@ def generate_served(todo: list[dict], cache: RequestCache, serving: dict, model:
         why = f"{type(failure[0]).__name__}: {failure[0]}" if failure else f"{len(missing)} requests unanswered"
         raise RuntimeError(f"generation on {serving['tasks']} {serving['type']} task(s) failed ({why}); "
                            f"task logs in {work / 'logs'}, server logs in {work / 'servers'}")
+
+
+def _write_requests(work: Path, todo: list[dict]) -> None:
+    work.mkdir(parents=True, exist_ok=True)
+    target = work / "requests.jsonl"
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in sorted(todo, key=lambda r: r["key"])))
+    tmp.replace(target)
+
+
+def _serve(work: Path, serving: dict, model: str, max_len: int, rank: int | None = None,
+           executor: dict | None = None) -> None:
+    """datatrove's pipeline over work/requests.jsonl: every task here (on Ray when `executor` says
+    so, each task holding its GPUs), or (`rank`, a Slurm array task) one of them."""
+    import os
+
+    from datatrove.executor import LocalPipelineExecutor
+
+    from qwen3_recipe.data.logs import quiet_datatrove
+    from qwen3_recipe.synth.budget import native_budget_supported
+    from qwen3_recipe.synth.sampling import EARLY_STOP
+    from qwen3_recipe.train.launch import has_accelerator
+    quiet_datatrove()
+    native = serving["type"] == "endpoint" or native_budget_supported()
+    os.environ["PATH"] = vllm_on_path(work.parent) + os.pathsep + os.environ.get("PATH", "")
+    concurrency = serving["max_concurrent"] or 256
+    config = InferenceConfig(
+        server_type=serving["type"], model_name_or_path=str(model), model_max_context=max_len, use_chat=False,
+        endpoint_url=serving.get("endpoint_url"), tp=serving["tp"], dp=serving["dp"], pp=serving["pp"],
+        max_concurrent_generations=concurrency, metric_interval=3600,
+        model_kwargs=server_flags(serving, native, EARLY_STOP, not has_accelerator()),
+        server_log_folder=str(work / "servers"), server_start_timeout_sec=600, server_ready_delay_sec=1.0,
+        server_ready_max_attempts=1200)
+    runner = TokenIdsRunner(
+        partial(rollout, tokenizer=str(model), budget="native" if native else "two_phase", early_stop=EARLY_STOP,
+                concurrency=concurrency),
+        config, JsonlWriter(str(work / "output"), output_filename="${rank}.jsonl", compression=None))
+    tasks, pipeline, logs = serving["tasks"], [RequestReader(str(work / "requests.jsonl")), runner], str(work / "logs")
+    if rank is None and (executor or {}).get("type") == "ray":
+        import ray
+        from datatrove.executor import RayPipelineExecutor
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        ray.init(address=executor.get("ray_address"), ignore_reinit_error=True, log_to_driver=False)
+        gpus = serving["gpus_per_task"] if has_accelerator() and serving["type"] != "endpoint" else 0
+        RayPipelineExecutor(pipeline, tasks=tasks, workers=tasks, logging_dir=logs, gpus_per_task=gpus).run()
+        return
+    one = {} if rank is None else {"local_tasks": 1, "local_rank_offset": rank}
+    LocalPipelineExecutor(pipeline, tasks=tasks, workers=1 if rank is not None else tasks, logging_dir=logs,
+                          **one).run()
 
 
 def _store(cache: RequestCache, by_key: dict[str, dict], finished: list[tuple[str, list[dict]]], on_batch) -> None:
