@@ -60,8 +60,6 @@ def describe(s: dict[str, Any]) -> str:
     """One line for `plan`: "vllm, 64 tasks x 8 GPUs, tp=8 + EP"."""
     if s["type"] == "in_process":
         head = "in-process vLLM"
-    elif s["type"] == "endpoint":
-        return f"endpoint {s['endpoint_url']}"
     else:
         head = f"{s['type']} server, {s['tasks']} task{'s' if s['tasks'] > 1 else ''} x {s['gpus_per_task']} GPUs"
     degrees = [f"{k}={s[k]}" for k in ("tp", "dp", "pp") if s[k] > 1]
@@ -101,7 +99,7 @@ def memory_per_device(hardware: Any) -> float | None:
 
 def fit_problem(arch: Arch, s: dict[str, Any], hardware: Any, context: int) -> str | None:
     """Why the model cannot be served so (None when it fits, or when nothing is served here)."""
-    if s["type"] == "endpoint" or hardware.accelerator == "cpu":
+    if hardware.accelerator == "cpu":
         return None
     memory = memory_per_device(hardware)
     if memory is None:

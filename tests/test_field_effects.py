@@ -44,6 +44,7 @@ NO_EFFECT = {
     "execution.slurm.*": "the Slurm launcher's sbatch header, written at submission (tests/test_slurm.py)",
     "outputs.run_dir": "where the run directory is; the test fixes it",
     "execution.tasks": "capped by a source's files: tiny's sources are one file each (qwen3.yaml's data jobs change)",
+    "*.serving.gpus_per_task": "only tp x dp x pp validates (anything else is refused), and that is its default",
     "synth.jobs.*.serving.type": "unset in qwen3.yaml's job (execution.serving's vllm applies): the only value that "
                                  "validates with its dp=4 is that same vllm",
     "execution.ray.address": "the Ray executor's only (these recipes run locally; test_data_ray.py runs it)",
@@ -78,14 +79,18 @@ NOT_PERTURBED = {
     "evals.judge*": "the judge server's architecture (estimates)",
     "execution.slurm.sbatch_args": "an unset list of extra sbatch arguments",
     "synth.jobs.*.engine": "qwen3.yaml serves on vLLM servers: other engines run in process (refused: test_serving.py)",
-    "synth.jobs.*.serving.endpoint_url": "only with type endpoint (refused otherwise: test_serving.py)",
     "synth.jobs.*.serving.expert_parallel": "refused for a dense teacher (test_serving.py)",
     "synth.jobs.*.serving.extra_args": "an empty mapping of extra server flags",
     "execution.serving.type": "qwen3.yaml's teachers need servers (in_process refuses tasks; endpoint needs a URL)",
     "evals.serving": "unset: evals are served as execution.serving says (test_eval_benchmarks.py sets it)",
     "synth.jobs.*.serving": "unset: the job is served as execution.serving says (test_serving.py sets it)",
     "execution.hardware.accelerator": "another name needs its memory_gb for the serving fit check",
-    "execution.serving.endpoint_url": "only with type endpoint (refused otherwise: test_serving.py)",
+    "*.serving.gpus_per_task": "only tp x dp x pp validates (its default; test_serving.py)",
+    "*.serving.max_model_len": "qwen3.yaml's 32K max_tokens: a window the perturbation picks cannot hold it "
+                               "(refused: test_serving.py)",
+    "execution.serving.tp": "qwen3.yaml on Slurm: tp 8 fills a node (more spans nodes: refused), less cannot "
+                            "hold the 235B teacher (refused)",
+    "execution.serving.pp": "qwen3.yaml on Slurm: pp 2 at tp 8 spans nodes (refused: test_serving.py)",
     "execution.serving.dp": "in-process serving is one model copy (refused: test_serving.py)",
     "execution.serving.tasks": "in-process serving is one task (refused: test_serving.py; test_synth.py runs 2)",
     "execution.serving.expert_parallel": "refused for a dense teacher (test_serving.py)",

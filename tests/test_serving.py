@@ -58,14 +58,15 @@ def test_fit_counts_tensor_pipeline_and_expert_parallel_weights():
 
 
 @pytest.mark.parametrize("sets,where,words", [
-    ([f"{TINY_JOB}.serving={{type: endpoint}}"], f"{TINY_JOB}.serving.type", "needs endpoint_url"),
-    ([f"{TINY_JOB}.serving={{endpoint_url: 'http://h:1'}}"], f"{TINY_JOB}.serving.endpoint_url", "never called"),
     ([f"{TINY_JOB}.serving={{tasks: 2}}"], f"{TINY_JOB}.serving.tasks", "in-process serving is one task"),
     (["execution.serving.dp=2"], "execution.serving.dp", "one model copy"),
     ([f"{TINY_JOB}.serving={{type: vllm, tp: 2, gpus_per_task: 1}}"], f"{TINY_JOB}.serving.gpus_per_task",
      "cannot hold"),
-    ([f"{TINY_JOB}.serving={{type: endpoint, endpoint_url: 'http://h:1', tp: 2}}"], f"{TINY_JOB}.serving.tp",
-     "does not start"),
+    ([f"{TINY_JOB}.serving={{type: vllm, gpus_per_task: 4}}"], f"{TINY_JOB}.serving.gpus_per_task", "idle"),
+    ([f"{TINY_JOB}.serving={{type: vllm, max_model_len: 64}}"], f"{TINY_JOB}.serving.max_model_len",
+     "cannot hold"),
+    ([f"{TINY_JOB}.serving={{type: vllm, tp: 8, dp: 2}}", "execution.executor=slurm"], f"{TINY_JOB}.serving.tp",
+     "spans nodes"),
     ([f"{TINY_JOB}.engine=transformers", f"{TINY_JOB}.serving={{type: vllm}}"], f"{TINY_JOB}.engine",
      "runs in process"),
     ([f"{TINY_JOB}.engine=transformers", f"{TINY_JOB}.serving={{max_concurrent: 8}}"],

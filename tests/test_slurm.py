@@ -14,7 +14,6 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
 from conftest import REPO, run_cli
 from corpora import prose, write_project
 
@@ -153,11 +152,11 @@ def test_training_stage_asks_for_nodes_and_gpus(tmp_path, cluster, update_golden
 
 def test_a_served_generation_job_is_requests_then_an_array_then_the_job(tmp_path, cluster, update_golden):
     """A synth job served by vLLM servers: its requests written once, an array of serving.tasks tasks
-    with gpus_per_task GPUs each (whole nodes past one node's 8) whose servers get the declared
-    tp/EP, then the job itself (golden scripts). In-process serving is one job with its GPUs."""
+    with gpus_per_task GPUs each whose servers get the declared tp/dp, then the job itself (golden
+    scripts). In-process serving is one job with its GPUs."""
     env, log = cluster
     run = tmp_path / "run"
-    serving = "{type: vllm, tasks: 4, tp: 8, dp: 2, max_concurrent: 128, extra_args: {max-num-batched-tokens: 8192}}"
+    serving = "{type: vllm, tasks: 4, tp: 4, dp: 2, max_concurrent: 128, extra_args: {max-num-batched-tokens: 8192}}"
     proc = run_cli("run", "recipes/tiny.yaml", "-o", str(run), "--only", "synth.cot_coldstart", "--executor", "slurm",
                    "--set", f"synth.jobs.cot_coldstart.serving={serving}", "--set", "execution.slurm.gpus_per_node=8",
                    "--set", "execution.slurm.partition=gpu", env=env)
@@ -167,8 +166,8 @@ def test_a_served_generation_job_is_requests_then_an_array_then_the_job(tmp_path
     assert args_of(log, ids["serve"]).endswith(f"--dependency=afterok:{ids['requests']}")
     assert args_of(log, ids["job"]).endswith(f"--dependency=afterok:{ids['serve']}")
     scripts = {part: normalise((log / i).read_text(), run) for part, i in ids.items()}
-    for line in ("#SBATCH --array=0-3", "#SBATCH --nodes=2", "#SBATCH --gpus-per-node=8", "#SBATCH --exclusive",
-                 "--tensor-parallel-size=8 --data-parallel-size=2 --max-num-seqs=128 --max-num-batched-tokens=8192",
+    for line in ("#SBATCH --array=0-3", "#SBATCH --nodes=1", "#SBATCH --gpus-per-node=8",
+                 "--tensor-parallel-size=4 --data-parallel-size=2 --max-num-seqs=128 --max-num-batched-tokens=8192",
                  "QWEN3_RECIPE_GENERATION=serve", "--only synth.cot_coldstart --in-allocation"):
         assert line in scripts["serve"], scripts["serve"]
     assert "QWEN3_RECIPE_GENERATION=requests" in scripts["requests"] and "--gpus" not in scripts["requests"]

@@ -153,7 +153,7 @@ def test_served_on_a_fake_slurm_cluster_gives_the_same_dataset(synth_run, tmp_pa
     proc = run_cli(*args, env=env, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert len(list(log.iterdir())) == 3 and (run / "jobs/synth.cot_coldstart/done.json").exists()
-    outputs = sorted(f.name for f in (run / "jobs/synth.cot_coldstart/served/slurm/output").glob("*.jsonl"))
+    outputs = sorted(f.name for f in (run / "jobs/synth.cot_coldstart/served").glob("slurm-*/output/*.jsonl"))
     assert outputs == ["00000.jsonl", "00001.jsonl"]  # each array task answered its shard
     assert dataset(run) == dataset(synth_run)
     every = "select sample_id, decision, reason, text from samples order by sample_id"

@@ -16,7 +16,7 @@ SCRIPT = "launch.slurm"
 
 
 def sbatch_script(plan: Plan, p: PlannedJob, *, phase: str | None = None, array: int | None = None,
-                  gpus: int | None = None, note: str | None = None) -> str:
+                  gpus: int | None = None, note: str | None = None, env: dict[str, str] | None = None) -> str:
     """The job's sbatch script. A generation job's parts (launch/slurm_generation.py) set `phase`
     (exported for the runner), `array` (tasks), `gpus` (per task: whole nodes beyond one node's)."""
     loaded, job = plan.loaded, p.job
@@ -52,7 +52,8 @@ def sbatch_script(plan: Plan, p: PlannedJob, *, phase: str | None = None, array:
         *([f"# {note}"] if note else []),
         "set -euo pipefail",
         f"cd {shlex.quote(str(Path.cwd()))}",
-        "export OMP_NUM_THREADS=1 TQDM_DISABLE=1" + (f" QWEN3_RECIPE_GENERATION={phase}" if phase else ""),
+        "export OMP_NUM_THREADS=1 TQDM_DISABLE=1" + (f" QWEN3_RECIPE_GENERATION={phase}" if phase else "")
+        + "".join(f" {k}={shlex.quote(v)}" for k, v in (env or {}).items()),
         *([f"export QWEN3_RECIPE_NNODES={slurm.nodes} QWEN3_RECIPE_NPROC={slurm.gpus_per_node}",
            'export QWEN3_RECIPE_HEAD=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)']
           if train else []),

@@ -1,10 +1,10 @@
-"""Slurm lowering of the generation jobs (synth, quality.annotate, eval). Served by vLLM servers (or
-an endpoint), a job is three Slurm jobs chained `afterok`: `requests` (one task: the requests not
-yet answered, written once), `serve` (an array of `serving.tasks` tasks, each with
-`gpus_per_task` GPUs - whole nodes when one node has fewer - running datatrove's InferenceRunner on
-its shard: a vLLM server with the declared tp/dp/pp/EP), and the job itself (the outputs read into
-the request cache, the dataset assembled, the done marker written). Each runs this package's
-`run --only <job> --in-allocation` with the part it does exported (synth/served.py). In-process
+"""Slurm lowering of the generation jobs (synth, quality.annotate, eval). Served by vLLM servers, a
+job is three Slurm jobs chained `afterok`: `requests` (one task: the requests not yet answered,
+written once, in a folder of this submission's own), `serve` (an array of `serving.tasks` tasks,
+each with `gpus_per_task` GPUs of one node, running datatrove's InferenceRunner on its shard: a vLLM
+server with the declared tp/dp/pp/EP), and the job itself (the outputs read into the request cache,
+the dataset assembled, the done marker written). Each runs this package's `run --only <job>
+--in-allocation` with the part it does exported (synth/phases.py, synth/served.py). In-process
 serving is one job with the GPUs of its one model copy."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 from qwen3_recipe.compiler.lowerers import load_lowered
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
 from qwen3_recipe.launch.sbatch import SCRIPT, sbatch, sbatch_script
+from qwen3_recipe.synth.phases import ATTEMPT_ENV
 
 GENERATION_KINDS = {"synth", "eval", "quality_annotate"}
 
@@ -31,8 +32,6 @@ def server_note(s: dict[str, Any]) -> str:
     flags += ["--enable-expert-parallel"] * s["expert_parallel"]
     flags += [f"--max-num-seqs={s['max_concurrent']}"] * bool(s["max_concurrent"])
     flags += [f"--{k}" if v is True else f"--{k}={v}" for k, v in s["extra_args"].items()]
-    if s["type"] == "endpoint":
-        return f"serving: endpoint {s['endpoint_url']} ({s['tasks']} tasks)"
     return f"serving: {s['type']} server per task, {s['gpus_per_task']} GPUs: {' '.join(flags) or '(defaults)'}"
 
 
@@ -42,9 +41,11 @@ def submit_generation_job(plan: Plan, p: PlannedJob, after: list[str]) -> list[t
     folder = plan.run_dir / p.job.dir
     if s["type"] == "in_process":
         return [("job", sbatch(folder / SCRIPT, sbatch_script(plan, p, gpus=s["gpus_per_task"]), after))]
-    gpus = s["gpus_per_task"] if s["type"] != "endpoint" else None
+    gpus = s["gpus_per_task"]
     requests = sbatch(folder / "launch.requests.slurm", sbatch_script(plan, p, phase="requests"), after)
-    serve = sbatch(folder / "launch.serve.slurm",
-                   sbatch_script(plan, p, phase="serve", array=s["tasks"], gpus=gpus, note=server_note(s)), [requests])
-    job = sbatch(folder / SCRIPT, sbatch_script(plan, p, phase="assemble"), [serve])
+    # this submission's folder (served/slurm-<requests job id>): an earlier one still queued keeps its own
+    attempt = {ATTEMPT_ENV: requests}
+    serve = sbatch(folder / "launch.serve.slurm", sbatch_script(plan, p, phase="serve", array=s["tasks"], gpus=gpus,
+                                                              note=server_note(s), env=attempt), [requests])
+    job = sbatch(folder / SCRIPT, sbatch_script(plan, p, phase="assemble", env=attempt), [serve])
     return [("requests", requests), ("serve", serve), ("job", job)]

@@ -57,22 +57,22 @@ def serving_problems(recipe: Any, smap: SourceMap, student: Arch) -> list[Proble
             problems.append(Problem(message, ".".join(path), smap.find(path) or smap.find(path[:-1]), hint))
 
         s = job_serving(recipe.execution, job_serving_)
-        if s["type"] == "endpoint" and not s["endpoint_url"]:
-            err("type", "type endpoint needs endpoint_url (the running server's http://host:port)")
-        if s["type"] != "endpoint" and s["endpoint_url"]:
-            err("endpoint_url", f"an endpoint_url with type {s['type']} is never called", "use type: endpoint")
-        if s["type"] == "endpoint":
-            for key in ("tp", "dp", "pp", "gpus_per_task", "max_model_len"):
-                default = None if key in ("gpus_per_task", "max_model_len") else 1
-                if key in own and getattr(job_serving_, key) != default:
-                    err(key, "describes a server this job does not start (type endpoint)")
         if s["type"] == "in_process":
             for key, why in (("tasks", "one task: the job's own process"), ("dp", "one model copy")):
                 if s[key] > 1:
                     err(key, f"in-process serving is {why}", "use type: vllm for servers per task")
-        if s["gpus_per_task"] < s["tp"] * s["dp"] * s["pp"]:
-            err("gpus_per_task", f"{s['gpus_per_task']} GPUs cannot hold tp x dp x pp = "
-                f"{s['tp'] * s['dp'] * s['pp']}")
+        copies = s["tp"] * s["dp"] * s["pp"]
+        if s["gpus_per_task"] != copies:
+            err("gpus_per_task", f"{s['gpus_per_task']} GPUs per task for tp x dp x pp = {copies}: "
+                + ("they cannot hold it" if s["gpus_per_task"] < copies else "the rest would stay idle"),
+                "leave gpus_per_task unset (tp x dp x pp)")
+        nodes = recipe.execution.slurm.gpus_per_node
+        if recipe.execution.executor == "slurm" and s["type"] != "in_process" and s["gpus_per_task"] > nodes:
+            err("tp", f"a task of {s['gpus_per_task']} GPUs spans nodes (execution.slurm.gpus_per_node: {nodes}): "
+                "multi-node servers are not built yet", "fit tp x dp x pp in one node")
+        if s["max_model_len"] and s["max_model_len"] <= max_tokens:
+            err("max_model_len", f"{s['max_model_len']:,} tokens cannot hold {name}'s max_tokens ({max_tokens:,}) "
+                "and a prompt")
         if s["type"] != "in_process" and engine != "vllm":
             path = (*owner, "engine")
             problems.append(Problem(f"engine {engine} runs in process; serving type {s['type']} sends "

@@ -50,7 +50,8 @@ def register(kind: str) -> Callable[[Runner], Runner]:
 
 
 STARTED_FILE = "started.json"
-KEEP_ON_CHANGE = {"job.json", "lowered.json", STARTED_FILE, "cache", "launch.slurm", "submitted.json"}
+KEEP_ON_CHANGE = {"job.json", "lowered.json", STARTED_FILE, "cache", "launch.slurm", "launch.requests.slurm",
+                  "launch.serve.slurm", "submitted.json"}
 
 
 def start_clean(plan: "Plan", p: "PlannedJob") -> None:

@@ -65,16 +65,22 @@ def generate_missing(requests: list[dict], cache: RequestCache, cfg: dict, model
     cfg["serving"] (qwen3_recipe/serving.py) says where: in this process, or on servers per task
     (synth/served.py, working in `folder`)."""
     todo = [r for r in requests if r["key"] not in cache]
+    serving = cfg.get("serving") or {"type": "in_process"}
     if not todo:
+        import os
+
+        from qwen3_recipe.synth.phases import PHASE_ENV
+        if os.environ.get(PHASE_ENV) == "serve":  # a Slurm array task: the job's last part assembles it
+            from qwen3_recipe.errors import PhaseDone
+            raise PhaseDone("nothing left to generate")
         return
     from qwen3_recipe.serving import in_process_kwargs
     from qwen3_recipe.synth.generate import build_engine, max_model_len, run_requests
     from qwen3_recipe.synth.model_view import model_for
-    serving = cfg.get("serving") or {"type": "in_process"}
     # decided over all the job's requests, not the uncached ones, so a resumed job uses the same RoPE;
     # UTF-8 bytes bound tokens from above (a byte-level BPE token is at least one byte); 64 for the template
     longest = cfg["max_tokens"] + max(sum(len(m["content"].encode()) for m in r["messages"]) + 64 for r in requests)
-    if cfg["engine"] != "vllm_server" and serving["type"] != "endpoint":  # a server runs the config it was started with
+    if cfg["engine"] != "vllm_server":  # a server runs the config it was started with
         model = model_for(model, longest)
     if serving["type"] != "in_process":
         from qwen3_recipe.synth.served import generate_served

