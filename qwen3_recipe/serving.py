@@ -27,6 +27,12 @@ def job_serving(execution: Any, job_serving: Any) -> dict[str, Any]:
     return merged
 
 
+def in_process() -> dict[str, Any]:
+    """The default serving, for generation that declares none (a judge's, a baseline's)."""
+    from qwen3_recipe.recipe.schema.serving import Serving
+    return Serving().model_dump(mode="json") | {"gpus_per_task": 1}
+
+
 def serving_of(recipe: Any, job_name: str) -> dict[str, Any]:
     """The serving in effect for a generation job (synth.*, quality.annotate, eval.*)."""
     if job_name.startswith("synth."):

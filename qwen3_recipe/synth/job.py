@@ -65,7 +65,8 @@ def generate_missing(requests: list[dict], cache: RequestCache, cfg: dict, model
     cfg["serving"] (qwen3_recipe/serving.py) says where: in this process, or on servers per task
     (synth/served.py, working in `folder`)."""
     todo = [r for r in requests if r["key"] not in cache]
-    serving = cfg.get("serving") or {"type": "in_process"}
+    from qwen3_recipe.serving import in_process
+    serving = cfg.get("serving") or in_process()  # a judge or a baseline: in process
     if not todo:
         import os
 

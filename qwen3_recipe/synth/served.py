@@ -282,9 +282,14 @@ def _serve(work: Path, serving: dict, model: str, max_len: int, rank: int | None
         import ray
         from datatrove.executor import RayPipelineExecutor
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        ours = not ray.is_initialized()
         ray.init(address=executor.get("ray_address"), ignore_reinit_error=True, log_to_driver=False)
         gpus = serving["gpus_per_task"] if has_accelerator() else 0
-        RayPipelineExecutor(pipeline, tasks=tasks, workers=tasks, logging_dir=logs, gpus_per_task=gpus).run()
+        try:
+            RayPipelineExecutor(pipeline, tasks=tasks, workers=tasks, logging_dir=logs, gpus_per_task=gpus).run()
+        finally:
+            if ours:  # the run process goes on with other jobs: no Ray instance left behind in it
+                ray.shutdown()
         return
     if rank is None and tasks > 1 and has_accelerator():  # local tasks: each its own GPUs, not all of them
         import torch
