@@ -180,8 +180,6 @@ class _Outputs:
         return out
 
 
-
-
 def generate_served(todo: list[dict], cache: RequestCache, serving: dict, model: str, max_len: int,
                     folder: Path, on_batch, executor: dict | None = None) -> None:
     """Generate `todo` (uncached requests) on `serving["tasks"]` servers; finished requests go to
