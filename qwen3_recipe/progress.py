@@ -32,8 +32,9 @@ def training_progress(name: str, steps: int):
 
 
 def synth_progress(name: str, total: int, done: int = 0, kept: int | None = None):
-    """Samples generated (of total), samples/s and, when `kept` is given, the acceptance so far
-    (kept / judged samples); the context value takes counts of new samples and of those kept."""
+    """Samples generated (of total), samples/s and generated tokens/s (of this run, not the cached)
+    and, when `kept` is given, the acceptance so far (kept / judged samples); the context value takes
+    counts of new samples, of those kept, and of their tokens."""
     from contextlib import contextmanager
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -49,13 +50,16 @@ def synth_progress(name: str, total: int, done: int = 0, kept: int | None = None
             task = progress.add_task(name, total=total, completed=done, rate="",
                                      accepted=acceptance_text(done, kept))
 
-            def update(n: int, n_kept: int = 0) -> None:
+            def update(n: int, n_kept: int = 0, tokens: int = 0) -> None:
                 counts["done"] += n
+                counts["tokens"] = counts.get("tokens", 0) + tokens
                 if counts["kept"] is not None:
                     counts["kept"] += n_kept
-                rate = (counts["done"] - first) / max(time.monotonic() - start, 1e-6)
-                progress.update(task, advance=n, rate=f"{rate:.1f} samples/s",
-                                accepted=acceptance_text(counts["done"], counts["kept"]))
+                elapsed = max(time.monotonic() - start, 1e-6)
+                rate = f"{(counts['done'] - first) / elapsed:.1f} samples/s"
+                if counts["tokens"]:
+                    rate += f", {counts['tokens'] / elapsed:,.0f} tokens/s"
+                progress.update(task, advance=n, rate=rate, accepted=acceptance_text(counts["done"], counts["kept"]))
             yield update
     return bar()
 

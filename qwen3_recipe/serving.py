@@ -16,6 +16,10 @@ ACCELERATOR_GB = {"H100": 80, "H800": 80, "H200": 141, "A100": 80, "B200": 180, 
 USABLE = 0.9  # vLLM's default gpu_memory_utilization
 PROMPT_ALLOWANCE = 4096  # tokens of prompt assumed beside max_tokens when max_model_len is unset
 BYTES_PER_PARAM = 2  # bf16 weights and KV cache
+# Job kinds that generate through a served model (synth/job.generate_missing): synth jobs, the quality
+# annotator, evals, and off-policy distillation's teacher pass (`posttrain.<stage>.teacher`).
+GENERATION_KINDS = ("synth", "quality_annotate", "eval", "distill_teacher")
+TEACHER_SUFFIX = ".teacher"
 
 
 def job_serving(execution: Any, job_serving: Any) -> dict[str, Any]:
@@ -34,13 +38,15 @@ def in_process() -> dict[str, Any]:
 
 
 def serving_of(recipe: Any, job_name: str) -> dict[str, Any]:
-    """The serving in effect for a generation job (synth.*, quality.annotate, eval.*)."""
+    """The serving in effect for a generation job (synth.*, quality.annotate, eval.*, posttrain.*.teacher)."""
     if job_name.startswith("synth."):
         own = recipe.synth.jobs[job_name.split(".", 1)[1]].serving
     elif job_name == "quality.annotate":
         own = recipe.data.quality.serving
     elif job_name.startswith("eval."):
         own = recipe.evals.serving
+    elif job_name.startswith("posttrain.") and job_name.endswith(TEACHER_SUFFIX):
+        own = recipe.posttrain.stages[job_name[len("posttrain."):-len(TEACHER_SUFFIX)]].serving
     else:
         raise ValueError(f"{job_name} does not generate")
     return job_serving(recipe.execution, own)

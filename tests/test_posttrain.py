@@ -242,6 +242,41 @@ def test_offpolicy_then_onpolicy_distillation_lower_the_heldout_kl(distill_run):
     assert scored[0] == 20 * 8 * 4 and scored[1] > 0
 
 
+def _teacher_rows(run: Path) -> list[dict]:
+    path = run / "jobs" / "posttrain.distill_offpolicy.teacher" / "samples.jsonl"
+    return sorted((json.loads(line) for line in path.read_text().splitlines()), key=lambda r: r["id"])
+
+
+@pytest.mark.slow
+def test_the_teacher_pass_is_a_served_generation_job_with_the_same_top_k(distill_run, tmp_path):
+    """The teacher's pass over the prompts is a job of its own: its samples (prompt and response token
+    ids, top-k ids and raw log-probabilities per token) are in provenance and feed the stage. Served on
+    2 real vLLM servers through datatrove's InferenceRunner, it gives the in-process pass's samples."""
+    rows = _teacher_rows(distill_run)
+    held = query(distill_run, "select count(*) from prompts where job = 'posttrain.distill_offpolicy.teacher'")[0][0]
+    assert len(rows) == 2 * len({r["prompt_id"] for r in rows}) and len(rows) < 2 * held  # held-out left out
+    assert all(len(r["top_ids"]) == len(r["response_ids"]) and len(r["top_ids"][0]) == 20 for r in rows)
+    # the sampled token is among the top-k; raw log-probabilities (T = 1), best first, each at most 0
+    hits = [t in ids for r in rows for t, ids in zip(r["response_ids"], r["top_ids"])]
+    assert sum(hits) / len(hits) > 0.99
+    assert all(max(lps) <= 0 and lps == sorted(lps, reverse=True) for r in rows for lps in r["top_logps"])
+    assert query(distill_run, "select count(*), min(decision), max(decision) from samples "
+                              "where job = 'posttrain.distill_offpolicy.teacher'")[0] == (len(rows), "kept", "kept")
+    run = tmp_path / "run"
+    proc = run_cli("run", DISTILL_RECIPE, "-o", str(run), "--only", "posttrain.distill_offpolicy.teacher",
+                   "--set", "posttrain.init=unused", "--set",
+                   "posttrain.stages.distill_offpolicy.serving={type: vllm, tasks: 2}", timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    outputs = sorted(f.name for f in (run / "jobs/posttrain.distill_offpolicy.teacher/served").glob("*/output/*"))
+    assert outputs == ["00000.jsonl", "00001.jsonl"]  # each task answered its shard
+    served = _teacher_rows(run)
+    assert [(r["id"], r["prompt_ids"], r["response_ids"], r["top_ids"]) for r in served] == \
+        [(r["id"], r["prompt_ids"], r["response_ids"], r["top_ids"]) for r in rows]
+    worst = max(abs(a - b) for s, r in zip(served, rows) for x, y in zip(s["top_logps"], r["top_logps"])
+                for a, b in zip(x, y))
+    assert worst < 1e-3, worst
+
+
 @pytest.mark.slow
 def test_eval_job_scores_modes_and_budgets(rl_run):
     """`eval.<stage>`: the evals/ benchmark in both modes over the budget sweep, k samples per item,

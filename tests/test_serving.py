@@ -96,3 +96,54 @@ def test_the_synth_artifact_carries_the_serving_and_its_fingerprint_does_not(tmp
     fp2, served = compiled(f"{TINY_JOB}.serving={{type: vllm, tasks: 2, max_concurrent: 16}}")
     assert fp2 == fp  # the same dataset however it is served
     assert (served["type"], served["tasks"], served["max_concurrent"]) == ("vllm", 2, 16)
+
+
+def test_the_small_models_235b_teacher_pass_is_served_tp8_with_experts_and_costed():
+    """Off-policy distillation's teacher answers in a generation job of its own, served as declared."""
+    proc = run_cli("plan", "recipes/qwen3-small.yaml", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    jobs = {j["name"]: j for j in json.loads(proc.stdout)["jobs"]}
+    teacher = jobs["posttrain.distill_offpolicy.teacher"]
+    assert teacher["kind"] == "distill_teacher"
+    assert teacher["serving"] == {"text": "vllm server, 128 tasks x 8 GPUs, tp=8 + EP", "gpus": 1024}
+    assert teacher["estimate"]["gen_flops"] > 0 and teacher["estimate"]["gpu_hours"] > 0
+    stage = jobs["posttrain.distill_offpolicy"]
+    assert "posttrain.distill_offpolicy.teacher" in stage["deps"] and stage["estimate"]["gen_flops"] == 0
+    text = run_cli("plan", "recipes/qwen3-small.yaml").stdout
+    assert "posttrain.distill_offpolicy.teacher served by vllm server, 128 tasks x 8 GPUs, tp=8 + EP:" in text
+    assert "hours wall-clock on 1,024 GPUs" in text
+
+
+def test_a_distillation_teacher_that_cannot_fit_its_serving_is_a_located_error():
+    stage = "posttrain.stages.distill_offpolicy"
+    problems = _problems(f"{stage}.serving={{tp: 2, dp: 1, expert_parallel: true}}", recipe="recipes/qwen3-small.yaml")
+    hit = [p for p in problems if "posttrain.distill_offpolicy.teacher's model" in p]
+    assert hit and f"{stage}.serving.tp" in hit[0] and "use tp=8" in hit[0], problems
+
+
+def test_the_teacher_pass_artifact_asks_vllm_for_raw_top_k_and_keeps_the_stage_prompts(tmp_path):
+    from qwen3_recipe.compiler.lowerers import lowered_text
+    from qwen3_recipe.compiler.plan import make_plan
+
+    def compiled(*sets: str):
+        plan = make_plan(load_recipe("recipes/tiny-student.yaml", list(sets)), tmp_path / "run")
+        jobs = {p.job.name: p for p in plan.jobs}
+        out = {n: (jobs[n].job.fingerprint, json.loads(lowered_text(jobs[n], plan))["lowered"])
+               for n in ("posttrain.distill_offpolicy.teacher", "posttrain.distill_offpolicy")}
+        return out
+
+    base = compiled()
+    fp, teacher = base["posttrain.distill_offpolicy.teacher"]
+    _, stage = base["posttrain.distill_offpolicy"]
+    assert teacher["engine"]["serving"]["extra_args"] == {"logprobs-mode": "raw_logprobs", "max-logprobs": 20}
+    assert teacher["top_k"] == 20 and set(teacher["modes"]) == {"think", "no_think"}
+    for key in ("decontamination", "heldout"):  # the stage's own split: no held-out prompt is a target
+        assert teacher[key] == stage[key]
+    assert teacher["prompts"].items() <= stage["prompts"].items()
+    assert stage["teacher_samples"].endswith("jobs/posttrain.distill_offpolicy.teacher/samples.jsonl")
+    served = compiled("posttrain.stages.distill_offpolicy.serving={type: vllm, tasks: 2}")
+    assert served["posttrain.distill_offpolicy.teacher"][0] == fp  # the same samples however they are served
+    assert served["posttrain.distill_offpolicy.teacher"][1]["engine"]["serving"]["tasks"] == 2
+    more = compiled("posttrain.stages.distill_offpolicy.top_k=32")
+    assert more["posttrain.distill_offpolicy.teacher"][0] != fp
+    assert more["posttrain.distill_offpolicy.teacher"][1]["engine"]["serving"]["extra_args"]["max-logprobs"] == 32

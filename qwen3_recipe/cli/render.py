@@ -79,7 +79,9 @@ def print_plan(view: dict) -> None:
         console().print(f"[yellow]warning[/] {warning}", soft_wrap=True, highlight=False)
 
 
-RL_KINDS, DISTILL_KINDS = ("reasoning_rl", "general_rl"), ("distill_offpolicy", "distill_onpolicy")
+RL_KINDS = ("reasoning_rl", "general_rl")
+DISTILL_KINDS = ("distill_teacher", "distill_offpolicy", "distill_onpolicy")  # the teacher's pass is distillation's
+TRAINS_ON_TEACHER = ("distill_offpolicy",)  # its tokens are the teacher pass's, counted there
 
 
 def posttrain_comparison(jobs: list[dict]) -> str:
@@ -90,7 +92,8 @@ def posttrain_comparison(jobs: list[dict]) -> str:
               "distillation": [j for j in jobs if j["kind"] in DISTILL_KINDS]}
     hours = {label: sum(j["estimate"]["gpu_hours"] for j in members) for label, members in groups.items()}
     parts = [f"{label} {_hours(hours[label])} GPU-h over "
-             f"{format_count(sum(j['estimate']['tokens'] for j in members))} generated tokens "
+             f"{format_count(sum(j['estimate']['tokens'] for j in members if j['kind'] not in TRAINS_ON_TEACHER))} "
+             "generated tokens "
              f"({', '.join(j['name'].split('.', 1)[1] for j in members)})"
              for label, members in groups.items() if members]
     if not parts:

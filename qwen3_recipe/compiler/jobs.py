@@ -251,7 +251,8 @@ class JobBuilder:
             if not isinstance(stage, SFTStage) or any(ref not in self.r.synth.jobs for ref in refs):
                 inputs.update(self.benchmark_inputs(self.decont_benchmarks()))
             # an SFT stage's `tokens` only sizes plan's estimate (read from the recipe): not config
-            config: dict[str, Any] = {"stage": stage.model_dump(mode="json", exclude={"tokens"}),
+            # serving (a teacher's): where its requests go, not what it answers - in the lowered plan only
+            config: dict[str, Any] = {"stage": stage.model_dump(mode="json", exclude={"tokens", "serving"}),
                                       "model": self.model_config(), "seed": self.r.seed}
             if not isinstance(stage, SFTStage):  # RL and distillation build the policy from its weights' config
                 config["model"] = {"yarn": config["model"]["yarn"]}
@@ -259,6 +260,8 @@ class JobBuilder:
                 config["stage"]["teacher"], teacher_deps, weights = self.teacher(stage.teacher)
                 deps += teacher_deps
                 inputs.update(weights)
+            if stage.type == "distill_offpolicy":
+                deps.append(self.teacher_pass(name, config, deps, inputs))
             inputs.update(weights_inputs(*(r.path for r in getattr(stage, "rewards", None) or [])))
             if previous:
                 deps.append(previous)
@@ -271,6 +274,18 @@ class JobBuilder:
                                outputs={"checkpoint": "checkpoint", "hf": "hf", "metrics": "metrics.jsonl"},
                                key_path=("posttrain", "stages", name)))
             previous = job.name
+
+    def teacher_pass(self, name: str, config: dict[str, Any], deps: list[str], inputs: dict[str, str]) -> str:
+        """Off-policy distillation's teacher answering the stage's prompts with its top-k
+        log-probabilities: a generation job of its own (served like synth jobs), whose samples the
+        stage trains on for all its epochs. Reads what the stage reads, minus the student."""
+        stage = config["stage"]
+        keys = ("teacher", "prompts", "limit", "modes", "samples_per_prompt", "top_k", "max_tokens", "sampling")
+        job = self.add(Job(f"posttrain.{name}.teacher", "distill_teacher", ("posttrain",), ["tokenizer"] + deps,
+                           {"pass": {k: stage[k] for k in keys}, "seed": self.r.seed},
+                           inputs=dict(inputs), outputs={"samples": "samples.jsonl", "provenance": "provenance"},
+                           key_path=("posttrain", "stages", name)))
+        return job.name
 
     def evals(self) -> None:
         ev = self.r.evals

@@ -31,6 +31,7 @@ LOWERER_MODULES = {
     "fusion": "qwen3_recipe.train.sft_plan:sft_plan",
     **{kind: "qwen3_recipe.posttrain.stage_plan:stage_plan"
        for kind in ("reasoning_rl", "general_rl", "distill_offpolicy", "distill_onpolicy")},
+    "distill_teacher": "qwen3_recipe.posttrain.stage_plan:teacher_plan",
 }
 
 

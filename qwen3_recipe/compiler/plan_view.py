@@ -28,6 +28,7 @@ def job_status(run_dir: Path, job_dir: str, fingerprint: str) -> str:
 def plan_view(plan: "Plan") -> dict[str, Any]:
     from qwen3_recipe.compiler.decont_estimate import false_match_warnings
     from qwen3_recipe.provenance.gate import gate_view
+    from qwen3_recipe.serving import GENERATION_KINDS
     loaded, hw, arch = plan.loaded, plan.loaded.recipe.execution.hardware, plan.loaded.arch
     return {
         "recipe": loaded.recipe.name,
@@ -42,7 +43,7 @@ def plan_view(plan: "Plan") -> dict[str, Any]:
                   "estimate": asdict(p.estimate) | {"flops": p.estimate.flops},
                   "shortfalls": [asdict(s) for s in p.shortfalls], "status": p.status,
                   **({"segments": seq_len_segments(p)} if p.job.kind == "pretrain" else {}),
-                  **({"serving": served(plan, p)} if p.job.kind in ("synth", "eval", "quality_annotate") else {})}
+                  **({"serving": served(plan, p)} if p.job.kind in GENERATION_KINDS else {})}
                  for p in plan.jobs],
         "contamination_gate": gate_view(loaded),
         "warnings": false_match_warnings(loaded),  # settings that validate but cannot work

@@ -70,7 +70,7 @@ def run_eval(p: PlannedJob, plan: Plan) -> None:
     from qwen3_recipe.progress import synth_progress
     from qwen3_recipe.provenance.database import build_database
     from qwen3_recipe.provenance.recorder import ShardRecorder
-    from qwen3_recipe.synth.job import generate_missing
+    from qwen3_recipe.synth.job import counting, generate_missing
     from qwen3_recipe.verify.isolation import set_policy
 
     ev = load_lowered(p, plan)  # the eval plan compile wrote (synth/plan.py eval_plan)
@@ -95,8 +95,7 @@ def run_eval(p: PlannedJob, plan: Plan) -> None:
     engine_cfg = {"engine": ev["engine"]["kind"], "server_url": None, "max_tokens": ev["max_tokens"],
                   "serving": ev["engine"]["serving"], "executor": ev["engine"]["executor"]}
     with synth_progress(p.job.name, total, done=done) as progress:
-        generate_missing(requests, cache, engine_cfg, model, lambda batch: progress(sum(r["n"] for r in batch)),
-                         folder)
+        generate_missing(requests, cache, engine_cfg, model, counting(progress, cache), folder)
     if judge is not None:
         from qwen3_recipe.evals.judging import fill_baselines
         fill_baselines(plan, ev["judge"], cache, [it for b, its in items_by_bench.items()

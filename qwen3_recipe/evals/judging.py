@@ -50,10 +50,10 @@ class Served:
 
     def generate(self, requests: list[dict], label: str) -> None:
         from qwen3_recipe.progress import synth_progress
-        from qwen3_recipe.synth.job import generate_missing
+        from qwen3_recipe.synth.job import counting, generate_missing
         todo = self._fits(list({r["key"]: r for r in requests}.values()))
         with synth_progress(label, len(todo), done=sum(r["key"] in self.cache for r in todo)) as progress:
-            generate_missing(todo, self.cache, self.engine_cfg, self.model, lambda b: progress(len(b)))
+            generate_missing(todo, self.cache, self.engine_cfg, self.model, counting(progress, self.cache))
 
     def answer(self, messages: list[dict]) -> str:
         key = self.request(messages)["key"]

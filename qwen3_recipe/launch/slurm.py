@@ -16,7 +16,8 @@ import subprocess
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
 from qwen3_recipe.errors import Problem, RecipeError
 from qwen3_recipe.launch.sbatch import SCRIPT, TRAIN_KINDS, sbatch, sbatch_script
-from qwen3_recipe.launch.slurm_generation import GENERATION_KINDS, submit_generation_job
+from qwen3_recipe.launch.slurm_generation import submit_generation_job
+from qwen3_recipe.serving import GENERATION_KINDS
 
 DATA_KINDS = {"data_prepare", "data_dedup", "data_mix"}
 CPU_KINDS = DATA_KINDS | {"tokenizer"}
@@ -30,7 +31,7 @@ def submit(plan: Plan, jobs: list[PlannedJob]) -> int:
         raise RecipeError([Problem("the Slurm executor submits with `sbatch`, which is not on this machine's "
                                    "PATH: run from a Slurm login node, or use --executor local",
                                    ".".join(path), plan.loaded.raw.smap.find(path))])
-    supported = CPU_KINDS | TRAIN_KINDS | GENERATION_KINDS
+    supported = CPU_KINDS | TRAIN_KINDS | set(GENERATION_KINDS)
     unsupported = [p.job.name for p in jobs if p.job.kind not in supported and p.status != "cached"]
     if unsupported:
         raise RecipeError([Problem(f"no Slurm lowering yet for {', '.join(unsupported)} (data, tokenizer, "

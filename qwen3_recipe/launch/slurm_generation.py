@@ -1,11 +1,11 @@
-"""Slurm lowering of the generation jobs (synth, quality.annotate, eval). Served by vLLM servers, a
-job is three Slurm jobs chained `afterok`: `requests` (one task: the requests not yet answered,
-written once, in a folder of this submission's own), `serve` (an array of `serving.tasks` tasks,
-each with `gpus_per_task` GPUs of one node, running datatrove's InferenceRunner on its shard: a vLLM
-server with the declared tp/dp/pp/EP), and the job itself (the outputs read into the request cache,
-the dataset assembled, the done marker written). Each runs this package's `run --only <job>
---in-allocation` with the part it does exported (synth/phases.py, synth/served.py). In-process
-serving is one job with the GPUs of its one model copy."""
+"""Slurm lowering of the generation jobs (synth, quality.annotate, eval, a distillation teacher's
+pass). Served by vLLM servers, a job is three Slurm jobs chained `afterok`: `requests` (one task:
+the requests not yet answered, written once, in a folder of this submission's own), `serve` (an
+array of `serving.tasks` tasks, each with `gpus_per_task` GPUs of one node, running datatrove's
+InferenceRunner on its shard: a vLLM server with the declared tp/dp/pp/EP), and the job itself (the
+outputs read into the request cache, the dataset assembled, the done marker written). Each runs this
+package's `run --only <job> --in-allocation` with the part it does exported (synth/phases.py,
+synth/served.py). In-process serving is one job with the GPUs of its one model copy."""
 
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ from qwen3_recipe.compiler.lowerers import load_lowered
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
 from qwen3_recipe.launch.sbatch import SCRIPT, sbatch, sbatch_script
 from qwen3_recipe.synth.phases import ATTEMPT_ENV
-
-GENERATION_KINDS = {"synth", "eval", "quality_annotate"}
 
 
 def lowered_serving(plan: Plan, p: PlannedJob) -> dict[str, Any]:

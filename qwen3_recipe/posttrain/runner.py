@@ -31,6 +31,20 @@ def split_heldout(prompts: list, seed: int, share: float, most: int) -> tuple[li
     return [p for p in prompts if p.prompt_id not in ids], held
 
 
+def stage_prompts(plan: Plan, lowered: dict, folder: Path, job_name: str) -> tuple[list, list]:
+    """(train, held-out) prompts of a compiled stage (or its teacher pass): loaded, decontaminated
+    (each decision in the job's provenance), split."""
+    from qwen3_recipe.provenance.recorder import ShardRecorder
+    from qwen3_recipe.synth.prompts import decontaminate, load_prompts
+    decont = lowered["decontamination"]
+    rec = ShardRecorder(folder / "provenance", job_name, "prompts", 0)
+    prompts = load_prompts(plan, lowered["prompts"]["dataset"], lowered["prompts"]["limit"])
+    prompts = decontaminate(plan, prompts, decont["benchmarks"] if decont else [], rec, decont)
+    rec.close()
+    held = lowered["heldout"]
+    return split_heldout(prompts, held["seed"], held["share"], held["max"])
+
+
 class StageContext:
     """What every post-training runner needs: its compiled stage (posttrain/stage_plan.py), folders,
     prompts, the policy and its trainer."""
@@ -38,8 +52,6 @@ class StageContext:
     def __init__(self, p: PlannedJob, plan: Plan) -> None:
         from qwen3_recipe.compiler.lowerers import load_lowered
         from qwen3_recipe.posttrain.policy import Policy
-        from qwen3_recipe.provenance.recorder import ShardRecorder
-        from qwen3_recipe.synth.prompts import decontaminate, load_prompts
         from qwen3_recipe.verify.isolation import set_policy
         self.p, self.plan = p, plan
         self.stage = load_lowered(p, plan)  # the compiled stage, not the recipe's
@@ -54,13 +66,7 @@ class StageContext:
         self.policy = Policy(init, device())
         # the tokenizer files travel with the weights (an init model may bring its own)
         self.export_job = {"tokenizer_dir": str(init), "arch": self.policy.arch, **self.stage["export"]}
-        decont = self.stage["decontamination"]
-        rec = ShardRecorder(self.folder / "provenance", p.job.name, "prompts", 0)
-        prompts = load_prompts(plan, self.stage["prompts"]["dataset"], self.stage["prompts"]["limit"])
-        prompts = decontaminate(plan, prompts, decont["benchmarks"] if decont else [], rec, decont)
-        rec.close()
-        held = self.stage["heldout"]
-        self.prompts, self.heldout = split_heldout(prompts, held["seed"], held["share"], held["max"])
+        self.prompts, self.heldout = stage_prompts(plan, self.stage, self.folder, p.job.name)
         self._bar = self._teacher = None
         if "grpo" in self.stage:  # on-policy: the steps are set (off-policy knows them once the teacher answered)
             self.make_trainer(self.stage["grpo"]["steps"])
@@ -182,15 +188,8 @@ def run_distill_offpolicy(p: PlannedJob, plan: Plan) -> None:
     from qwen3_recipe.posttrain.rollout_engine import rollout_engine
     ctx = StageContext(p, plan)
     stage = ctx.stage
-    data = ctx.folder / "teacher_samples.jsonl"
-    path, teacher = ctx.teacher()
-    if not data.exists():  # generated once; a resumed stage reuses them
-        # the teacher's own top-k at T = 1 (raw), whatever temperature its samples are drawn at
-        with rollout_engine(path, stage["max_tokens"], logprobs_mode="raw_logprobs") as engine:
-            rows = D.teacher_samples(engine, ctx.prompts, stage["modes"], stage["samples_per_prompt"],
-                                     stage["max_tokens"], stage["top_k"], ctx.seed, stage.get("sampling"))
-        D.save_samples(rows, data)
-    samples = D.load_samples(data)
+    _, teacher = ctx.teacher()
+    samples = D.load_samples(Path(stage["teacher_samples"]))  # the teacher pass's (posttrain/teacher_pass.py)
     steps = max(1, math.ceil(stage["epochs"] * len(samples) / stage["batch_size"]))
     ctx.make_trainer(steps)
     with rollout_engine(ctx.policy.hf_dir, stage["max_tokens"]) as engine:

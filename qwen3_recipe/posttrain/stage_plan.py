@@ -82,9 +82,40 @@ def stage_plan(p: PlannedJob, plan: Plan) -> dict[str, Any]:
     if kind.startswith("distill"):
         out |= {"teacher": str(teacher_dir(plan, stage["teacher"])), "modes": stage["modes"]}
     if kind == "distill_offpolicy":
+        teacher_job = next(d for d in p.job.deps if d.endswith(".teacher"))  # its samples: the teacher pass
+        out["teacher_samples"] = str((plan.run_dir / "jobs" / teacher_job / "samples.jsonl").resolve())
         out |= {"samples_per_prompt": stage["samples_per_prompt"], "max_tokens": stage["max_tokens"],
                 "top_k": stage["top_k"], "sampling": stage.get("sampling"), "epochs": stage["epochs"],
                 "batch_size": stage["batch_size"], "kl_weight": stage["kl_weight"], "ce_weight": stage["ce_weight"]}
     if kind == "distill_onpolicy":
         out["kl"] = stage["kl"]
     return out
+
+
+def teacher_plan(p: PlannedJob, plan: Plan) -> dict[str, Any]:
+    """A `posttrain.<stage>.teacher`'s lowered.json (off-policy distillation's teacher pass): the
+    stage's training prompts (decontaminated, held-out ones left out, as the stage splits them),
+    per mode the requests the synth engines answer with top-k log-probabilities, and the serving.
+    The log-probabilities are vLLM's raw ones (T = 1, whatever temperature the sample is drawn at:
+    the targets are the teacher's own distribution; rollout_engine.py explains the two modes)."""
+    from qwen3_recipe.launch.settings import executor_settings
+    from qwen3_recipe.serving import serving_of
+    from qwen3_recipe.synth.job import teacher_dir, teacher_id
+    from qwen3_recipe.synth.plan import mode_sampling
+    from qwen3_recipe.train.sft_plan import decontamination
+    cfg, seed = p.job.config["pass"], p.job.config["seed"]
+    serving = serving_of(plan.loaded.recipe, p.job.name)
+    logprobs = {"logprobs-mode": "raw_logprobs", "max-logprobs": max(20, cfg["top_k"])}
+    serving["extra_args"] = logprobs | serving["extra_args"]
+    return {
+        "engine": {"kind": "vllm", "model": str(teacher_dir(plan, cfg["teacher"])),
+                   "model_id": teacher_id(plan, cfg["teacher"]),
+                   "serving": serving, "executor": executor_settings(plan, p.job.name)},
+        "prompts": {"dataset": cfg["prompts"], "limit": cfg["limit"]},
+        "decontamination": decontamination(p, plan),
+        "heldout": {"share": HELDOUT_SHARE, "max": HELDOUT_MAX, "seed": seed},
+        "modes": {mode: {"n": cfg["samples_per_prompt"], "max_tokens": cfg["max_tokens"], "thinking_budget": None,
+                         "suffix": "", "sampling": mode_sampling(cfg["sampling"] or {}, mode)}
+                  for mode in cfg["modes"]},
+        "top_k": cfg["top_k"], "seed": seed,
+    }

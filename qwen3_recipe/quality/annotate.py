@@ -37,7 +37,7 @@ def run_annotate(p: PlannedJob, plan: Plan) -> None:
     from qwen3_recipe.quality.classifier import train
     from qwen3_recipe.quality.corpus import curated_inputs, sample_documents
     from qwen3_recipe.synth.cache import RequestCache
-    from qwen3_recipe.synth.job import generate_missing
+    from qwen3_recipe.synth.job import counting, generate_missing
 
     job, folder, lowered = p.job, plan.run_dir / p.job.dir, load_lowered(p, plan)
     cfg, seed = lowered["quality"], lowered["seed"]
@@ -50,7 +50,7 @@ def run_annotate(p: PlannedJob, plan: Plan) -> None:
                         done=sum(r["key"] in cache for r in requests)) as progress:
         engine_cfg = {"engine": cfg["engine"], "server_url": cfg.get("server_url"), "max_tokens": cfg["max_tokens"],
                       "serving": lowered["serving"], "executor": lowered["executor"]}
-        generate_missing(requests, cache, engine_cfg, model, lambda batch: progress(len(batch)), folder)
+        generate_missing(requests, cache, engine_cfg, model, counting(progress, cache), folder)
     digest = prompt_digest(cfg["rubric"])
     rows = []
     for d, req in zip(docs, requests):

@@ -34,12 +34,15 @@ def teacher_arch(ref: Any, student: Arch) -> Arch | None:
 
 def generation_jobs(recipe: Any) -> list[tuple[str, tuple[str, ...], Any, Any, str, int]]:
     """(job name, recipe path of its serving's owner, its own serving, its model, engine, max_tokens)
-    of every job that generates: synth jobs, the annotator of `data.quality`, the evaluated stages."""
+    of every job that generates: synth jobs, the annotator of `data.quality`, the evaluated stages,
+    off-policy distillation's teacher."""
     out = [(f"synth.{name}", ("synth", "jobs", name), job.serving, job.teacher, job.engine, job.max_tokens)
            for name, job in recipe.synth.jobs.items()]
     q = recipe.data.quality
     if q is not None:
         out.append(("quality.annotate", ("data", "quality"), q.serving, q.annotator, q.engine, q.max_tokens))
+    out += [(f"posttrain.{name}.teacher", ("posttrain", "stages", name), stage.serving, stage.teacher, "vllm",
+             stage.max_tokens) for name, stage in recipe.posttrain.stages.items() if stage.type == "distill_offpolicy"]
     ev = recipe.evals
     if ev.benchmarks:
         # every evaluated stage is the recipe's own model; an eval job uses in-process-capable vLLM

@@ -27,6 +27,7 @@ RUNNER_MODULES = {
     "eval": "qwen3_recipe.evals.job:run_eval",
     "reasoning_rl": "qwen3_recipe.posttrain.runner:run_reasoning_rl",
     "general_rl": "qwen3_recipe.posttrain.runner:run_general_rl",
+    "distill_teacher": "qwen3_recipe.posttrain.teacher_pass:run_teacher_pass",
     "distill_offpolicy": "qwen3_recipe.posttrain.runner:run_distill_offpolicy",
     "distill_onpolicy": "qwen3_recipe.posttrain.runner:run_distill_onpolicy",
     "quality_annotate": "qwen3_recipe.quality.annotate:run_annotate",

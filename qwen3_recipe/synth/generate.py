@@ -52,7 +52,26 @@ def run_requests(engine, batch: list[dict]) -> list[list[dict]]:
         seed = derived_seed([base, r["seed"]])
         requests.append(Request(id=r["key"], messages=r["messages"], mode=r["mode"], n=r["n"],
                                 sampling=SamplingParams(max_tokens=r["max_tokens"], seed=seed, **overrides),
-                                thinking_budget=r["thinking_budget"]))
+                                thinking_budget=r["thinking_budget"], logprobs=r.get("logprobs")))
     # shallow: dataclasses.asdict copied every token id list element by element (~2% of generation time)
     names = [f.name for f in dataclasses.fields(Sample) if f.name != "logprobs"]
-    return [[{k: getattr(s, k) for k in names} for s in res.samples] for res in engine.generate(requests)]
+    out = []
+    for r, res in zip(batch, engine.generate(requests)):
+        k = r.get("logprobs")
+        extra = {"prompt_ids": list(res.prompt_token_ids)} if k else {}
+        out.append([{n: getattr(s, n) for n in names} | extra | (top_k_lists(s.token_ids, s.logprobs, k) if k else {})
+                    for s in res.samples])
+    return out
+
+
+def top_k_lists(token_ids: list[int], logprobs: list[dict] | None, k: int) -> dict[str, list[list]]:
+    """Per generated token, the k most likely token ids and their log-probabilities, best first (ties
+    by id, so every engine orders them alike); a token without log-probabilities (one a thinking budget
+    inserted) is certain: itself at 0, repeated."""
+    ids, lps = [], []
+    for t, d in zip(token_ids, logprobs or [None] * len(token_ids)):
+        ranked = sorted((d or {t: 0.0}).items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+        ranked += [ranked[-1]] * (k - len(ranked))
+        ids.append([i for i, _ in ranked])
+        lps.append([v for _, v in ranked])
+    return {"top_ids": ids, "top_logps": lps}

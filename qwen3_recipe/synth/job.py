@@ -46,17 +46,31 @@ def teacher_id(plan: Plan, teacher: dict) -> str:
     return f"{path.resolve()}@{hashlib.sha256(repr(files).encode()).hexdigest()[:16]}"
 
 
-def requests_for(prompts: list[Prompt], modes: dict, seed: int, teacher_id: str) -> list[dict]:
-    """One request per prompt and mode of the generation plan (synth/plan.py)."""
+def requests_for(prompts: list[Prompt], modes: dict, seed: int, teacher_id: str,
+                 logprobs: int | None = None) -> list[dict]:
+    """One request per prompt and mode of the generation plan (synth/plan.py); `logprobs`: the top-k
+    log-probabilities of every generated token come back too (a distillation teacher's pass)."""
     out = []
     for p in prompts:
         for mode, m in modes.items():
             req = {"prompt_id": p.prompt_id, "messages": [{"role": "user", "content": p.text + m["suffix"]}],
                    "mode": mode, "n": m["n"], "max_tokens": m["max_tokens"], "thinking_budget": m["thinking_budget"],
                    "sampling": m["sampling"], "seed": (seed, p.prompt_id, mode), "teacher": teacher_id}
+            if logprobs:
+                req["logprobs"] = logprobs
             req["key"] = request_key(req)
             out.append(req)
     return out
+
+
+def generated_tokens(batch: list[dict], cache: RequestCache) -> int:
+    """Tokens the engine generated for a batch of cached requests (the progress bar's tokens/s)."""
+    return sum(len(s.get("token_ids") or []) for r in batch for s in cache.get(r["key"]))
+
+
+def counting(progress, cache: RequestCache):
+    """An `on_batch` for generate_missing that advances a synth_progress bar by samples and tokens."""
+    return lambda batch: progress(sum(r.get("n", 1) for r in batch), tokens=generated_tokens(batch, cache))
 
 
 def generate_missing(requests: list[dict], cache: RequestCache, cfg: dict, model: Path | str, on_batch,
@@ -137,7 +151,8 @@ def run_synth(p: PlannedJob, plan: Plan) -> None:
         engine_cfg = {"engine": engine["kind"], "server_url": engine["server_url"], "serving": engine["serving"],
                       "executor": engine["executor"],
                       "max_tokens": max(m["max_tokens"] for m in gen["modes"].values())}
-        generate_missing(requests, cache, engine_cfg, model, lambda batch: progress(*judged(batch)), folder)
+        generate_missing(requests, cache, engine_cfg, model,
+                         lambda batch: progress(*judged(batch), tokens=generated_tokens(batch, cache)), folder)
     rows = assemble(requests, by_id, cache, judge, rec, str(model))
     kept_modes = {m: sum(r["mode"] == m for r in rows) for m in ("think", "no_think")}
     kept = len(rows)

@@ -236,7 +236,32 @@ def generate_served(todo: list[dict], cache: RequestCache, serving: dict, model:
     if failure or missing:
         why = f"{type(failure[0]).__name__}: {failure[0]}" if failure else f"{len(missing)} requests unanswered"
         raise RuntimeError(f"generation on {serving['tasks']} {serving['type']} task(s) failed ({why}); "
-                           f"task logs in {work / 'logs'}, server logs in {work / 'servers'}")
+                           + failed_tasks(work, serving["tasks"]))
+
+
+def failed_tasks(work: Path, tasks: int) -> str:
+    """Which tasks did not finish (datatrove marks each finished rank), each with its server's log and
+    the last thing that log said (the server's own error, when it failed to start)."""
+    done = {f.name for f in (work / "logs" / "completions").glob("*")}
+    failed = [r for r in range(tasks) if f"{r:05d}" not in done]
+    parts = []
+    for r in failed:
+        log = work / "servers" / f"server_rank_{r:05d}_node_0.log"
+        last = _last_error(log)
+        parts.append(f"task {r}: server log {log}" + (f" ({last})" if last else "")
+                     + f", task log {work / 'logs' / 'logs' / f'task_{r:05d}.log'}")
+    return "; ".join(parts) if parts else f"task logs in {work / 'logs'}, server logs in {work / 'servers'}"
+
+
+def _last_error(log: Path) -> str | None:
+    """The log's last line naming an error, else its last line."""
+    try:
+        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return None
+    errors = [line for line in lines if "error" in line.lower()]
+    line = (errors or lines or [""])[-1]
+    return line[-300:] or None
 
 
 def _write_requests(work: Path, todo: list[dict]) -> None:

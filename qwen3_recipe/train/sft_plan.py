@@ -22,11 +22,12 @@ CHECKPOINTS = 4  # saves per stage (the last one is the export)
 
 
 def init_dir(p: PlannedJob, plan: Plan) -> Path | None:
-    """The weights a post-training stage starts from: the previous stage's export, else `init`."""
-    previous = [d for d in p.job.deps if d.startswith(("pretrain.", "posttrain."))]
-    if previous:
-        return (plan.run_dir / "jobs" / previous[-1] / "hf").resolve()
-    return Path(p.job.config["init"]).resolve() if p.job.config.get("init") else None
+    """The weights a post-training stage starts from: the previous stage's export (its last dependency;
+    a teacher stage or a teacher pass comes before it), else `init` (set in its config exactly when no
+    stage precedes it)."""
+    if "init" in p.job.config:
+        return Path(p.job.config["init"]).resolve() if p.job.config["init"] else None
+    return (plan.run_dir / "jobs" / p.job.deps[-1] / "hf").resolve()
 
 
 def conversation_sources(plan: Plan, refs: list[str]) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from qwen3_recipe.recipe.schema.common import Float, Fraction, Mode, PositiveTokens, Section, SeqLen
 from qwen3_recipe.recipe.schema.model import ModelRef
+from qwen3_recipe.recipe.schema.serving import Serving
 from qwen3_recipe.recipe.schema.synth import Sampling, Verifier
 
 
@@ -122,6 +123,9 @@ class DistillOffPolicyStage(_Stage):
     ce_weight: Float = 1.0
     epochs: Float = Field(1.0, gt=0)
     sampling: Sampling = Field(default_factory=Sampling)
+    serving: Serving | None = None
+    """How the teacher is served for its pass over the prompts (the job `posttrain.<stage>.teacher`):
+    its keys override `execution.serving`'s."""
 
 
 class DistillOnPolicyStage(_Stage):
