@@ -158,3 +158,18 @@ def test_served_on_a_fake_slurm_cluster_gives_the_same_dataset(synth_run, tmp_pa
     assert dataset(run) == dataset(synth_run)
     every = "select sample_id, decision, reason, text from samples order by sample_id"
     assert query(run, every) == query(synth_run, every)
+
+
+def test_a_server_that_cannot_start_fails_the_job_naming_the_task_and_its_server_log(tmp_path):
+    """A task's vLLM server that exits at start-up is retried (datatrove's policy: once); then the job
+    fails in one line naming the task, its server log and the server's own error."""
+    run = tmp_path / "run"
+    args = [*synth_args(run), "--set", "synth.jobs.cot_coldstart.limit=2",
+            "--set", "synth.jobs.cot_coldstart.serving={type: vllm, extra_args: {no-such-flag: 1}}"]
+    proc = run_cli(*args, timeout=600)
+    assert proc.returncode != 0
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("failed synth.cot_coldstart"))
+    assert "task 0: server log " in line and "server_rank_00000_node_" in line, line
+    assert "unrecognized arguments: --no-such-flag=1" in line, line
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert not (run / "jobs" / "synth.cot_coldstart" / "done.json").exists()

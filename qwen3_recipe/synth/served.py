@@ -246,8 +246,9 @@ def failed_tasks(work: Path, tasks: int) -> str:
     failed = [r for r in range(tasks) if f"{r:05d}" not in done]
     parts = []
     for r in failed:
-        log = work / "servers" / f"server_rank_{r:05d}_node_0.log"
-        last = _last_error(log)
+        logs = sorted((work / "servers").glob(f"server_rank_{r:05d}_node_*.log"))  # node -1 off Slurm
+        log = logs[-1] if logs else work / "servers"
+        last = _last_error(log) if logs else None
         parts.append(f"task {r}: server log {log}" + (f" ({last})" if last else "")
                      + f", task log {work / 'logs' / 'logs' / f'task_{r:05d}.log'}")
     return "; ".join(parts) if parts else f"task logs in {work / 'logs'}, server logs in {work / 'servers'}"
