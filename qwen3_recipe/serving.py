@@ -31,6 +31,23 @@ def job_serving(execution: Any, job_serving: Any) -> dict[str, Any]:
     return merged
 
 
+def engine_args(s: dict[str, Any]) -> dict[str, Any]:
+    """The serving settings that may change what the model generates: `extra_args` go to vLLM verbatim
+    (a dtype, a quantisation), so they are part of the job's fingerprint and of its requests' keys.
+    The rest (where and on how many GPUs) changes where requests go, not their answers."""
+    return dict(s["extra_args"])
+
+
+def keyed_model(model_id: str, s: dict[str, Any]) -> str:
+    """The model id requests are keyed by: the model, and the engine arguments it is served with."""
+    args = engine_args(s)
+    if not args:
+        return model_id
+    import hashlib
+    import json
+    return f"{model_id}+args:{hashlib.sha256(json.dumps(args, sort_keys=True).encode()).hexdigest()[:12]}"
+
+
 def in_process() -> dict[str, Any]:
     """The default serving, for generation that declares none (a judge's, a baseline's)."""
     from qwen3_recipe.recipe.schema.serving import Serving

@@ -147,3 +147,24 @@ def test_the_teacher_pass_artifact_asks_vllm_for_raw_top_k_and_keeps_the_stage_p
     more = compiled("posttrain.stages.distill_offpolicy.top_k=32")
     assert more["posttrain.distill_offpolicy.teacher"][0] != fp
     assert more["posttrain.distill_offpolicy.teacher"][1]["engine"]["serving"]["extra_args"]["max-logprobs"] == 32
+
+
+def test_engine_arguments_that_may_change_answers_are_fingerprinted_and_key_the_requests(tmp_path):
+    """`extra_args` go to vLLM verbatim (a dtype, a quantisation): a job with other ones is another job,
+    and its requests other cache entries; where and how widely it is served stays out."""
+    from qwen3_recipe.compiler.lowerers import lowered_text
+    from qwen3_recipe.compiler.plan import make_plan
+
+    def compiled(*sets: str):
+        plan = make_plan(load_recipe("recipes/tiny.yaml", list(sets)), tmp_path / "run")
+        p = next(p for p in plan.jobs if p.job.name == "synth.cot_coldstart")
+        return p.job.fingerprint, json.loads(lowered_text(p, plan))["lowered"]["engine"]["model_id"]
+
+    fp, model_id = compiled()
+    assert "+args:" not in model_id
+    fp_wide, id_wide = compiled(f"{TINY_JOB}.serving={{type: vllm, tasks: 2}}")
+    assert (fp_wide, id_wide) == (fp, model_id)
+    fp_args, id_args = compiled(f"{TINY_JOB}.serving={{extra_args: {{dtype: bfloat16}}}}")
+    assert fp_args != fp and id_args.startswith(model_id + "+args:")
+    fp_exec, id_exec = compiled("execution.serving.extra_args={dtype: bfloat16}")
+    assert (fp_exec, id_exec) == (fp_args, id_args)  # the same arguments, wherever they are declared

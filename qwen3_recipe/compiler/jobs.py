@@ -142,7 +142,7 @@ class JobBuilder:
             settings.pop(key)
         self.add(Job("quality.annotate", "quality_annotate", ("data", "quality"), curated + model_deps,
                      {"quality": settings, "annotator": annotator, "sources": sources, "curated": curated,
-                      "seed": self.r.seed if q.seed is None else q.seed},
+                      "seed": self.r.seed if q.seed is None else q.seed, **self.engine_args("quality.annotate")},
                      inputs=weights, outputs={"classifier": "classifier", "provenance": "provenance"},
                      key_path=("data", "quality")))
         self.add(Job("quality.filter", "quality_filter", ("data", "quality"), curated + ["quality.annotate"],
@@ -209,6 +209,13 @@ class JobBuilder:
         return {"arch": self.loaded.arch.to_hf_config(),
                 "yarn": _dump(self.r.model.yarn) if self.r.model.yarn else None}
 
+    def engine_args(self, job_name: str) -> dict[str, Any]:
+        """A generation job's serving `extra_args` (vLLM flags passed verbatim, which may change what it
+        generates) as part of its config; nothing when there are none, so fingerprints stay as they were."""
+        from qwen3_recipe.serving import engine_args, serving_of
+        args = engine_args(serving_of(self.r, job_name))
+        return {"engine_args": args} if args else {}
+
     def teacher(self, ref: Any) -> tuple[dict[str, Any], list[str], dict[str, str]]:
         """(its config, the stage job it is, the digest of its weights)."""
         if ref.stage:
@@ -227,7 +234,8 @@ class JobBuilder:
                 settings.pop("soft_switch", None)
             self.add(Job(f"synth.{name}", "synth", ("synth",), deps,
                          {"job": settings, "seed": self.r.seed,
-                          "decontamination": self.decont_settings() if job.decontaminate else None},
+                          "decontamination": self.decont_settings() if job.decontaminate else None,
+                          **self.engine_args(f"synth.{name}")},
                          inputs={**self.dataset_input(job.prompts), **weights,
                                  **(self.benchmark_inputs(self.decont_benchmarks()) if job.decontaminate else {})},
                          outputs={"dataset": "dataset", "provenance": "provenance"},
@@ -282,7 +290,8 @@ class JobBuilder:
         stage = config["stage"]
         keys = ("teacher", "prompts", "limit", "modes", "samples_per_prompt", "top_k", "max_tokens", "sampling")
         job = self.add(Job(f"posttrain.{name}.teacher", "distill_teacher", ("posttrain",), ["tokenizer"] + deps,
-                           {"pass": {k: stage[k] for k in keys}, "seed": self.r.seed},
+                           {"pass": {k: stage[k] for k in keys}, "seed": self.r.seed,
+                            **self.engine_args(f"posttrain.{name}.teacher")},
                            inputs=dict(inputs), outputs={"samples": "samples.jsonl", "provenance": "provenance"},
                            key_path=("posttrain", "stages", name)))
         return job.name
@@ -299,7 +308,7 @@ class JobBuilder:
         for stage in after:
             self.add(Job(f"eval.{stage}", "eval", ("evals",), [self.stage_job[stage], "tokenizer"],
                          {"evals": _dump(ev, exclude={"serving"}) | {"after": None}, "stage": stage,
-                          "seed": self.r.seed},
+                          "seed": self.r.seed, **self.engine_args(f"eval.{stage}")},
                          inputs=self.benchmark_inputs(ev.benchmarks),
                          outputs={"results": "results.jsonl", "provenance": "provenance"},
                          key_path=("evals",)))

@@ -99,17 +99,17 @@ def teacher_plan(p: PlannedJob, plan: Plan) -> dict[str, Any]:
     The log-probabilities are vLLM's raw ones (T = 1, whatever temperature the sample is drawn at:
     the targets are the teacher's own distribution; rollout_engine.py explains the two modes)."""
     from qwen3_recipe.launch.settings import executor_settings
-    from qwen3_recipe.serving import serving_of
+    from qwen3_recipe.serving import keyed_model, serving_of
     from qwen3_recipe.synth.job import teacher_dir, teacher_id
     from qwen3_recipe.synth.plan import mode_sampling
     from qwen3_recipe.train.sft_plan import decontamination
     cfg, seed = p.job.config["pass"], p.job.config["seed"]
     serving = serving_of(plan.loaded.recipe, p.job.name)
+    model_id = keyed_model(teacher_id(plan, cfg["teacher"]), serving)  # the recipe's engine arguments
     logprobs = {"logprobs-mode": "raw_logprobs", "max-logprobs": max(20, cfg["top_k"])}
     serving["extra_args"] = logprobs | serving["extra_args"]
     return {
-        "engine": {"kind": "vllm", "model": str(teacher_dir(plan, cfg["teacher"])),
-                   "model_id": teacher_id(plan, cfg["teacher"]),
+        "engine": {"kind": "vllm", "model": str(teacher_dir(plan, cfg["teacher"])), "model_id": model_id,
                    "serving": serving, "executor": executor_settings(plan, p.job.name)},
         "prompts": {"dataset": cfg["prompts"], "limit": cfg["limit"]},
         "decontamination": decontamination(p, plan),

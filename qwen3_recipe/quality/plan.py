@@ -12,12 +12,14 @@ from qwen3_recipe.launch.settings import executor_settings
 
 
 def annotate_plan(p: PlannedJob, plan: Plan) -> dict[str, Any]:
-    from qwen3_recipe.serving import serving_of
+    from qwen3_recipe.serving import keyed_model, serving_of
     from qwen3_recipe.synth.job import teacher_dir, teacher_id
     cfg = p.job.config
+    serving = serving_of(plan.loaded.recipe, p.job.name)
     return {**{k: cfg[k] for k in ("quality", "sources", "curated", "seed")},
-            "model": str(teacher_dir(plan, cfg["annotator"])), "model_id": teacher_id(plan, cfg["annotator"]),
-            "serving": serving_of(plan.loaded.recipe, p.job.name),  # where requests go: not fingerprinted
+            "model": str(teacher_dir(plan, cfg["annotator"])),
+            "model_id": keyed_model(teacher_id(plan, cfg["annotator"]), serving),
+            "serving": serving,  # where requests go: not fingerprinted (but its engine arguments)
             "executor": executor_settings(plan, p.job.name)}
 
 

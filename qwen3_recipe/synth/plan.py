@@ -19,16 +19,18 @@ def mode_sampling(sampling: dict, mode: str) -> dict:
 
 
 def generation_plan(p: PlannedJob, plan: Plan) -> dict:
-    from qwen3_recipe.serving import serving_of
+    from qwen3_recipe.serving import keyed_model, serving_of
     from qwen3_recipe.synth.job import teacher_dir, teacher_id
     cfg = p.job.config["job"]
     modes = ["think", "no_think"] if cfg["mode"] == "both" else [cfg["mode"]]
     switch = cfg["mode"] == "both" and cfg.get("soft_switch", True)  # the flag trains the /think, /no_think switch
+    serving = serving_of(plan.loaded.recipe, p.job.name)
     return {
         "engine": {"kind": cfg["engine"], "model": str(teacher_dir(plan, cfg["teacher"])),
-                   "model_id": teacher_id(plan, cfg["teacher"]), "server_url": cfg.get("server_url"),
+                   "model_id": keyed_model(teacher_id(plan, cfg["teacher"]), serving),
+                   "server_url": cfg.get("server_url"),
                    # where requests go (qwen3_recipe/serving.py): not fingerprinted, the dataset is the same
-                   "serving": serving_of(plan.loaded.recipe, p.job.name),
+                   "serving": serving,
                    "executor": executor_settings(plan, p.job.name)},  # where served tasks run (local, Ray)
         "prompts": {"dataset": cfg["prompts"], "limit": cfg["limit"]},
         "modes": {mode: {"n": cfg["samples_per_prompt"], "max_tokens": cfg["max_tokens"],
@@ -49,17 +51,19 @@ def generation_plan(p: PlannedJob, plan: Plan) -> dict:
 def eval_plan(p: PlannedJob, plan: Plan) -> dict:
     """An `eval.<stage>`'s lowered.json: the stage's export answering each benchmark in each
     (mode, thinking budget) setting, k samples, per-mode sampling resolved; the judge if any."""
-    from qwen3_recipe.serving import serving_of
+    from qwen3_recipe.serving import keyed_model, serving_of
     from qwen3_recipe.synth.job import teacher_dir, teacher_id
     ev, stage = p.job.config["evals"], p.job.config["stage"]
+    serving = serving_of(plan.loaded.recipe, p.job.name)
     model = {"stage": stage}
     settings = []  # no-think once; think at each budget of the sweep (or unlimited)
     for mode in ev["modes"]:
         budgets = (ev["thinking_budgets"] or [None]) if mode == "think" else [None]
         settings += [{"mode": mode, "thinking_budget": b} for b in budgets]
     return {
-        "engine": {"kind": "vllm", "model": str(teacher_dir(plan, model)), "model_id": teacher_id(plan, model),
-                   "serving": serving_of(plan.loaded.recipe, p.job.name),  # where requests go: not fingerprinted
+        "engine": {"kind": "vllm", "model": str(teacher_dir(plan, model)),
+                   "model_id": keyed_model(teacher_id(plan, model), serving),
+                   "serving": serving,  # where requests go: not fingerprinted (but its engine arguments)
                    "executor": executor_settings(plan, p.job.name)},
         "benchmarks": {b: {"verifier": plan.loaded.catalogs.evals[b].spec.verifier, "limit": ev["limit"]}
                        for b in ev["benchmarks"]},
