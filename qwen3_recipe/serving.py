@@ -31,11 +31,18 @@ def job_serving(execution: Any, job_serving: Any) -> dict[str, Any]:
     return merged
 
 
+# vLLM flags that size or schedule the engine, not what it computes: changing one (to get past an
+# out-of-memory, say) keeps a job's fingerprint and its cached answers
+NEUTRAL_ARGS = {"max-num-batched-tokens", "max-num-seqs", "gpu-memory-utilization", "kv-cache-memory-bytes",
+                "swap-space", "cpu-offload-gb", "disable-log-requests", "disable-log-stats", "max-log-len",
+                "uvicorn-log-level", "api-server-count", "distributed-executor-backend", "enable-chunked-prefill"}
+
+
 def engine_args(s: dict[str, Any]) -> dict[str, Any]:
     """The serving settings that may change what the model generates: `extra_args` go to vLLM verbatim
-    (a dtype, a quantisation), so they are part of the job's fingerprint and of its requests' keys.
-    The rest (where and on how many GPUs) changes where requests go, not their answers."""
-    return dict(s["extra_args"])
+    (a dtype, a quantisation), so they are part of the job's fingerprint and of its requests' keys
+    (all but NEUTRAL_ARGS). The rest (where and on how many GPUs) changes where requests go."""
+    return {k: v for k, v in s["extra_args"].items() if k.replace("_", "-") not in NEUTRAL_ARGS}
 
 
 def keyed_model(model_id: str, s: dict[str, Any]) -> str:

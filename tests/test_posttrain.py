@@ -252,9 +252,18 @@ def test_the_teacher_pass_is_a_served_generation_job_with_the_same_top_k(distill
     """The teacher's pass over the prompts is a job of its own: its samples (prompt and response token
     ids, top-k ids and raw log-probabilities per token) are in provenance and feed the stage. Served on
     2 real vLLM servers through datatrove's InferenceRunner, it gives the in-process pass's samples."""
+    from types import SimpleNamespace
+
+    from qwen3_recipe.posttrain.runner import split_heldout
     rows = _teacher_rows(distill_run)
-    held = query(distill_run, "select count(*) from prompts where job = 'posttrain.distill_offpolicy.teacher'")[0][0]
-    assert len(rows) == 2 * len({r["prompt_id"] for r in rows}) and len(rows) < 2 * held  # held-out left out
+    kept = query(distill_run, "select prompt_id from prompts where job = 'posttrain.distill_offpolicy.teacher' "
+                              "and decision = 'kept' order by prompt_id")
+    lowered = json.loads((distill_run / "jobs/posttrain.distill_offpolicy.teacher/lowered.json").read_text())
+    held = lowered["lowered"]["heldout"]
+    train, heldout = split_heldout([SimpleNamespace(prompt_id=r[0]) for r in kept], held["seed"], held["share"],
+                                   held["max"])
+    assert heldout and {r["prompt_id"] for r in rows} == {p.prompt_id for p in train}  # never a held-out target
+    assert len(rows) == 2 * len(train)  # each training prompt in both modes
     assert all(len(r["top_ids"]) == len(r["response_ids"]) and len(r["top_ids"][0]) == 20 for r in rows)
     # the sampled token is among the top-k; raw log-probabilities (T = 1), best first, each at most 0
     hits = [t in ids for r in rows for t, ids in zip(r["response_ids"], r["top_ids"])]

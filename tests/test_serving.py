@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_cli
+from conftest import REPO, run_cli
 
 from qwen3_recipe.errors import RecipeError
 from qwen3_recipe.presets import resolve_arch
@@ -112,6 +112,8 @@ def test_the_small_models_235b_teacher_pass_is_served_tp8_with_experts_and_coste
     text = run_cli("plan", "recipes/qwen3-small.yaml").stdout
     assert "posttrain.distill_offpolicy.teacher served by vllm server, 128 tasks x 8 GPUs, tp=8 + EP:" in text
     assert "hours wall-clock on 1,024 GPUs" in text
+    # the stages themselves still load the teacher on one device: said, not hidden
+    assert "posttrain.distill_onpolicy loads its teacher (235B params" in " ".join(text.split())
 
 
 def test_a_distillation_teacher_that_cannot_fit_its_serving_is_a_located_error():
@@ -144,6 +146,9 @@ def test_the_teacher_pass_artifact_asks_vllm_for_raw_top_k_and_keeps_the_stage_p
     served = compiled("posttrain.stages.distill_offpolicy.serving={type: vllm, tasks: 2}")
     assert served["posttrain.distill_offpolicy.teacher"][0] == fp  # the same samples however they are served
     assert served["posttrain.distill_offpolicy.teacher"][1]["engine"]["serving"]["tasks"] == 2
+    student = compiled("posttrain.stages.distill_offpolicy.lr=1e-2", "posttrain.stages.distill_offpolicy.epochs=3")
+    assert student["posttrain.distill_offpolicy.teacher"][0] == fp  # the student's settings: not a new pass
+    assert student["posttrain.distill_offpolicy"][0] != base["posttrain.distill_offpolicy"][0]
     more = compiled("posttrain.stages.distill_offpolicy.top_k=32")
     assert more["posttrain.distill_offpolicy.teacher"][0] != fp
     assert more["posttrain.distill_offpolicy.teacher"][1]["engine"]["serving"]["extra_args"]["max-logprobs"] == 32
@@ -168,3 +173,41 @@ def test_engine_arguments_that_may_change_answers_are_fingerprinted_and_key_the_
     assert fp_args != fp and id_args.startswith(model_id + "+args:")
     fp_exec, id_exec = compiled("execution.serving.extra_args={dtype: bfloat16}")
     assert (fp_exec, id_exec) == (fp_args, id_args)  # the same arguments, wherever they are declared
+
+
+def test_throughput_flags_keep_the_fingerprint_and_a_user_max_logprobs_never_drops_below_top_k(tmp_path):
+    from qwen3_recipe.compiler.lowerers import lowered_text
+    from qwen3_recipe.compiler.plan import make_plan
+
+    def compiled(*sets: str, recipe="recipes/tiny.yaml", job="synth.cot_coldstart"):
+        plan = make_plan(load_recipe(recipe, list(sets)), tmp_path / "run")
+        p = next(p for p in plan.jobs if p.job.name == job)
+        return p.job.fingerprint, json.loads(lowered_text(p, plan))["lowered"]["engine"]
+
+    fp, engine = compiled()
+    fp2, engine2 = compiled(f"{TINY_JOB}.serving={{extra_args: {{max-num-batched-tokens: 4096, "
+                            "gpu-memory-utilization: 0.8}}")
+    assert (fp2, engine2["model_id"]) == (fp, engine["model_id"])  # sizes the engine: the same answers
+    _, teacher = compiled("posttrain.stages.distill_offpolicy.top_k=32",
+                          "posttrain.stages.distill_offpolicy.serving={extra_args: {max-logprobs: 5}}",
+                          recipe="recipes/tiny-student.yaml", job="posttrain.distill_offpolicy.teacher")
+    assert teacher["serving"]["extra_args"]["max-logprobs"] == 32
+
+
+def test_a_distillation_teacher_with_another_vocabulary_or_a_stage_named_like_a_teacher_pass_is_refused(tmp_path):
+    problems = _problems("posttrain.stages.distill_offpolicy.teacher.arch.vocab_size=1000",
+                         recipe="recipes/tiny-student.yaml")
+    assert any("posttrain.stages.distill_offpolicy.teacher" in p and "vocabulary (1,000)" in p for p in problems)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"extends: {REPO / 'recipes/tiny-student.yaml'}\nposttrain:\n  stages:\n"
+                      "    distill_offpolicy.teacher: {type: sft, data: [cot_coldstart]}\n")
+    problems = _problems(recipe=str(recipe))
+    assert any("r.yaml:4" in p and "cannot end in '.teacher'" in p for p in problems), problems
+
+
+def test_a_sample_that_lost_its_log_probabilities_is_an_error_not_one_hot_targets():
+    from qwen3_recipe.synth.generate import top_k_lists
+    got = top_k_lists([5, 7], [{5: -0.1, 3: -2.5}, None], 3)  # the second: a token a budget inserted
+    assert got == {"top_ids": [[5, 3, 3], [7, 7, 7]], "top_logps": [[-0.1, -2.5, -2.5], [0.0, 0.0, 0.0]]}
+    with pytest.raises(RuntimeError, match="no log-probabilities"):
+        top_k_lists([5, 7], None, 3)

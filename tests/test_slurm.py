@@ -276,3 +276,27 @@ def test_slurm_run_matches_local(tmp_path, cluster):
     proc = run_cli("run", str(recipe), "-o", str(runs["slurm"]), "--only", "data", "--executor", "slurm",
                    cwd=root, env=env)
     assert proc.returncode == 0 and "nothing to do" in proc.stdout and len(list(log.iterdir())) == count
+
+
+def test_the_small_models_teacher_pass_is_an_array_of_tp8_ep_servers(tmp_path, cluster, update_golden):
+    """qwen3-small's off-policy teacher (Qwen3-235B-A22B, MoE) on Slurm: requests, an array of 128
+    tasks of one 8-GPU node each whose servers get tp=8, expert parallelism and vLLM's raw top-k
+    log-probabilities, then the job (golden scripts)."""
+    env, log = cluster
+    run = tmp_path / "run"
+    job = "posttrain.distill_offpolicy.teacher"
+    proc = run_cli("run", "recipes/qwen3-small.yaml", "-o", str(run), "--only", job, "--executor", "slurm",
+                   "--set", "execution.slurm.partition=gpu", env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ids = submitted(run)[job]
+    assert list(ids) == ["requests", "serve", "job"] and list(submitted(run)) == [job]  # nothing else to submit
+    scripts = {part: normalise((log / i).read_text(), run) for part, i in ids.items()}
+    for line in ("#SBATCH --array=0-127", "#SBATCH --nodes=1", "#SBATCH --gpus-per-node=8",
+                 "--tensor-parallel-size=8 --enable-expert-parallel", "--logprobs-mode=raw_logprobs",
+                 "--max-logprobs=20", f"--only {job} --in-allocation"):
+        assert line in scripts["serve"], scripts["serve"]
+    text = "\n".join(f"=== {part}\n{script}" for part, script in scripts.items())
+    golden = REPO / "tests/golden/slurm/qwen3-small-teacher-pass.txt"
+    if update_golden:
+        golden.write_text(text)
+    assert golden.read_text() == text

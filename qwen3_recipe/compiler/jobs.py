@@ -256,12 +256,15 @@ class JobBuilder:
             deps, inputs = self.data_refs(refs)
             # RL / distillation prompts are decontaminated, and so are chat sets an SFT stage reads from
             # datasets_spec/ (synth datasets were, as prompts, by their synth job)
-            if not isinstance(stage, SFTStage) or any(ref not in self.r.synth.jobs for ref in refs):
+            decontaminated = not isinstance(stage, SFTStage) or any(ref not in self.r.synth.jobs for ref in refs)
+            if decontaminated:
                 inputs.update(self.benchmark_inputs(self.decont_benchmarks()))
             # an SFT stage's `tokens` only sizes plan's estimate (read from the recipe): not config
             # serving (a teacher's): where its requests go, not what it answers - in the lowered plan only
             config: dict[str, Any] = {"stage": stage.model_dump(mode="json", exclude={"tokens", "serving"}),
                                       "model": self.model_config(), "seed": self.r.seed}
+            if decontaminated:  # how prompts are checked decides which are trained on (and which held out)
+                config["decontamination"] = self.decont_settings()
             if not isinstance(stage, SFTStage):  # RL and distillation build the policy from its weights' config
                 config["model"] = {"yarn": config["model"]["yarn"]}
             if hasattr(stage, "teacher"):
@@ -287,11 +290,14 @@ class JobBuilder:
         """Off-policy distillation's teacher answering the stage's prompts with its top-k
         log-probabilities: a generation job of its own (served like synth jobs), whose samples the
         stage trains on for all its epochs. Reads what the stage reads, minus the student."""
-        stage = config["stage"]
+        from qwen3_recipe.serving import TEACHER_SUFFIX
+        stage, job_name = config["stage"], f"posttrain.{name}{TEACHER_SUFFIX}"
         keys = ("teacher", "prompts", "limit", "modes", "samples_per_prompt", "top_k", "max_tokens", "sampling")
-        job = self.add(Job(f"posttrain.{name}.teacher", "distill_teacher", ("posttrain",), ["tokenizer"] + deps,
-                           {"pass": {k: stage[k] for k in keys}, "seed": self.r.seed,
-                            **self.engine_args(f"posttrain.{name}.teacher")},
+        # the tokenizer only when decontamination counts its tokens (a retrained tokenizer: not a new pass)
+        tokenizer = ["tokenizer"] if config["decontamination"]["method"] == "token_ngram" else []
+        job = self.add(Job(job_name, "distill_teacher", ("posttrain",), tokenizer + deps,
+                           {"pass": {k: stage[k] for k in keys}, "decontamination": config["decontamination"],
+                            "seed": self.r.seed, **self.engine_args(job_name)},
                            inputs=dict(inputs), outputs={"samples": "samples.jsonl", "provenance": "provenance"},
                            key_path=("posttrain", "stages", name)))
         return job.name

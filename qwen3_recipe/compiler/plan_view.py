@@ -28,6 +28,7 @@ def job_status(run_dir: Path, job_dir: str, fingerprint: str) -> str:
 def plan_view(plan: "Plan") -> dict[str, Any]:
     from qwen3_recipe.compiler.decont_estimate import false_match_warnings
     from qwen3_recipe.provenance.gate import gate_view
+    from qwen3_recipe.recipe.serving_checks import in_process_teacher_warnings
     from qwen3_recipe.serving import GENERATION_KINDS
     loaded, hw, arch = plan.loaded, plan.loaded.recipe.execution.hardware, plan.loaded.arch
     return {
@@ -46,7 +47,8 @@ def plan_view(plan: "Plan") -> dict[str, Any]:
                   **({"serving": served(plan, p)} if p.job.kind in GENERATION_KINDS else {})}
                  for p in plan.jobs],
         "contamination_gate": gate_view(loaded),
-        "warnings": false_match_warnings(loaded),  # settings that validate but cannot work
+        # settings that validate but cannot work
+        "warnings": false_match_warnings(loaded) + in_process_teacher_warnings(loaded.recipe, loaded.arch),
     }
 
 

@@ -2,7 +2,8 @@
 
 Each warm-starts from its predecessor's HF export (or `posttrain.init`), trains in one process
 (posttrain/trainer.py: torchtitan's Qwen3, optimizer and LR schedule, DCP checkpoints in `dump/`),
-samples through the synth engines (vLLM by default; QWEN3_RECIPE_ROLLOUT_ENGINE=transformers), and
+samples rollouts through the synth engines (vLLM by default; QWEN3_RECIPE_ROLLOUT_ENGINE=transformers;
+off-policy distillation trains on its teacher pass's samples, posttrain/teacher_pass.py), and
 ends by exporting HF weights to `<job>/hf` for the next stage. Prompts are decontaminated against
 the recipe's benchmarks; every rollout, reward, teacher score and step metric lands in provenance.
 """
@@ -190,6 +191,10 @@ def run_distill_offpolicy(p: PlannedJob, plan: Plan) -> None:
     stage = ctx.stage
     _, teacher = ctx.teacher()
     samples = D.load_samples(Path(stage["teacher_samples"]))  # the teacher pass's (posttrain/teacher_pass.py)
+    leaked = {r["prompt_id"] for r in samples} & {pr.prompt_id for pr in ctx.heldout}
+    if leaked:  # the pass answered another prompt split than this stage's: its held-out numbers would lie
+        raise RuntimeError(f"{p.job.name}: the teacher's samples include held-out prompts "
+                           f"({', '.join(sorted(leaked)[:3])}...); rerun {p.job.name}.teacher")
     steps = max(1, math.ceil(stage["epochs"] * len(samples) / stage["batch_size"]))
     ctx.make_trainer(steps)
     with rollout_engine(ctx.policy.hf_dir, stage["max_tokens"]) as engine:

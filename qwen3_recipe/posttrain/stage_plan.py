@@ -81,9 +81,9 @@ def stage_plan(p: PlannedJob, plan: Plan) -> dict[str, Any]:
                 "beta": stage["beta"]}
     if kind.startswith("distill"):
         out |= {"teacher": str(teacher_dir(plan, stage["teacher"])), "modes": stage["modes"]}
-    if kind == "distill_offpolicy":
-        teacher_job = next(d for d in p.job.deps if d.endswith(".teacher"))  # its samples: the teacher pass
-        out["teacher_samples"] = str((plan.run_dir / "jobs" / teacher_job / "samples.jsonl").resolve())
+    if kind == "distill_offpolicy":  # its training set: the samples of its teacher pass
+        from qwen3_recipe.posttrain.teacher_pass import samples_path
+        out["teacher_samples"] = str(samples_path(plan, p.job.name))
         out |= {"samples_per_prompt": stage["samples_per_prompt"], "max_tokens": stage["max_tokens"],
                 "top_k": stage["top_k"], "sampling": stage.get("sampling"), "epochs": stage["epochs"],
                 "batch_size": stage["batch_size"], "kl_weight": stage["kl_weight"], "ce_weight": stage["ce_weight"]}
@@ -106,8 +106,9 @@ def teacher_plan(p: PlannedJob, plan: Plan) -> dict[str, Any]:
     cfg, seed = p.job.config["pass"], p.job.config["seed"]
     serving = serving_of(plan.loaded.recipe, p.job.name)
     model_id = keyed_model(teacher_id(plan, cfg["teacher"]), serving)  # the recipe's engine arguments
-    logprobs = {"logprobs-mode": "raw_logprobs", "max-logprobs": max(20, cfg["top_k"])}
-    serving["extra_args"] = logprobs | serving["extra_args"]
+    args = {"logprobs-mode": "raw_logprobs"} | serving["extra_args"]
+    args["max-logprobs"] = max(20, cfg["top_k"], int(args.get("max-logprobs", 0)))  # never below top_k
+    serving["extra_args"] = args
     return {
         "engine": {"kind": "vllm", "model": str(teacher_dir(plan, cfg["teacher"])), "model_id": model_id,
                    "serving": serving, "executor": executor_settings(plan, p.job.name)},

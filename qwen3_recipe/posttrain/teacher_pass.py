@@ -16,6 +16,16 @@ from qwen3_recipe.compiler.plan import Plan, PlannedJob
 SAMPLES_FILE = "samples.jsonl"
 
 
+def teacher_job(stage_job: str) -> str:
+    """The teacher pass of an off-policy stage's job (`posttrain.<stage>` -> `posttrain.<stage>.teacher`)."""
+    from qwen3_recipe.serving import TEACHER_SUFFIX
+    return stage_job + TEACHER_SUFFIX
+
+
+def samples_path(plan, stage_job: str) -> Path:
+    return (plan.run_dir / "jobs" / teacher_job(stage_job) / SAMPLES_FILE).resolve()
+
+
 def training_rows(requests: list[dict], cache, rec, sources: dict[str, str], teacher: str) -> list[dict]:
     """The stage's training set, one row per sample: the rendered prompt's and the response's token
     ids and the teacher's top-k per response token. Each sample is recorded in `rec` too."""
@@ -53,6 +63,12 @@ def run_teacher_pass(p: PlannedJob, plan: Plan) -> None:
     from qwen3_recipe.synth.job import counting, generate_missing, requests_for
     gen = load_lowered(p, plan)
     folder, engine = plan.run_dir / p.job.dir, gen["engine"]
+    model = engine["model"]
+    if (Path(model) / "config.json").is_file():
+        # the targets are of the model the student is measured against (the held-out and on-policy
+        # teacher scores without YaRN, as torchtitan trains), whatever the length of the requests
+        from qwen3_recipe.synth.model_view import native_rope
+        model = str(native_rope(Path(model)))
     prompts, _ = stage_prompts(plan, gen, folder, p.job.name)  # held-out prompts: never the teacher's targets
     requests = requests_for(prompts, gen["modes"], gen["seed"], engine["model_id"], logprobs=gen["top_k"])
     cache = RequestCache(folder / "cache")
@@ -61,7 +77,7 @@ def run_teacher_pass(p: PlannedJob, plan: Plan) -> None:
     with synth_progress(p.job.name, total, done=done) as progress:
         cfg = {"engine": engine["kind"], "serving": engine["serving"], "executor": engine["executor"],
                "max_tokens": max(m["max_tokens"] for m in gen["modes"].values())}
-        generate_missing(requests, cache, cfg, engine["model"], counting(progress, cache), folder)
+        generate_missing(requests, cache, cfg, model, counting(progress, cache), folder)
     rec = ShardRecorder(folder / "provenance", p.job.name, "samples", 0)
     rows = training_rows(requests, cache, rec, {pr.prompt_id: pr.source for pr in prompts}, engine["model"])
     rec.close()

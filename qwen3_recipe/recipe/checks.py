@@ -212,6 +212,9 @@ class Checker:
         if arch and student and arch.total_params <= student.total_params:
             self.err(path, f"the teacher ({arch.total_params / 1e9:.3g}B params) must be larger than "
                      f"the student ({student.total_params / 1e9:.3g}B)")
+        if arch and student and arch.vocab_size != student.vocab_size:  # caught before a teacher pass, not after
+            self.err(path, f"the teacher's vocabulary ({arch.vocab_size:,}) is not the student's "
+                     f"({student.vocab_size:,}): distillation compares next-token distributions over one tokenizer")
 
     def data_ref(self, path: KeyPath, value: Any) -> None:
         if isinstance(value, str) and value in self.synth_jobs:
@@ -255,9 +258,13 @@ class Checker:
 
     def check_posttrain(self, student: Arch | None) -> None:
         seen_offpolicy = False
+        from qwen3_recipe.serving import TEACHER_SUFFIX
         for name in self.post_stages:
             if name in self.pre_stages:
                 self.err(("posttrain", "stages", name), f"stage name '{name}' is also a pretrain stage", at_key=True)
+            if name.endswith(TEACHER_SUFFIX):  # posttrain.<stage>.teacher is an off-policy stage's teacher pass
+                self.err(("posttrain", "stages", name), f"a stage name cannot end in '{TEACHER_SUFFIX}' (the "
+                         "name of an off-policy distillation stage's teacher pass)", at_key=True)
         for name, stage in self.post_stages.items():
             base, kind = ("posttrain", "stages", name), _get(stage, "type")
             for i, ref in enumerate(_list(_get(stage, "data"))):

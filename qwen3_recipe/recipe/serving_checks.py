@@ -13,7 +13,7 @@ from typing import Any
 from qwen3_recipe.errors import Problem
 from qwen3_recipe.presets import Arch, resolve_arch
 from qwen3_recipe.recipe.yaml_source import SourceMap
-from qwen3_recipe.serving import PROMPT_ALLOWANCE, fit_problem, job_serving
+from qwen3_recipe.serving import PROMPT_ALLOWANCE, TEACHER_SUFFIX, fit_problem, job_serving
 
 
 def teacher_arch(ref: Any, student: Arch) -> Arch | None:
@@ -41,7 +41,7 @@ def generation_jobs(recipe: Any) -> list[tuple[str, tuple[str, ...], Any, Any, s
     q = recipe.data.quality
     if q is not None:
         out.append(("quality.annotate", ("data", "quality"), q.serving, q.annotator, q.engine, q.max_tokens))
-    out += [(f"posttrain.{name}.teacher", ("posttrain", "stages", name), stage.serving, stage.teacher, "vllm",
+    out += [(f"posttrain.{name}{TEACHER_SUFFIX}", ("posttrain", "stages", name), stage.serving, stage.teacher, "vllm",
              stage.max_tokens) for name, stage in recipe.posttrain.stages.items() if stage.type == "distill_offpolicy"]
     ev = recipe.evals
     if ev.benchmarks:
@@ -95,3 +95,23 @@ def serving_problems(recipe: Any, smap: SourceMap, student: Arch) -> list[Proble
         if problem:
             err("tp" if "tp" in own or job_serving_ is None else "type", f"{name}'s model: {problem}")
     return problems
+
+
+def in_process_teacher_warnings(recipe: Any, student: Arch) -> list[str]:
+    """Distillation stages load their teacher on the trainer's device (held-out KL; on-policy scoring):
+    one line per stage whose teacher's bf16 weights alone exceed one accelerator. Its teacher pass is
+    served (above); the stage itself does not spread the teacher yet."""
+    from qwen3_recipe.serving import BYTES_PER_PARAM, memory_per_device
+    hw = recipe.execution.hardware
+    memory = memory_per_device(hw)
+    if hw.accelerator == "cpu" or not memory:
+        return []
+    out = []
+    for name, stage in recipe.posttrain.stages.items():
+        arch = teacher_arch(stage.teacher, student) if stage.type.startswith("distill") else None
+        if arch is not None and arch.total_params * BYTES_PER_PARAM / 1e9 > memory:
+            out.append(f"posttrain.{name} loads its teacher ({arch.total_params / 1e9:.3g}B params, "
+                       f"{arch.total_params * BYTES_PER_PARAM / 1e9:.0f} GB in bf16) on one {hw.accelerator} "
+                       f"({memory:.0f} GB) to score the student: it cannot run there until distillation "
+                       "spreads its teacher (multi-device RL and distillation are not built)")
+    return out

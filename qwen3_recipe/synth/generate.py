@@ -67,9 +67,11 @@ def run_requests(engine, batch: list[dict]) -> list[list[dict]]:
 def top_k_lists(token_ids: list[int], logprobs: list[dict] | None, k: int) -> dict[str, list[list]]:
     """Per generated token, the k most likely token ids and their log-probabilities, best first (ties
     by id, so every engine orders them alike); a token without log-probabilities (one a thinking budget
-    inserted) is certain: itself at 0, repeated."""
+    inserted) is certain: itself at 0, repeated. A sample without any is an error, not one-hot targets."""
+    if token_ids and logprobs is None:
+        raise RuntimeError("the engine returned no log-probabilities for a request that asked for them")
     ids, lps = [], []
-    for t, d in zip(token_ids, logprobs or [None] * len(token_ids)):
+    for t, d in zip(token_ids, logprobs):
         ranked = sorted((d or {t: 0.0}).items(), key=lambda kv: (-kv[1], kv[0]))[:k]
         ranked += [ranked[-1]] * (k - len(ranked))
         ids.append([i for i, _ in ranked])

@@ -193,8 +193,12 @@ def generate_served(todo: list[dict], cache: RequestCache, serving: dict, model:
     root = folder / "served"
     phase = os.environ.get(PHASE_ENV)
     if phase == "serve":  # an array task: its shard of the requests this submission's `requests` part wrote
-        rank = int(os.environ["SLURM_ARRAY_TASK_ID"])
-        _serve(root / f"{SLURM_PREFIX}{os.environ[ATTEMPT_ENV]}", serving, model, max_len, rank=rank)
+        rank, work = int(os.environ["SLURM_ARRAY_TASK_ID"]), root / f"{SLURM_PREFIX}{os.environ[ATTEMPT_ENV]}"
+        try:
+            _serve(work, serving, model, max_len, rank=rank)
+        except Exception as exc:  # this array task's own failure, naming its server log
+            raise RuntimeError(f"array task {rank} failed ({type(exc).__name__}: {exc}); "
+                               + failed_tasks(work, [rank])) from None
         raise PhaseDone(f"array task {rank} generated its share")
     for attempt in sorted(root.glob("*/output")) if root.exists() else []:  # a killed run's finished requests
         _store(cache, by_key, _Outputs(attempt).new(), on_batch)
@@ -236,14 +240,14 @@ def generate_served(todo: list[dict], cache: RequestCache, serving: dict, model:
     if failure or missing:
         why = f"{type(failure[0]).__name__}: {failure[0]}" if failure else f"{len(missing)} requests unanswered"
         raise RuntimeError(f"generation on {serving['tasks']} {serving['type']} task(s) failed ({why}); "
-                           + failed_tasks(work, serving["tasks"]))
+                           + failed_tasks(work, range(serving["tasks"])))
 
 
-def failed_tasks(work: Path, tasks: int) -> str:
-    """Which tasks did not finish (datatrove marks each finished rank), each with its server's log and
-    the last thing that log said (the server's own error, when it failed to start)."""
+def failed_tasks(work: Path, ranks) -> str:
+    """Which of `ranks` did not finish (datatrove marks each finished rank), each with its server's log
+    and the last thing that log said (the server's own error, when it failed to start)."""
     done = {f.name for f in (work / "logs" / "completions").glob("*")}
-    failed = [r for r in range(tasks) if f"{r:05d}" not in done]
+    failed = [r for r in ranks if f"{r:05d}" not in done]
     parts = []
     for r in failed:
         logs = sorted((work / "servers").glob(f"server_rank_{r:05d}_node_*.log"))  # node -1 off Slurm
