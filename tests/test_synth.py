@@ -173,3 +173,12 @@ def test_a_server_that_cannot_start_fails_the_job_naming_the_task_and_its_server
     assert "unrecognized arguments: --no-such-flag=1" in line, line
     assert "Traceback" not in proc.stdout + proc.stderr
     assert not (run / "jobs" / "synth.cot_coldstart" / "done.json").exists()
+
+
+def test_the_served_clients_budget_check_reads_vllms_source_and_agrees_with_importing_it():
+    """A served job's own process does not import vLLM (its servers do; ~7 s before they could start)."""
+    code = ("import sys; from qwen3_recipe.synth.budget import native_budget_declared as d; "
+            "print(d(), 'vllm' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    from qwen3_recipe.synth.budget import native_budget_supported
+    assert out.stdout.split() == [str(native_budget_supported()), "False"]

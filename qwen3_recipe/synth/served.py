@@ -285,11 +285,11 @@ def _serve(work: Path, serving: dict, model: str, max_len: int, rank: int | None
     from datatrove.executor import LocalPipelineExecutor
 
     from qwen3_recipe.data.logs import quiet_datatrove
-    from qwen3_recipe.synth.budget import native_budget_supported
+    from qwen3_recipe.synth.budget import native_budget_declared
     from qwen3_recipe.synth.sampling import EARLY_STOP
     from qwen3_recipe.train.launch import has_accelerator
     quiet_datatrove()
-    native = native_budget_supported()
+    native = native_budget_declared()  # the servers import vLLM, not this process
     shim = vllm_on_path(work.parent)
     if shim not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = shim + os.pathsep + os.environ.get("PATH", "")
