@@ -118,7 +118,8 @@ def native_budget_declared() -> bool:
     if spec is None:
         return False
     root = Path(list(spec.submodule_search_locations or [""])[0])
-    files = {root / "sampling_params.py": "thinking_token_budget", root / "config" / "reasoning.py": "reasoning_end_str"}
+    files = {root / "sampling_params.py": "thinking_token_budget",
+             root / "config" / "reasoning.py": "reasoning_end_str"}
     if not all(f.is_file() for f in files):
         return native_budget_supported()
     return all(word in f.read_text() for f, word in files.items())
