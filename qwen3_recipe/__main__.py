@@ -2,4 +2,5 @@ import sys
 
 from qwen3_recipe.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # spawned workers re-import __main__
+    sys.exit(main())

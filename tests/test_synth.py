@@ -182,3 +182,35 @@ def test_the_served_clients_budget_check_reads_vllms_source_and_agrees_with_impo
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     from qwen3_recipe.synth.budget import native_budget_supported
     assert out.stdout.split() == [str(native_budget_supported()), "False"]
+
+
+def test_a_task_killed_alone_fails_the_job_naming_it_and_its_server_goes_too(synth_run, tmp_path):
+    """One of 2 local tasks killed with SIGKILL (an OOM kill, say) while the other runs: the job fails
+    naming that task instead of waiting forever (datatrove's process pool would), its orphaned vLLM
+    server is killed, and a rerun completes the dataset of the in-process run, each sample once."""
+    import psutil
+    run = tmp_path / "run"
+    args = [*synth_args(run), "--set", "synth.jobs.cot_coldstart.serving={type: vllm, tasks: 2}"]
+    proc = subprocess.Popen([sys.executable, "-m", "qwen3_recipe.cli", *args], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    served = run / "jobs" / "synth.cot_coldstart" / "served"
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None and not any(
+            f.stat().st_size for f in served.glob("*/output/*.jsonl")):
+        time.sleep(0.2)
+    job = psutil.Process(proc.pid)
+    tasks = [p for p in job.children() if "spawn_main" in " ".join(p.cmdline())]
+    assert len(tasks) == 2, [p.cmdline() for p in job.children()]
+    servers = [c for t in tasks for c in t.children(recursive=True) if "api_server" in " ".join(c.cmdline())]
+    tasks[0].kill()
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode != 0
+    line = " ".join(out.split())
+    assert "exited with code -9" in line and "server log" in line, out[-2000:]
+    time.sleep(2)
+    assert not [s for s in servers if s.is_running() and s.status() != psutil.STATUS_ZOMBIE]  # none left behind
+    again = run_cli(*args, timeout=900)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert dataset(run) == dataset(synth_run)
+    assert query(run, "select count(*), count(distinct sample_id) from samples") == \
+        query(synth_run, "select count(*), count(distinct sample_id) from samples")

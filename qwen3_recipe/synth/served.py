@@ -326,9 +326,61 @@ def _serve(work: Path, serving: dict, model: str, max_len: int, rank: int | None
             raise RuntimeError(f"{tasks} tasks x {serving['gpus_per_task']} GPUs need {need} GPUs; "
                                f"this machine shows {visible}")
         os.environ[PIN_ENV] = str(serving["gpus_per_task"])
+    if rank is None and tasks > 1:
+        _local_tasks(work, serving, model, max_len, tasks)
+        return
     one = {} if rank is None else {"local_tasks": 1, "local_rank_offset": rank}
-    LocalPipelineExecutor(pipeline, tasks=tasks, workers=1 if rank is not None else tasks, logging_dir=logs,
-                          **one).run()
+    LocalPipelineExecutor(pipeline, tasks=tasks, workers=1, logging_dir=logs, **one).run()
+
+
+def _task_main(work: Path, serving: dict, model: str, max_len: int, rank: int) -> None:
+    _serve(work, serving, model, max_len, rank=rank)
+
+
+def _local_tasks(work: Path, serving: dict, model: str, max_len: int, tasks: int) -> None:
+    """Each local task a process of its own (as a Slurm array task runs its rank), watched. datatrove's
+    local executor runs tasks in a process pool that waits forever for a task that was killed (OOM,
+    kill -9): its result never comes. Here the job fails instead, naming it, and the dead task's vLLM
+    server (orphaned, still holding its memory) is killed; the other tasks finish their shards."""
+    import multiprocessing
+    import time
+
+    import psutil
+    procs = {r: multiprocessing.get_context("spawn").Process(target=_task_main, args=(work, serving, model, max_len, r),
+                                                              name=f"generation-task-{r}") for r in range(tasks)}
+    for p in procs.values():
+        p.start()
+    family: dict[int, set] = {r: set() for r in procs}  # each task's processes (its server), as last seen
+    failed: list[str] = []
+    try:
+        while procs:
+            for r, p in list(procs.items()):
+                if p.is_alive():
+                    try:
+                        family[r] |= set(psutil.Process(p.pid).children(recursive=True))
+                    except psutil.Error:
+                        pass
+                    continue
+                del procs[r]
+                if p.exitcode != 0:
+                    failed.append(f"task {r} exited with code {p.exitcode}")
+                    _kill(family[r])
+            time.sleep(POLL_SECONDS)
+    finally:
+        for r, p in procs.items():  # interrupted: no task or server left behind
+            p.kill()
+            _kill(family[r])
+    if failed:
+        raise RuntimeError(", ".join(failed))
+
+
+def _kill(processes) -> None:
+    import psutil
+    for proc in processes:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
 
 
 def _store(cache: RequestCache, by_key: dict[str, dict], finished: list[tuple[str, list[dict]]], on_batch) -> None:
