@@ -264,7 +264,8 @@ class JobBuilder:
             config: dict[str, Any] = {"stage": stage.model_dump(mode="json", exclude={"tokens", "serving"}),
                                       "model": self.model_config(), "seed": self.r.seed}
             if decontaminated:  # how prompts are checked decides which are trained on (and which held out)
-                config["decontamination"] = self.decont_settings()
+                decont = self.r.data.decontamination  # what the stage's lowering passes on (train/sft_plan.py)
+                config["decontamination"] = {"method": decont.method, "n": decont.n}
             if not isinstance(stage, SFTStage):  # RL and distillation build the policy from its weights' config
                 config["model"] = {"yarn": config["model"]["yarn"]}
             if hasattr(stage, "teacher"):
