@@ -8,11 +8,20 @@ import sys
 
 
 def console(stderr: bool = False, soft_wrap: bool = False):
-    """Rich console; when output is not a terminal, wide enough that tables don't fold."""
+    """Rich console; when output is not a terminal, wide enough that tables don't fold. While a job
+    runs, its engines' output goes to the job's log (job_log.py) and ours to the terminal kept there."""
     from rich.console import Console
-    con = Console(stderr=stderr, highlight=False, soft_wrap=soft_wrap)
+
+    from qwen3_recipe.job_log import terminal_stream
+    term = terminal_stream(stderr)
+    con = Console(stderr=stderr, highlight=False, soft_wrap=soft_wrap, file=term)
     if not con.is_terminal:
         con.width = 200
+    elif term is not None:  # rich sizes from fds 0-2, which now point at the log
+        import contextlib
+        import os
+        with contextlib.suppress(OSError, ValueError):
+            con.width = os.get_terminal_size(term.fileno()).columns
     return con
 
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from qwen3_recipe.console import console
 
+# rich's live display would take over sys.stdout and sys.stderr and show what engines print on the
+# terminal; while a job runs they belong in its log (job_log.py)
+UNREDIRECTED = {"redirect_stdout": False, "redirect_stderr": False}
+
 
 def training_progress(name: str, steps: int):
     """A progress bar over a training job's steps; the context value takes new metric rows."""
@@ -16,7 +20,7 @@ def training_progress(name: str, steps: int):
     def bar():
         columns = (TextColumn("[cyan]{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[loss]}"), TimeRemainingColumn())
-        with Progress(*columns, console=console(), transient=False) as progress:
+        with Progress(*columns, console=console(), transient=False, **UNREDIRECTED) as progress:
             task = progress.add_task(name, total=steps, loss="")
 
             def update(rows: list[dict]) -> None:
@@ -46,7 +50,7 @@ def synth_progress(name: str, total: int, done: int = 0, kept: int | None = None
         counts = {"done": done, "kept": kept}
         columns = (TextColumn("[cyan]{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[accepted]}"), TimeRemainingColumn())
-        with Progress(*columns, console=console()) as progress:
+        with Progress(*columns, console=console(), **UNREDIRECTED) as progress:
             task = progress.add_task(name, total=total, completed=done, rate="",
                                      accepted=acceptance_text(done, kept))
 
@@ -68,3 +72,22 @@ def acceptance_text(judged: int, kept: int | None) -> str:
     if kept is None:
         return ""
     return f"accepted {kept:,}/{judged:,}" + (f" ({kept / judged:.0%})" if judged else "")
+
+
+def spinner(text: str):
+    """A spinner while work without a count runs (a datatrove pipeline stage); nothing when the
+    output is not a terminal."""
+    from contextlib import contextmanager, nullcontext
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    con = console()
+    if not con.is_terminal:
+        return nullcontext()
+
+    @contextmanager
+    def spin():
+        with Progress(SpinnerColumn(), TextColumn(text), console=con, transient=True, **UNREDIRECTED) as progress:
+            progress.add_task("", total=None)
+            yield
+    return spin()

@@ -6,6 +6,7 @@ dataset, exactly once."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -45,6 +46,7 @@ def synth_run(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("synth") / "run"
     proc = run_cli(*synth_args(run), timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (run.parent / "terminal.txt").write_text(proc.stdout + proc.stderr)
     return run
 
 
@@ -63,6 +65,21 @@ def test_dataset_holds_verified_samples_of_both_modes(synth_run):
     for r in rows:
         per[(r["prompt_id"], r["mode"])] = per.get((r["prompt_id"], r["mode"]), 0) + 1
     assert max(per.values()) <= 2
+
+
+# what vLLM, torch and transformers print when an engine starts on CPU (ENGINES.md), and tqdm bars
+ENGINE_LINE = re.compile(r"WARNING|Warning|already registered|NUMA|tcmalloc|libiomp|Loading safetensors|Triton|"
+                         r"it/s\]|\(MainProcess pid=|INFO \d\d-\d\d")
+
+
+def test_the_terminal_shows_our_lines_and_the_job_log_holds_the_engines(synth_run):
+    terminal = (synth_run.parent / "terminal.txt").read_text()
+    noisy = [line for line in terminal.splitlines() if ENGINE_LINE.search(line)]
+    assert noisy == [], noisy[:10]
+    assert "done synth.cot_coldstart" in terminal
+    log = (synth_run / "jobs" / "synth.cot_coldstart" / "job.log").read_text()
+    engine_lines = [line for line in log.splitlines() if ENGINE_LINE.search(line)]
+    assert len(engine_lines) > 5, log[-2000:]   # vLLM's start-up, every line of it, is kept
 
 
 def test_provenance_answers_acceptance_and_budget_questions(synth_run):
@@ -184,6 +201,15 @@ def test_the_served_clients_budget_check_reads_vllms_source_and_agrees_with_impo
     assert out.stdout.split() == [str(native_budget_supported()), "False"]
 
 
+def command_line(proc) -> str:
+    """A process's command line; "" for one that has just exited (a zombie, or gone)."""
+    import psutil
+    try:
+        return " ".join(proc.cmdline())
+    except (psutil.ZombieProcess, psutil.NoSuchProcess):
+        return ""
+
+
 def test_a_task_killed_alone_fails_the_job_naming_it_and_its_server_goes_too(synth_run, tmp_path):
     """One of 2 local tasks killed with SIGKILL (an OOM kill, say) while the other runs: the job fails
     naming that task instead of waiting forever (datatrove's process pool would), its orphaned vLLM
@@ -199,9 +225,9 @@ def test_a_task_killed_alone_fails_the_job_naming_it_and_its_server_goes_too(syn
             f.stat().st_size for f in served.glob("*/output/*.jsonl")):
         time.sleep(0.2)
     job = psutil.Process(proc.pid)
-    tasks = [p for p in job.children() if "spawn_main" in " ".join(p.cmdline())]
+    tasks = [p for p in job.children() if "spawn_main" in command_line(p)]
     assert len(tasks) == 2, [p.cmdline() for p in job.children()]
-    servers = [c for t in tasks for c in t.children(recursive=True) if "api_server" in " ".join(c.cmdline())]
+    servers = [c for t in tasks for c in t.children(recursive=True) if "api_server" in command_line(c)]
     tasks[0].kill()
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode != 0

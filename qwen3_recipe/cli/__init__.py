@@ -18,10 +18,18 @@ def _recipe_args(p: argparse.ArgumentParser, run_dir: bool = True) -> argparse.A
     return p
 
 
+def _verbose_arg(p: argparse.ArgumentParser) -> None:
+    """-v after the command too (`run -v`); SUPPRESS keeps a top-level -v when it is absent here."""
+    p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qwen3-recipe",
                                      description="The Qwen3 training recipe as declarative YAML.")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show the engines' output (vLLM, torchtitan, datatrove, Ray) on the terminal too; "
+                             "it always goes to each job's jobs/<job>/job.log")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     _recipe_args(sub.add_parser("validate", help="check a recipe; print every located error"), run_dir=False)
@@ -38,9 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--executor", choices=["local", "slurm", "ray"], default=None)
     # a Slurm job's own command: run the selected jobs here from the artifacts compiled at submission
     p.add_argument("--in-allocation", action="store_true", help=argparse.SUPPRESS)
+    _verbose_arg(p)
     p = sub.add_parser("synth", help="run synthetic-data jobs")
     _recipe_args(p)
     p.add_argument("--job", default=None, help="one synth job by name")
+    _verbose_arg(p)
     p = sub.add_parser("query", help="run SQL over a run's provenance database")
     p.add_argument("run_dir")
     p.add_argument("sql")

@@ -86,11 +86,11 @@ def run(args: argparse.Namespace) -> int:
     if _gate(plan_view(the_plan)):  # the gate is not in any fingerprint: checked before each run
         return 1
     if in_allocation:
-        return run_jobs(the_plan, select(the_plan, args.only), debug=args.debug)
+        return run_jobs(the_plan, select(the_plan, args.only), debug=args.debug, verbose=args.verbose)
     if the_plan.loaded.recipe.execution.executor == "slurm":
         from qwen3_recipe.launch.slurm import submit
         return submit(the_plan, select(the_plan, args.only))
-    return run_jobs(the_plan, select(the_plan, args.only), debug=args.debug)
+    return run_jobs(the_plan, select(the_plan, args.only), debug=args.debug, verbose=args.verbose)
 
 
 def synth(args: argparse.Namespace) -> int:

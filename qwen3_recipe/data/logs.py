@@ -1,6 +1,7 @@
-"""datatrove's terminal output during data jobs: our progress display and datatrove's warnings on
-the terminal, everything else in the task logs (jobs/<job>/logs/...). Shared by every data job
-runner and the Slurm lowering; imports no other module of ours."""
+"""datatrove's output during data jobs: each task's full log in jobs/<job>/logs/..., its warnings on
+stderr (which a running job points at its job.log, job_log.py: the terminal keeps our progress
+display; `--verbose` shows them too). Shared by every data job runner and the Slurm lowering;
+imports no other module of ours."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import sys
 
 def quiet_task_logs() -> None:
     """datatrove logs every task at INFO to stderr and re-adds an INFO sink after each task. Keep
-    the full log in each task's log file (jobs/<job>/logs/...) and only warnings on the terminal,
-    where our own progress display runs. Applied when qwen3_recipe.data is imported, so worker
-    processes (which import it to unpickle our executors and steps) behave the same."""
+    the full log in each task's log file (jobs/<job>/logs/...) and only warnings on stderr (the
+    job's log, where they sit beside the other engines' start-up lines). Applied when
+    qwen3_recipe.data is imported, so worker processes (which import it to unpickle our executors
+    and steps) behave the same."""
     import importlib
 
     from datatrove.utils import logging as dt_logging
@@ -37,7 +39,7 @@ def quiet_task_logs() -> None:
         logger.remove()
         logfile = logging_dir.open(f"logs/task_{rank:05d}.log", "w")
         logger.add(logfile, level="DEBUG", format=file_format)
-        if local_rank == 0:  # one worker's warnings on the terminal, not every worker's
+        if local_rank == 0:  # one worker's warnings on stderr, not every worker's
             logger.add(sys.stderr, level="WARNING", format="{level}: {message}", filter=warnings_only)
         logger.info(f"Launching pipeline for {rank=}")
         return logfile
@@ -56,7 +58,7 @@ def quiet_task_logs() -> None:
 
 
 def quiet_datatrove() -> None:
-    """Terminal output of data jobs: our progress display, datatrove's warnings, no tqdm bars
-    (the task logs in jobs/<job>/logs keep everything)."""
+    """Output of data jobs: datatrove's warnings on stderr, no tqdm bars (the task logs in
+    jobs/<job>/logs keep everything)."""
     quiet_task_logs()  # already applied on import of qwen3_recipe.data; idempotent
     os.environ.setdefault("TQDM_DISABLE", "1")

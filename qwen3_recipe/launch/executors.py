@@ -20,7 +20,20 @@ from qwen3_recipe.launch.settings import executor_settings
 
 class LocalExecutor(LocalPipelineExecutor):
     """datatrove's local executor. Defined in our package so that its worker processes, which unpickle
-    it, import qwen3_recipe.data and with it the quiet task logging (data/logs.py)."""
+    it, import qwen3_recipe.data and with it the quiet task logging (data/logs.py). Its workers write
+    to the running job's log: they fork from a server process that an earlier job may have started,
+    with that job's stdout and stderr."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        from qwen3_recipe.job_log import current_log
+        super().__init__(*args, **kwargs)
+        self.job_log, self.parent_pid = current_log(), os.getpid()
+
+    def _launch_run_for_rank(self, rank: int, ranks_q, completed=None, completed_lock=None):
+        if self.job_log and os.getpid() != self.parent_pid:
+            from qwen3_recipe.job_log import point_output_at
+            point_output_at(self.job_log)
+        return super()._launch_run_for_rank(rank, ranks_q, completed, completed_lock)
 
 
 def make_executor(plan: Plan, p: PlannedJob, pipeline: list, tasks: int, name: str = "",
@@ -49,10 +62,10 @@ def make_executor(plan: Plan, p: PlannedJob, pipeline: list, tasks: int, name: s
 
 def execute(plan: Plan, p: PlannedJob, stage: Stage) -> None:
     """Build the executor for one pipeline stage and run it under a progress display."""
-    from qwen3_recipe.console import console
+    from qwen3_recipe.progress import spinner
     executor = make_executor(plan, p, stage.pipeline, stage.tasks, stage.name, stage.executor)
     label = f"{p.job.name}{' ' + stage.name if stage.name else ''}: {stage.tasks} task{'s' if stage.tasks != 1 else ''}"
-    with console().status(f"[cyan]{label}[/]"):
+    with spinner(f"[cyan]{label}[/]"):
         executor.run()
 
 

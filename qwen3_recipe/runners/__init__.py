@@ -4,6 +4,7 @@ order, skips cached jobs (same fingerprint as the last success) and marks each s
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -92,16 +93,37 @@ def mark_done(plan: "Plan", p: "PlannedJob") -> None:
     refresh_jobs(plan.run_dir)  # the database was built before this marker
 
 
-def failed_log(logs: Path) -> Path:
-    """The task log holding the failure's traceback (the newest), else the job's log folder."""
+def failed_log(folder: Path) -> Path:
+    """The task log holding the failure's traceback (the newest: a datatrove task's own is nearer the
+    cause), else the job's log (job_log.py), which has the traceback of what failed in this process."""
+    logs = folder / "logs"
     failed = [f for f in logs.rglob("*.log") if "Traceback" in f.read_text(errors="replace")] \
         if logs.is_dir() else []
-    return max(failed, key=lambda f: f.stat().st_mtime) if failed else logs
+    from qwen3_recipe.job_log import LOG_FILE
+    return max(failed, key=lambda f: f.stat().st_mtime) if failed else folder / LOG_FILE
 
 
-def run_jobs(plan: "Plan", jobs: list["PlannedJob"], debug: bool = False) -> int:
+def run_in_log(runner: Runner, plan: "Plan", p: "PlannedJob", verbose: bool) -> None:
+    """The runner with the engines' output in the job's log, and the traceback of a failure there too
+    (the terminal gets one line)."""
+    from qwen3_recipe.errors import PhaseDone
+    from qwen3_recipe.job_log import LOG_FILE, job_output
+    from qwen3_recipe.safe_paths import job_folder
+    with job_output(job_folder(plan.run_dir, p.job.dir) / LOG_FILE, verbose):
+        try:
+            runner(p, plan)
+        except PhaseDone:
+            raise
+        except BaseException:
+            import traceback
+            traceback.print_exc(file=sys.__stderr__)  # fd 2: the log
+            raise
+
+
+def run_jobs(plan: "Plan", jobs: list["PlannedJob"], debug: bool = False, verbose: bool = False) -> int:
     """Run `jobs` in order; stop at the first failure with a one-line cause and where the logs are
-    (finished jobs keep their outputs and done markers, so a rerun resumes after them)."""
+    (finished jobs keep their outputs and done markers, so a rerun resumes after them). Each job's
+    engine output goes to its `job.log` (and, verbose, to the terminal too)."""
     from qwen3_recipe.console import console
     from qwen3_recipe.errors import PhaseDone
     con = console()
@@ -123,8 +145,8 @@ def run_jobs(plan: "Plan", jobs: list["PlannedJob"], debug: bool = False) -> int
         con.rule(f"{p.job.name} ({p.job.kind})")
         started = time.time()
         try:
-            start_clean(plan, p)
-            runner(p, plan)
+            start_clean(plan, p)  # before the log opens: a new fingerprint starts a new log
+            run_in_log(runner, plan, p, verbose)
         except PhaseDone as part:  # a Slurm job's part of it: a later Slurm job finishes it
             con.print(f"[green]done[/] {p.job.name}'s part: {part}")
             continue
@@ -133,7 +155,7 @@ def run_jobs(plan: "Plan", jobs: list["PlannedJob"], debug: bool = False) -> int
             if debug or isinstance(exc, RecipeError):
                 raise
             con.print(f"[red]failed[/] {p.job.name}: {type(exc).__name__}: {exc}\n"
-                      f"  log: {failed_log(plan.run_dir / p.job.dir / 'logs')}  (rerun with --debug for a traceback)",
+                      f"  log: {failed_log(plan.run_dir / p.job.dir)}  (rerun with --debug for a traceback)",
                       soft_wrap=True)  # a line a log search or a terminal can copy whole
             return 1
         mark_done(plan, p)

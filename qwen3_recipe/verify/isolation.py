@@ -161,5 +161,7 @@ def choose(allow_weak: bool | None = None, mode: str | None = None) -> str:
                                  "(the host filesystem stays visible) with `execution.sandbox: allow_weak`")
     if why not in _warned:
         _warned.add(why)
-        print(f"warning: code sandbox runs with weak isolation: {why}", file=sys.stderr)
+        from qwen3_recipe.console import console
+        console(stderr=True).print(f"[yellow]warning[/]: code sandbox runs with weak isolation: {why}",
+                                   markup=True, soft_wrap=True)
     return "weak"
