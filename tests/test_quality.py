@@ -1,9 +1,10 @@
-"""LLM-based quality filtering end to end (issue 5.7): the shipped tiny teacher (a real transformers
-engine) scores a sample of two sources against a rubric, a classifier is trained on the scores and
-saved with a version, the datatrove filter applies it to the whole curated corpus, and the scores are
-SQL in provenance.duckdb. The tiny teacher only knows arithmetic: on a 0-30 scale it answers prose
-with small numbers and worked arithmetic with larger ones (and sometimes out of range), which is
-what the classifier has to learn."""
+"""LLM labels end to end (issues 5.7 and 17.1): the shipped tiny teacher, through vLLM, labels a
+sample of two sources along two dimensions (a 0-30 scale and a 16-label set), a classifier per
+dimension is trained and saved with a version, the label job writes every document's predicted
+labels into its metadata and provenance (`labels`), and label filters act on them, with their
+decisions in provenance. The tiny teacher only knows arithmetic: its labels are its habits (prose
+gets small numbers, worked arithmetic larger or none), which is what the machinery here is tested on;
+labels that mean something need an annotator that can judge (issue 17.5)."""
 
 from __future__ import annotations
 
@@ -18,23 +19,30 @@ from conftest import REPO, query, run_cli
 from corpora import write_project
 
 TEACHER = REPO / "tests" / "assets" / "tiny-teacher"
-RUBRIC = ("Below is an extract from a web page. Evaluate its educational value on a 0-{{ max_score }} scale."
-          "\n\nThe extract:\n{{ text }}\n\nConclude with the score as \\boxed{N}.")
+TOPICS = ["arithmetic", "algebra", "geometry", "physics", "chemistry", "biology", "history", "news",
+          "fiction", "sports", "travel", "cooking", "music", "law", "ads", "other"]
+EDU = ("Below is an extract from a web page. Evaluate its educational value on a {{ min }}-{{ max }} scale."
+       "\n\nThe extract:\n{{ text }}\n\nConclude with the score as \\boxed{N}.")
+TOPIC = ("Below is an extract from a web page. Which topic is it? Topics: {% for l in labels %}{{ loop.index }}. "
+         "{{ l }} {% endfor %}\n\nThe extract:\n{{ text }}\n\nConclude with the topic's number as \\boxed{N}.")
 QUALITY = f"""
   quality:
     annotator: {{path: {TEACHER}}}
-    engine: transformers
-    rubric: {json.dumps(RUBRIC)}
-    max_score: 30
+    dimensions:
+      edu: {{scale: 0-30, rubric: {json.dumps(EDU)}}}
+      topic: {{labels: {json.dumps(TOPICS)}, rubric: {json.dumps(TOPIC)}}}
     max_chars: 200
     max_tokens: 24
     sample: 20
-    threshold: 10
+"""
+LABEL_FILTERS = """    - {type: label, dimension: edu, min: 3}
+    - {type: label, dimension: topic, values: [history, news, arithmetic], sources: [math]}
 """
 
 
 def project(root: Path) -> Path:
-    """tests/corpora's web corpus plus 40 worked-arithmetic documents, exact dedup, the quality section."""
+    """tests/corpora's web corpus plus 40 worked-arithmetic documents, exact dedup, two label
+    dimensions and two label filters."""
     recipe, _ = write_project(root)
     math = (REPO / "datasets_spec" / "data" / "tiny_math.jsonl").read_text().splitlines()[:40]
     (root / "datasets_spec" / "math.jsonl").write_text("\n".join(math) + "\n")
@@ -43,7 +51,7 @@ def project(root: Path) -> Path:
     text = recipe.read_text()
     text = text.replace("sources: {web: web}", "sources: {web: web, math: mathdocs}")
     text = text.replace("- {type: gopher_repetition}", "- {type: gopher_repetition, sources: [web]}")
-    text = text.replace("- {type: gopher_quality}", "- {type: gopher_quality, sources: [web]}")
+    text = text.replace("    - {type: gopher_quality}\n", "    - {type: gopher_quality, sources: [web]}\n" + LABEL_FILTERS)
     text = text.replace("exact: {enabled: false}", "exact: {enabled: true}")
     recipe.write_text(text.replace("\nexecution:", QUALITY + "execution:"))
     return recipe
@@ -64,7 +72,7 @@ def quality_run(tmp_path_factory) -> tuple[Path, Path]:
     return recipe, run
 
 
-# -- parsing and the recipe ------------------------------------------------------------------------
+# -- reading answers: right, wrong, and the cheap ways to look right ---------------------------------
 @pytest.mark.parametrize("output, score, how", [
     ("The answer is \\boxed{3}.", 3.0, "boxed"),
     ("<think>\nmaybe 9\n</think>\n\nEducational score: 4", 4.0, "labelled"),
@@ -73,164 +81,304 @@ def quality_run(tmp_path_factory) -> tuple[Path, Path]:
     ("The answer is \\boxed{26}.", None, "out_of_range"),
     ("No idea.", None, "unparseable"),
     ("<think>\nstill going, 3 points so far", None, "unparseable"),
+    ("0 1 2 3 4 5", None, "ambiguous"),              # every score at once: none
+    ("<think>\n\\boxed{5}\n</think>\nNo idea.", None, "unparseable"),  # a score hidden in the thinking
 ])
 def test_parse_score(output, score, how):
     from qwen3_recipe.quality.rubric import parse_score
-    assert parse_score(output, 5) == (score, how)
+    assert parse_score(output, 0, 5) == (score, how)
 
 
-def test_default_rubric_renders_the_document():
-    from qwen3_recipe.quality.rubric import DEFAULT_RUBRIC, compile_rubric, render
-    text = render(compile_rubric(DEFAULT_RUBRIC), "Photosynthesis turns light into sugar. " * 50, "web", 5, 100)
-    assert "Photosynthesis turns light" in text and "Educational score:" in text
-    assert len(text) < len(DEFAULT_RUBRIC) + 120  # the document cut to max_chars
+def test_parse_score_on_a_scale_that_does_not_start_at_zero():
+    from qwen3_recipe.quality.rubric import parse_score
+    assert parse_score("\\boxed{0}", 1, 10) == (None, "out_of_range")
+    assert parse_score("Score: 10", 1, 10) == (10.0, "labelled")
 
 
+LABELS = ["math", "code", "news"]
+
+
+@pytest.mark.parametrize("output, label, how", [
+    ("It is \\boxed{code}.", "code", "boxed"),
+    ("\\boxed{ News }", "news", "boxed"),                # case and spaces
+    ("\\boxed{2}", "code", "boxed"),                     # the label's number in the rubric's list
+    ("Label: Math", "math", "labelled"),
+    ("This is clearly a news report.", "news", "named"),
+    ("Option 3.", "news", "number"),
+    ("\\boxed{poetry}", None, "not_a_label"),
+    ("\\boxed{7}", None, "not_a_label"),                 # no seventh label
+    ("math, code or news: all of them", None, "ambiguous"),  # naming every label wins nothing
+    ("1 2 3", None, "ambiguous"),
+    ("A mathematician's blog", None, "unparseable"),     # a word containing a label is not the label
+    ("<think>\nprobably code\n</think>\n", None, "unparseable"),  # only the answer counts
+    ("<think>\nmath", None, "unparseable"),
+])
+def test_parse_label(output, label, how):
+    from qwen3_recipe.quality.rubric import parse_label
+    assert parse_label(output, LABELS) == (label, how)
+
+
+def test_default_rubrics_render_the_document_and_the_choices():
+    from qwen3_recipe.quality.rubric import compile_rubric, render, rubric_text
+    doc = "Photosynthesis turns light into sugar. " * 50
+    edu = render(compile_rubric(rubric_text({"scale": "0-5", "rubric": "fineweb_edu"})), doc, "web", "edu",
+                 {"scale": "0-5"}, 100)
+    assert "Photosynthesis turns light" in edu and "Educational score:" in edu and len(edu) < 3000
+    domain = render(compile_rubric(rubric_text({"labels": LABELS})), doc, "web", "domain", {"labels": LABELS}, 100)
+    assert "domain" in domain and "1. math\n2. code\n3. news" in domain and "\\boxed{label}" in domain
+    scale = render(compile_rubric(rubric_text({"scale": "1-10"})), doc, "web", "clarity", {"scale": "1-10"}, 100)
+    assert "clarity" in scale and "from 1 to 10" in scale
+
+
+# -- classifiers -----------------------------------------------------------------------------------
+SETTINGS = {"type": "hashing_ridge", "n_features": 2**12, "ngrams": 1, "alpha": 1.0, "holdout": 0.25}
+WORDS = {"math": "sum add carry digits", "code": "def return import class", "news": "council mayor vote city"}
+
+
+def rows(labels: list[str], n: int = 60) -> list[dict]:
+    return [{"doc_id": f"d{i}", "text": f"{WORDS[labels[i % len(labels)]]} {i}", "value": labels[i % len(labels)]}
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("labels", [["math", "code", "news"], ["news", "math"], ["math", "news"]])
+def test_label_classifier_learns_saves_and_reloads(tmp_path, labels):
+    from qwen3_recipe.quality.classifier import QualityClassifier, train
+    context = {"dimension": "domain", "labels": labels, "annotator": "a", "prompt_digest": "p", "max_chars": 100}
+    clf, held = train(rows(labels), SETTINGS, context, 0)
+    assert held and clf.meta["holdout_accuracy"] == 1.0 and clf.meta["classes"] == labels
+    probe = [WORDS[label] for label in labels]
+    assert clf.predict_labels(probe) == labels
+    clf.save(tmp_path / "domain")
+    again = QualityClassifier.load(tmp_path / "domain")
+    assert again.predict_labels(probe) == labels and again.version == clf.version
+    with pytest.raises(TypeError, match="predicts labels"):
+        again.predict(probe)
+
+
+def test_a_label_set_seen_with_one_label_predicts_it_and_a_scale_stays_in_range(tmp_path):
+    from qwen3_recipe.quality.classifier import QualityClassifier, train
+    context = {"dimension": "domain", "labels": LABELS, "annotator": "a", "prompt_digest": "p", "max_chars": 100}
+    clf, _ = train(rows(["code"], 12), SETTINGS, context, 0)
+    assert clf.predict_labels(["anything at all"]) == ["code"]
+    scored = [{"doc_id": f"d{i}", "text": ("sum add " * (i % 6)) + "x", "value": float(i % 6)} for i in range(60)]
+    context = {"dimension": "edu", "scale": [0, 5], "annotator": "a", "prompt_digest": "p", "max_chars": 100}
+    clf, _ = train(scored, SETTINGS, context, 0)
+    clf.save(tmp_path / "edu")
+    predicted = QualityClassifier.load(tmp_path / "edu").predict(["sum add " * 40, "x"])
+    assert 0 <= predicted[1] < predicted[0] <= 5 and "holdout_mae" in clf.meta
+    with pytest.raises(ValueError, match="no usable edu label"):
+        train([{"doc_id": "a", "text": "t", "value": None}], SETTINGS, context, 0)
+
+
+# -- the recipe ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("change, message", [
-    (("{{ text }}", "{{ txt }}"), "data.quality.rubric: .*use \\{\\{ text \\}\\}"),
-    (("{{ text }}", "{{ text }"), "data.quality.rubric: not a jinja2 template"),
+    (("{{ text }}", "{{ txt }}"), "data.quality.dimensions.edu.rubric: .*use \\{\\{ text \\}\\}"),
+    (("{{ text }}", "{{ text }"), "data.quality.dimensions.edu.rubric: not a jinja2 template"),
     ((f"{{path: {TEACHER}}}", "{preset: Qwen3-8B}"), "data.quality: .*annotator: give `path`"),
     (("sample: 20", "sample: 20\n    sources: [webb]"), "quality.sources: unknown source.*'webb'"),
+    (("scale: 0-30", "scale: 30-0"), "dimensions.edu: .*first number must be below"),
+    (("scale: 0-30", "scale: 0-30, labels: [a, b]"), "dimensions.edu: .*not both"),
+    (("scale: 0-30", "scale: five"), "dimensions.edu.scale: .*pattern"),
+    (('["arithmetic", "algebra"', '["arithmetic", "Arithmetic"'), "topic.labels: .*distinct"),
+    (("      topic:", "      Topic:"), "data.quality.dimensions: .*lower-case"),
+    (("dimension: edu, min: 3", "dimension: edux, min: 3"), "data.filters.3.dimension: unknown dimension"),
+    (("dimension: edu, min: 3", "dimension: edu, values: [a]"), "data.filters.3.values: .*is a scale"),
+    (("dimension: edu, min: 3", "dimension: edu"), "data.filters.3: .*give `min`"),
+    (("values: [history, news, arithmetic]", "min: 2"), "data.filters.4.min: .*is a label set"),
+    (("values: [history, news, arithmetic]", "values: [history, gossip]"),
+     "data.filters.4.values.1: unknown label of 'topic' 'gossip'"),
+    (("sample: 20", "sample: 20\n    sources: [web]"), "data.filters.4.sources: .*'math' carry no labels"),
 ])
 def test_recipe_errors_name_the_setting(tmp_path, change, message):
     from qwen3_recipe.errors import RecipeError
     from qwen3_recipe.recipe.validate import load_recipe
     recipe = project(tmp_path)
-    recipe.write_text(recipe.read_text().replace(*change))
+    assert change[0] in recipe.read_text()
+    recipe.write_text(recipe.read_text().replace(*change, 1))
     with pytest.raises(RecipeError) as info:
         load_recipe(recipe)
     assert re.search(message, "\n".join(f"{p.path}: {p.message}" for p in info.value.problems)), info.value.problems
+    assert all(p.loc for p in info.value.problems), info.value.problems  # each names file and line
 
 
-def test_quality_jobs_feed_tokenizer_and_mixtures_and_threshold_reruns_only_the_filter():
+def test_a_label_filter_without_quality_is_refused_where_it_is_written(tmp_path):
+    from qwen3_recipe.errors import RecipeError
+    from qwen3_recipe.recipe.validate import load_recipe
+    recipe = project(tmp_path)
+    recipe.write_text(recipe.read_text().replace(QUALITY, "\n"))
+    with pytest.raises(RecipeError) as info:
+        load_recipe(recipe)
+    problems = [p for p in info.value.problems if "needs `data.quality`" in p.message]
+    assert [p.path for p in problems] == ["data.filters.3.type", "data.filters.4.type"], info.value.problems
+    assert problems[0].loc and problems[0].loc.line == recipe.read_text().splitlines().index(
+        LABEL_FILTERS.splitlines()[0]) + 1
+
+
+def test_quality_jobs_feed_tokenizer_and_mixtures_with_the_default_dimension():
     from qwen3_recipe.compiler.plan import make_plan
     from qwen3_recipe.recipe.validate import load_recipe
-    sets = [f"data.quality={{annotator: {{path: {TEACHER}}}, engine: transformers, sources: [web], sample: 50}}"]
+    sets = [f"data.quality={{annotator: {{path: {TEACHER}}}, engine: transformers, sources: [web], sample: 50, "
+            f"dimensions: {{edu: 0-5, domain: [math, prose]}}}}"]
     plan = make_plan(load_recipe(REPO / "recipes" / "tiny.yaml", sets))
     deps = plan.deps
-    assert deps["quality.annotate"] == ["data.dedup"] and deps["quality.filter"] == ["data.dedup", "quality.annotate"]
-    assert deps["tokenizer"] == ["quality.filter"] and "quality.filter" in deps["mix.s1_general"]
-    assert plan["quality.annotate"].job.config["quality"]["rubric"].startswith("Below is an extract")
-    other = make_plan(load_recipe(REPO / "recipes" / "tiny.yaml", sets + ["data.quality.threshold=2.5"]))
-    assert other["quality.annotate"].job.fingerprint == plan["quality.annotate"].job.fingerprint
-    assert other["quality.filter"].job.fingerprint != plan["quality.filter"].job.fingerprint
+    assert deps["quality.annotate"] == ["data.dedup"] and deps["quality.label"] == ["data.dedup", "quality.annotate"]
+    assert deps["tokenizer"] == ["quality.label"] and "quality.label" in deps["mix.s1_general"]
+    dims = plan["quality.annotate"].job.config["quality"]["dimensions"]
+    assert set(dims) == {"edu", "domain"} and "{{ labels }}" not in dims["domain"]["rubric"]
+    assert "1. {{ label }}" not in dims["domain"]["rubric"] and "{% for label in labels %}" in dims["domain"]["rubric"]
+    default = make_plan(load_recipe(REPO / "recipes" / "tiny.yaml", [sets[0].replace(
+        ", dimensions: {edu: 0-5, domain: [math, prose]}", "")]))
+    (edu,) = default["quality.annotate"].job.config["quality"]["dimensions"].values()
+    assert edu["rubric"].startswith("Below is an extract") and edu["scale"] == "0-5"  # FineWeb-Edu's
+
+
+
+def test_a_label_filter_change_reruns_only_the_label_job(tmp_path):
+    from qwen3_recipe.compiler.plan import make_plan
+    from qwen3_recipe.recipe.validate import load_recipe
+    recipe = project(tmp_path)
+    plan = make_plan(load_recipe(recipe))
+    edited = recipe.with_name("edited.yaml")
+    edited.write_text(recipe.read_text().replace("dimension: edu, min: 3", "dimension: edu, min: 4"))
+    other = make_plan(load_recipe(edited))
+    changed = {p.job.name for p in plan.jobs if p.job.fingerprint != other[p.job.name].job.fingerprint}
+    assert "quality.label" in changed and not changed & {"quality.annotate", "data.web", "data.math", "data.dedup"}
+    assert plan["quality.label"].job.config["filters"][0] | {"min": 4.0} == other["quality.label"].job.config["filters"][0]
 
 
 # -- end to end ------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_annotations_record_annotator_scores_and_raw_outputs(quality_run):
+def test_annotations_record_each_dimension_with_raw_outputs(quality_run):
     _, run = quality_run
-    rows = query(run, "select source, annotator, prompt_digest, output, score, parsed, split from annotations")
-    assert len(rows) == 40 and {r[0] for r in rows} == {"web", "math"}  # 20 per source
-    (annotator,) = {r[1] for r in rows}  # the model's path and a digest of its files (synth/job.py teacher_id)
-    assert annotator.startswith(f"{TEACHER}@") and len({r[2] for r in rows}) == 1
-    assert all(r[3] for r in rows)  # the raw output, always
-    scored = [r for r in rows if r[4] is not None]
-    assert scored and all(0 <= r[4] <= 30 and r[5] in ("boxed", "labelled", "digit") and r[6] for r in scored)
-    assert all(r[5] in ("out_of_range", "unparseable") and r[6] is None for r in rows if r[4] is None)
+    rows = query(run, "select source, dimension, annotator, prompt_digest, output, score, label, parsed, split "
+                      "from annotations")
+    assert len(rows) == 80 and {(r[0], r[1]) for r in rows} == {(s, d) for s in ("web", "math") for d in ("edu", "topic")}
+    (annotator,) = {r[2] for r in rows}  # the model's path and a digest of its files (synth/job.py teacher_id)
+    assert annotator.startswith(f"{TEACHER}@") and len({r[3] for r in rows}) == 2  # one prompt per dimension
+    assert all(r[4] for r in rows)  # the raw output, always
+    edu = [r for r in rows if r[1] == "edu"]
+    topic = [r for r in rows if r[1] == "topic"]
+    assert all(r[6] is None for r in edu) and all(r[5] is None for r in topic)
+    assert any(r[5] is not None for r in edu) and any(r[6] is not None for r in topic), "the teacher parsed sometimes"
+    assert all(0 <= r[5] <= 30 and r[7] in ("boxed", "labelled", "digit") and r[8] for r in edu if r[5] is not None)
+    assert all(r[6] in TOPICS and r[7] in ("boxed", "labelled", "named", "number") for r in topic if r[6])
+    assert all(r[8] is None and r[7] not in ("boxed", "labelled") for r in rows if (r[5] if r[1] == "edu" else r[6])
+               is None and r[7] in ("unparseable", "ambiguous"))
 
 
 @pytest.mark.slow
-def test_classifier_trained_saved_and_versioned(quality_run):
+def test_a_classifier_per_dimension_trained_saved_and_versioned(quality_run):
     from qwen3_recipe.quality.classifier import QualityClassifier
     _, run = quality_run
-    folder = run / "jobs" / "quality.annotate" / "classifier"
-    meta = json.loads((folder / "classifier.json").read_text())
-    clf = QualityClassifier.load(folder)
-    assert clf.version == meta["version"] and len(meta["version"]) == 12
-    assert meta["annotator"].startswith(f"{TEACHER}@") and meta["train_size"] > 0 and meta["type"] == "hashing_ridge"
-    versions = query(run, "select distinct classifier_version from annotations")
-    assert versions == [(meta["version"],)]
-    (view,) = query(run, "select classifier_version, train_size, holdout_size from classifiers")
-    assert view == (meta["version"], meta["train_size"], meta["holdout_size"])
-    # it learned the annotator: prose scores low, worked arithmetic high (the teacher's habits)
-    by_source = dict(query(run, "select source, avg(predicted) from annotations group by source"))
-    assert by_source["web"] < by_source["math"]
+    views = {r[0]: r[1:] for r in query(run, "select dimension, classifier_version, train_size, holdout_size "
+                                             "from classifiers")}
+    assert set(views) == {"edu", "topic"}
+    for dimension in ("edu", "topic"):
+        folder = run / "jobs" / "quality.annotate" / "classifiers" / dimension
+        meta = json.loads((folder / "classifier.json").read_text())
+        clf = QualityClassifier.load(folder)
+        assert clf.version == meta["version"] and len(meta["version"]) == 12 and meta["dimension"] == dimension
+        assert meta["annotator"].startswith(f"{TEACHER}@") and meta["train_size"] > 0
+        assert views[dimension] == (meta["version"], meta["train_size"], meta["holdout_size"])
+    assert json.loads((run / "jobs/quality.annotate/classifiers/edu/classifier.json").read_text())["scale"] == [0, 30]
+    assert set(json.loads((run / "jobs/quality.annotate/classifiers/topic/classifier.json").read_text())["classes"]) \
+        <= set(TOPICS)
 
 
 @pytest.mark.slow
-def test_filter_runs_over_the_whole_corpus_with_scores_in_decisions(quality_run):
+def test_every_document_is_labelled_in_metadata_and_provenance(quality_run):
     _, run = quality_run
-    version = json.loads((run / "jobs" / "quality.annotate" / "classifier" / "classifier.json").read_text())["version"]
-    curated = jsonl_docs(run / "jobs" / "data.dedup" / "output")
-    rows = query(run, "select source, doc_id, decision, reason, details from decisions where job = 'quality.filter'")
-    assert sorted(r[1] for r in rows) == sorted(d["id"] for d in curated)  # every document, once
-    for source, _, decision, reason, details in rows:
-        d = json.loads(details)
-        assert d["quality_classifier"] == version
-        assert (decision == "kept") == (d["quality_score"] >= 10)
-        assert reason == (None if decision == "kept" else "quality_below_threshold")
-    decisions = {r[2] for r in rows}
-    assert decisions == {"kept", "dropped"}, "the tiny teacher separates prose from arithmetic"
-    out = jsonl_docs(run / "jobs" / "quality.filter" / "output")
-    assert sorted(d["id"] for d in out) == sorted(r[1] for r in rows if r[2] == "kept")
-    assert all(d["metadata"]["quality_classifier"] == version for d in out)
-    (counts,) = query(run, "select sum(documents_in), sum(kept), sum(dropped) from step_counts "
-                           "where job = 'quality.filter'")
-    assert counts == (len(rows), sum(r[2] == "kept" for r in rows), sum(r[2] == "dropped" for r in rows))
+    curated = {d["id"]: d for d in jsonl_docs(run / "jobs" / "data.dedup" / "output")}
+    labels = query(run, "select doc_id, dimension, score, label, classifier_version from labels")
+    assert len(labels) == 2 * len(curated) and {r[0] for r in labels} == set(curated)  # every one, both dimensions
+    versions = dict(query(run, "select dimension, classifier_version from classifiers"))
+    assert all(r[4] == versions[r[1]] for r in labels)
+    assert all((r[2] is not None) == (r[1] == "edu") and (r[3] in TOPICS) == (r[1] == "topic") for r in labels)
+    by_doc = {(r[0], r[1]): r[2] if r[1] == "edu" else r[3] for r in labels}
+    out = jsonl_docs(run / "jobs" / "quality.label" / "output")
+    assert out and all(d["metadata"]["labels"] == {"edu": by_doc[d["id"], "edu"], "topic": by_doc[d["id"], "topic"]}
+                       for d in out)
+    dist = query(run, "select dimension, sum(documents) from label_distribution group by all order by 1")
+    assert dist == [("edu", len(curated)), ("topic", len(curated))]
 
 
 @pytest.mark.slow
-def test_sql_answers_score_distribution_per_source(quality_run):
+def test_label_filters_decide_by_the_labels_and_the_funnel_shows_them(quality_run):
     _, run = quality_run
-    dist = query(run, "select source, score, count(*) from annotations where score is not null "
-                      "group by all order by all")
-    assert {s for s, _, _ in dist} <= {"web", "math"} and sum(n for _, _, n in dist) > 0
-    predicted = query(run, "select source, score_bucket, documents, dropped from quality_scores order by all")
-    assert predicted and sum(r[2] for r in predicted) == query(
-        run, "select count(*) from decisions where job = 'quality.filter'")[0][0]
+    labels = {(r[0], r[1]): r[2] if r[1] == "edu" else r[3]
+              for r in query(run, "select doc_id, dimension, score, label from labels")}
+    source = dict(query(run, "select doc_id, source from labels where dimension = 'edu'"))
+    rows = query(run, "select step, doc_id, decision, reason from decisions where job = 'quality.label'")
+    edu = {r[1]: r for r in rows if r[0] == "label_edu"}
+    assert set(edu) == set(source)  # every document reached the first filter
+    for doc, (_, _, decision, reason) in edu.items():
+        assert (decision == "kept") == (labels[doc, "edu"] >= 3)
+        assert reason == (None if decision == "kept" else "edu_below_3")
+    topic = {r[1]: r for r in rows if r[0] == "label_topic"}
+    assert set(topic) == {d for d, r in edu.items() if r[2] == "kept"}
+    for doc, (_, _, decision, reason) in topic.items():
+        keep = source[doc] != "math" or labels[doc, "topic"] in ("history", "news", "arithmetic")
+        assert (decision == "kept") == keep and reason == (None if keep else "topic_not_in_values")
+    out = {d["id"] for d in jsonl_docs(run / "jobs" / "quality.label" / "output")}
+    assert out == {d for d, r in topic.items() if r[2] == "kept"}
+    funnel = query(run, "select step, sum(documents_in), sum(kept), sum(dropped) from funnel "
+                        "where job = 'quality.label' group by all order by min(step_index)")
+    assert [f[0] for f in funnel] == ["labels", "label_edu", "label_topic"]
+    assert funnel[1][1:] == (len(edu), sum(r[2] == "kept" for r in edu.values()), sum(r[2] == "dropped" for r in edu.values()))
 
 
 @pytest.mark.slow
-def test_classifier_as_a_data_filter(quality_run):
+def test_a_scale_classifier_as_a_data_filter_and_a_label_set_one_refused(quality_run):
     from datatrove.data import Document
 
     from qwen3_recipe.data.filters import build_filter
+    from qwen3_recipe.errors import RecipeError
     from qwen3_recipe.recipe.schema.data import QualityClassifier
     _, run = quality_run
-    model = run / "jobs" / "quality.annotate" / "classifier" / "model.npz"
-    cfg = QualityClassifier(type="quality_classifier", model_path=str(model), threshold=10)
+    folder = run / "jobs" / "quality.annotate" / "classifiers"
+    cfg = QualityClassifier(type="quality_classifier", model_path=str(folder / "edu" / "model.npz"), threshold=10)
     step = build_filter(cfg, "data.filters.0", REPO)
     docs = [Document(text=t, id=str(i)) for i, t in enumerate([
         "The quiet farmer repaired a wooden bridge near the old harbour and then visited the market.",
         "Question: What is 562 × 9?\n<think>\n2 × 9 = 18, write 8 carry 1.\n</think>\nThe answer is \\boxed{5058}."])]
     results = step.filter_batch(docs)
     scores = [d.metadata["quality_score"] for d in docs]
-    # kept exactly when the predicted score reaches the threshold (what the teacher thinks of these
-    # two texts is its business: the end-to-end test checks the learned separation)
     assert [r is True for r in results] == [s >= 10 for s in scores]
     assert all(r is True or r == (False, "quality_below_threshold") for r in results)
-    missing = QualityClassifier(type="quality_classifier", model_path="nowhere", threshold=1)
-    from qwen3_recipe.errors import RecipeError
-    with pytest.raises(RecipeError, match="no quality classifier"):
-        build_filter(missing, "data.filters.0", REPO)
+    for path in (folder / "topic", Path("nowhere")):
+        with pytest.raises(RecipeError, match="no quality classifier of a scale"):
+            build_filter(cfg.model_copy(update={"model_path": str(path)}), "data.filters.0", REPO)
 
 
 @pytest.mark.slow
-def test_threshold_change_reruns_the_filter_only_and_replaces_its_provenance(quality_run):
+def test_a_filter_change_reruns_the_label_job_only_and_replaces_its_provenance(quality_run, tmp_path):
+    import shutil
     recipe, run = quality_run
-    proc = run_cli("run", str(recipe), "-o", str(run), "--only", "quality", "--set", "data.quality.threshold=0",
-                   timeout=600)
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    edited = recipe.with_name("edited.yaml")
+    edited.write_text(recipe.read_text().replace("dimension: edu, min: 3", "dimension: edu, min: 0"))
+    proc = run_cli("run", str(edited), "-o", str(copy), "--only", "quality", timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "skip quality.annotate (cached)" in proc.stdout
-    rows = query(run, "select decision, count(*) from decisions where job = 'quality.filter' group by all")
+    rows = query(copy, "select decision, count(*) from decisions where job = 'quality.label' and step = 'label_edu' "
+                       "group by all")
     assert dict(rows) == {"kept": len(jsonl_docs(run / "jobs" / "data.dedup" / "output"))}
 
 
+@pytest.mark.slow
 def test_annotations_served_by_a_vllm_server_equal_the_in_process_engines(quality_run, tmp_path):
     """data.quality.serving {type: vllm}: the annotator behind datatrove's InferenceRunner and a real
-    vLLM server writes the outputs (and scores) vLLM in process writes, document for document."""
+    vLLM server writes the outputs (and labels) vLLM in process wrote, document for document."""
     import shutil
     recipe, run = quality_run
-    outputs = {}
-    for name, serving in (("in_process", "{type: in_process}"), ("served", "{type: vllm}")):
-        copy = tmp_path / name
-        shutil.copytree(run, copy)
-        shutil.rmtree(copy / "jobs" / "quality.annotate" / "cache")  # generated anew (keyed by model, not engine)
-        sets = ["--set", "data.quality.engine=vllm", "--set", f"data.quality.serving={serving}"]
-        proc = run_cli("run", str(recipe), "-o", str(copy), "--only", "quality.annotate", *sets,
-                       cwd=recipe.parent, timeout=900)
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        outputs[name] = query(copy, "select doc_id, output, score from annotations order by doc_id")
-    assert (tmp_path / "served" / "jobs" / "quality.annotate" / "served").is_dir()
-    assert len(outputs["served"]) == 40 and outputs["served"] == outputs["in_process"]
+    copy = tmp_path / "served"
+    shutil.copytree(run, copy)
+    shutil.rmtree(copy / "jobs" / "quality.annotate")  # generated anew: serving is not in the fingerprint
+    proc = run_cli("run", str(recipe), "-o", str(copy), "--only", "quality.annotate",
+                   "--set", "data.quality.serving={type: vllm}", cwd=recipe.parent, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (copy / "jobs" / "quality.annotate" / "served").is_dir()
+    sql = "select dimension, doc_id, output, score, label from annotations order by all"
+    served = query(copy, sql)
+    assert len(served) == 80 and served == query(run, sql)

@@ -16,7 +16,7 @@ from qwen3_recipe.recipe.validate import LoadedRecipe
 
 GROUPS = ("data", "quality", "tokenizer", "pretrain", "sft", "synth", "posttrain", "evals")
 SFT_KINDS = {"sft", "fusion"}
-MERGED = ("data.dedup", "quality.filter")  # jobs whose output holds every source's curated documents
+MERGED = ("data.dedup", "quality.label")  # jobs whose output holds every source's curated documents
 
 
 @dataclass
@@ -98,8 +98,8 @@ class JobBuilder:
         decont = self.decont_settings()
         for src, source in self.r.data.sources.items():
             # a filter's `sources` only chooses the jobs it is in: not part of what runs
-            filters = [_dump(f, exclude={"sources"}) for f in self.r.data.filters
-                       if f.sources is None or src in f.sources]
+            filters = [_dump(f, exclude={"sources"}) for f in self.r.data.filters  # label filters: quality.label's
+                       if f.type != "label" and (f.sources is None or src in f.sources)]
             # the default policy (added later) stays out: data jobs already run keep their fingerprints
             read = _dump(source, exclude={"on_duplicate_id"} if source.on_duplicate_id == "fail" else None)
             job = self.add(Job(
@@ -124,8 +124,9 @@ class JobBuilder:
         return curated if len(curated) == 1 and curated[0] in MERGED else [f"data.{s}" for s in sources]
 
     def quality(self, curated: list[str]) -> list[str]:
-        """`quality.annotate` (LLM scores on a sample, the classifier) and `quality.filter` (the classifier
-        over every document, after dedup): the filter's output replaces the curated data downstream."""
+        """`quality.annotate` (LLM labels on a sample, a classifier per dimension) and `quality.label`
+        (the classifiers over every document, after dedup, then the label filters): the label job's
+        output replaces the curated data downstream."""
         q = self.r.data.quality
         if q is None or not curated:
             return curated
@@ -137,21 +138,27 @@ class JobBuilder:
                                        self.loaded.raw.smap.find(path))])
         annotator, model_deps, weights = self.teacher(q.annotator)
         sources = q.sources or list(self.r.data.sources)
-        settings = _dump(q) | {"rubric": rubric_text(q.rubric)}
-        for key in ("annotator", "threshold", "sources", "seed", "serving"):  # serving: lowered, not fingerprinted
+        settings = _dump(q)
+        for key in ("annotator", "sources", "seed", "serving"):  # serving: lowered, not fingerprinted
             settings.pop(key)
+        settings["dimensions"] = {name: {k: v for k, v in dim.items() if v is not None} | {"rubric": rubric_text(dim)}
+                                  for name, dim in settings["dimensions"].items()}
         self.add(Job("quality.annotate", "quality_annotate", ("data", "quality"), curated + model_deps,
                      {"quality": settings, "annotator": annotator, "sources": sources, "curated": curated,
                       "seed": self.r.seed if q.seed is None else q.seed, **self.engine_args("quality.annotate")},
-                     inputs=weights, outputs={"classifier": "classifier", "provenance": "provenance"},
+                     inputs=weights, outputs={"classifiers": "classifiers", "provenance": "provenance"},
                      key_path=("data", "quality")))
-        self.add(Job("quality.filter", "quality_filter", ("data", "quality"), curated + ["quality.annotate"],
-                     {"threshold": q.threshold, "sources": sources, "curated": curated,
-                      "classifier": "jobs/quality.annotate/classifier",
+        from qwen3_recipe.recipe.schema.data import step_names
+        label_filters = [f for f in self.r.data.filters if f.type == "label"]
+        names = step_names([f.name or f"label_{f.dimension}" for f in label_filters])
+        filters = [_dump(f, exclude={"type", "name"}) | {"step": n} for f, n in zip(label_filters, names)]
+        self.add(Job("quality.label", "quality_label", ("data", "quality"), curated + ["quality.annotate"],
+                     {"dimensions": list(q.dimensions), "sources": sources, "curated": curated,
+                      "filters": filters,
                       "kept_sample_rate": self.r.outputs.provenance.kept_sample_rate},
                      outputs={"documents": "output", "provenance": "provenance"},
-                     key_path=("data", "quality", "threshold")))
-        return ["quality.filter"]
+                     key_path=("data", "quality")))
+        return ["quality.label"]
 
     def tokenizer(self, curated: list[str]) -> str:
         tok = self.r.tokenizer

@@ -23,7 +23,7 @@ LOWERER_MODULES = {
     "data_mix": "qwen3_recipe.data.mix_plan:mix_plan",
     "tokenizer": "qwen3_recipe.tokenizer.plan:tokenizer_plan",
     "quality_annotate": "qwen3_recipe.quality.plan:annotate_plan",
-    "quality_filter": "qwen3_recipe.quality.plan:filter_plan",
+    "quality_label": "qwen3_recipe.quality.plan:label_plan",
     "pretrain": "qwen3_recipe.train.pretrain:stage_job",
     "synth": "qwen3_recipe.synth.plan:generation_plan",
     "eval": "qwen3_recipe.synth.plan:eval_plan",

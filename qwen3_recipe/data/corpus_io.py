@@ -1,5 +1,5 @@
 """Reading and publishing a corpus of (source, file) pairs, for the jobs that process the curated
-documents after the source jobs (data.dedup, quality.filter): a listing pins which files a stage
+documents after the source jobs (data.dedup, quality.label): a listing pins which files a stage
 reads, one file per task; publishing builds the job's output folder that later jobs read."""
 
 from __future__ import annotations

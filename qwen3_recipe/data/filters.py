@@ -116,8 +116,9 @@ def build_block(block: dict[str, Any], words: Any = "en") -> BaseFilter:
         from qwen3_recipe.quality.filter import resolve_classifier
         folder = resolve_classifier(Path(args["model_path"]))
         if folder is None:
-            raise RecipeError([Problem(f"no quality classifier at {args['model_path']} (a "
-                                       f"jobs/quality.annotate/classifier folder of a run)", f"{setting}.model_path")])
+            raise RecipeError([Problem(f"no quality classifier of a scale at {args['model_path']} (a "
+                                       f"jobs/quality.annotate/classifiers/<dimension> folder of a run)",
+                                       f"{setting}.model_path")])
         return cls(str(folder), args["threshold"])
     if kind == "fasttext_classifier":
         args["keep_labels"] = [tuple(kv) for kv in args["keep_labels"]]

@@ -11,15 +11,7 @@ from typing import Any
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
 from qwen3_recipe.errors import RecipeError
 from qwen3_recipe.launch.settings import executor_settings
-
-
-def step_names(kinds: list[str]) -> list[str]:
-    """Provenance step names: the filter's name or type, numbered when a type repeats."""
-    names, seen = [], {}
-    for kind in kinds:
-        seen[kind] = seen.get(kind, 0) + 1
-        names.append(kind if kinds.count(kind) == 1 else f"{kind}_{seen[kind]}")
-    return names
+from qwen3_recipe.recipe.schema.data import step_names
 
 
 def local_files(path: Path) -> tuple[str, str]:
@@ -81,8 +73,8 @@ def prepare_plan(p: PlannedJob, plan: Plan) -> dict[str, Any]:
 
     folder = (plan.run_dir / p.job.dir).resolve()
     source_name = p.job.config["source"]
-    chosen = [(i, f) for i, f in enumerate(plan.loaded.recipe.data.filters)
-              if f.sources is None or source_name in f.sources]
+    chosen = [(i, f) for i, f in enumerate(plan.loaded.recipe.data.filters)  # label filters: quality.label's
+              if f.type != "label" and (f.sources is None or source_name in f.sources)]
     base = plan.loaded.path.parent
     blocks = []
     for index, ((i, cfg), name) in enumerate(zip(chosen, step_names([f.name or f.type for _, f in chosen])), 1):

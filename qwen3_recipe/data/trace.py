@@ -22,7 +22,7 @@ from qwen3_recipe.data.readers import text_hash
 from qwen3_recipe.provenance.recorder import ShardRecorder
 
 DETAIL_KEYS = ("contamination", "minhash_cluster_id", "minhash_cluster_size", "language", "language_score",
-               "quality_score", "quality_classifier")
+               "quality_score", "quality_classifier", "labels")
 
 
 def keep_row(doc_id: str, rate: float) -> bool:
@@ -41,7 +41,7 @@ class Traced(PipelineStep):
         self.job, self.prov_dir = job, prov_dir
         self.drop_reason = drop_reason or step_name
         self.kept_sample_rate = kept_sample_rate
-        self.evidence = evidence  # "contamination" | "minhash" | "exact": extra rows, never thinned
+        self.evidence = evidence  # "contamination" | "minhash" | "exact" | "labels": extra rows, never thinned
         self.name = f"{inner.name} (traced)"
         self.stats = inner.stats  # the executor reports the inner step's stats
 
@@ -65,6 +65,13 @@ class Traced(PipelineStep):
         elif self.evidence == "minhash" and doc.metadata.get("minhash_cluster_id", -1) != -1:
             rec.add("clusters", method="minhash", source=source, doc_id=doc.id,
                     cluster_id=str(doc.metadata["minhash_cluster_id"]), kept=decision != "dropped")
+        elif self.evidence == "labels":
+            versions = doc.metadata.get("label_classifiers", {})
+            for dimension, value in doc.metadata.get("labels", {}).items():
+                numeric = not isinstance(value, str)
+                rec.add("labels", source=source, doc_id=doc.id, dimension=dimension,
+                        score=value if numeric else None, label=None if numeric else value,
+                        classifier_version=versions.get(dimension))
         elif self.evidence == "exact" and decision == "dropped":
             rec.add("clusters", method="exact", source=source, doc_id=doc.id,
                     cluster_id=text_hash(doc.text), kept=False)

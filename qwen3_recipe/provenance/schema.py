@@ -14,9 +14,11 @@ Tables
 - prompts:       prompts a synth job read (source, gold answer), kept or dropped (e.g. contaminated)
 - samples:       every generated sample: prompt, mode, budget cut, verification, kept / dropped
                  (reason); the lineage of each row of a synthetic dataset
-- annotations:   documents an LLM scored against a quality rubric: annotator, prompt digest, raw
-                 output, parsed score (null: unparseable, with how), train / holdout split, the
-                 classifier's prediction and version
+- annotations:   documents an LLM labelled, per dimension of data.quality: annotator, prompt
+                 digest, raw output, parsed score (a scale) or label (a label set; null: unparsed,
+                 with how), train / holdout split, the dimension classifier's prediction and version
+- labels:        every labelled document's predicted value per dimension (score or label) and the
+                 classifier version that predicted it (job quality.label; never thinned)
 - rollouts:      every sample a post-training stage drew from its policy or teacher: step, prompt,
                  mode, tokens, reward and verdict, GRPO advantage, DPO role (chosen / rejected),
                  teacher KL (distillation), and which policy version sampled it
@@ -28,12 +30,14 @@ Tables
 Version 2 added prompts and samples; version 3 annotations (and the views classifiers, quality_scores);
 version 4 rollouts, train_steps and eval_samples (and the views rewards, distill_kl, eval_accuracy);
 version 5 what audits an eval score: eval_samples' rendered prompt, extracted answer, the
-benchmark's metric with the sample's score on it, and the verdict's details (JSON).
+benchmark's metric with the sample's score on it, and the verdict's details (JSON); version 6
+label dimensions: annotations' dimension, label and predicted_label, the labels table (and the view
+label_distribution).
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # column name -> DuckDB type; pyarrow types are derived from these.
 TABLES: dict[str, dict[str, str]] = {
@@ -59,10 +63,13 @@ TABLES: dict[str, dict[str, str]] = {
                 "cut_at": "BIGINT", "thinking_tokens": "BIGINT", "tokens": "BIGINT", "finish_reason": "VARCHAR",
                 "answer": "VARCHAR", "verified": "BOOLEAN", "verdict": "VARCHAR", "majority_vote": "BOOLEAN",
                 "decision": "VARCHAR", "reason": "VARCHAR", "text": "VARCHAR"},
-    "annotations": {"job": "VARCHAR", "source": "VARCHAR", "doc_id": "VARCHAR", "annotator": "VARCHAR",
-                    "prompt_digest": "VARCHAR", "output": "VARCHAR", "score": "DOUBLE", "parsed": "VARCHAR",
-                    "finish_reason": "VARCHAR", "tokens": "BIGINT", "split": "VARCHAR", "predicted": "DOUBLE",
+    "annotations": {"job": "VARCHAR", "source": "VARCHAR", "doc_id": "VARCHAR", "dimension": "VARCHAR",
+                    "annotator": "VARCHAR", "prompt_digest": "VARCHAR", "output": "VARCHAR", "score": "DOUBLE",
+                    "label": "VARCHAR", "parsed": "VARCHAR", "finish_reason": "VARCHAR", "tokens": "BIGINT",
+                    "split": "VARCHAR", "predicted": "DOUBLE", "predicted_label": "VARCHAR",
                     "classifier_version": "VARCHAR"},
+    "labels": {"job": "VARCHAR", "source": "VARCHAR", "doc_id": "VARCHAR", "dimension": "VARCHAR", "score": "DOUBLE",
+               "label": "VARCHAR", "classifier_version": "VARCHAR", "rank": "INTEGER"},
     "rollouts": {"job": "VARCHAR", "stage": "VARCHAR", "step": "INTEGER", "source": "VARCHAR",
                  "prompt_id": "VARCHAR", "sample_id": "VARCHAR", "mode": "VARCHAR", "tokens": "BIGINT",
                  "reward": "DOUBLE", "verdict": "VARCHAR", "advantage": "DOUBLE", "role": "VARCHAR",
@@ -91,11 +98,18 @@ VIEWS = {
                             round(avg(verified::int), 4) as verified_rate,
                             round(count(*) filter (where decision = 'kept') / count(*), 4) as acceptance_rate
                      from samples group by all order by job, source, mode""",
-    "classifiers": """select job, classifier_version, annotator, prompt_digest, count(*) as annotated,
-                             count(score) as scored, count(*) filter (where split = 'train') as train_size,
+    "classifiers": """select job, dimension, classifier_version, annotator, prompt_digest, count(*) as annotated,
+                             count(coalesce(score::varchar, label)) as scored,
+                             count(*) filter (where split = 'train') as train_size,
                              count(*) filter (where split = 'holdout') as holdout_size,
-                             round(avg(abs(predicted - score)) filter (where split = 'holdout'), 4) as holdout_mae
-                      from annotations group by all order by job""",
+                             round(avg(abs(predicted - score)) filter (where split = 'holdout'), 4) as holdout_mae,
+                             round(avg((coalesce(round(predicted)::varchar, predicted_label)
+                                        = coalesce(score::varchar, label))::int)
+                                   filter (where split = 'holdout'), 4) as holdout_accuracy
+                      from annotations group by all order by job, dimension""",
+    "label_distribution": """select job, source, dimension, coalesce(label, floor(score)::bigint::varchar) as value,
+                                    count(*) as documents
+                             from labels group by all order by job, source, dimension, value""",
     "quality_scores": """select job, source, floor(json_extract(details, '$.quality_score')::double) as score_bucket,
                                 count(*) as documents, count(*) filter (where decision = 'dropped') as dropped
                          from decisions where step like 'quality_classifier%' and details is not null

@@ -1,31 +1,51 @@
-"""`quality.annotate`: sample each source's curated documents, score them with the annotator (vLLM, a
-vLLM server or transformers; the recipe's mode, greedy by default) against the rubric, parse the
-scores, train the classifier, save it (`classifier/`), and record every annotation in provenance.
-Generation goes through the synth jobs' content-addressed request cache, so a killed job resumes
-without regenerating, and a change that leaves prompts alone (holdout, ridge alpha) costs no tokens."""
+"""`quality.annotate`: sample each source's curated documents, have the annotator (vLLM, a vLLM
+server or transformers; the recipe's mode, greedy by default) label each along every dimension
+against its rubric, parse the labels, train one classifier per dimension, save them
+(`classifiers/<dimension>/`), and record every annotation in provenance. Generation goes through
+the synth jobs' content-addressed request cache, so a killed job resumes without regenerating, and
+a change that leaves prompts alone (holdout, ridge alpha) costs no tokens."""
 
 from __future__ import annotations
 
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
-from qwen3_recipe.quality.rubric import compile_rubric, parse_score, prompt_digest, render
+from qwen3_recipe.quality.rubric import bounds, compile_rubric, parse_label, parse_score, prompt_digest, render
+
+CLASSIFIERS = "classifiers"
 
 
 def annotation_requests(docs: list[dict], cfg: dict, seed: int, annotator: str) -> list[dict]:
+    """One request per document and dimension, in (dimension, document) order."""
     from qwen3_recipe.synth.cache import request_key
-    template = compile_rubric(cfg["rubric"])
     out = []
-    for d in docs:
-        content = render(template, d["text"], d["source"], cfg["max_score"], cfg["max_chars"])
-        req = {"prompt_id": d["doc_id"], "messages": [{"role": "user", "content": content}], "mode": cfg["mode"],
-               "n": 1, "max_tokens": cfg["max_tokens"], "thinking_budget": None,
-               "sampling": {"temperature": cfg["temperature"]}, "seed": (seed, d["doc_id"]), "teacher": annotator}
-        req["key"] = request_key(req)
-        out.append(req)
+    for name, dim in cfg["dimensions"].items():
+        template = compile_rubric(dim["rubric"])
+        for d in docs:
+            content = render(template, d["text"], d["source"], name, dim, cfg["max_chars"])
+            req = {"prompt_id": f"{name}/{d['doc_id']}", "messages": [{"role": "user", "content": content}],
+                   "mode": cfg["mode"], "n": 1, "max_tokens": cfg["max_tokens"], "thinking_budget": None,
+                   "sampling": {"temperature": cfg["temperature"]}, "seed": (seed, d["doc_id"]), "teacher": annotator}
+            req["key"] = request_key(req)
+            out.append(req)
     return out
 
 
+def parse(output: str, dim: dict) -> tuple[float | str | None, str]:
+    return parse_score(output, *bounds(dim)) if dim.get("scale") else parse_label(output, dim["labels"])
+
+
 def split(row: dict, held: set[str]) -> str | None:
-    return None if row["score"] is None else "holdout" if row["doc_id"] in held else "train"
+    return None if row["value"] is None else "holdout" if row["doc_id"] in held else "train"
+
+
+def train_dimension(name: str, dim: dict, rows: list[dict], cfg: dict, annotator: str, seed: int, folder):
+    """The dimension's classifier, saved under classifiers/<name>; (classifier, held-out ids)."""
+    from qwen3_recipe.quality.classifier import train
+    kind = {"scale": list(bounds(dim))} if dim.get("scale") else {"labels": dim["labels"]}
+    context = {"dimension": name, **kind, "annotator": annotator, "prompt_digest": prompt_digest(dim["rubric"]),
+               "max_chars": cfg["max_chars"]}
+    clf, held = train(rows, cfg["classifier"], context, seed)
+    clf.save(folder / CLASSIFIERS / name)
+    return clf, held
 
 
 def run_annotate(p: PlannedJob, plan: Plan) -> None:
@@ -34,7 +54,6 @@ def run_annotate(p: PlannedJob, plan: Plan) -> None:
     from qwen3_recipe.progress import synth_progress
     from qwen3_recipe.provenance.database import build_database
     from qwen3_recipe.provenance.recorder import ShardRecorder
-    from qwen3_recipe.quality.classifier import train
     from qwen3_recipe.quality.corpus import curated_inputs, sample_documents
     from qwen3_recipe.synth.cache import RequestCache
     from qwen3_recipe.synth.job import counting, generate_missing
@@ -51,27 +70,30 @@ def run_annotate(p: PlannedJob, plan: Plan) -> None:
         engine_cfg = {"engine": cfg["engine"], "server_url": cfg.get("server_url"), "max_tokens": cfg["max_tokens"],
                       "serving": lowered["serving"], "executor": lowered["executor"]}
         generate_missing(requests, cache, engine_cfg, model, counting(progress, cache), folder)
-    digest = prompt_digest(cfg["rubric"])
-    rows = []
-    for d, req in zip(docs, requests):
-        sample = cache.get(req["key"])[0]
-        score, how = parse_score(sample["text"], cfg["max_score"])
-        rows.append({**d, "output": sample["text"], "score": score, "how": how,
-                     "finish_reason": sample.get("finish_reason"), "tokens": len(sample.get("token_ids") or [])})
-    context = {"annotator": annotator, "prompt_digest": digest, "max_score": cfg["max_score"],
-               "max_chars": cfg["max_chars"]}
-    clf, held = train(rows, cfg["classifier"], context, seed)
-    clf.save(folder / "classifier")
-    predicted = clf.predict([r["text"] for r in rows])
     rec = ShardRecorder(folder / "provenance", job.name, "annotate", 0)
-    for r, pred in zip(rows, predicted):
-        rec.add("annotations", source=r["source"], doc_id=r["doc_id"], annotator=annotator, prompt_digest=digest,
-                output=r["output"], score=r["score"], parsed=r["how"], finish_reason=r["finish_reason"],
-                tokens=r["tokens"], split=split(r, held), predicted=round(pred, 4), classifier_version=clf.version)
+    lines = []
+    for i, (name, dim) in enumerate(cfg["dimensions"].items()):
+        rows = []
+        for d, req in zip(docs, requests[i * len(docs):(i + 1) * len(docs)]):
+            sample = cache.get(req["key"])[0]
+            value, how = parse(sample["text"], dim)
+            rows.append({**d, "output": sample["text"], "value": value, "how": how,
+                         "finish_reason": sample.get("finish_reason"), "tokens": len(sample.get("token_ids") or [])})
+        clf, held = train_dimension(name, dim, rows, cfg, annotator, seed, folder)
+        scale = clf.is_scale
+        for r, pred in zip(rows, clf.predict_values([r["text"] for r in rows])):
+            rec.add("annotations", source=r["source"], doc_id=r["doc_id"], dimension=name, annotator=annotator,
+                    prompt_digest=clf.meta["prompt_digest"], output=r["output"],
+                    score=r["value"] if scale else None, label=None if scale else r["value"], parsed=r["how"],
+                    finish_reason=r["finish_reason"], tokens=r["tokens"], split=split(r, held),
+                    predicted=pred if scale else None, predicted_label=None if scale else pred,
+                    classifier_version=clf.version)
+        m = clf.meta
+        metrics = (("" if not scale else f"MAE {m['holdout_mae']:.3f}, ") + f"accuracy {m['holdout_accuracy']:.1%}"
+                   if "holdout_accuracy" in m else "no held-out set")
+        lines.append(f"  {name}: {len(rows) - m['unscored']:,}/{len(rows):,} parsed; classifier {clf.version} "
+                     f"trained on {m['train_size']:,} (held out: {metrics})")
     rec.close()
     build_database(plan.run_dir)
-    m = clf.meta
-    metrics = (f"held-out MAE {m['holdout_mae']:.3f}, accuracy {m['holdout_accuracy']:.1%}"
-               if "holdout_mae" in m else "no held-out set")
-    console().print(f"{job.name}: {len(rows):,} documents scored by {annotator} ({m['unscored']:,} unparseable); "
-                    f"classifier {clf.version} trained on {m['train_size']:,} ({metrics}) -> {folder / 'classifier'}")
+    console().print(f"{job.name}: {len(docs):,} documents labelled by {annotator} -> {folder / CLASSIFIERS}\n"
+                    + "\n".join(lines))

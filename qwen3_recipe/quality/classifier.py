@@ -1,11 +1,13 @@
-"""The quality classifier: scikit-learn's HashingVectorizer (word 1..n-grams, stateless) and a ridge
-regression on the annotator's scores, predicting a score in [0, max_score].
+"""The label classifiers, one per dimension: scikit-learn's HashingVectorizer (word 1..n-grams,
+stateless) and a ridge model on the annotator's labels. A scale's classifier is a ridge regression
+predicting a score in [min, max]; a label set's is a one-vs-rest ridge classifier predicting a label
+(a label set the annotator gave one label only predicts that label).
 
-Saved without pickle: `model.npz` (the nonzero weights and the intercept) beside `classifier.json`
-(the vectorizer settings, what it was trained on, its held-out metrics and its version). Loading
-rebuilds the vectorizer from the settings, so a saved classifier runs unchanged on another scikit-learn.
-The version is a content hash of what determines the model: settings, annotator, prompt and the
-training pairs (document, score, text hash)."""
+Saved without pickle: `model.npz` (the nonzero weights, one row per output, and the intercepts) beside
+`classifier.json` (the vectorizer settings, the dimension, what it was trained on, its held-out
+metrics and its version). Loading rebuilds the vectorizer from the settings, so a saved classifier
+runs unchanged on another scikit-learn. The version is a content hash of what determines the model:
+settings, annotator, prompt and the training pairs (document, label, text hash)."""
 
 from __future__ import annotations
 
@@ -32,19 +34,47 @@ def _vectorizer(meta: dict[str, Any]):
 
 
 class QualityClassifier:
-    def __init__(self, weights, intercept: float, meta: dict[str, Any]) -> None:
-        self.weights, self.intercept, self.meta = weights, float(intercept), meta
+    """weights: (outputs, n_features); one output for a scale (the score) or for two labels (the
+    second's side of zero), one per label otherwise (the largest wins)."""
+
+    def __init__(self, weights, intercepts, meta: dict[str, Any]) -> None:
+        import numpy as np
+        self.weights, self.intercepts, self.meta = np.atleast_2d(weights), np.atleast_1d(intercepts), meta
         self.vectorizer = _vectorizer(meta)
 
     @property
     def version(self) -> str:
         return self.meta["version"]
 
-    def predict(self, texts: list[str]) -> list[float]:
-        import numpy as np
+    @property
+    def is_scale(self) -> bool:
+        return "scale" in self.meta
+
+    def _decision(self, texts: list[str]):
         cap = self.meta["max_chars"]
         x = self.vectorizer.transform([t[:cap] for t in texts])
-        return np.clip(x @ self.weights + self.intercept, 0.0, self.meta["max_score"]).tolist()
+        return (x @ self.weights.T) + self.intercepts
+
+    def predict(self, texts: list[str]) -> list[float]:
+        """A scale's predicted scores."""
+        import numpy as np
+        if not self.is_scale:
+            raise TypeError(f"classifier {self.version} predicts labels of {self.meta['dimension']}, not scores")
+        lo, hi = self.meta["scale"]
+        return np.clip(self._decision(texts)[:, 0], lo, hi).tolist()
+
+    def predict_labels(self, texts: list[str]) -> list[str]:
+        """A label set's predicted labels."""
+        classes = self.meta["classes"]
+        if len(classes) == 1:
+            return [classes[0]] * len(texts)
+        scores = self._decision(texts)
+        if len(classes) == 2:
+            return [classes[int(s > 0)] for s in scores[:, 0]]
+        return [classes[i] for i in scores.argmax(axis=1)]
+
+    def predict_values(self, texts: list[str]) -> list[float | str]:
+        return [round(v, 4) for v in self.predict(texts)] if self.is_scale else self.predict_labels(texts)
 
     def save(self, folder: Path) -> None:
         """Written next to the target and renamed: a reader never sees half a classifier."""
@@ -52,9 +82,9 @@ class QualityClassifier:
         tmp = folder.with_name(f".{folder.name}.tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        nz = np.flatnonzero(self.weights)
-        np.savez(tmp / MODEL_FILE, index=nz, value=self.weights[nz], intercept=np.array([self.intercept]),
-                 n_features=np.array([self.meta["n_features"]]))
+        rows, cols = np.nonzero(self.weights)
+        np.savez(tmp / MODEL_FILE, row=rows, index=cols, value=self.weights[rows, cols], intercept=self.intercepts,
+                 shape=np.array(self.weights.shape))
         (tmp / META_FILE).write_text(json.dumps(self.meta, indent=2) + "\n")
         shutil.rmtree(folder, ignore_errors=True)
         tmp.replace(folder)
@@ -65,42 +95,67 @@ class QualityClassifier:
         folder = Path(path) if Path(path).is_dir() else Path(path).parent
         meta = json.loads((folder / META_FILE).read_text())
         with np.load(folder / MODEL_FILE) as z:
-            weights = np.zeros(int(z["n_features"][0]))
-            weights[z["index"]] = z["value"]
-            return cls(weights, float(z["intercept"][0]), meta)
+            weights = np.zeros(tuple(int(n) for n in z["shape"]))
+            weights[z["row"], z["index"]] = z["value"]
+            return cls(weights, z["intercept"].astype(np.float64), meta)
+
+
+def _fit(fit: list[dict], x, kind: dict, alpha: float):
+    """(weights, intercepts, classes) of a ridge model on the fitting rows."""
+    import numpy as np
+    from sklearn.linear_model import Ridge, RidgeClassifier
+    values = [r["value"] for r in fit]
+    if "scale" in kind:
+        model = Ridge(alpha=alpha).fit(x, np.array(values, dtype=np.float64))
+        return np.atleast_2d(model.coef_), np.atleast_1d(model.intercept_), None
+    classes = sorted(set(values), key=kind["labels"].index)
+    if len(classes) == 1:  # one label seen: nothing to separate
+        return np.zeros((1, x.shape[1])), np.zeros(1), classes
+    model = RidgeClassifier(alpha=alpha).fit(x, values)
+    coef, intercept, fitted = np.atleast_2d(model.coef_), np.atleast_1d(model.intercept_), list(model.classes_)
+    if len(classes) == 2:  # one output: positive for its second class; ours is the label list's second
+        sign = 1.0 if fitted == classes else -1.0
+        return sign * coef, sign * intercept, classes
+    order = [fitted.index(c) for c in classes]
+    return coef[order], intercept[order], classes
 
 
 def train(rows: list[dict], settings: dict[str, Any], context: dict[str, Any],
           seed: int) -> tuple[QualityClassifier, set[str]]:
-    """rows: {doc_id, text, score} (score None: not used). settings: recipe `classifier` section;
-    context: annotator, prompt_digest, max_score, max_chars. Returns the classifier and the held-out ids."""
+    """rows: {doc_id, text, value} (value None: not used; a score or a label). settings: the recipe's
+    `classifier` section; context: dimension, scale [lo, hi] or labels, annotator, prompt_digest,
+    max_chars. Returns the classifier and the held-out ids."""
     import numpy as np
     import sklearn
-    from sklearn.linear_model import Ridge
-    labelled = [r for r in rows if r["score"] is not None]
+    labelled = [r for r in rows if r["value"] is not None]
     if not labelled:
-        raise ValueError(f"no usable score in {len(rows)} annotations: nothing to train on")
+        raise ValueError(f"no usable {context['dimension']} label in {len(rows)} annotations: nothing to train on "
+                         f"(see the annotations table's `output` and `parsed` columns)")
     held = ({r["doc_id"] for r in labelled if held_out(r["doc_id"], seed, settings["holdout"])}
             if len(labelled) >= MIN_HOLDOUT_LABELS else set())
     fit = [r for r in labelled if r["doc_id"] not in held] or labelled
     held -= {r["doc_id"] for r in fit}
-    pairs = sorted((r["doc_id"], r["score"], hashlib.sha256(r["text"].encode()).hexdigest()[:16]) for r in fit)
+    pairs = sorted((r["doc_id"], r["value"], hashlib.sha256(r["text"].encode()).hexdigest()[:16]) for r in fit)
     version = hashlib.sha256(json.dumps([settings, context, pairs], sort_keys=True).encode()).hexdigest()[:12]
     meta: dict[str, Any] = {"version": version, **settings, **context, "seed": seed, "sklearn": sklearn.__version__}
-    vec = _vectorizer(meta)
     cap = context["max_chars"]
-    model = Ridge(alpha=settings["alpha"]).fit(vec.transform([r["text"][:cap] for r in fit]),
-                                               np.array([r["score"] for r in fit]))
-    clf = QualityClassifier(np.asarray(model.coef_, dtype=np.float64), float(model.intercept_), meta)
+    weights, intercepts, classes = _fit(fit, _vectorizer(meta).transform([r["text"][:cap] for r in fit]),
+                                        context, settings["alpha"])
+    if classes is not None:
+        meta["classes"] = classes
+    clf = QualityClassifier(weights, intercepts, meta)
     test = [r for r in labelled if r["doc_id"] in held]
     if test:
-        pred = np.array(clf.predict([r["text"] for r in test]))
-        gold = np.array([r["score"] for r in test])
-        meta["holdout_mae"] = round(float(np.abs(pred - gold).mean()), 4)
-        meta["holdout_accuracy"] = round(float((np.rint(pred) == gold).mean()), 4)
+        pred = clf.predict_values([r["text"] for r in test])
+        gold = [r["value"] for r in test]
+        if clf.is_scale:
+            meta["holdout_mae"] = round(float(np.abs(np.array(pred) - np.array(gold)).mean()), 4)
+            pred = [float(np.rint(p)) for p in pred]
+        meta["holdout_accuracy"] = round(sum(p == g for p, g in zip(pred, gold)) / len(test), 4)
     counts: dict[str, int] = {}
     for r in labelled:
-        counts[f"{r['score']:g}"] = counts.get(f"{r['score']:g}", 0) + 1
+        key = f"{r['value']:g}" if clf.is_scale else r["value"]
+        counts[key] = counts.get(key, 0) + 1
     meta.update(train_size=len(fit), holdout_size=len(test), unscored=len(rows) - len(labelled),
                 label_counts=dict(sorted(counts.items())))
     return clf, held

@@ -1,6 +1,6 @@
-"""The compiled forms of `quality.annotate` (the annotator's engine and model, the rubric and its
-generation settings, the sample, the classifier's settings) and `quality.filter` (the classifier,
-threshold, sources, provenance sampling, executor). The runners in this package run these and
+"""The compiled forms of `quality.annotate` (the annotator's engine and model, each dimension's rubric
+and its generation settings, the sample, the classifiers' settings) and `quality.label` (the
+classifiers, the label filters, sources, provenance sampling, executor). The runners in this package run these and
 nothing else. No engine is imported here."""
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ def annotate_plan(p: PlannedJob, plan: Plan) -> dict[str, Any]:
             "executor": executor_settings(plan, p.job.name)}
 
 
-def filter_plan(p: PlannedJob, plan: Plan) -> dict[str, Any]:
+def label_plan(p: PlannedJob, plan: Plan) -> dict[str, Any]:
+    from qwen3_recipe.quality.annotate import CLASSIFIERS
     cfg = p.job.config
-    return {**{k: cfg[k] for k in ("threshold", "sources", "curated", "kept_sample_rate")},
-            "classifier": str((plan.run_dir / cfg["classifier"]).resolve()),
+    folder = (plan.run_dir / "jobs" / "quality.annotate" / CLASSIFIERS).resolve()
+    return {**{k: cfg[k] for k in ("sources", "curated", "filters", "kept_sample_rate")},
+            "classifiers": {name: str(folder / name) for name in cfg["dimensions"]},
             "executor": executor_settings(plan, p.job.name)}

@@ -1,4 +1,5 @@
-"""The annotation prompt (a jinja2 template) and reading a score out of the annotator's answer."""
+"""The annotation prompts (jinja2 templates, one per label dimension) and reading a score or a label
+out of the annotator's answer."""
 
 from __future__ import annotations
 
@@ -43,14 +44,45 @@ After examining the extract:
 - Conclude with the score using the format: "Educational score: <total points>"
 """
 
+# Generic prompts per kind of dimension (a recipe's own rubric replaces them)
+SCALE_RUBRIC = """\
+Rate the {{ dimension }} of the document below on a scale from {{ min }} to {{ max }} ({{ max }}: the most).
+
+The document:
+{{ text }}
+
+Briefly justify your rating, then give it as \\boxed{N}.
+"""
+LABELS_RUBRIC = """\
+Which of these labels best describes the {{ dimension }} of the document below?
+{% for label in labels %}{{ loop.index }}. {{ label }}
+{% endfor %}
+The document:
+{{ text }}
+
+Answer with one label, as \\boxed{label}.
+"""
+BUILT_IN = {"fineweb_edu": DEFAULT_RUBRIC}
+
 NUMBER = r"(-?\d+(?:\.\d+)?)"
-BOXED = re.compile(r"\\boxed\{\s*" + NUMBER + r"\s*\}")
+BOXED_NUMBER = re.compile(r"\\boxed\{\s*" + NUMBER + r"\s*\}")
+BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 LABELLED = re.compile(r"score\s*(?:is|of|=|:)?\s*[*:]*\s*" + NUMBER, re.IGNORECASE)
-LONE = re.compile(r"(?<![\w.\-])(\d+)(?![\w.])")
+LABEL_IS = re.compile(r"label\s*(?:is|=|:)\s*[*:\s]*([\w\- ]+)", re.IGNORECASE)
+LONE = re.compile(r"(?<![\w.\-])(\d+)(?!\w|\.\d)")
 
 
-def rubric_text(rubric: str | None) -> str:
-    return DEFAULT_RUBRIC if rubric is None else rubric
+def rubric_text(dimension: dict) -> str:
+    """The template a dimension (its recipe fields, as JSON) is annotated with."""
+    rubric = dimension.get("rubric")
+    if rubric is None:
+        return SCALE_RUBRIC if dimension.get("scale") else LABELS_RUBRIC
+    return BUILT_IN.get(rubric, rubric)
+
+
+def bounds(dimension: dict) -> tuple[int, int]:
+    lo, hi = dimension["scale"].split("-")
+    return int(lo), int(hi)
 
 
 def prompt_digest(template: str) -> str:
@@ -63,25 +95,65 @@ def compile_rubric(template: str):
     return env.from_string(template)
 
 
-def render(compiled, text: str, source: str, max_score: int, max_chars: int) -> str:
-    return compiled.render(text=text[:max_chars], source=source, max_score=max_score)
+def render(compiled, text: str, source: str, name: str, dimension: dict, max_chars: int) -> str:
+    lo, hi = bounds(dimension) if dimension.get("scale") else (None, None)
+    return compiled.render(text=text[:max_chars], source=source, dimension=name, min=lo, max=hi,
+                           max_score=hi, labels=dimension.get("labels") or [])
 
 
-def parse_score(output: str, max_score: int) -> tuple[float | None, str]:
-    """(score, how): how is `boxed`, `labelled` ("Score: N") or `digit` (the first lone number in
-    range); with no score, `out_of_range` (a number was given, outside 0..max_score) or `unparseable`.
-    Only the answer is read: a think block, and an unclosed one entirely, is skipped."""
+def _answer(output: str) -> str | None:
+    """The answer part (a think block skipped); None while still thinking when cut off."""
     from qwen3_recipe.synth.select import split_think
     _, answer, closed = split_think(output)
-    if not closed and "</think>" not in output:
-        return None, "unparseable"  # still thinking when cut off
-    for how, pattern in (("boxed", BOXED), ("labelled", LABELLED)):
+    return None if not closed and "</think>" not in output else answer
+
+
+def parse_score(output: str, lo: int, hi: int) -> tuple[float | None, str]:
+    """(score, how): how is `boxed`, `labelled` ("Score: N") or `digit` (the one distinct lone number
+    in range); with no score, `out_of_range` (a number was given, outside lo..hi), `ambiguous`
+    (several lone numbers in range, none marked) or `unparseable`. Only the answer is read: a think
+    block, and an unclosed one entirely, is skipped."""
+    answer = _answer(output)
+    if answer is None:
+        return None, "unparseable"
+    for how, pattern in (("boxed", BOXED_NUMBER), ("labelled", LABELLED)):
         found = pattern.findall(answer)
         if found:
             value = float(found[-1])
-            return (value, how) if 0 <= value <= max_score else (None, "out_of_range")
+            return (value, how) if lo <= value <= hi else (None, "out_of_range")
     numbers = [int(n) for n in LONE.findall(answer)]
-    for n in numbers:
-        if 0 <= n <= max_score:
-            return float(n), "digit"
-    return None, "out_of_range" if numbers else "unparseable"
+    in_range = {n for n in numbers if lo <= n <= hi}
+    if len(in_range) == 1:
+        return float(in_range.pop()), "digit"
+    return None, "ambiguous" if in_range else "out_of_range" if numbers else "unparseable"
+
+
+def _as_label(value: str, labels: list[str]) -> str | None:
+    """A label named by its text (any case) or by its number in the rubric's list (1-based)."""
+    value = value.strip().strip("*.`'\"").strip()
+    for label in labels:
+        if value.lower() == label.lower():
+            return label
+    return labels[int(value) - 1] if value.isdigit() and 1 <= int(value) <= len(labels) else None
+
+
+def parse_label(output: str, labels: list[str]) -> tuple[str | None, str]:
+    """(label, how): how is `boxed` (\\boxed{label} or \\boxed{its number}), `labelled` ("Label: x"),
+    `named` (the one label the answer names, as a word) or `number` (the one distinct lone number that
+    is a label's); with no label, `not_a_label` (a marked answer that is none), `ambiguous` (several
+    labels or numbers named, none marked) or `unparseable`."""
+    answer = _answer(output)
+    if answer is None:
+        return None, "unparseable"
+    for how, pattern in (("boxed", BOXED), ("labelled", LABEL_IS)):
+        found = pattern.findall(answer)
+        if found:
+            label = _as_label(found[-1], labels)
+            return (label, how) if label else (None, "not_a_label")
+    named = {label for label in labels if re.search(rf"(?<![\w-]){re.escape(label)}(?![\w-])", answer, re.IGNORECASE)}
+    if len(named) == 1:
+        return named.pop(), "named"
+    numbers = {int(n) for n in LONE.findall(answer) if 1 <= int(n) <= len(labels)}
+    if not named and len(numbers) == 1:
+        return labels[numbers.pop() - 1], "number"
+    return None, "ambiguous" if named or numbers else "unparseable"

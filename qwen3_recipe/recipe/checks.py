@@ -47,6 +47,15 @@ def _try(parse, value: Any) -> int | None:
         return None
 
 
+def dimension_kind(node: Any) -> str | None:
+    """"scale" or "labels" for a data.quality dimension as written (shorthand or mapping)."""
+    if isinstance(node, str) or (isinstance(node, dict) and node.get("scale") is not None):
+        return "scale"
+    if isinstance(node, list) or (isinstance(node, dict) and node.get("labels") is not None):
+        return "labels"
+    return None
+
+
 class Checker:
     def __init__(self, data: dict, smap: SourceMap, catalogs: Catalogs) -> None:
         self.data, self.smap, self.cat = data, smap, catalogs
@@ -119,6 +128,8 @@ class Checker:
         for i, flt in enumerate(_list(_get(self.data, "data", "filters"))):
             for j, name in enumerate(_list(_get(flt, "sources"))):
                 self.ref(("data", "filters", i, "sources", j), name, self.sources, "source")
+            if _get(flt, "type") == "label":
+                self.check_label_filter(("data", "filters", i), flt)
         for method in ("exact", "minhash"):
             for j, name in enumerate(_list(_get(self.data, "data", "dedup", method, "sources"))):
                 self.ref(("data", "dedup", method, "sources", j), name, self.sources, "source")
@@ -149,6 +160,35 @@ class Checker:
                 lo, hi = _try(parse_seq_len, _get(b, "min")), _try(parse_seq_len, _get(b, "max"))
                 if lo is not None and hi is not None and lo >= hi:
                     self.err(base + ("length_buckets", i), "min must be below max")
+
+    def check_label_filter(self, path: KeyPath, flt: dict) -> None:
+        """A label filter reads a dimension of data.quality, of the right kind, on labelled sources."""
+        quality = _get(self.data, "data", "quality")
+        if not isinstance(quality, dict):
+            self.err(path + ("type",), "a label filter needs `data.quality` (the annotation that predicts the labels)")
+            return
+        dims = _get(quality, "dimensions")
+        dims = dims if isinstance(dims, dict) else {"edu": "0-5"}  # the default dimension
+        name = _get(flt, "dimension")
+        if not self.ref(path + ("dimension",), name, dims, "dimension of data.quality") or not isinstance(name, str):
+            return
+        kind = dimension_kind(dims[name])
+        if kind == "scale" and _get(flt, "values") is not None:
+            self.err(path + ("values",), f"dimension '{name}' is a scale: filter it with min and/or max")
+        labels = _get(dims[name], "labels") if isinstance(dims[name], dict) else dims[name]
+        if kind == "labels":
+            for key in ("min", "max"):
+                if _get(flt, key) is not None:
+                    self.err(path + (key,), f"dimension '{name}' is a label set: filter it with `values`")
+            for j, value in enumerate(_list(_get(flt, "values"))):
+                self.ref(path + ("values", j), value, set(labels or []), f"label of '{name}'")
+        labelled = _get(quality, "sources")
+        if isinstance(labelled, list):
+            unlabelled = [s for s in _list(_get(flt, "sources")) or list(self.sources) if s not in labelled]
+            if unlabelled:
+                self.err(path + ("sources" if _get(flt, "sources") else "type",),
+                         f"source(s) {', '.join(map(repr, unlabelled))} carry no labels (data.quality.sources: "
+                         f"{', '.join(map(str, labelled))}): name the labelled ones in this filter's `sources`")
 
     def check_removed(self) -> None:
         """Keys that once validated but never changed what ran: refused with what to do instead."""

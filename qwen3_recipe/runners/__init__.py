@@ -32,7 +32,7 @@ RUNNER_MODULES = {
     "distill_offpolicy": "qwen3_recipe.posttrain.runner:run_distill_offpolicy",
     "distill_onpolicy": "qwen3_recipe.posttrain.runner:run_distill_onpolicy",
     "quality_annotate": "qwen3_recipe.quality.annotate:run_annotate",
-    "quality_filter": "qwen3_recipe.quality.filter:run_quality_filter",
+    "quality_label": "qwen3_recipe.quality.label:run_quality_label",
 }
 
 

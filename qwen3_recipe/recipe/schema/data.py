@@ -117,13 +117,36 @@ class FastTextClassifier(_Filter):
 
 
 class QualityClassifier(_Filter):
-    """A quality classifier trained by a `quality.annotate` job (this or an earlier run): keep documents
-    whose predicted score is at least `threshold`."""
+    """A scale dimension's classifier trained by a `quality.annotate` job of an earlier run: keep
+    documents whose predicted score is at least `threshold` (for this run's labels: type `label`)."""
 
     type: Literal["quality_classifier"]
     model_path: str
-    """The classifier folder (`jobs/quality.annotate/classifier` of a run) or its model.joblib."""
+    """A scale dimension's classifier folder (`jobs/quality.annotate/classifiers/<dimension>` of a run)
+    or its model.npz."""
     threshold: Float = 3.0
+
+
+class LabelFilter(_Filter):
+    """Keep documents by a label of `data.quality` (run in job `quality.label`, after the labels are
+    predicted): for a scale, `min` and/or `max` (inclusive); for a label set, `values`."""
+
+    type: Literal["label"]
+    dimension: str
+    """A dimension of `data.quality.dimensions`."""
+    min: Float | None = None
+    max: Float | None = None
+    values: list[str] | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> LabelFilter:
+        if self.min is None and self.max is None and self.values is None:
+            raise ValueError("give `min` and/or `max` (a scale) or `values` (a label set)")
+        if self.values is not None and (self.min is not None or self.max is not None):
+            raise ValueError("`values` (a label set) or `min`/`max` (a scale), not both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("min must not be above max")
+        return self
 
 
 class CustomFilter(_Filter):
@@ -133,9 +156,18 @@ class CustomFilter(_Filter):
     params: dict[str, Any] = {}
 
 
+def step_names(kinds: list[str]) -> list[str]:
+    """Provenance step names of filters: the filter's name or type, numbered when a type repeats."""
+    names, seen = [], {}
+    for kind in kinds:
+        seen[kind] = seen.get(kind, 0) + 1
+        names.append(kind if kinds.count(kind) == 1 else f"{kind}_{seen[kind]}")
+    return names
+
+
 Filter = Annotated[
     Union[GopherQuality, GopherRepetition, C4Quality, C4BadWords, FineWebQuality, LanguageId,
-          UrlFilter, LengthFilter, FastTextClassifier, QualityClassifier, CustomFilter],
+          UrlFilter, LengthFilter, FastTextClassifier, QualityClassifier, LabelFilter, CustomFilter],
     Field(discriminator="type"),
 ]
 
@@ -206,7 +238,8 @@ class Mixture(Section):
 
 
 class QualityModel(Section):
-    """The classifier trained on the annotations: hashed word n-grams + ridge regression (scikit-learn)."""
+    """The classifier trained on each dimension's annotations: hashed word n-grams and a ridge model
+    (scikit-learn): a regression for a scale, one-vs-rest classification for a label set."""
 
     type: Literal["hashing_ridge"] = "hashing_ridge"
     n_features: int = Field(2**18, gt=0)
@@ -219,44 +252,44 @@ class QualityModel(Section):
     """Share of the annotated documents held out for the metrics (MAE, accuracy)."""
 
 
-class Quality(Section):
-    """LLM-based quality filtering (FineWeb-Edu style): the annotator scores a sample of each source's
-    curated documents against `rubric`, a classifier is trained on those scores, and a datatrove filter
-    applies it to every document of `sources` (job `quality.filter`, after dedup; the mixtures read
-    its output). Scores, the annotator and the classifier version land in provenance (`annotations`)."""
+SCALE = r"^\d+-\d+$"
 
-    annotator: ModelRef
-    """The scoring model: `path` (a local HF directory, or a hub id) or `stage` of this recipe."""
-    engine: Literal["vllm", "vllm_server", "transformers"] = "vllm"
-    server_url: str | None = None
+
+def _dimension_shorthand(value: Any) -> Any:
+    """`edu: 0-5` is a scale, `domain: [math, code]` a label set."""
+    if isinstance(value, str):
+        return {"scale": value}
+    if isinstance(value, list):
+        return {"labels": value}
+    return value
+
+
+class LabelDimension(Section):
+    """One thing the annotator labels every sampled document with: a numeric `scale` ("0-5") or a
+    set of `labels` ([math, code, news]). Shorthand: `edu: 0-5`, `domain: [math, code, news]`."""
+
+    scale: str | None = Field(None, pattern=SCALE)
+    """Whole scores from the first number to the second, e.g. `0-5`."""
+    labels: list[str] | None = Field(None, min_length=2)
+    """The labels, one per document."""
     rubric: str | None = None
-    """A jinja2 prompt template with `{{ text }}` (also `source`, `max_score`); the answer's score is
-    read from `\\boxed{N}`, "Score: N" or a lone digit. Default: FineWeb-Edu's additive 0-5
-    educational-value prompt (qwen3_recipe/quality/rubric.py)."""
-    max_score: int = Field(5, gt=0)
-    """Scores run from 0 to this; a score outside is recorded as unparseable."""
-    mode: Mode = "no_think"
-    temperature: Float = Field(0.0, ge=0)
-    """0: greedy."""
-    max_tokens: PositiveTokens = 512
-    max_chars: int = Field(4000, gt=0)
-    """Characters of a document shown to the annotator (and to the classifier)."""
-    sample: int = Field(1000, gt=0)
-    """Documents annotated per source (a deterministic sample by `seed`)."""
-    sources: list[str] | None = None
-    """Sources to annotate and filter (default: all); the others pass through."""
-    threshold: Float = 3.0
-    """Keep documents whose predicted score is at least this."""
-    seed: int | None = None
-    """Sampling and generation seed (default: the recipe's)."""
-    serving: Serving | None = None
-    """How the annotator is served: its keys override `execution.serving`'s."""
-    classifier: QualityModel = Field(default_factory=QualityModel)
+    """A jinja2 prompt template with `{{ text }}` (also `source`, `dimension`, `min`, `max`, `labels`);
+    or `fineweb_edu` (FineWeb-Edu's additive 0-5 educational-value prompt). The answer is read from
+    `\\boxed{...}`, "Score: N" / "Label: x", or a lone in-range number (a scale) or the one label
+    named (a label set; a lone number N is the N-th label). Default: a generic prompt for the kind
+    (qwen3_recipe/quality/rubric.py)."""
+
+    @field_validator("labels")
+    @classmethod
+    def _distinct(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len({v.lower() for v in value}) != len(value):
+            raise ValueError("labels must be distinct (case-insensitively: answers are read that way)")
+        return value
 
     @field_validator("rubric")
     @classmethod
     def _template(cls, value: str | None) -> str | None:
-        if value is None:
+        if value is None or value == "fineweb_edu":
             return value
         import jinja2
         from jinja2 import meta
@@ -266,6 +299,69 @@ class Quality(Section):
             raise ValueError(f"not a jinja2 template: {exc.message} (line {exc.lineno})") from None
         if "text" not in names:
             raise ValueError("the rubric must show the document: use {{ text }}")
+        return value
+
+    @model_validator(mode="after")
+    def _kind(self) -> LabelDimension:
+        if (self.scale is None) == (self.labels is None):
+            raise ValueError("give a `scale` (e.g. 0-5) or `labels` (e.g. [math, code]), not both")
+        if self.scale is not None:
+            lo, hi = self.bounds
+            if lo >= hi:
+                raise ValueError(f"scale {self.scale}: the first number must be below the second")
+        if self.rubric == "fineweb_edu" and self.scale != "0-5":
+            raise ValueError("the fineweb_edu rubric scores on a 0-5 scale")
+        return self
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        lo, hi = (self.scale or "0-0").split("-")
+        return int(lo), int(hi)
+
+
+Dimension = Annotated[LabelDimension, BeforeValidator(_dimension_shorthand,
+                                                      json_schema_input_type=Union[str, list[str], LabelDimension])]
+
+
+class Quality(Section):
+    """LLM labels on every document (the Qwen3 report's instance-level annotation, FineWeb-Edu style):
+    the annotator labels a sample of each source's curated documents along each of `dimensions`
+    (job `quality.annotate`), a classifier per dimension is trained on those labels, and a datatrove
+    step applies them to every document of `sources` (job `quality.label`, after dedup): the labels go
+    into each document's metadata and into provenance (`labels`), and `data.filters` entries of type
+    `label` act on them there. The annotations land in provenance too (`annotations`)."""
+
+    annotator: ModelRef
+    """The labelling model: `path` (a local HF directory, or a hub id) or `stage` of this recipe."""
+    engine: Literal["vllm", "vllm_server", "transformers"] = "vllm"
+    server_url: str | None = None
+    dimensions: dict[str, Dimension] = Field(
+        default_factory=lambda: {"edu": LabelDimension(scale="0-5", rubric="fineweb_edu")}, min_length=1)
+    """Dimension name -> its scale or label set and rubric. Default: `edu`, FineWeb-Edu's 0-5 prompt."""
+    mode: Mode = "no_think"
+    temperature: Float = Field(0.0, ge=0)
+    """0: greedy."""
+    max_tokens: PositiveTokens = 512
+    max_chars: int = Field(4000, gt=0)
+    """Characters of a document shown to the annotator (and to the classifiers)."""
+    sample: int = Field(1000, gt=0)
+    """Documents annotated per source (a deterministic sample by `seed`)."""
+    sources: list[str] | None = None
+    """Sources to annotate and label (default: all); the others pass through unlabelled."""
+    seed: int | None = None
+    """Sampling and generation seed (default: the recipe's)."""
+    serving: Serving | None = None
+    """How the annotator is served: its keys override `execution.serving`'s."""
+    classifier: QualityModel = Field(default_factory=QualityModel)
+
+    @field_validator("dimensions")
+    @classmethod
+    def _names(cls, value: dict[str, LabelDimension]) -> dict[str, LabelDimension]:
+        import re
+        bad = [n for n in value if not re.fullmatch(r"[a-z][a-z0-9_]*", n)]
+        if bad:
+            raise ValueError(f"dimension names are lower-case identifiers (they name folders and mixture "
+                             f"slices): {', '.join(map(repr, bad))}")
         return value
 
     @model_validator(mode="after")
