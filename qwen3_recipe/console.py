@@ -50,10 +50,11 @@ def print_query(rel, fmt: str, output: str | None) -> None:
             if output:
                 out.close()
         return
+    from rich.markup import escape
     from rich.table import Table
     table = Table(header_style="bold")
     for col in rel.columns:
-        table.add_column(col)
-    for row in rel.fetchall():
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_column(escape(col))
+    for row in rel.fetchall():  # values are data, not markup: `web[edu>=3]` is a mixture key
+        table.add_row(*("" if v is None else escape(str(v)) for v in row))
     console().print(table)

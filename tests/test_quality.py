@@ -40,10 +40,20 @@ LABEL_FILTERS = """    - {type: label, dimension: edu, min: 3}
 """
 
 
+STAGE = """
+  mixtures:
+    all: {weights: {web: 0.5, math: 0.5}, max_repetition: 20}
+pretrain:
+  batch_tokens: 2K
+  stages:
+    s1: {tokens: 20K, seq_len: 256, mixture: all}
+"""
+
+
 def project(root: Path) -> Path:
     """tests/corpora's web corpus plus 40 worked-arithmetic documents, exact dedup, two label
-    dimensions and two label filters."""
-    recipe, _ = write_project(root)
+    dimensions, two label filters and a pretraining stage."""
+    recipe, _ = write_project(root, extra_data=QUALITY.rstrip("\n") + STAGE)
     math = (REPO / "datasets_spec" / "data" / "tiny_math.jsonl").read_text().splitlines()[:40]
     (root / "datasets_spec" / "math.jsonl").write_text("\n".join(math) + "\n")
     (root / "datasets_spec" / "math.yaml").write_text(
@@ -53,7 +63,7 @@ def project(root: Path) -> Path:
     text = text.replace("- {type: gopher_repetition}", "- {type: gopher_repetition, sources: [web]}")
     text = text.replace("    - {type: gopher_quality}\n", "    - {type: gopher_quality, sources: [web]}\n" + LABEL_FILTERS)
     text = text.replace("exact: {enabled: false}", "exact: {enabled: true}")
-    recipe.write_text(text.replace("\nexecution:", QUALITY + "execution:"))
+    recipe.write_text(text)
     return recipe
 
 
@@ -188,13 +198,26 @@ def test_a_label_set_seen_with_one_label_predicts_it_and_a_scale_stays_in_range(
     (("values: [history, news, arithmetic]", "values: [history, gossip]"),
      "data.filters.4.values.1: unknown label of 'topic' 'gossip'"),
     (("sample: 20", "sample: 20\n    sources: [web]"), "data.filters.4.sources: .*'math' carry no labels"),
+    # mixture weight keys: label slices (YAML: quote a key with brackets in a flow mapping, and `*`)
+    (("{web: 0.5", '{"web[edux>=3]": 0.5'), r"weights.web\[edux>=3\]: unknown dimension of data.quality"),
+    (("{web: 0.5", '{"web[topic>=3]": 0.5'), "'topic' is a label set: compare it with = or !="),
+    (("{web: 0.5", '{"web[edu=high]": 0.5'), "'edu' is a scale: compare it with a number, not 'high'"),
+    (("{web: 0.5", '{"*[topic=history|gossip]": 0.5'), "unknown label of 'topic' \\(in .*\\) 'gossip'"),
+    (("{web: 0.5", '{"webb[edu>=3]": 0.5'), "unknown source 'webb'"),
+    (("{web: 0.5", '{"web[3>edu]": 0.5'), "'3>edu' in 'web\\[3>edu\\]' is not a label condition"),
+    (("{web: 0.5", '{"*": 0.5'), "`\\*` needs a label condition"),
+    (("{web: 0.5", '{"web[edu>=3|4]": 0.5'), "`>=` takes one number"),
+    (("sample: 20", "sample: 20\n    sources: [math]"), r"weights.web\[edu>=3\]: source 'web' carries no labels"),
 ])
 def test_recipe_errors_name_the_setting(tmp_path, change, message):
     from qwen3_recipe.errors import RecipeError
     from qwen3_recipe.recipe.validate import load_recipe
     recipe = project(tmp_path)
     assert change[0] in recipe.read_text()
-    recipe.write_text(recipe.read_text().replace(*change, 1))
+    text = recipe.read_text().replace(*change, 1)
+    if "carries no labels" in message:
+        text = text.replace("{web: 0.5", '{"web[edu>=3]": 0.5')
+    recipe.write_text(text)
     with pytest.raises(RecipeError) as info:
         load_recipe(recipe)
     assert re.search(message, "\n".join(f"{p.path}: {p.message}" for p in info.value.problems)), info.value.problems
@@ -205,10 +228,12 @@ def test_a_label_filter_without_quality_is_refused_where_it_is_written(tmp_path)
     from qwen3_recipe.errors import RecipeError
     from qwen3_recipe.recipe.validate import load_recipe
     recipe = project(tmp_path)
-    recipe.write_text(recipe.read_text().replace(QUALITY, "\n"))
+    recipe.write_text(recipe.read_text().replace(QUALITY.rstrip("\n"), "").replace("{web: 0.5", '{"*[edu>=3]": 0.5'))
     with pytest.raises(RecipeError) as info:
         load_recipe(recipe)
-    problems = [p for p in info.value.problems if "needs `data.quality`" in p.message]
+    assert any(p.path == "data.mixtures.all.weights.*[edu>=3]" and "needs `data.quality`" in p.message and p.loc
+               for p in info.value.problems), info.value.problems
+    problems = [p for p in info.value.problems if "needs `data.quality`" in p.message and "filters" in p.path]
     assert [p.path for p in problems] == ["data.filters.3.type", "data.filters.4.type"], info.value.problems
     assert problems[0].loc and problems[0].loc.line == recipe.read_text().splitlines().index(
         LABEL_FILTERS.splitlines()[0]) + 1
@@ -382,3 +407,73 @@ def test_annotations_served_by_a_vllm_server_equal_the_in_process_engines(qualit
     sql = "select dimension, doc_id, output, score, label from annotations order by all"
     served = query(copy, sql)
     assert len(served) == 80 and served == query(run, sql)
+
+
+def sliced_weights(run: Path) -> dict[str, float]:
+    """A mixture over label slices that the run's labels can fill: web split at its median predicted
+    edu score, math's most common predicted topic across all sources, the rest of math."""
+    kept = {r[0] for r in query(run, "select doc_id from decisions where job = 'quality.label' "
+                                     "and step = 'label_topic' and decision = 'kept'")}
+    labels = query(run, "select doc_id, source, dimension, score, label from labels")
+    edu = sorted(r[3] for r in labels if r[0] in kept and r[1] == "web" and r[2] == "edu")
+    median = edu[len(edu) // 2]
+    topics = [r[4] for r in labels if r[0] in kept and r[1] == "math" and r[2] == "topic"]
+    common = max(set(topics), key=topics.count)
+    weights = {f"web[edu>={median}]": 0.3, f"web[edu<{median}]": 0.2, f"*[topic={common}]": 0.3}
+    if topics.count(common) < len(topics):
+        weights["math"] = 0.2
+    else:
+        weights[f"*[topic={common}]"] = 0.5
+    return weights
+
+
+@pytest.mark.slow
+def test_a_label_sliced_mixture_realises_its_declared_shares(quality_run, tmp_path):
+    """Weights over slices (`web[edu>=M]`, `*[topic=T]`) beside a plain source (the rest of it): each
+    document drawn under the first slice it matches, realised token shares within 1% of declared
+    (SQL over provenance), each document's slice agreeing with its labels; and `plan` measures a
+    slice's supply on the annotated sample (a slice asked for more than it holds is a shortfall)."""
+    import shutil
+
+    from qwen3_recipe.compiler.plan import make_plan
+    from qwen3_recipe.recipe.validate import load_recipe
+    recipe, run = quality_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    weights = sliced_weights(run)
+    edited = recipe.with_name("sliced.yaml")
+    edited.write_text(recipe.read_text().replace("{web: 0.5, math: 0.5}", json.dumps(weights)))
+    proc = run_cli("run", str(edited), "-o", str(copy), "--only", "mix.s1", timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "quality.label (quality_label)" not in proc.stdout  # done: not run again
+    shares = query(copy, """select m.weight_key, sum(m.tokens * m.repetitions) / sum(sum(m.tokens * m.repetitions)) over (),
+                                   any_value(t.declared_share)
+                            from mixture m join mixture_targets t on t.stage = m.stage and t.source = m.weight_key
+                            where m.stage = 's1' group by all""")
+    assert {k for k, _, _ in shares} == set(weights)
+    assert all(abs(realised - declared) <= 0.01 for _, realised, declared in shares), shares
+    # the slice a document was drawn under holds for its labels, and it is the first that does
+    from qwen3_recipe.recipe.slices import assign, parse_keys
+    labels: dict[str, dict] = {}
+    for doc, dim, score, label in query(copy, "select doc_id, dimension, score, label from labels"):
+        labels.setdefault(doc, {})[dim] = score if dim == "edu" else label
+    rows = query(copy, "select doc_id, source, weight_key from mixture where stage = 's1'")
+    assert rows and all(assign(src, labels[doc], parse_keys(weights)) == key for doc, src, key in rows)
+    assert {src for _, src, _ in rows} == {"web", "math"}  # mixture.source stays the real source
+    # plan: the annotated sample says what each slice holds
+    greedy = dict(weights)
+    first = next(iter(greedy))
+    greedy = {k: (0.97 if k == first else 0.01) for k in greedy}
+    greedy = {k: round(v, 2) for k, v in greedy.items()}
+    greedy[first] = round(1 - sum(v for k, v in greedy.items() if k != first), 2)
+    tight = recipe.with_name("tight.yaml")
+    tight.write_text(edited.read_text().replace(json.dumps(weights), json.dumps(greedy))
+                     .replace("max_repetition: 20", "max_repetition: 1").replace("tokens: 20K", "tokens: 2M"))
+    short = make_plan(load_recipe(tight), copy)["pretrain.s1"].shortfalls
+    assert first in [s.source for s in short] and all(s.have < s.need for s in short)
+    whole = tight.with_name("whole.yaml")
+    whole.write_text(tight.read_text().replace(json.dumps(greedy), '{"web": 0.97, "math": 0.03}'))
+    have = {s.source: s.have for s in make_plan(load_recipe(whole), copy)["pretrain.s1"].shortfalls}
+    # a slice holds part of its source: less than the whole source would (the sample's share of it)
+    assert have.get("web", 0) > next(s.have for s in short if s.source == first) > 0
+    assert make_plan(load_recipe(edited), copy)["pretrain.s1"].shortfalls == []

@@ -175,12 +175,16 @@ class JobBuilder:
         return "tokenizer"
 
     def mixes(self, curated: list[str]) -> None:
+        from qwen3_recipe.recipe.slices import key_sources, parse_keys
         for name, stage in self.r.pretrain.stages.items():
             mixture = self.r.data.mixtures[stage.mixture]
-            deps = self.curated_deps(curated, list(mixture.weights))
+            keys = parse_keys(mixture.weights)
+            deps = self.curated_deps(curated, key_sources(keys, list(self.r.data.sources)))
             batch, steps = stage_steps(stage.tokens, stage.seq_len, stage.batch_tokens or self.r.pretrain.batch_tokens)
             self.add(Job(f"mix.{name}", "data_mix", ("data",), deps + ["tokenizer"],
                          {"stage": name, "mixture": _dump(mixture),
+                          # a document goes to the first slice it matches: the written order is the work
+                          **({"weight_order": list(mixture.weights)} if any(k.is_slice for k in keys) else {}),
                           "tokens": batch * steps, "seed": self.r.seed,
                           # related documents pack into sequences of the stage's length (no buckets)
                           "pack_target_tokens": None if mixture.length_buckets or not mixture.pack_related

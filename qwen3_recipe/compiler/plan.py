@@ -65,17 +65,35 @@ def _available_tokens(loaded: LoadedRecipe, source: str) -> int | None:
     return int(size / CHARS_PER_TOKEN)
 
 
-def shortfalls(loaded: LoadedRecipe, stage_name: str) -> list[Shortfall]:
-    """Sources that cannot give a stage its share even at the mixture's max repetition."""
+def _share(source: str, key: str, sliced: set[str], shares: dict | None) -> float | None:
+    """The share of `source`'s tokens drawn under `key`: all of it, unless slices cut the source."""
+    if source not in sliced:
+        return 1.0
+    return None if shares is None else shares.get(source, {}).get(key, 0.0)
+
+
+def shortfalls(loaded: LoadedRecipe, stage_name: str, run_dir: Path | None = None) -> list[Shortfall]:
+    """Weight keys that cannot give a stage its share even at the mixture's max repetition. A label
+    slice (and a source some slice draws from) holds its share of the source's tokens, measured on
+    the annotated sample in `run_dir` (compiler/slice_supply.py); unknown before that sample exists."""
+    from qwen3_recipe.compiler.slice_supply import annotated_shares
+    from qwen3_recipe.recipe.slices import parse_keys
     stage = loaded.recipe.pretrain.stages[stage_name]
     mixture = loaded.recipe.data.mixtures[stage.mixture]
+    every = list(loaded.recipe.data.sources)
+    keys = parse_keys(mixture.weights)
+    sliced = {s for k in keys if k.is_slice for s in k.sources(every)}
+    shares = annotated_shares(run_dir, keys) if sliced and run_dir else None
     short = []
     batch, steps = stage_steps(stage.tokens, stage.seq_len, stage.batch_tokens or loaded.recipe.pretrain.batch_tokens)
-    for source, weight in mixture.weights.items():
-        have = _available_tokens(loaded, source)
+    for key, weight in zip(keys, mixture.weights.values()):
+        tokens = [(_available_tokens(loaded, s), _share(s, key.key, sliced, shares)) for s in key.sources(every)]
+        if any(have is None or share is None for have, share in tokens):
+            continue  # not known yet
+        have = int(sum(have * share for have, share in tokens))
         need = int(weight * batch * steps)  # what its mix job supplies: the trainer's exact consumption
-        if have is not None and have * mixture.max_repetition < need:
-            short.append(Shortfall(source, need, int(have * mixture.max_repetition)))
+        if have * mixture.max_repetition < need:
+            short.append(Shortfall(key.key, need, int(have * mixture.max_repetition)))
     return short
 
 
@@ -99,6 +117,6 @@ def make_plan(loaded: LoadedRecipe, run_dir: Path | None = None) -> Plan:
         job = jobs[name]
         job.fingerprint = job_fingerprint(job.kind, job.config, job.inputs,
                                           {d: jobs[d].fingerprint for d in job.deps})
-        short = shortfalls(loaded, name.split(".", 1)[1]) if job.kind == "pretrain" else []
+        short = shortfalls(loaded, name.split(".", 1)[1], run_dir) if job.kind == "pretrain" else []
         planned.append(PlannedJob(job, estimator.estimate(job), job_status(run_dir, job.dir, job.fingerprint), short))
     return Plan(loaded, run_dir, planned)

@@ -26,12 +26,13 @@ def curated_files(plan: Plan, inputs: list[str]) -> list[Path]:
     return sorted(f for dep in inputs for f in (plan.run_dir / "jobs" / dep / "output").glob("*.jsonl.gz"))
 
 
-def read_docs(files: list[Path], sources: set[str]) -> Iterator[dict]:
+def read_docs(files: list[Path], sources: set[str] | None) -> Iterator[dict]:
+    """The documents of `sources` (None: of every source)."""
     for f in files:
         with gzip.open(f, "rt", encoding="utf-8") as fh:
             for line in fh:
                 doc = json.loads(line)
-                if doc.get("metadata", {}).get("source") in sources:
+                if sources is None or doc.get("metadata", {}).get("source") in sources:
                     yield doc
 
 
@@ -40,20 +41,28 @@ def _group(doc: dict, pack_related: str | None) -> str | None:
     return doc.get("metadata", {}).get(pack_related) if pack_related in ("url", "repo") else None
 
 
-def count_tokens(files: list[Path], sources: set[str], tokenizer, pack_related: str | None) -> list[Doc]:
-    docs, batch = [], []
+def count_tokens(files: list[Path], keys: list, tokenizer, pack_related: str | None) -> tuple[list[Doc], dict]:
+    """The documents the mixture's weight keys take (recipe/slices.py: a document's `source` in the
+    plan is the key it is drawn under), with their token counts; and each one's real source."""
+    from qwen3_recipe.recipe.slices import assign
+    docs, batch, source_of = [], [], {}
+    wanted = None if any(k.source is None for k in keys) else {k.source for k in keys}
 
     def flush() -> None:
-        for doc, enc in zip(batch, tokenizer.encode_batch([d["text"] for d in batch], add_special_tokens=False)):
-            docs.append(Doc(doc["id"], doc["metadata"]["source"], len(enc.ids) + 1, _group(doc, pack_related)))
+        for (doc, key), enc in zip(batch, tokenizer.encode_batch([d["text"] for d, _ in batch],
+                                                                 add_special_tokens=False)):
+            docs.append(Doc(doc["id"], key, len(enc.ids) + 1, _group(doc, pack_related)))
+            source_of[doc["id"]] = doc["metadata"]["source"]
         batch.clear()
 
-    for doc in read_docs(files, sources):
-        batch.append(doc)
+    for doc in read_docs(files, wanted):
+        key = assign(doc["metadata"]["source"], doc["metadata"].get("labels") or {}, keys)
+        if key is not None:
+            batch.append((doc, key))
         if len(batch) == 1024:
             flush()
     flush()
-    return docs
+    return docs, source_of
 
 
 def mix_stages(p: PlannedJob, plan: Plan) -> list[Stage]:
@@ -96,17 +105,19 @@ def write_mixture(p: PlannedJob, plan: Plan) -> None:
     folder = plan.run_dir / p.job.dir
     files = curated_files(plan, m["inputs"])
     tokenizer = Tokenizer.from_file(m["tokenize"]["tokenizer"])
-    docs = count_tokens(files, set(m["weights"]), tokenizer, m["pack_related"])
+    from qwen3_recipe.recipe.slices import parse_keys
+    weights = dict(m["weights"])  # [key, share] pairs, in the recipe's order
+    docs, source_of = count_tokens(files, parse_keys(weights), tokenizer, m["pack_related"])
     buckets = [tuple(b) for b in m["length_buckets"]] if m["length_buckets"] else None
     # at least the target is mixed (data/mixture.py fills each share to its target or above)
-    mplan = plan_mixture(m["stage"], docs, dict(m["weights"]), m["tokens"], m["max_repetition"], seed=m["seed"],
+    mplan = plan_mixture(m["stage"], docs, weights, m["tokens"], m["max_repetition"], seed=m["seed"],
                          length_buckets=buckets, pack_related=m["pack_related"],
                          pack_target_tokens=m["pack_target_tokens"])
-    _record(folder, p, mplan)  # before a refusal, so that its shortfall can be queried
+    _record(folder, p, mplan, source_of)  # before a refusal, so that its shortfall can be queried
     refuse_short(plan, m, mplan)
     refuse_contaminated(plan, m, mplan)
     order = order_for_training(mplan, m["seed"])
-    _write_ordered(files, mplan, order, _ordered(folder))
+    _write_ordered(files, mplan, order, _ordered(folder), set(source_of.values()))
 
 
 def refuse_short(plan: Plan, m: dict, mplan) -> None:
@@ -117,8 +128,9 @@ def refuse_short(plan: Plan, m: dict, mplan) -> None:
     from qwen3_recipe.errors import Problem, RecipeError
     from qwen3_recipe.provenance.database import build_database
     build_database(plan.run_dir)  # the mixture's rows, shortfall included, are queryable
-    short = ", ".join(f"{src} {round(mplan.declared[src] * mplan.tokens):,} tokens, has "
-                      f"{round(mplan.declared[src] * mplan.tokens) - n:,}" for src, n in sorted(mplan.shortfalls.items()))
+    need = {src: round(mplan.declared[src] * m["tokens"]) for src in mplan.shortfalls}
+    short = ", ".join(f"{src} {need[src]:,} tokens, has {need[src] - n:,} at the cap"
+                      for src, n in sorted(mplan.shortfalls.items()))
     path = ("data", "mixtures", m["mixture_name"], "max_repetition")
     raise RecipeError([Problem(f"stage '{mplan.stage}' needs more than its sources hold at max_repetition "
                                f"{m['max_repetition']:g} ({short})", ".".join(path), plan.loaded.raw.smap.find(path),
@@ -145,10 +157,10 @@ def refuse_contaminated(plan: Plan, m: dict, mplan) -> None:
                                    plan.loaded.raw.smap.find(tuple(THRESHOLD_KEY.split("."))))])
 
 
-def _write_ordered(files: list[Path], mplan, order: list[tuple[str, int]], target: Path) -> None:
+def _write_ordered(files: list[Path], mplan, order: list[tuple[str, int]], target: Path, sources: set[str]) -> None:
     members = {a.doc_id for a in mplan.assignments}
     texts: dict[str, tuple[str, str]] = {}
-    for doc in read_docs(files, set(mplan.declared)):
+    for doc in read_docs(files, sources):
         if doc["id"] in members:
             texts[doc["id"]] = (doc["text"], doc["metadata"]["source"])
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -163,11 +175,13 @@ def _write_ordered(files: list[Path], mplan, order: list[tuple[str, int]], targe
     tmp.replace(target)
 
 
-def _record(folder: Path, p: PlannedJob, mplan) -> None:
+def _record(folder: Path, p: PlannedJob, mplan, source_of: dict[str, str]) -> None:
+    """mixture: each document under its source and the weight key it was drawn under;
+    mixture_targets: per weight key (`source` holds the key: a source or a slice)."""
     rec = ShardRecorder(folder / "provenance", p.job.name, "mix", 0)
     for a in mplan.assignments:
-        rec.add("mixture", stage=mplan.stage, source=a.source, doc_id=a.doc_id, tokens=a.tokens,
-                repetitions=a.repetitions, packed_into=a.packed_into)
+        rec.add("mixture", stage=mplan.stage, source=source_of[a.doc_id], weight_key=a.source, doc_id=a.doc_id,
+                tokens=a.tokens, repetitions=a.repetitions, packed_into=a.packed_into)
     for source, share in mplan.declared.items():
         rec.add("mixture_targets", stage=mplan.stage, source=source, declared_share=share,
                 realized_share=mplan.realized.get(source, 0.0), budget_tokens=round(share * mplan.tokens),

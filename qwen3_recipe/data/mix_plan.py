@@ -25,7 +25,9 @@ def mix_plan(p: PlannedJob, plan: Plan) -> dict[str, Any]:
         # is checked against a changed gate by plan and run (provenance/gate.py)
         "stage": cfg["stage"], "mixture_name": stage.mixture,
         "inputs": [dep for dep in p.job.deps if dep != "tokenizer"],
-        "weights": mixture["weights"], "max_repetition": mixture["max_repetition"],
+        # [key, share] pairs in the recipe's order (recipe/slices.py: the first matching slice takes a document)
+        "weights": [[k, mixture["weights"][k]] for k in cfg.get("weight_order") or mixture["weights"]],
+        "max_repetition": mixture["max_repetition"],
         # the trainer reads steps x batch tokens and one more (the last position's label)
         "tokens": cfg["tokens"] + 1, "seed": cfg["seed"], "length_buckets": buckets,
         "pack_related": mixture["pack_related"],

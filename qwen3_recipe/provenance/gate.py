@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from qwen3_recipe.provenance.database import ensure_database
+from qwen3_recipe.recipe.slices import key_sources, parse_keys
 
 THRESHOLD_KEY = "data.decontamination.threshold"
 
@@ -23,7 +24,8 @@ def gate_view(loaded) -> dict[str, Any]:
     cfg = recipe.data.decontamination
     loc = loaded.raw.smap.find(tuple(THRESHOLD_KEY.split(".")))
     return {"threshold": cfg.threshold, "allow": cfg.allow_contamination, "where": str(loc) if loc else "",
-            "stages": {name: sorted(recipe.data.mixtures[stage.mixture].weights)
+            "stages": {name: key_sources(parse_keys(recipe.data.mixtures[stage.mixture].weights),
+                                         list(recipe.data.sources))
                        for name, stage in recipe.pretrain.stages.items()
                        if stage.mixture in recipe.data.mixtures}}
 

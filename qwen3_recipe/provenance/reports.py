@@ -20,8 +20,8 @@ REPORTS = {
                string_agg(distinct action, ', ') as action, min(ngram) as example_ngram
         from contamination group by all order by benchmark, source""",
     "mixture": """
-        with used as (select stage, source, count(*) as documents, sum(tokens * repetitions) as tokens,
-                             max(repetitions) as max_repetitions from mixture group by stage, source)
+        with used as (select stage, weight_key as source, count(*) as documents, sum(tokens * repetitions) as tokens,
+                             max(repetitions) as max_repetitions from mixture group by stage, weight_key)
         select u.stage, u.source, u.documents, u.tokens, round(100 * t.declared_share, 2) as declared_pct,
                round(100.0 * u.tokens / sum(u.tokens) over (partition by u.stage), 2) as realized_pct,
                u.max_repetitions, t.shortfall_tokens

@@ -9,8 +9,10 @@ Tables
                  kept rows are thinned by `outputs.provenance.kept_sample_rate`)
 - clusters:      dedup clusters (document, cluster id, whether it was the one kept)
 - contamination: benchmark overlap evidence (document, benchmark, item, n-gram, position, action)
-- mixture:       documents fed to a pretraining stage (stage, tokens, repetitions, packed document)
-- mixture_targets: per stage and source, declared vs realized token share and any shortfall
+- mixture:       documents fed to a pretraining stage (stage, source, the weight key it was drawn
+                 under - its source or a label slice -, tokens, repetitions, packed document)
+- mixture_targets: per stage and weight key (in `source`: a source or a label slice such as
+                 `web[edu>=3]`), declared vs realized token share and any shortfall
 - prompts:       prompts a synth job read (source, gold answer), kept or dropped (e.g. contaminated)
 - samples:       every generated sample: prompt, mode, budget cut, verification, kept / dropped
                  (reason); the lineage of each row of a synthetic dataset
@@ -32,7 +34,7 @@ version 4 rollouts, train_steps and eval_samples (and the views rewards, distill
 version 5 what audits an eval score: eval_samples' rendered prompt, extracted answer, the
 benchmark's metric with the sample's score on it, and the verdict's details (JSON); version 6
 label dimensions: annotations' dimension, label and predicted_label, the labels table (and the view
-label_distribution).
+label_distribution), mixture's weight_key.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ TABLES: dict[str, dict[str, str]] = {
     "contamination": {"job": "VARCHAR", "source": "VARCHAR", "doc_id": "VARCHAR", "benchmark": "VARCHAR",
                       "item_id": "VARCHAR", "ngram": "VARCHAR", "position": "INTEGER", "action": "VARCHAR",
                       "rank": "INTEGER"},
-    "mixture": {"job": "VARCHAR", "stage": "VARCHAR", "source": "VARCHAR", "doc_id": "VARCHAR",
+    "mixture": {"job": "VARCHAR", "stage": "VARCHAR", "source": "VARCHAR", "weight_key": "VARCHAR", "doc_id": "VARCHAR",
                 "tokens": "BIGINT", "repetitions": "INTEGER", "packed_into": "VARCHAR"},
     "prompts": {"job": "VARCHAR", "source": "VARCHAR", "prompt_id": "VARCHAR", "prompt": "VARCHAR",
                 "gold": "VARCHAR", "decision": "VARCHAR", "reason": "VARCHAR", "details": "VARCHAR"},

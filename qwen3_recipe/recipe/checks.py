@@ -147,8 +147,8 @@ class Checker:
         for mix_name, mix in _mapping(_get(self.data, "data", "mixtures")).items():
             weights = _mapping(_get(mix, "weights"))
             base = ("data", "mixtures", mix_name)
-            for src in weights:
-                self.ref(base + ("weights", src), src, self.sources, "source", at_key=True)
+            for key in weights:
+                self.check_weight_key(base + ("weights", key), key)
             values = [w for w in weights.values() if isinstance(w, (int, float))]
             if weights and len(values) == len(weights) and abs(sum(values) - 1.0) > 1e-6:
                 self.err(base + ("weights",), f"weights must sum to 1 (they sum to {sum(values):.6g})")
@@ -161,14 +161,57 @@ class Checker:
                 if lo is not None and hi is not None and lo >= hi:
                     self.err(base + ("length_buckets", i), "min must be below max")
 
-    def check_label_filter(self, path: KeyPath, flt: dict) -> None:
-        """A label filter reads a dimension of data.quality, of the right kind, on labelled sources."""
+    def quality_dimensions(self) -> dict | None:
+        """data.quality's dimensions as written (the default when it declares none); None: no data.quality."""
         quality = _get(self.data, "data", "quality")
         if not isinstance(quality, dict):
+            return None
+        dims = _get(quality, "dimensions")
+        return dims if isinstance(dims, dict) else {"edu": "0-5"}
+
+    def check_weight_key(self, path: KeyPath, key: str) -> None:
+        """A mixture weight: a source, or a label slice (recipe/slices.py) of labelled sources."""
+        from qwen3_recipe.recipe.slices import ORDER_OPS, parse_key
+        try:
+            wk = parse_key(key)
+        except ValueError as exc:
+            self.err(path, str(exc), at_key=True)
+            return
+        if wk.source is not None and not self.ref(path, wk.source, self.sources, "source", at_key=True):
+            return
+        if not wk.is_slice:
+            return
+        dims = self.quality_dimensions()
+        if dims is None:
+            self.err(path, f"the slice '{key}' needs `data.quality` (the annotation that predicts its labels)",
+                     at_key=True)
+            return
+        labelled = _get(self.data, "data", "quality", "sources")
+        if isinstance(labelled, list) and wk.source is not None and wk.source not in labelled:
+            self.err(path, f"source '{wk.source}' carries no labels (data.quality.sources: "
+                     f"{', '.join(map(str, labelled))})", at_key=True)
+        for c in wk.conditions:
+            if not self.ref(path, c.dimension, dims, f"dimension of data.quality (in '{key}')", at_key=True):
+                continue
+            node = dims[c.dimension]
+            if dimension_kind(node) == "labels":
+                labels = node if isinstance(node, list) else _get(node, "labels") or []
+                if c.op in ORDER_OPS:
+                    self.err(path, f"'{c.dimension}' is a label set: compare it with = or != (in '{key}')", at_key=True)
+                for choice in c.choices:
+                    self.ref(path, choice, set(labels), f"label of '{c.dimension}' (in '{key}')", at_key=True)
+            else:
+                for choice in c.choices:
+                    if _try(float, choice) is None:
+                        self.err(path, f"'{c.dimension}' is a scale: compare it with a number, not "
+                                 f"'{choice}' (in '{key}')", at_key=True)
+
+    def check_label_filter(self, path: KeyPath, flt: dict) -> None:
+        """A label filter reads a dimension of data.quality, of the right kind, on labelled sources."""
+        quality, dims = _get(self.data, "data", "quality"), self.quality_dimensions()
+        if dims is None:
             self.err(path + ("type",), "a label filter needs `data.quality` (the annotation that predicts the labels)")
             return
-        dims = _get(quality, "dimensions")
-        dims = dims if isinstance(dims, dict) else {"edu": "0-5"}  # the default dimension
         name = _get(flt, "dimension")
         if not self.ref(path + ("dimension",), name, dims, "dimension of data.quality") or not isinstance(name, str):
             return

@@ -85,9 +85,9 @@ def funnel(db: Db, job_order: list[str]) -> dict[str, list[dict[str, Any]]]:
 def mixed(db: Db) -> list[dict[str, Any]]:
     """Per stage and source: documents and tokens used (with repetitions) and the declared share."""
     return db.rows("""
-        with used as (select stage, source, count(*) as documents, sum(tokens) as unique_tokens,
+        with used as (select stage, weight_key as source, count(*) as documents, sum(tokens) as unique_tokens,
                              sum(tokens * repetitions) as tokens, max(repetitions) as max_repetitions
-                      from mixture group by stage, source)
+                      from mixture group by stage, weight_key)
         select u.*, t.declared_share, u.tokens / sum(u.tokens) over (partition by u.stage) as realized_share,
                t.budget_tokens, t.shortfall_tokens
         from used u left join mixture_targets t on t.stage = u.stage and t.source = u.source

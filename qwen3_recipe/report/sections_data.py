@@ -6,12 +6,17 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from qwen3_recipe.recipe.slices import key_sources, parse_keys
 from qwen3_recipe.report import charts_data, queries
 from qwen3_recipe.report.dag import dag_svg
 from qwen3_recipe.report.page import Section, Table
 from qwen3_recipe.report.queries import Db
 from qwen3_recipe.report.rundata import RunInfo
 from qwen3_recipe.report.svg import fmt_tokens
+
+
+def mixture_weights(job) -> dict:
+    return (job.config.get("mixture") or {}).get("weights") or {}
 
 
 def _pct(share: float | None) -> float | None:
@@ -158,7 +163,8 @@ def contamination_section(run: RunInfo, db: Db) -> Section:
         s.add(Table(["benchmark", "source", "action", "benchmark items", "documents", "example n-gram"],
                     [[r["benchmark"], r["source"], r["action"], r["items"], r["documents"], r["example_ngram"]]
                      for r in findings], caption="overlap found in the data"))
-    stage_sources = {j.config.get("stage"): sorted((j.config.get("mixture") or {}).get("weights") or {})
+    every = [j.config.get("source") for j in run.of_kind("data_prepare")]
+    stage_sources = {j.config.get("stage"): key_sources(parse_keys(mixture_weights(j)), every)
                      for j in run.of_kind("data_mix") if isinstance(j.config.get("stage"), str)}
     shares = queries.flagged_shares(db, stage_sources)
     if decont and any(shares.values()):
