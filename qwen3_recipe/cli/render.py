@@ -25,6 +25,17 @@ def print_problems(problems: list["Problem"]) -> None:
     con.print(f"[red]{len(problems)} error{'s' if len(problems) != 1 else ''}[/]")
 
 
+def _sufficiency(shortfalls: list[dict]) -> str:
+    """A pretraining stage's data column: `ok`, the keys short of their need, and the keys whose
+    supply is known only once a job has run (a synth source, a label slice before annotation)."""
+    short = ", ".join(f"{_escape(s['source'])} {format_count(s['need'])}>{format_count(s['have'])}"
+                      for s in shortfalls if s["have"] is not None)
+    unknown = ", ".join(_escape(s["source"]) for s in shortfalls if s["have"] is None)
+    parts = ([f"[red]short: {short}[/]"] if short else []) + ([f"[yellow]known after a run: {unknown}[/]"]
+                                                               if unknown else [])
+    return ", ".join(parts) or "ok"
+
+
 def _escape(text: str) -> str:
     from rich.markup import escape
     return escape(text)
@@ -55,8 +66,7 @@ def print_plan(view: dict) -> None:
         total_hours += est["gpu_hours"]
         data = ""
         if job["kind"] == "pretrain":
-            data = "ok" if not job["shortfalls"] else "[red]short: " + ", ".join(
-                f"{s['source']} {format_count(s['need'])}>{format_count(s['have'])}" for s in job["shortfalls"]) + "[/]"
+            data = _sufficiency(job["shortfalls"])
         table.add_row(job["name"], job["kind"], ", ".join(job["deps"]),
                       format_count(est["tokens"]) if est["tokens"] else "",
                       f"{est['steps']:,}" if est["steps"] else "", format_flops(est["flops"]) if est["flops"] else "",

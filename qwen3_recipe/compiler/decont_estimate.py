@@ -27,6 +27,8 @@ def sample_texts(loaded: LoadedRecipe, per_source: int = SAMPLE_PER_SOURCE) -> l
     from qwen3_recipe.catalog.rows import file_rows
     out: list[str] = []
     for source in loaded.recipe.data.sources.values():
+        if source.synth:  # not generated yet at plan time
+            continue
         entry = loaded.catalogs.datasets[source.dataset]
         local, key = entry.local_path(), entry.spec.text_field or "text"
         if local is None or not local.exists():

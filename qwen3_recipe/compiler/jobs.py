@@ -100,13 +100,17 @@ class JobBuilder:
             # a filter's `sources` only chooses the jobs it is in: not part of what runs
             filters = [_dump(f, exclude={"sources"}) for f in self.r.data.filters  # label filters: quality.label's
                        if f.type != "label" and (f.sources is None or src in f.sources)]
-            # the default policy (added later) stays out: data jobs already run keep their fingerprints
-            read = _dump(source, exclude={"on_duplicate_id"} if source.on_duplicate_id == "fail" else None)
+            # defaults added later stay out: data jobs already run keep their fingerprints
+            read = {k: v for k, v in _dump(source).items()
+                    if not (v is None and k in ("dataset", "synth", "format"))
+                    and not (k == "on_duplicate_id" and v == "fail")}
+            # a synth source reads what its synth job kept (their fingerprint chains through the dep)
+            deps, origin = ([f"synth.{source.synth}"], {}) if source.synth else ([], self.dataset_input(source.dataset))
             job = self.add(Job(
-                f"data.{src}", "data_prepare", ("data",), [],
+                f"data.{src}", "data_prepare", ("data",), deps,
                 {"source": src, "read": read, "filters": filters, "decontamination": decont,
                  "kept_sample_rate": self.r.outputs.provenance.kept_sample_rate},
-                inputs={**self.dataset_input(source.dataset), **self.benchmark_inputs(self.decont_benchmarks())},
+                inputs={**origin, **self.benchmark_inputs(self.decont_benchmarks())},
                 outputs={"documents": "output", "provenance": "provenance"},
                 key_path=("data", "sources", src)))
             names.append(job.name)

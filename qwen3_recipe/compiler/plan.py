@@ -10,6 +10,7 @@ from qwen3_recipe.compiler.fingerprint import job_fingerprint
 from qwen3_recipe.compiler.graph import CycleError, toposort
 from qwen3_recipe.compiler.jobs import Job, JobBuilder, stage_steps
 from qwen3_recipe.compiler.plan_view import DONE_FILE, job_status  # noqa: F401 (DONE_FILE re-exported)
+from qwen3_recipe.compiler.synth_supply import synth_chars
 from qwen3_recipe.errors import Problem, RecipeError
 from qwen3_recipe.recipe.validate import LoadedRecipe
 from qwen3_recipe.safe_paths import name_problem
@@ -19,9 +20,11 @@ CHARS_PER_TOKEN = 4.0  # local files without a declared token count
 
 @dataclass
 class Shortfall:
+    """A weight key whose supply (at the mixture's max repetition) is under its need; `have` None:
+    not known until a job runs (a synth source's job, or the annotation that measures a slice)."""
     source: str
     need: int
-    have: int
+    have: int | None
 
 
 @dataclass
@@ -54,8 +57,12 @@ def default_run_dir(loaded: LoadedRecipe) -> Path:
     return Path(loaded.recipe.outputs.run_dir or f"runs/{loaded.recipe.name}")
 
 
-def _available_tokens(loaded: LoadedRecipe, source: str) -> int | None:
-    entry = loaded.catalogs.datasets[loaded.recipe.data.sources[source].dataset]
+def _available_tokens(loaded: LoadedRecipe, source: str, run_dir: Path | None, cached: set[str]) -> int | None:
+    spec = loaded.recipe.data.sources[source]
+    if spec.synth:  # known once its synth job has run with this configuration
+        job = f"synth.{spec.synth}"
+        return int(synth_chars(run_dir / "jobs" / job) / CHARS_PER_TOKEN) if run_dir and job in cached else None
+    entry = loaded.catalogs.datasets[spec.dataset]
     if entry.spec.tokens:
         return entry.spec.tokens
     local = entry.local_path()
@@ -72,10 +79,12 @@ def _share(source: str, key: str, sliced: set[str], shares: dict | None) -> floa
     return None if shares is None else shares.get(source, {}).get(key, 0.0)
 
 
-def shortfalls(loaded: LoadedRecipe, stage_name: str, run_dir: Path | None = None) -> list[Shortfall]:
+def shortfalls(loaded: LoadedRecipe, stage_name: str, run_dir: Path | None = None,
+               cached: set[str] = frozenset()) -> list[Shortfall]:
     """Weight keys that cannot give a stage its share even at the mixture's max repetition. A label
     slice (and a source some slice draws from) holds its share of the source's tokens, measured on
-    the annotated sample in `run_dir` (compiler/slice_supply.py); unknown before that sample exists."""
+    the annotated sample in `run_dir` (compiler/slice_supply.py); unknown before that sample exists. A
+synth source's supply is its dataset's, known once its job is `cached` (compiler/synth_supply.py)."""
     from qwen3_recipe.compiler.slice_supply import annotated_shares
     from qwen3_recipe.recipe.slices import parse_keys
     stage = loaded.recipe.pretrain.stages[stage_name]
@@ -87,14 +96,30 @@ def shortfalls(loaded: LoadedRecipe, stage_name: str, run_dir: Path | None = Non
     short = []
     batch, steps = stage_steps(stage.tokens, stage.seq_len, stage.batch_tokens or loaded.recipe.pretrain.batch_tokens)
     for key, weight in zip(keys, mixture.weights.values()):
-        tokens = [(_available_tokens(loaded, s), _share(s, key.key, sliced, shares)) for s in key.sources(every)]
-        if any(have is None or share is None for have, share in tokens):
-            continue  # not known yet
-        have = int(sum(have * share for have, share in tokens))
+        tokens = [(_available_tokens(loaded, s, run_dir, cached), _share(s, key.key, sliced, shares))
+                  for s in key.sources(every)]
         need = int(weight * batch * steps)  # what its mix job supplies: the trainer's exact consumption
+        if any(have is None or share is None for have, share in tokens):
+            short.append(Shortfall(key.key, need, None))  # not known yet
+            continue
+        have = int(sum(have * share for have, share in tokens))
         if have * mixture.max_repetition < need:
             short.append(Shortfall(key.key, need, int(have * mixture.max_repetition)))
     return short
+
+
+def cycle_problem(exc: CycleError, jobs: dict[str, Job], loaded: LoadedRecipe) -> RecipeError:
+    """A cycle, located at the key that closes it: a synth job's teacher when one is in it (a synth
+    source whose teacher is a stage trained on that source's data), else the first job's key."""
+    synth = next((jobs[n] for n in exc.cycle if jobs[n].kind == "synth"), None)
+    if synth is None:
+        first = jobs[exc.cycle[0]]
+        return RecipeError([Problem(str(exc), ".".join(first.key_path), loaded.raw.smap.find(first.key_path))])
+    key = synth.key_path + ("teacher",)
+    msg = (f"{exc}: {synth.name}'s teacher is trained on data that waits for {synth.name} (its samples are "
+           "a pretraining source); teach it with a model the curriculum does not train on them (a `path`, "
+           "or a stage that does not depend on that source)")
+    return RecipeError([Problem(msg, ".".join(key), loaded.raw.smap.find(key))])
 
 
 def make_plan(loaded: LoadedRecipe, run_dir: Path | None = None) -> Plan:
@@ -103,20 +128,20 @@ def make_plan(loaded: LoadedRecipe, run_dir: Path | None = None) -> Plan:
     try:
         order = toposort(deps)
     except CycleError as exc:
-        first = jobs[exc.cycle[0]]
-        raise RecipeError([Problem(str(exc), ".".join(first.key_path),
-                                   loaded.raw.smap.find(first.key_path))]) from None
+        raise cycle_problem(exc, jobs, loaded) from None
     run_dir = run_dir or default_run_dir(loaded)
     outside = [job for job in jobs.values() if name_problem(job.name)]
     if outside:  # the recipe checks refuse such keys; this guards jobs built any other way
         raise RecipeError([Problem(f"job '{job.name}': {name_problem(job.name)}", ".".join(job.key_path),
                                    loaded.raw.smap.find(job.key_path)) for job in outside])
     estimator = Estimator(loaded, jobs)
-    planned = []
+    planned, cached = [], set()
     for name in order:
         job = jobs[name]
         job.fingerprint = job_fingerprint(job.kind, job.config, job.inputs,
                                           {d: jobs[d].fingerprint for d in job.deps})
-        short = shortfalls(loaded, name.split(".", 1)[1], run_dir) if job.kind == "pretrain" else []
-        planned.append(PlannedJob(job, estimator.estimate(job), job_status(run_dir, job.dir, job.fingerprint), short))
+        short = shortfalls(loaded, name.split(".", 1)[1], run_dir, cached) if job.kind == "pretrain" else []
+        status = job_status(run_dir, job.dir, job.fingerprint)
+        cached |= {name} if status == "cached" else set()
+        planned.append(PlannedJob(job, estimator.estimate(job), status, short))
     return Plan(loaded, run_dir, planned)

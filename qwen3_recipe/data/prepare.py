@@ -24,7 +24,11 @@ def reader_steps(lowered: dict[str, Any], job: str, scan: bool = False) -> list[
     if r["format"] == "jsonl":
         return [JsonlSourceReader(r["data_folder"], source=source, job=job, prov_dir=prov,
                                   glob_pattern=r["glob_pattern"], **ids, **keys)]
-    if r["format"] == "parquet":
+    if r["format"] == "synth":
+        from qwen3_recipe.data.synth_source import SynthDatasetReader
+        step = SynthDatasetReader(r["data_folder"], render=r["render"], synth_job=r["synth_job"],
+                                  glob_pattern=r["glob_pattern"], **keys)
+    elif r["format"] == "parquet":
         step = LocatedParquetReader(r["data_folder"], glob_pattern=r["glob_pattern"], **keys)
     else:
         from datatrove.pipeline.readers import HuggingFaceDatasetReader

@@ -23,6 +23,8 @@ def input_files(plan: Plan, p: PlannedJob) -> int:
     """Tasks for a source: datatrove shards by file, so never more tasks than files."""
     tasks = plan.loaded.recipe.execution.tasks
     source = plan.loaded.recipe.data.sources[p.job.config["source"]]
+    if source.synth:  # one Parquet file
+        return 1
     local = plan.loaded.catalogs.datasets[source.dataset].local_path()
     if local is None:
         return tasks
@@ -41,20 +43,25 @@ def locate_problems(exc: RecipeError, plan: Plan) -> RecipeError:
 
 def reader(plan: Plan, p: PlannedJob) -> dict[str, Any]:
     source = plan.loaded.recipe.data.sources[p.job.config["source"]]
-    entry = plan.loaded.catalogs.datasets[source.dataset]
-    spec = entry.spec
-    out: dict[str, Any] = {"format": spec.format, "text_key": spec.text_field or "text",
-                           "id_key": spec.id_field or "id", "limit": source.limit or -1,
-                           "on_duplicate_id": source.on_duplicate_id}
+    out: dict[str, Any] = {"limit": source.limit or -1, "on_duplicate_id": source.on_duplicate_id}
+    if source.synth:  # the synth job's kept samples, rendered (data/synth_source.py)
+        dataset = plan.run_dir / plan[f"synth.{source.synth}"].job.outputs["dataset"]
+        out |= {"format": "synth", "text_key": "text", "id_key": "id", "render": source.render,
+                "synth_job": f"synth.{source.synth}", "glob_pattern": "*.parquet",
+                "data_folder": str(dataset.resolve())}
+    else:
+        entry = plan.loaded.catalogs.datasets[source.dataset]
+        spec = entry.spec
+        out |= {"format": spec.format, "text_key": spec.text_field or "text", "id_key": spec.id_field or "id"}
+        if spec.format in ("jsonl", "parquet"):
+            out["data_folder"], out["glob_pattern"] = local_files(entry.local_path())
+        else:
+            options = {"split": spec.split, "name": spec.config, "revision": spec.revision}
+            out["dataset"], out["dataset_options"] = spec.hf_id, {k: v for k, v in options.items() if v is not None}
     if source.on_duplicate_id != "fail":  # an id scan first: later rows of repeated ids, renamed or dropped
         folder = (plan.run_dir / p.job.dir).resolve()
         out["ids_scan"] = str(folder / "ids")
         out["duplicates"] = str(folder / "ids" / "duplicates.json")
-    if spec.format in ("jsonl", "parquet"):
-        out["data_folder"], out["glob_pattern"] = local_files(entry.local_path())
-    else:
-        options = {"split": spec.split, "name": spec.config, "revision": spec.revision}
-        out["dataset"], out["dataset_options"] = spec.hf_id, {k: v for k, v in options.items() if v is not None}
     return out
 
 

@@ -122,6 +122,9 @@ class Checker:
 
     def check_data(self) -> None:
         for name, src in self.sources.items():
+            if isinstance(src, dict) and "synth" in src:
+                self.ref(("data", "sources", name, "synth"), src["synth"], self.synth_jobs, "synth job")
+                continue
             dataset = _get(src, "dataset") if isinstance(src, dict) else src
             self.dataset(("data", "sources", name) + (("dataset",) if isinstance(src, dict) else ()),
                          dataset, self.cat.datasets, "dataset")

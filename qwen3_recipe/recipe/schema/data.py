@@ -16,10 +16,16 @@ def _source_shorthand(value: Any) -> Any:
 
 
 class Source(Section):
-    """A data source: an entry of datasets_spec/ (write just its name as a shorthand)."""
+    """A data source: an entry of datasets_spec/ (write just its name as a shorthand), or the dataset
+    of a synth job of this recipe rendered to documents (synthetic CoT, textbooks, QA for pretraining)."""
 
-    dataset: str
+    dataset: str | None = None
     """Name of a datasets_spec/ entry."""
+    synth: str | None = None
+    """Name of a `synth.jobs` entry: its kept samples become documents (job `synth.NAME` runs first)."""
+    format: Literal["text", "chat"] | None = None
+    """How a synth job's conversation becomes a document: `text` (the question, the reasoning and the
+    answer as plain text; the default) or `chat` (Qwen3's chat template, think block and all)."""
     limit: int | None = Field(None, gt=0)
     """Read at most this many documents."""
     on_duplicate_id: Literal["fail", "keep_first", "suffix"] = "fail"
@@ -27,6 +33,18 @@ class Source(Section):
     naming both rows; `keep_first` (in file order; later rows dropped, reason `duplicate_id`); or
     `suffix` (later rows renamed `<id>#2`, `#3`, ..., a `modified` decision at the read step).
     Both policies read the source's ids once more first."""
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> Source:
+        if (self.dataset is None) == (self.synth is None):
+            raise ValueError("give one of `dataset` (a datasets_spec/ entry) and `synth` (a synth job)")
+        if self.format is not None and self.synth is None:
+            raise ValueError("`format` renders a synth job's samples: it needs `synth`")
+        return self
+
+    @property
+    def render(self) -> str:
+        return self.format or "text"
 
 
 class _Filter(Section):
