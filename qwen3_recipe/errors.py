@@ -55,7 +55,7 @@ class RecipeError(Exception):
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """`did you mean 'x'?` for the closest choice, or a listing when the set is small."""
-    choices = sorted(set(choices))
+    choices = sorted({str(c) for c in choices if isinstance(c, (str, int, float))})  # a mutated recipe may hold any
     close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
     if close:
         return f"did you mean '{close[0]}'?"

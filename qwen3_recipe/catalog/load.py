@@ -89,7 +89,22 @@ def _read_dir(files: list[Path], model: type[T], problems: list[Problem]) -> dic
                 problems.extend(locate(exc, raw, smap, model, (name,)))
                 continue
             entries[name] = Entry(name, spec, file, loc)
+            for code, member in (getattr(spec, "family", None) or {}).items():
+                try:
+                    entries[f"{name}.{code}"] = Entry(f"{name}.{code}", member_spec(spec, member, code), file,
+                                                      smap.keys.get((name, "family", code)) or loc)
+                except ValidationError as exc:
+                    problems.extend(locate(exc, raw, smap, model, (name, "family", code)))
     return entries
+
+
+def member_spec(family: DatasetSpec, member, code: str) -> DatasetSpec:
+    """A family member's entry: the family's keys, the member's over them, its one language."""
+    update = {k: v for k, v in member.model_dump().items() if v is not None and k != "words"}
+    if "tokens" not in update and member.words is not None and family.tokens_per_word:
+        update["tokens"] = int(member.words * family.tokens_per_word)
+    base = family.model_dump(exclude={"family"}, exclude_unset=True)
+    return DatasetSpec.model_validate(base | update | {"languages": [code]})
 
 
 def load_catalogs(recipe_dir: Path, datasets: str | None = None, evals: str | None = None) -> Catalogs:

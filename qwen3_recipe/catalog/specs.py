@@ -24,6 +24,8 @@ class _Entry(Section):
 
     @model_validator(mode="after")
     def _one_location(self):
+        if getattr(self, "family", None) and self.path is None:  # its members may each name a file
+            return self
         if (self.hf_id is None) == (self.path is None):
             raise ValueError("give exactly one of `hf_id` or `path`")
         return self
@@ -49,6 +51,18 @@ class CodeFields(_Entry):
     test_imports_field: str | None = None
 
 
+class FamilyMember(Section):
+    """One language of a family: the config to load and what is known of its size."""
+
+    config: str | None = None
+    path: str | None = None
+    """A local file of this language (a family of local files), relative to the YAML file."""
+    description: str | None = None
+    tokens: Tokens | None = None
+    words: Tokens | None = None
+    """Words in the dataset card's statistics (`tokens` defaults to words x the family's `tokens_per_word`)."""
+
+
 class DatasetSpec(CodeFields):
     """A data source: pretraining text, prompts, or chat samples."""
 
@@ -63,6 +77,11 @@ class DatasetSpec(CodeFields):
     languages: list[str] = ["en"]
     tokens: Tokens | None = None
     """Approximate size in tokens (feeds the plan's enough-data check)."""
+    tokens_per_word: float | None = Field(None, gt=0)
+    """A family's members given in words: their tokens are words x this (an approximation)."""
+    family: dict[str, FamilyMember] | None = None
+    """A family of per-language configs of one dataset (FineWeb-2's): each member `CODE` is the
+    entry `NAME.CODE`, this entry's keys with the member's over them and `languages: [CODE]`."""
 
 
 

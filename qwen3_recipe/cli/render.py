@@ -27,11 +27,12 @@ def print_problems(problems: list["Problem"]) -> None:
 
 def _sufficiency(shortfalls: list[dict]) -> str:
     """A pretraining stage's data column: `ok`, the keys short of their need, and the keys whose
-    supply is known only once a job has run (a synth source, a label slice before annotation)."""
+    supply is not known: a source without a declared size, a synth source or a label slice before its
+    job has run in this run directory."""
     short = ", ".join(f"{_escape(s['source'])} {format_count(s['need'])}>{format_count(s['have'])}"
                       for s in shortfalls if s["have"] is not None)
     unknown = ", ".join(_escape(s["source"]) for s in shortfalls if s["have"] is None)
-    parts = ([f"[red]short: {short}[/]"] if short else []) + ([f"[yellow]known after a run: {unknown}[/]"]
+    parts = ([f"[red]short: {short}[/]"] if short else []) + ([f"[yellow]supply unknown: {unknown}[/]"]
                                                                if unknown else [])
     return ", ".join(parts) or "ok"
 
@@ -85,6 +86,11 @@ def print_plan(view: dict) -> None:
             wall = _hours(job["estimate"]["gpu_hours"] / gpus)
             console().print(f"{job['name']} served by {job['serving']['text']}: {wall} hours wall-clock on {gpus:,} "
                             f"GPU{'s' if gpus > 1 else ''}", highlight=False)
+    for name, group in view.get("languages", {}).items():
+        ranked = sorted(group["shares"].items(), key=lambda kv: -kv[1])
+        console().print(f"data.languages.{name}: {len(ranked)} languages of {group['family']}, shares "
+                        f"{group['rule']} (of the group's weight; sources {name}_<code>): " + ", ".join(
+                            f"{code} {share:.1%}" for code, share in ranked), soft_wrap=True, highlight=False)
     for warning in view.get("warnings", []):
         console().print(f"[yellow]warning[/] {warning}", soft_wrap=True, highlight=False)
 

@@ -45,7 +45,7 @@ def stage_steps(tokens: int, seq_len: int, batch_tokens: int) -> tuple[int, int]
 
 
 def entry_digest(entry: Entry) -> str:
-    spec = entry.spec.model_dump(mode="json", exclude={"description"})
+    spec = entry.spec.model_dump(mode="json", exclude={"description", "tokens_per_word", "family"})  # what reads
     local = entry.local_path()
     return digest({"spec": spec, "file": file_digest(local) if local and local.exists() else None})
 

@@ -21,7 +21,8 @@ CHARS_PER_TOKEN = 4.0  # local files without a declared token count
 @dataclass
 class Shortfall:
     """A weight key whose supply (at the mixture's max repetition) is under its need; `have` None:
-    not known until a job runs (a synth source's job, or the annotation that measures a slice)."""
+    not known (a hub dataset without a declared size; a synth source or a label slice until its job
+    has run in the run directory)."""
     source: str
     need: int
     have: int | None

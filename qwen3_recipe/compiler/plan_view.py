@@ -46,6 +46,8 @@ def plan_view(plan: "Plan") -> dict[str, Any]:
                   **({"segments": seq_len_segments(p)} if p.job.kind == "pretrain" else {}),
                   **({"serving": served(plan, p)} if p.job.kind in GENERATION_KINDS else {})}
                  for p in plan.jobs],
+        "languages": {name: {"family": g.family, "rule": g.rule, "shares": g.shares, "tokens": g.tokens,
+                             "sources": g.sources} for name, g in loaded.languages.items()},
         "contamination_gate": gate_view(loaded),
         # settings that validate but cannot work
         "warnings": false_match_warnings(loaded) + in_process_teacher_warnings(loaded.recipe, loaded.arch),

@@ -14,7 +14,7 @@ from datatrove.pipeline.filters import C4BadWordsFilter
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.utils.lid import FT176LID
 
-from qwen3_recipe.errors import Problem, RecipeError
+from qwen3_recipe.errors import Loc, Problem, RecipeError
 
 
 class LengthFilter(BaseFilter):
@@ -81,10 +81,13 @@ def filter_block(cfg: Any, setting: str, base: Path) -> dict[str, Any]:
     if kind == "quality_classifier":  # the folder may be made by an earlier job: resolved when it runs
         return out | {"block": "qwen3_recipe.quality.filter.QualityClassifierFilter",
                       "args": {"model_path": str((base / cfg.model_path).resolve()), "threshold": cfg.threshold}}
-    if kind == "language":
-        model = _local_file(cfg.model_path, f"{setting}.model_path", base)
+    if kind == "language" and cfg.backend == "lingua":
+        return out | {"block": "qwen3_recipe.data.language_id.LinguaLanguageFilter",
+                      "args": {"languages": cfg.languages, "threshold": cfg.threshold}}
+    if kind == "language":  # checked where the job runs: a cluster's model file need not be on the submit host
         return out | {"block": f"{DATATROVE}.LanguageFilter",
-                      "args": {"languages": cfg.languages, "language_threshold": cfg.threshold, "model_path": model}}
+                      "args": {"languages": cfg.languages, "language_threshold": cfg.threshold,
+                               "model_path": str((base / cfg.model_path).resolve())}}
     if kind == "c4_badwords":
         words = _local_file(cfg.wordlist_path, f"{setting}.wordlist_path", base)
         return out | {"block": f"{HERE}.LocalBadWordsFilter",
@@ -107,8 +110,12 @@ def build_block(block: dict[str, Any], words: Any = "en") -> BaseFilter:
         raise RecipeError([Problem(f"cannot import '{step}': {exc}", f"{setting}.step")]) from None
     if kind in WORD_FILTERS:
         args["language"] = words
-    if kind == "language":
+    if kind == "language" and "model_path" in args:
         model_path = args.pop("model_path")
+        if not Path(model_path).is_file():
+            where = block.get("where")
+            raise RecipeError([Problem(f"file not found: {model_path} (set a local path; nothing is downloaded)",
+                                       f"{setting}.model_path", Loc(**where) if where else None)])
         step = cls(**args)
         step.model = LocalFT176LID(args["languages"], model_path)
         return step

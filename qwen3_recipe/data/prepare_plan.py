@@ -86,7 +86,13 @@ def prepare_plan(p: PlannedJob, plan: Plan) -> dict[str, Any]:
     blocks = []
     for index, ((i, cfg), name) in enumerate(zip(chosen, step_names([f.name or f.type for _, f in chosen])), 1):
         try:
-            blocks.append({"index": index, "name": name, **filter_block(cfg, f"data.filters.{i}", base)})
+            setting = plan.loaded.generated.get(f"data.filters.{i}", f"data.filters.{i}")  # data.languages'
+            block = filter_block(cfg, setting, base)
+            if "model_path" in block["args"]:  # a file checked where the job runs: say there where it was set
+                keys = tuple(int(k) if k.isdigit() else k for k in f"{setting}.model_path".split("."))
+                where = plan.loaded.raw.smap.find(keys)
+                block["where"] = {"file": where.file, "line": where.line, "col": where.col} if where else None
+            blocks.append({"index": index, "name": name, **block})
         except RecipeError as exc:
             raise locate_problems(exc, plan) from None
     return {

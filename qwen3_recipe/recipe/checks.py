@@ -227,7 +227,8 @@ class Checker:
                 if _get(flt, key) is not None:
                     self.err(path + (key,), f"dimension '{name}' is a label set: filter it with `values`")
             for j, value in enumerate(_list(_get(flt, "values"))):
-                self.ref(path + ("values", j), value, set(labels or []), f"label of '{name}'")
+                self.ref(path + ("values", j), value, {v for v in _list(labels) if isinstance(v, str)},
+                         f"label of '{name}'")
         labelled = _get(quality, "sources")
         if isinstance(labelled, list):
             unlabelled = [s for s in _list(_get(flt, "sources")) or list(self.sources) if s not in labelled]

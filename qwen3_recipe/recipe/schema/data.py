@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from qwen3_recipe.recipe.schema.common import Float, Fraction, Mode, PositiveTokens, Section, SeqLen
+from qwen3_recipe.recipe.schema.languages import LanguageGroup
 from qwen3_recipe.recipe.schema.model import ModelRef
 from qwen3_recipe.recipe.schema.serving import Serving
 
@@ -107,10 +108,21 @@ class FineWebQuality(_Filter):
 
 class LanguageId(_Filter):
     type: Literal["language"]
-    model_path: str
+    backend: Literal["fasttext", "lingua"] = "fasttext"
+    """`fasttext`: datatrove's LanguageFilter with a local model; `lingua`: lingua's detector (its
+    models ship in the package), for machines without the fastText file."""
+    model_path: str | None = None
     """Local fastText language-id model (e.g. lid.176.bin); never downloaded."""
     languages: list[str] = ["en"]
     threshold: Fraction = 0.65
+    """The least confidence in the detected language for a document to be kept."""
+
+    @model_validator(mode="after")
+    def _model_for_fasttext(self) -> LanguageId:
+        if self.backend == "fasttext" and self.model_path is None:
+            raise ValueError("fastText language id needs `model_path` (a local lid.176.bin; nothing is "
+                             "downloaded), or use backend: lingua")
+        return self
 
 
 class UrlFilter(_Filter):
@@ -399,6 +411,9 @@ class Data(Section):
     mixtures: dict[str, Mixture] = {}
     quality: Quality | None = None
     """LLM-annotated quality classifier applied to the curated corpus (off unless given)."""
+    languages: dict[str, LanguageGroup] = {}
+    """Language groups (recipe/languages.py): each becomes one source per language, a language-id
+    filter per source, and its share of every mixture weight that names the group."""
 
     @model_validator(mode="after")
     def _quality_sources(self) -> Data:
