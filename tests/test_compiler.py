@@ -110,11 +110,11 @@ def test_plan_follows_6ND_with_preset_parameters(recipe):
         assert est.gpu_hours == pytest.approx(6 * n * est.tokens / (989e12 * hw.mfu) / 3600)
 
 
-def test_plan_flags_stages_without_enough_data():
+def test_plan_flags_stages_without_enough_data(tmp_path):
     plan = plan_of(REPO / "recipes/qwen3.yaml")
     short = {s.source for s in plan["pretrain.s2_reasoning"].shortfalls}
     assert "math" in short  # FineMath's ~34B tokens cannot give 16% of 8T even 4 times over
-    tiny = plan_of(TINY)
+    tiny = plan_of(TINY, (), tmp_path / "run")  # a fresh run directory (runs/tiny may hold the demo's)
     # the synth source's supply is known once its synth job has run (tests/test_synth_source.py)
     assert {p.job.name: [(s.source, s.have) for s in p.shortfalls] for p in tiny.jobs if p.shortfalls} == {
         "pretrain.s2_reasoning": [("cot", None)]}

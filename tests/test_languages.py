@@ -74,6 +74,7 @@ def test_a_group_becomes_sources_filters_and_spread_weights(tmp_path):
     ("language_id: {threshold: 0.5}", 7, "set data.languages.ml.language_id.model_path (lid.176.bin"),
     ("shares: {floor: 0.3}", 8, "a floor of 0.3 for 4 languages is more than the whole group"),
     ("shares: {rule: tokenz}", 8, "data.languages.ml.shares.rule"),
+    ("languages: [en, no]", 7, "data.languages.ml.languages.1: YAML read this code as false: quote it"),
 ])
 def test_group_mistakes_are_located(tmp_path, edit, line, message):
     base = {"family": "family: tiny_lang", "languages": "", "language_id": "language_id: {backend: lingua}",
@@ -125,10 +126,11 @@ def test_language_id_drops_the_planted_documents_and_the_mixture_spreads_the_gro
         assert targets[f"ml_{code}"] == pytest.approx(declared[f"ml_{code}"], abs=0.01)
 
 
-def test_the_flagship_recipe_declares_forty_languages_and_llm_labels(tmp_path):
+def test_the_flagship_recipe_declares_forty_five_languages_and_llm_labels(tmp_path):
     loaded = load_recipe(REPO / "recipes" / "qwen3.yaml")
     group = loaded.languages["multilingual"]
-    assert group.family == "fineweb-2" and len(group.shares) >= 40
+    assert group.family == "fineweb-2" and len(group.shares) == 43 and {"zh", "ja"}.isdisjoint(group.shares)
+    assert loaded.recipe.data.sources["zh"].dataset == "fineweb-2.zh"  # with a weight of its own
     # equal shares: the catalog does not hold FineWeb-2's per-language sizes yet (see the recipe)
     assert group.shares == pytest.approx({c: 1 / len(group.shares) for c in group.shares})
     assert all(loaded.catalogs.datasets[f"fineweb-2.{c}"].spec.config for c in group.shares)
@@ -142,3 +144,38 @@ def test_the_flagship_recipe_declares_forty_languages_and_llm_labels(tmp_path):
     text = run_cli("plan", str(REPO / "recipes" / "qwen3.yaml"), "-o", str(tmp_path / "run")).stdout
     assert re.search(rf"data\.languages\.multilingual: {len(group.shares)} languages of fineweb-2, shares "
                      r"equal", text), text[-3000:]
+
+
+def test_lingua_codes_and_group_names_are_checked(tmp_path):
+    family = write(tmp_path / "datasets_spec" / "fam.yaml", """
+        fam:
+          format: jsonl
+          family:
+            "no": {path: no.jsonl, words: 10}
+            de: {path: de.jsonl, words: 10}
+    """)
+    for code in ("no", "de"):
+        (family.parent / f"{code}.jsonl").write_text('{"id": "1", "text": "x"}\n')
+    recipe = write(tmp_path / "r.yaml", f"""
+        name: r
+        catalog: {{datasets: datasets_spec, evals: {REPO / 'evals'}}}
+        data:
+          sources: {{multilingual: fam.de}}
+          languages:
+            multilingual: {{family: fam, languages: [de, "no"], language_id: {{backend: lingua}}}}
+    """)
+    proc = run_cli("validate", str(recipe))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert re.search(r"r\.yaml:6:\d+ +data\.languages\.multilingual\.languages\.1: lingua has no model for 'no'",
+                     proc.stderr), proc.stderr
+    assert "the group 'multilingual' has the name of a source" in proc.stderr
+
+
+def test_an_empty_synth_dataset_supplies_nothing(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from qwen3_recipe.compiler.synth_supply import synth_chars
+    (tmp_path / "dataset").mkdir()
+    pq.write_table(pa.table({"id": pa.array([], pa.string())}), tmp_path / "dataset" / "train.parquet")
+    assert synth_chars(tmp_path) == 0

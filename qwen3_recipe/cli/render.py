@@ -31,7 +31,8 @@ def _sufficiency(shortfalls: list[dict]) -> str:
     job has run in this run directory."""
     short = ", ".join(f"{_escape(s['source'])} {format_count(s['need'])}>{format_count(s['have'])}"
                       for s in shortfalls if s["have"] is not None)
-    unknown = ", ".join(_escape(s["source"]) for s in shortfalls if s["have"] is None)
+    names = [_escape(s["source"]) for s in shortfalls if s["have"] is None]
+    unknown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
     parts = ([f"[red]short: {short}[/]"] if short else []) + ([f"[yellow]supply unknown: {unknown}[/]"]
                                                                if unknown else [])
     return ", ".join(parts) or "ok"

@@ -50,6 +50,16 @@ def entry_digest(entry: Entry) -> str:
     return digest({"spec": spec, "file": file_digest(local) if local and local.exists() else None})
 
 
+def _filter_config(f: Any) -> dict[str, Any]:
+    """What a data job's filter does; a filter's `sources` only chooses the jobs it is in. The language
+    filter's default backend stays out (jobs run before it existed keep their fingerprints), and
+    lingua reads no model file."""
+    out = _dump(f, exclude={"sources"})
+    if f.type == "language":
+        out.pop("backend") if out.get("backend") == "fasttext" else out.pop("model_path", None)
+    return out
+
+
 def weights_inputs(*paths: str | None) -> dict[str, str]:
     """Content digests of local model weights a job reads (a teacher, an annotator, a reward model,
     a checkpoint to start from, a pretrained tokenizer): replaced weights rerun it. Hub ids are
@@ -98,7 +108,7 @@ class JobBuilder:
         decont = self.decont_settings()
         for src, source in self.r.data.sources.items():
             # a filter's `sources` only chooses the jobs it is in: not part of what runs
-            filters = [_dump(f, exclude={"sources"}) for f in self.r.data.filters  # label filters: quality.label's
+            filters = [_filter_config(f) for f in self.r.data.filters  # label filters: quality.label's
                        if f.type != "label" and (f.sources is None or src in f.sources)]
             # defaults added later stay out: data jobs already run keep their fingerprints
             read = {k: v for k, v in _dump(source).items()

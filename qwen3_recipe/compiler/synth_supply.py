@@ -1,5 +1,6 @@
 """What a synth job can supply to a pretraining mixture, before its mix job runs: the characters of
-its kept samples' turns (answer and reasoning), read by DuckDB from the finished job's dataset."""
+its kept samples' turns (question, reasoning and answer: the `text` rendering), read by DuckDB from
+the finished job's dataset."""
 
 from __future__ import annotations
 
@@ -17,4 +18,7 @@ def synth_chars(job_dir: Path) -> int:
         return 0
     import duckdb
     with duckdb.connect() as con:
+        columns = {c[0] for c in con.execute("describe select * from read_parquet(?)", [files]).fetchall()}
+        if "messages" not in columns:  # a job that kept no sample writes ids only
+            return 0
         return int(con.execute(SAMPLE_CHARS, [files]).fetchone()[0])

@@ -16,6 +16,10 @@ class LinguaLanguageFilter(BaseFilter):
 
     def __init__(self, languages: list[str], threshold: float = 0.65, exclusion_writer=None) -> None:
         super().__init__(exclusion_writer)
+        from qwen3_recipe.posttrain.language import known
+        missing = sorted(set(languages) - set(known(languages)))
+        if missing:  # lingua would read every such document as another language, and drop it
+            raise ValueError(f"lingua has no model for {', '.join(missing)}: use backend fasttext")
         self.languages, self.threshold = list(languages), threshold
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:

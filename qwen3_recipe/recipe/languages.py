@@ -64,6 +64,12 @@ def expand_languages(data: dict[str, Any], smap: SourceMap, catalogs: Catalogs
     lowerable = isinstance(section.get("sources", {}), dict) and isinstance(section.get("filters", []), list)
     for name, raw_group in groups.items():
         base: KeyPath = ("data", "languages", name)
+        listed = raw_group.get("languages") if isinstance(raw_group, dict) else None
+        flags = [i for i, c in enumerate(listed) if isinstance(c, bool)] if isinstance(listed, list) else []
+        for i in flags:  # YAML 1.1 reads a bare no (Norwegian), yes, on, off as booleans
+            err(base + ("languages", i), f"YAML read this code as {str(listed[i]).lower()}: quote it (\"no\")")
+        if flags:
+            continue
         try:
             group = LanguageGroup.model_validate(raw_group)
             if not isinstance(name, str) or not lowerable:
@@ -78,11 +84,23 @@ def expand_languages(data: dict[str, Any], smap: SourceMap, catalogs: Catalogs
                 f"'{group.family}' is a dataset, not a family (an entry with `family:` members)",
                 did_you_mean(group.family, families) or f"families: {', '.join(families) or 'none'}")
             continue
-        codes = list(family.spec.family) if group.languages == "all" else group.languages
+        codes = list(dict.fromkeys(family.spec.family if group.languages == "all" else group.languages))
         bad = [i for i, c in enumerate(codes) if c not in family.spec.family]
         for i in bad:
             err(base + ("languages", i), f"'{codes[i]}' is not a member of family '{group.family}'",
                 did_you_mean(codes[i], family.spec.family))
+        if group.language_id.backend == "lingua":
+            from qwen3_recipe.posttrain.language import known
+            unknown = [i for i, c in enumerate(codes) if not known([c])]
+            for i in unknown:
+                err(base + ("languages", i) if group.languages != "all" else base + ("language_id", "backend"),
+                    f"lingua has no model for '{codes[i]}' (its codes are ISO 639-1, e.g. nb for Norwegian "
+                    "Bokmål): leave it out or use backend fasttext")
+            bad += unknown
+        if name in (section.get("sources") or {}):
+            err(base, f"the group '{name}' has the name of a source in data.sources: a mixture weight "
+                "naming it would be ambiguous")
+            bad.append(-1)
         no_model = group.language_id.backend == "fasttext" and group.language_id.model_path is None
         if no_model:
             err(base + ("language_id",), "fastText language id needs a local model: set "
