@@ -196,8 +196,13 @@ def effects(recipe: Path, run_dir: Path) -> list[Effect]:
     data = loaded.recipe.model_dump(mode="json", exclude={"extends"})
     base = snapshot(recipe, [], run_dir)
     names = names_in(loaded)
+    # keys data.languages generated are set through their group (its own leaves are tested there)
+    generated = {("data", "sources", src) for g in loaded.languages.values() for src in g.sources.values()}
+    generated |= {("data", "filters", int(k.rsplit(".", 1)[1])) for k in loaded.generated}
     out = []
     for path, value in leaves(data):
+        if path[:3] in generated:
+            continue
         parent: Any = data
         for key in path[:-1]:
             parent = parent[key]

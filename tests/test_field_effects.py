@@ -63,6 +63,24 @@ NOT_PERTURBED = {
     "data.decontamination.benchmarks": "'all'; a list needs benchmark names (test_data_contamination.py)",
     "data.mixtures.*.length_buckets*": "bucket shares sum to 1 and buckets may not overlap",
     "data.quality": "unset optional section (tests/test_quality.py)",
+    "data.filters.*.dimension": "a label filter's dimension must be one of data.quality's, of its kind (test_quality.py)",
+    "data.filters.*.min": "qwen3.yaml's label filter reads a label set: min/max/other values are refused or absent",
+    "data.filters.*.max": "qwen3.yaml's label filter reads a label set: min/max/other values are refused or absent",
+    "data.filters.*.values": "qwen3.yaml's label filter keeps [safe]: another value of the set is a perturbation "
+                             "the walker does not make (test_quality.py filters by labels)",
+    "data.quality.annotator.*": "preset/arch/stage beside qwen3.yaml's annotator path: exclusive or unsized "
+                                "(test_quality.py runs annotators)",
+    "data.quality.engine": "qwen3.yaml's annotator is served (execution.serving): in-process engines are refused",
+    "data.quality.dimensions.*": "a dimension is a scale or a label set, not both; rubrics are checked templates "
+                                 "(test_quality.py)",
+    "data.quality.serving": "unset: execution.serving applies (test_serving.py)",
+    "data.quality.classifier.type": "one classifier type is built",
+    "data.languages": "lowered before validation into sources, filters and weights: empty once resolved "
+                      "(tests/test_languages.py)",
+    "data.sources.*.synth": "a dataset source given a synth job too is refused (one origin); tiny's other synth "
+                            "job, fusion_mix, is taught by a stage the cot source feeds: a cycle (test_synth_source.py)",
+    "data.sources.*.format": "renders a synth job's samples: refused on a dataset source (test_synth_source.py)",
+    "data.sources.*.dataset": "on a synth source, a dataset beside it is refused (one origin)",
     "synth.jobs.*.teacher.*": "a teacher is a stage or a preset/arch/path, set together",
     "synth.jobs.*.verifier*": "another verifier needs its own fields",
     "synth.jobs.*.multi_turn_share": "multi-turn needs a multi-turn prompt set",

@@ -122,7 +122,7 @@ class Checker:
 
     def check_data(self) -> None:
         for name, src in self.sources.items():
-            if isinstance(src, dict) and "synth" in src:
+            if isinstance(src, dict) and src.get("synth") is not None:
                 self.ref(("data", "sources", name, "synth"), src["synth"], self.synth_jobs, "synth job")
                 continue
             dataset = _get(src, "dataset") if isinstance(src, dict) else src
@@ -144,6 +144,9 @@ class Checker:
                 _get(self.data, "data", "decontamination", "action") == "flag":
             self.err(("data", "decontamination", "action"), "datatrove's n-gram filter can only drop; "
                      "use method word_ngram or token_ngram to flag")
+        annotator = _get(self.data, "data", "quality", "annotator")
+        if isinstance(_get(annotator, "preset"), str):  # it sizes the annotator's serving
+            self.ref(("data", "quality", "annotator", "preset"), annotator["preset"], PRESETS, "preset")
         benches = _get(self.data, "data", "decontamination", "benchmarks")
         for i, name in enumerate(benches if isinstance(benches, list) else []):
             self.dataset(("data", "decontamination", "benchmarks", i), name, self.cat.evals, "benchmark")

@@ -22,7 +22,10 @@ def teacher_arch(ref: Any, student: Arch) -> Arch | None:
     if ref.stage:
         return student
     if ref.preset or ref.arch:
-        return resolve_arch(ref.preset, ref.arch.model_dump() if ref.arch else None)
+        try:
+            return resolve_arch(ref.preset, ref.arch.model_dump() if ref.arch else None)
+        except ValueError:  # an unknown preset: the recipe checks name it where it is written
+            return None
     config = Path(ref.path) / "config.json" if ref.path else None
     if config is not None and config.is_file():
         try:
