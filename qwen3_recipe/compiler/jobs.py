@@ -55,8 +55,10 @@ def _filter_config(f: Any) -> dict[str, Any]:
     filter's default backend stays out (jobs run before it existed keep their fingerprints), and
     lingua reads no model file."""
     out = _dump(f, exclude={"sources"})
-    if f.type == "language":
-        out.pop("backend") if out.get("backend") == "fasttext" else out.pop("model_path", None)
+    if f.type == "language" and out.get("backend") == "fasttext":
+        del out["backend"]
+    elif f.type == "language":
+        out.pop("model_path", None)
     return out
 
 

@@ -23,8 +23,8 @@ class LinguaLanguageFilter(BaseFilter):
         self.languages, self.threshold = list(languages), threshold
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
-        from qwen3_recipe.posttrain.language import detector, known, prose
-        found = detector(known(self.languages))
+        from qwen3_recipe.posttrain.language import detector_for, prose
+        found = detector_for(self.languages)  # the one general RL's language rule uses, for common codes
         text = prose(doc.text[:PREFIX_CHARS])
         confidences = found.compute_language_confidence_values(text) if any(c.isalpha() for c in text) else []
         best = confidences[0] if confidences else None

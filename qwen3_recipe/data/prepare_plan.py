@@ -32,12 +32,16 @@ def input_files(plan: Plan, p: PlannedJob) -> int:
     return max(1, min(tasks, files))
 
 
+def setting_loc(plan: Plan, setting: str):
+    """Where the recipe sets a dotted key path (`data.filters.3.model_path`)."""
+    return plan.loaded.raw.smap.find(tuple(int(k) if k.isdigit() else k for k in setting.split(".")))
+
+
 def locate_problems(exc: RecipeError, plan: Plan) -> RecipeError:
     """Point lowering errors (which know only their key path) at the recipe line."""
     for problem in exc.problems:
         if problem.loc is None and problem.path:
-            keys = tuple(int(k) if k.isdigit() else k for k in problem.path.split("."))
-            problem.loc = plan.loaded.raw.smap.find(keys)
+            problem.loc = setting_loc(plan, problem.path)
     return exc
 
 
@@ -89,8 +93,7 @@ def prepare_plan(p: PlannedJob, plan: Plan) -> dict[str, Any]:
             setting = plan.loaded.generated.get(f"data.filters.{i}", f"data.filters.{i}")  # data.languages'
             block = filter_block(cfg, setting, base)
             if "model_path" in block["args"]:  # a file checked where the job runs: say there where it was set
-                keys = tuple(int(k) if k.isdigit() else k for k in f"{setting}.model_path".split("."))
-                where = plan.loaded.raw.smap.find(keys)
+                where = setting_loc(plan, f"{setting}.model_path")
                 block["where"] = {"file": where.file, "line": where.line, "col": where.col} if where else None
             blocks.append({"index": index, "name": name, **block})
         except RecipeError as exc:

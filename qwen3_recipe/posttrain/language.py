@@ -46,6 +46,11 @@ def detector(extra: tuple[str, ...] = ()):
             .with_preloaded_language_models().build())
 
 
+def detector_for(codes=()):
+    """The detector telling LANGUAGES and `codes` apart (one per candidate set, cached)."""
+    return detector(tuple(sorted(set(known(codes)) - set(LANGUAGES))))
+
+
 def prose(text: str) -> str:
     return _NOISE.sub(" ", text)
 
@@ -55,5 +60,5 @@ def detect(text: str, extra: tuple[str, ...] = ()) -> str | None:
     text = prose(text)
     if not any(c.isalpha() for c in text):
         return None
-    lang = detector(tuple(sorted(set(known(extra)) - set(LANGUAGES)))).detect_language_of(text)
+    lang = detector_for(extra).detect_language_of(text)
     return None if lang is None else lang.iso_code_639_1.name.lower()
