@@ -115,9 +115,10 @@ def test_plan_flags_stages_without_enough_data(tmp_path):
     short = {s.source for s in plan["pretrain.s2_reasoning"].shortfalls}
     assert "math" in short  # FineMath's ~34B tokens cannot give 16% of 8T even 4 times over
     tiny = plan_of(TINY, (), tmp_path / "run")  # a fresh run directory (runs/tiny may hold the demo's)
-    # the synth source's supply is known once its synth job has run (tests/test_synth_source.py)
+    # a label slice's supply is known once quality.annotate has run, the synth source's once its synth
+    # job has (tests/test_synth_source.py)
     assert {p.job.name: [(s.source, s.have) for s in p.shortfalls] for p in tiny.jobs if p.shortfalls} == {
-        "pretrain.s2_reasoning": [("cot", None)]}
+        "pretrain.s2_reasoning": [("worked[worked>=1.5]", None), ("cot", None)]}
     starved = plan_of(TINY, ["pretrain.stages.s1_general.tokens=100M"])
     assert starved["pretrain.s1_general"].shortfalls
 
@@ -171,10 +172,11 @@ def test_only_selects_groups_names_and_stages_with_upstream(tmp_path):
     plan = plan_of(TINY, (), run)
     assert {p.job.name for p in select(plan, "data")} == {
         "data.web", "data.code", "data.math", "data.dedup", "mix.s1_general", "mix.s2_reasoning",
-        "mix.s3_long_context", "tokenizer", "data.cot", "synth.cot_coldstart"}
+        "mix.s3_long_context", "tokenizer", "data.cot", "synth.cot_coldstart", "data.worked", "quality.annotate",
+        "quality.label"}
     # tokenizer: upstream of the mixes, not done yet; synth.cot_coldstart: upstream of the cot source
     for p in plan.jobs:
-        if p.job.groups[0] in ("data", "tokenizer") or p.job.name == "synth.cot_coldstart":
+        if p.job.groups[0] in ("data", "tokenizer", "quality") or p.job.name == "synth.cot_coldstart":
             mark_done(plan, p)
     plan = plan_of(TINY, (), run)
     assert [p.job.name for p in select(plan, "s1_general")] == ["pretrain.s1_general"]

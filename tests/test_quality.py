@@ -239,20 +239,19 @@ def test_a_label_filter_without_quality_is_refused_where_it_is_written(tmp_path)
         LABEL_FILTERS.splitlines()[0]) + 1
 
 
-def test_quality_jobs_feed_tokenizer_and_mixtures_with_the_default_dimension():
+def test_quality_jobs_feed_tokenizer_and_mixtures_with_the_default_dimension(tmp_path):
     from qwen3_recipe.compiler.plan import make_plan
     from qwen3_recipe.recipe.validate import load_recipe
-    sets = [f"data.quality={{annotator: {{path: {TEACHER}}}, engine: transformers, sources: [web], sample: 50, "
-            f"dimensions: {{edu: 0-5, domain: [math, prose]}}}}"]
+    sets = ["data.quality.dimensions.edu=0-5", "data.quality.dimensions.domain=[math, prose]"]  # beside `worked`
     plan = make_plan(load_recipe(REPO / "recipes" / "tiny.yaml", sets))
     deps = plan.deps
     assert deps["quality.annotate"] == ["data.dedup"] and deps["quality.label"] == ["data.dedup", "quality.annotate"]
     assert deps["tokenizer"] == ["quality.label"] and "quality.label" in deps["mix.s1_general"]
     dims = plan["quality.annotate"].job.config["quality"]["dimensions"]
-    assert set(dims) == {"edu", "domain"} and "{{ labels }}" not in dims["domain"]["rubric"]
+    assert set(dims) == {"worked", "edu", "domain"} and "{{ labels }}" not in dims["domain"]["rubric"]
     assert "1. {{ label }}" not in dims["domain"]["rubric"] and "{% for label in labels %}" in dims["domain"]["rubric"]
-    default = make_plan(load_recipe(REPO / "recipes" / "tiny.yaml", [sets[0].replace(
-        ", dimensions: {edu: 0-5, domain: [math, prose]}", "")]))
+    recipe, _ = write_project(tmp_path, extra_data=f"  quality: {{annotator: {{path: {TEACHER}}}, sample: 50}}")
+    default = make_plan(load_recipe(recipe))
     (edu,) = default["quality.annotate"].job.config["quality"]["dimensions"].values()
     assert edu["rubric"].startswith("Below is an extract") and edu["scale"] == "0-5"  # FineWeb-Edu's
 

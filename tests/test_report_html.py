@@ -21,7 +21,8 @@ from qwen3_recipe.provenance.database import build_database
 from qwen3_recipe.provenance.recorder import ShardRecorder
 from qwen3_recipe.report import SECTIONS, build_html
 
-TITLES = ["Plan", "Data funnel per source", "Mixture: declared vs realised", "Curriculum", "Loss per stage",
+TITLES = ["Plan", "Data funnel per source", "LLM labels", "Mixture: declared vs realised", "Curriculum",
+          "Loss per stage",
           "Reward and KL (RL and distillation)", "Eval accuracy vs thinking budget", "Contamination"]
 SCREENSHOTS = REPO / "tmp" / "report-screenshots"  # git-ignored; kept after the test's tmp dirs go
 
@@ -76,6 +77,17 @@ def fill(run: Path) -> None:
                           action="dropped")
             left -= len(ids)
         r.close()
+    r = rec("quality.label")  # the planted source: 60 documents, levels 0-2, the classifier wrong on 6
+    for i in range(60):
+        r.add("labels", source="worked", doc_id=f"worked/{i}", dimension="worked",
+              score=i % 3 + (0.6 if i < 6 else 0.1),
+              classifier_version="c1", reference=str(i % 3))
+    r.close()
+    r = rec("quality.annotate")
+    for i in range(20):
+        r.add("annotations", source="worked", doc_id=f"worked/{i}", dimension="worked", annotator="a", score=i % 3,
+              parsed="boxed", split="holdout" if i < 5 else "train", predicted=i % 3, classifier_version="c1")
+    r.close()
     r = rec("mix.s1_general")
     for source, share in {"web": 0.6, "code": 0.2, "math": 0.2}.items():
         r.add("mixture_targets", stage="s1_general", source=source, declared_share=share, realized_share=share * 1.01,
@@ -128,9 +140,12 @@ def test_every_section_has_its_charts_when_the_run_has_data(full_run):
     charts = {sid: body.count('<svg class="chart"') for sid, body in found.items()}
     jobs = len(json.loads((full_run / "manifest.json").read_text())["jobs"])
     assert found["plan"].count('<g class="job done"') == jobs and 'class="dag"' in found["plan"]
-    assert charts == {"plan": 0, "funnel": 1, "mixture": 1, "curriculum": 1, "loss": 2, "rl": 2, "evals": 1,
+    assert charts == {"plan": 0, "funnel": 1, "labels": 0, "mixture": 1, "curriculum": 1, "loss": 2, "rl": 2, "evals": 1,
                       "contamination": 0}
     assert "≈" in found["funnel"] and "tiny_arith" in found["contamination"] and "passes" in found["contamination"]
+    labels = re.sub(r"<[^>]+>", " ", found["labels"])
+    assert re.search(r"worked\s+worked\s+1\.9[78]\s+60\s+20\s+33\.33", labels)  # 7 thresholds from 0.1 to 2.6: 6th keeps 20 of 60
+    assert re.search(r"worked\s+worked\s+60\s+90(\.0)?\s+33\.33", labels)  # agreement 54/60; majority 1/3
     assert "1,000,000" in found["curriculum"] and "256 → 512" in found["curriculum"]  # tokens, seq_len ramp
     assert "256: 15.4K, 512: 30.7K (trained)" in found["curriculum"]  # what was fed, not what was declared
     assert "s3_long_context · think" in found["evals"] and "heldout_reward" in found["rl"]
@@ -144,7 +159,7 @@ def test_a_run_with_nothing_run_yet_says_what_fills_each_section(tmp_path):
     assert_self_contained(html)
     found = sections(html)
     assert list(found) == list(SECTIONS)
-    for sid in ("funnel", "mixture", "loss", "rl", "evals", "contamination"):
+    for sid in ("funnel", "labels", "mixture", "loss", "rl", "evals", "contamination"):
         assert "no data yet: run <code>qwen3-recipe run recipes/tiny.yaml -o " in found[sid], sid
     assert "--only evals" in found["evals"] and "--only data" in found["funnel"]
     jobs = len(json.loads((run / "manifest.json").read_text())["jobs"])

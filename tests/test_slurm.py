@@ -87,21 +87,25 @@ def test_slurm_submissions_follow_the_dag(tmp_path, cluster, update_golden):
     assert list(ids["data.dedup"]) == ["exact-0-inputs", "exact-1-signatures", "exact-2-find", "exact-3-filter",
                                        "minhash-0-inputs", "minhash-1-signatures", "minhash-2-buckets",
                                        "minhash-3-cluster", "minhash-4-filter", "publish"]
-    firsts = ":".join(ids[j]["finish"] for j in ("data.web", "data.code", "data.math", "data.cot"))
+    firsts = ":".join(ids[j]["finish"] for j in ("data.web", "data.code", "data.math", "data.worked", "data.cot"))
     assert args_of(log, dedup[0]).endswith(f"--dependency=afterok:{firsts}")
     for before, stage in itertools.pairwise(dedup):
         assert args_of(log, stage).endswith(f"--dependency=afterok:{before}")
     signatures = (log / ids["data.dedup"]["exact-1-signatures"]).read_text()
-    # 4 sources of one file each (cot: the synth job's one parquet file): 4 tasks, at most 2 at once
+    # 5 sources of one file each (cot: the synth job's one parquet file): 5 tasks, at most 2 at once
     # (execution.workers)
-    assert "#SBATCH --array=0-3%2" in signatures and "#SBATCH --partition=cpu" in signatures
+    assert "#SBATCH --array=0-4%2" in signatures and "#SBATCH --partition=cpu" in signatures
     assert "#SBATCH --qos=high" in signatures and "#SBATCH --constraint=cpu" in signatures
     assert "#SBATCH --array=0-13%2" in (log / ids["data.dedup"]["minhash-2-buckets"]).read_text()  # num_buckets
-    # the tokenizer stays one job running the local runner; mixes wait for it and for dedup
+    # the label job and the tokenizer stay one job each running the local runner; the label job waits
+    # for dedup and the annotation, the tokenizer for the label job, the mixes for both
+    label = (log / ids["quality.label"]["job"]).read_text()
+    assert "--only quality.label --in-allocation" in label
+    assert f"afterok:{dedup[-1]}:{ids['quality.annotate']['job']}" in label
     tokenizer = (log / ids["tokenizer"]["job"]).read_text()
-    assert "--only tokenizer --in-allocation" in tokenizer and f"afterok:{dedup[-1]}" in tokenizer
+    assert "--only tokenizer --in-allocation" in tokenizer and f"afterok:{ids['quality.label']['job']}" in tokenizer
     assert args_of(log, ids["mix.s1_general"]["mixture"]).endswith(
-        f"--dependency=afterok:{dedup[-1]}:{ids['tokenizer']['job']}")
+        f"--dependency=afterok:{ids['quality.label']['job']}:{ids['tokenizer']['job']}")
     assert list(ids["mix.s1_general"]) == ["mixture", "tokenize", "finish"]
 
     order = sorted((int(i), job, stage) for job, stages in ids.items() for stage, i in stages.items())
@@ -192,9 +196,9 @@ def test_a_rerun_submits_only_unfinished_work(tmp_path, cluster):
     slurm_run(run, env)
     first = submitted(run)
     logs = run / "jobs" / "data.dedup" / "logs" / "exact-1-signatures"
-    assert json.loads((logs / "ranks_to_run.json").read_text()) == [0, 1, 2, 3]
+    assert json.loads((logs / "ranks_to_run.json").read_text()) == [0, 1, 2, 3, 4]
     # as if the cluster had run: data.math entirely (done marker), all of data.web's tasks, and two
-    # of the four tasks of exact dedup's signatures
+    # of the five tasks of exact dedup's signatures
     fingerprint = json.loads((run / "jobs/data.math/submitted.json").read_text())["fingerprint"]
     (run / "jobs/data.math/done.json").write_text(json.dumps({"fingerprint": fingerprint}))
     for folder, ranks in ((run / "jobs/data.web/logs", [0]), (logs, [0, 2])):
@@ -210,9 +214,10 @@ def test_a_rerun_submits_only_unfinished_work(tmp_path, cluster):
     assert list(again["data.web"]) == ["finish"]  # no task left to run; the finish step reruns
     assert args_of(log, again["data.web"]["finish"]) == "ARGS: --export=ALL,RUN_OFFSET=0"
     assert args_of(log, again["data.dedup"]["exact-0-inputs"]).endswith(
-        f"afterok:{again['data.web']['finish']}:{again['data.code']['finish']}:{again['data.cot']['finish']}")
-    assert json.loads((logs / "ranks_to_run.json").read_text()) == [1, 3]  # only the unfinished tasks
-    assert "#SBATCH --array=0-1%2" in (log / again["data.dedup"]["exact-1-signatures"]).read_text()
+        f"afterok:{again['data.web']['finish']}:{again['data.code']['finish']}:{again['data.worked']['finish']}:"
+        f"{again['data.cot']['finish']}")
+    assert json.loads((logs / "ranks_to_run.json").read_text()) == [1, 3, 4]  # only the unfinished tasks
+    assert "#SBATCH --array=0-2%2" in (log / again["data.dedup"]["exact-1-signatures"]).read_text()
     assert len(list(log.iterdir())) - before == sum(map(len, first.values())) - 3  # math (2) and web's pipeline
 
 

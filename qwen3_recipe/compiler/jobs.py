@@ -168,10 +168,11 @@ class JobBuilder:
         label_filters = [f for f in self.r.data.filters if f.type == "label"]
         names = step_names([f.name or f"label_{f.dimension}" for f in label_filters])
         filters = [_dump(f, exclude={"type", "name"}) | {"step": n} for f, n in zip(label_filters, names)]
+        references = {name: dim.reference for name, dim in q.dimensions.items() if dim.reference}
         self.add(Job("quality.label", "quality_label", ("data", "quality"), curated + ["quality.annotate"],
                      {"dimensions": list(q.dimensions), "sources": sources, "curated": curated,
-                      "filters": filters,
-                      "kept_sample_rate": self.r.outputs.provenance.kept_sample_rate},
+                      "filters": filters, "kept_sample_rate": self.r.outputs.provenance.kept_sample_rate}
+                     | ({"references": references} if references else {}),  # absent: fingerprints as before
                      outputs={"documents": "output", "provenance": "provenance"},
                      key_path=("data", "quality")))
         return ["quality.label"]

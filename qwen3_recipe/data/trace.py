@@ -66,12 +66,12 @@ class Traced(PipelineStep):
             rec.add("clusters", method="minhash", source=source, doc_id=doc.id,
                     cluster_id=str(doc.metadata["minhash_cluster_id"]), kept=decision != "dropped")
         elif self.evidence == "labels":
-            versions = doc.metadata.get("label_classifiers", {})
+            versions, references = doc.metadata.get("label_classifiers", {}), doc.metadata.get("label_references", {})
             for dimension, value in doc.metadata.get("labels", {}).items():
                 numeric = not isinstance(value, str)
                 rec.add("labels", source=source, doc_id=doc.id, dimension=dimension,
                         score=value if numeric else None, label=None if numeric else value,
-                        classifier_version=versions.get(dimension))
+                        classifier_version=versions.get(dimension), reference=references.get(dimension))
         elif self.evidence == "exact" and decision == "dropped":
             rec.add("clusters", method="exact", source=source, doc_id=doc.id,
                     cluster_id=text_hash(doc.text), kept=False)

@@ -1,6 +1,6 @@
 """Slurm submission of a run, with `afterok` dependencies that follow the DAG. Data jobs are lowered
 to datatrove's Slurm array executor, stage by stage (launch/slurm_data.py). Other CPU jobs (the
-tokenizer) and training stages are one sbatch job each that runs this package's own `run --only
+tokenizer, the label job) and training stages are one sbatch job each that runs this package's own `run --only
 <job> --in-allocation` inside its allocation: the job's artifact as compiled at submission, run as
 on a laptop; the job writes its done marker when it finishes. A training job asks for N nodes x G
 GPUs (`execution.slurm`); inside it the runner starts one torchrun per node with srun, meeting at
@@ -20,7 +20,7 @@ from qwen3_recipe.launch.slurm_generation import submit_generation_job
 from qwen3_recipe.serving import GENERATION_KINDS
 
 DATA_KINDS = {"data_prepare", "data_dedup", "data_mix"}
-CPU_KINDS = DATA_KINDS | {"tokenizer"}
+CPU_KINDS = DATA_KINDS | {"tokenizer", "quality_label"}  # one CPU job each, run in its allocation
 
 
 def submit(plan: Plan, jobs: list[PlannedJob]) -> int:

@@ -19,8 +19,9 @@ Tables
 - annotations:   documents an LLM labelled, per dimension of data.quality: annotator, prompt
                  digest, raw output, parsed score (a scale) or label (a label set; null: unparsed,
                  with how), train / holdout split, the dimension classifier's prediction and version
-- labels:        every labelled document's predicted value per dimension (score or label) and the
-                 classifier version that predicted it (job quality.label; never thinned)
+- labels:        every labelled document's predicted value per dimension (score or label), the
+                 classifier version that predicted it (job quality.label; never thinned) and, where
+                 the dimension names a `reference` field, the document's known value
 - rollouts:      every sample a post-training stage drew from its policy or teacher: step, prompt,
                  mode, tokens, reward and verdict, GRPO advantage, DPO role (chosen / rejected),
                  teacher KL (distillation), and which policy version sampled it
@@ -34,12 +35,13 @@ version 4 rollouts, train_steps and eval_samples (and the views rewards, distill
 version 5 what audits an eval score: eval_samples' rendered prompt, extracted answer, the
 benchmark's metric with the sample's score on it, and the verdict's details (JSON); version 6
 label dimensions: annotations' dimension, label and predicted_label, the labels table (and the view
-label_distribution), mixture's weight_key.
+label_distribution), mixture's weight_key; version 7 the reference labels (annotations' and labels'
+`reference`, from a dimension's `reference` field, and the view label_agreement).
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # column name -> DuckDB type; pyarrow types are derived from these.
 TABLES: dict[str, dict[str, str]] = {
@@ -69,9 +71,9 @@ TABLES: dict[str, dict[str, str]] = {
                     "annotator": "VARCHAR", "prompt_digest": "VARCHAR", "output": "VARCHAR", "score": "DOUBLE",
                     "label": "VARCHAR", "parsed": "VARCHAR", "finish_reason": "VARCHAR", "tokens": "BIGINT",
                     "split": "VARCHAR", "predicted": "DOUBLE", "predicted_label": "VARCHAR",
-                    "classifier_version": "VARCHAR"},
+                    "classifier_version": "VARCHAR", "reference": "VARCHAR"},
     "labels": {"job": "VARCHAR", "source": "VARCHAR", "doc_id": "VARCHAR", "dimension": "VARCHAR", "score": "DOUBLE",
-               "label": "VARCHAR", "classifier_version": "VARCHAR", "rank": "INTEGER"},
+               "label": "VARCHAR", "classifier_version": "VARCHAR", "rank": "INTEGER", "reference": "VARCHAR"},
     "rollouts": {"job": "VARCHAR", "stage": "VARCHAR", "step": "INTEGER", "source": "VARCHAR",
                  "prompt_id": "VARCHAR", "sample_id": "VARCHAR", "mode": "VARCHAR", "tokens": "BIGINT",
                  "reward": "DOUBLE", "verdict": "VARCHAR", "advantage": "DOUBLE", "role": "VARCHAR",
@@ -112,6 +114,19 @@ VIEWS = {
     "label_distribution": """select job, source, dimension, coalesce(label, floor(score)::bigint::varchar) as value,
                                     count(*) as documents
                              from labels group by all order by job, source, dimension, value""",
+    # a scale's prediction agrees when it rounds to the reference; majority_share: the most common
+    # reference value's share, what always answering it would score
+    "label_agreement": """with refs as (select job, source, dimension, reference, count(*) as n from labels
+                                       where reference is not null group by all),
+                               agree as (select job, source, dimension, count(*) as documents,
+                                                avg((coalesce(label, round(score)::bigint::varchar) = reference)::int)
+                                                    as agreement
+                                         from labels where reference is not null group by all)
+                          select a.job, a.source, a.dimension, a.documents, round(a.agreement, 4) as agreement,
+                                 round(max(r.n) / a.documents, 4) as majority_share
+                          from agree a join refs r using (job, source, dimension)
+                          group by a.job, a.source, a.dimension, a.documents, a.agreement
+                          order by a.job, a.source, a.dimension""",
     "quality_scores": """select job, source, floor(json_extract(details, '$.quality_score')::double) as score_bucket,
                                 count(*) as documents, count(*) filter (where decision = 'dropped') as dropped
                          from decisions where step like 'quality_classifier%' and details is not null

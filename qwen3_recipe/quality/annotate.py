@@ -8,7 +8,16 @@ a change that leaves prompts alone (holdout, ridge alpha) costs no tokens."""
 from __future__ import annotations
 
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
-from qwen3_recipe.quality.rubric import bounds, compile_rubric, parse_label, parse_score, prompt_digest, render
+from qwen3_recipe.quality.rubric import (
+    agrees,
+    as_reference,
+    bounds,
+    compile_rubric,
+    parse_label,
+    parse_score,
+    prompt_digest,
+    render,
+)
 
 CLASSIFIERS = "classifiers"
 
@@ -48,6 +57,19 @@ def train_dimension(name: str, dim: dict, rows: list[dict], cfg: dict, annotator
     return clf, held
 
 
+def agreement(dim: dict, rows: list[dict], predictions: list) -> str:
+    """How often the annotator's labels and the classifier's predictions match the documents'
+    reference values, on the sample ('' without a reference)."""
+    checked = [(r, p) for r, p in zip(rows, predictions) if r["reference"] is not None]
+    if not dim.get("reference") or not checked:
+        return ""
+    annotator = [agrees(r["value"], r["reference"]) for r, _ in checked]
+    classifier = [agrees(p, r["reference"]) for r, p in checked]
+    n = len(checked)
+    return (f"; against `{dim['reference']}` on {n:,}: "
+            f"annotator {sum(map(bool, annotator)) / n:.1%}, classifier {sum(classifier) / n:.1%}")
+
+
 def run_annotate(p: PlannedJob, plan: Plan) -> None:
     from qwen3_recipe.compiler.lowerers import load_lowered
     from qwen3_recipe.console import console
@@ -61,8 +83,9 @@ def run_annotate(p: PlannedJob, plan: Plan) -> None:
     job, folder, lowered = p.job, plan.run_dir / p.job.dir, load_lowered(p, plan)
     cfg, seed = lowered["quality"], lowered["seed"]
     model, annotator = lowered["model"], lowered["model_id"]
+    fields = tuple(dim["reference"] for dim in cfg["dimensions"].values() if dim.get("reference"))
     docs = sample_documents(curated_inputs(plan.run_dir, lowered["curated"]), lowered["sources"],
-                            cfg["sample"], seed, cfg["max_chars"])
+                            cfg["sample"], seed, cfg["max_chars"], fields)
     requests = annotation_requests(docs, cfg, seed, annotator)
     cache = RequestCache(folder / "cache")
     with synth_progress(f"{job.name}: annotating", len(requests),
@@ -77,22 +100,24 @@ def run_annotate(p: PlannedJob, plan: Plan) -> None:
         for d, req in zip(docs, requests[i * len(docs):(i + 1) * len(docs)]):
             sample = cache.get(req["key"])[0]
             value, how = parse(sample["text"], dim)
-            rows.append({**d, "output": sample["text"], "value": value, "how": how,
+            ref = as_reference(d["metadata"].get(dim["reference"])) if dim.get("reference") else None
+            rows.append({**d, "output": sample["text"], "value": value, "how": how, "reference": ref,
                          "finish_reason": sample.get("finish_reason"), "tokens": len(sample.get("token_ids") or [])})
         clf, held = train_dimension(name, dim, rows, cfg, annotator, seed, folder)
         scale = clf.is_scale
-        for r, pred in zip(rows, clf.predict_values([r["text"] for r in rows])):
+        predictions = clf.predict_values([r["text"] for r in rows])
+        for r, pred in zip(rows, predictions):
             rec.add("annotations", source=r["source"], doc_id=r["doc_id"], dimension=name, annotator=annotator,
                     prompt_digest=clf.meta["prompt_digest"], output=r["output"],
                     score=r["value"] if scale else None, label=None if scale else r["value"], parsed=r["how"],
                     finish_reason=r["finish_reason"], tokens=r["tokens"], split=split(r, held),
                     predicted=pred if scale else None, predicted_label=None if scale else pred,
-                    classifier_version=clf.version)
+                    classifier_version=clf.version, reference=r["reference"])
         m = clf.meta
         metrics = (("" if not scale else f"MAE {m['holdout_mae']:.3f}, ") + f"accuracy {m['holdout_accuracy']:.1%}"
                    if "holdout_accuracy" in m else "no held-out set")
         lines.append(f"  {name}: {len(rows) - m['unscored']:,}/{len(rows):,} parsed; classifier {clf.version} "
-                     f"trained on {m['train_size']:,} (held out: {metrics})")
+                     f"trained on {m['train_size']:,} (held out: {metrics})" + agreement(dim, rows, predictions))
     rec.close()
     build_database(plan.run_dir)
     console().print(f"{job.name}: {len(docs):,} documents labelled by {annotator} -> {folder / CLASSIFIERS}\n"

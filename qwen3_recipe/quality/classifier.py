@@ -27,10 +27,15 @@ def held_out(doc_id: str, seed: int, share: float) -> bool:
     return zlib.crc32(f"{seed}:{doc_id}".encode()) % 10_000 < share * 10_000
 
 
+# what a token is (QualityModel.tokens); classifiers saved before the setting existed used `words`
+TOKEN_PATTERNS = {"words": r"(?u)\b\w\w+\b", "words_and_symbols": r"(?u)\w+|[^\w\s]"}
+ALPHAS = [10.0 ** e for e in range(-4, 3)]  # alpha: auto chooses among these
+
+
 def _vectorizer(meta: dict[str, Any]):
     from sklearn.feature_extraction.text import HashingVectorizer
     return HashingVectorizer(n_features=meta["n_features"], ngram_range=(1, meta["ngrams"]),
-                             alternate_sign=False, norm="l2")
+                             alternate_sign=False, norm="l2", token_pattern=TOKEN_PATTERNS[meta.get("tokens", "words")])
 
 
 class QualityClassifier:
@@ -100,24 +105,28 @@ class QualityClassifier:
             return cls(weights, z["intercept"].astype(np.float64), meta)
 
 
-def _fit(fit: list[dict], x, kind: dict, alpha: float):
-    """(weights, intercepts, classes) of a ridge model on the fitting rows."""
+def _fit(fit: list[dict], x, kind: dict, alpha: float | str):
+    """(weights, intercepts, classes, alpha) of a ridge model on the fitting rows."""
     import numpy as np
-    from sklearn.linear_model import Ridge, RidgeClassifier
+    from sklearn.linear_model import Ridge, RidgeClassifier, RidgeClassifierCV, RidgeCV
     values = [r["value"] for r in fit]
+    auto = alpha == "auto" and len(fit) >= 3  # leave-one-out needs a few rows
     if "scale" in kind:
-        model = Ridge(alpha=alpha).fit(x, np.array(values, dtype=np.float64))
-        return np.atleast_2d(model.coef_), np.atleast_1d(model.intercept_), None
+        y = np.array(values, dtype=np.float64)
+        model = RidgeCV(alphas=ALPHAS).fit(x, y) if auto else Ridge(alpha=1.0 if alpha == "auto" else alpha).fit(x, y)
+        return np.atleast_2d(model.coef_), np.atleast_1d(model.intercept_), None, getattr(model, "alpha_", alpha)
     classes = sorted(set(values), key=kind["labels"].index)
     if len(classes) == 1:  # one label seen: nothing to separate
-        return np.zeros((1, x.shape[1])), np.zeros(1), classes
-    model = RidgeClassifier(alpha=alpha).fit(x, values)
+        return np.zeros((1, x.shape[1])), np.zeros(1), classes, alpha
+    model = (RidgeClassifierCV(alphas=ALPHAS) if auto else RidgeClassifier(alpha=1.0 if alpha == "auto" else alpha)
+             ).fit(x, values)
+    alpha = getattr(model, "alpha_", alpha)
     coef, intercept, fitted = np.atleast_2d(model.coef_), np.atleast_1d(model.intercept_), list(model.classes_)
     if len(classes) == 2:  # one output: positive for its second class; ours is the label list's second
         sign = 1.0 if fitted == classes else -1.0
-        return sign * coef, sign * intercept, classes
+        return sign * coef, sign * intercept, classes, alpha
     order = [fitted.index(c) for c in classes]
-    return coef[order], intercept[order], classes
+    return coef[order], intercept[order], classes, alpha
 
 
 def train(rows: list[dict], settings: dict[str, Any], context: dict[str, Any],
@@ -139,8 +148,9 @@ def train(rows: list[dict], settings: dict[str, Any], context: dict[str, Any],
     version = hashlib.sha256(json.dumps([settings, context, pairs], sort_keys=True).encode()).hexdigest()[:12]
     meta: dict[str, Any] = {"version": version, **settings, **context, "seed": seed, "sklearn": sklearn.__version__}
     cap = context["max_chars"]
-    weights, intercepts, classes = _fit(fit, _vectorizer(meta).transform([r["text"][:cap] for r in fit]),
-                                        context, settings["alpha"])
+    weights, intercepts, classes, alpha = _fit(fit, _vectorizer(meta).transform([r["text"][:cap] for r in fit]),
+                                               context, settings["alpha"])
+    meta["alpha_used"] = float(alpha) if alpha != "auto" else None
     if classes is not None:
         meta["classes"] = classes
     clf = QualityClassifier(weights, intercepts, meta)

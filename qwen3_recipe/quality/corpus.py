@@ -22,9 +22,11 @@ def curated_inputs(run_dir: Path, curated: list[str]) -> Files:
     return out
 
 
-def sample_documents(files: Files, sources: list[str], n: int, seed: int, max_chars: int) -> list[dict]:
+def sample_documents(files: Files, sources: list[str], n: int, seed: int, max_chars: int,
+                     fields: tuple[str, ...] = ()) -> list[dict]:
     """Per source, the n documents with the smallest hash of (seed, id): the same sample whatever the
-    file order or task count, in one streaming pass (texts cut to max_chars, all the annotator sees)."""
+    file order or task count, in one streaming pass (texts cut to max_chars, all the annotator sees),
+    each with `metadata`: its values of `fields` (the reference labels)."""
     heaps: dict[str, list] = {s: [] for s in sources}
     for source, f in files:
         heap = heaps.get(source)
@@ -34,10 +36,11 @@ def sample_documents(files: Files, sources: list[str], n: int, seed: int, max_ch
             for line in fh:
                 doc = json.loads(line)
                 key = int(hashlib.sha256(f"{seed}:{doc['id']}".encode()).hexdigest()[:16], 16)
-                item = (-key, doc["id"], doc["text"][:max_chars])
+                meta = doc.get("metadata") or {}
+                item = (-key, doc["id"], doc["text"][:max_chars], {f: meta.get(f) for f in fields})
                 if len(heap) < n:
                     heapq.heappush(heap, item)
                 elif item > heap[0]:
                     heapq.heapreplace(heap, item)
-    return [{"source": s, "doc_id": doc_id, "text": text}
-            for s in sources for _, doc_id, text in sorted(heaps[s], reverse=True)]
+    return [{"source": s, "doc_id": doc_id, "text": text, "metadata": meta}
+            for s in sources for _, doc_id, text, meta in sorted(heaps[s], reverse=True)]

@@ -15,13 +15,15 @@ from qwen3_recipe.compiler.plan import Plan, PlannedJob
 
 class Labeller(BaseFilter):
     """Predicts every dimension's label; keeps every document. Classifiers load in the task (the
-    step travels to workers as paths, not weights)."""
+    step travels to workers as paths, not weights). references: dimension -> the metadata field that
+    holds the document's known value, copied beside the label (`label_references`)."""
 
     name = "🏷 labels"
 
-    def __init__(self, classifiers: dict[str, str], batch_size: int = 256) -> None:
+    def __init__(self, classifiers: dict[str, str], references: dict[str, str] | None = None,
+                 batch_size: int = 256) -> None:
         super().__init__(batch_size=batch_size)
-        self.paths = classifiers
+        self.paths, self.references = classifiers, references or {}
         self._loaded: dict | None = None
 
     def classifiers(self) -> dict:
@@ -36,6 +38,11 @@ class Labeller(BaseFilter):
             for doc, value in zip(batch, clf.predict_values(texts)):
                 doc.metadata.setdefault("labels", {})[name] = value
                 doc.metadata.setdefault("label_classifiers", {})[name] = clf.version
+        if self.references:
+            from qwen3_recipe.quality.rubric import as_reference
+            for doc in batch:
+                doc.metadata["label_references"] = {name: as_reference(doc.metadata.get(field))
+                                                    for name, field in self.references.items()}
         return [True] * len(batch)
 
     def filter(self, doc: Document) -> bool:
@@ -91,8 +98,8 @@ def run_quality_label(p: PlannedJob, plan: Plan) -> None:
     work, prov, rate = folder / "work", str(folder / "provenance"), cfg["kept_sample_rate"]
     if scope:
         write_listing([f for _, f in scope], root, folder / "inputs.txt")
-        steps = [Traced(Labeller(cfg["classifiers"]), 1, "labels", job.name, prov, kept_sample_rate=rate,
-                        evidence="labels")]
+        labeller = Labeller(cfg["classifiers"], cfg.get("references"))
+        steps = [Traced(labeller, 1, "labels", job.name, prov, kept_sample_rate=rate, evidence="labels")]
         for index, f in enumerate(cfg["filters"], 2):
             step = LabelFilter(f["dimension"], f.get("min"), f.get("max"), f.get("values"), f.get("sources"))
             steps.append(Traced(step, index, f["step"], job.name, prov, kept_sample_rate=rate))
@@ -105,7 +112,9 @@ def run_quality_label(p: PlannedJob, plan: Plan) -> None:
     import duckdb
 
     from qwen3_recipe.console import console
+    from qwen3_recipe.provenance.schema import VIEWS
     with duckdb.connect(str(db), read_only=True) as con:
+        agreement = con.execute(f"select * from ({VIEWS['label_agreement']}) where job = ?", [job.name]).fetchall()
         n_in = con.execute("select sum(documents_in) from step_counts where job = ? and step_index = 1",
                            [job.name]).fetchone()[0] or 0
         n_kept = con.execute("select sum(kept + modified) from step_counts where job = ? and step_index = ?",
@@ -113,3 +122,7 @@ def run_quality_label(p: PlannedJob, plan: Plan) -> None:
     filters = f"; label filters kept {n_kept:,}" if cfg["filters"] else ""
     console().print(f"{job.name}: labelled {n_in:,} documents of {', '.join(cfg['sources'])} along "
                     f"{', '.join(cfg['classifiers'])}{filters} -> {folder / 'output'}")
+    for _, source, dimension, n, agree, majority in agreement:
+        field = cfg.get("references", {}).get(dimension, "?")
+        console().print(f"  {source} {dimension}: the classifier agrees with `{field}` on "
+                        f"{agree:.1%} of {n:,} documents (always the most common value: {majority:.1%})")

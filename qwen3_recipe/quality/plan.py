@@ -28,5 +28,6 @@ def label_plan(p: PlannedJob, plan: Plan) -> dict[str, Any]:
     cfg = p.job.config
     folder = (plan.run_dir / "jobs" / "quality.annotate" / CLASSIFIERS).resolve()
     return {**{k: cfg[k] for k in ("sources", "curated", "filters", "kept_sample_rate")},
+            "references": cfg.get("references") or {},
             "classifiers": {name: str(folder / name) for name in cfg["dimensions"]},
             "executor": executor_settings(plan, p.job.name)}

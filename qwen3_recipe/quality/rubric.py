@@ -101,6 +101,21 @@ def render(compiled, text: str, source: str, name: str, dimension: dict, max_cha
                            max_score=hi, labels=dimension.get("labels") or [])
 
 
+def as_reference(value) -> str | None:
+    """A document's known value of a dimension as the provenance tables hold it: a label as is, a
+    number as its shortest form (2.0 and 2 are "2"), so it compares with a rounded score."""
+    if value is None or isinstance(value, str):
+        return value
+    return f"{float(value):g}"
+
+
+def agrees(value, reference: str | None) -> bool | None:
+    """A score (rounded) or a label against a reference; None without one or without a value."""
+    if reference is None or value is None:
+        return None
+    return as_reference(float(round(value)) if not isinstance(value, str) else value) == reference
+
+
 def _answer(output: str) -> str | None:
     """The answer part (a think block skipped); None while still thinking when cut off."""
     from qwen3_recipe.synth.select import split_think

@@ -13,11 +13,12 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-SECTIONS = ("plan", "funnel", "mixture", "curriculum", "loss", "rl", "evals", "contamination")
+SECTIONS = ("plan", "funnel", "labels", "mixture", "curriculum", "loss", "rl", "evals", "contamination")
 
 
 def build_html(run_dir: Path) -> str:
     from qwen3_recipe.report import sections_data as data
+    from qwen3_recipe.report import sections_labels as labels
     from qwen3_recipe.report import sections_train as train
     from qwen3_recipe.report.page import render
     from qwen3_recipe.report.queries import Db
@@ -27,6 +28,7 @@ def build_html(run_dir: Path) -> str:
     run = load_run(run_dir)
     with Db(run_dir) as db:
         builders = {"plan": lambda: data.plan_section(run), "funnel": lambda: data.funnel_section(run, db),
+                    "labels": lambda: labels.labels_section(run, db),
                     "mixture": lambda: data.mixture_section(run, db),
                     "curriculum": lambda: data.curriculum_section(run),
                     "loss": lambda: train.loss_section(run), "rl": lambda: train.rl_section(run, db),

@@ -23,7 +23,8 @@ class Table:
                             if self.rows and all(isinstance(r[i], (int, float)) or r[i] is None for r in self.rows)}
 
 
-TITLES = {"plan": "Plan", "funnel": "Data funnel per source", "mixture": "Mixture: declared vs realised",
+TITLES = {"plan": "Plan", "funnel": "Data funnel per source", "labels": "LLM labels",
+          "mixture": "Mixture: declared vs realised",
           "curriculum": "Curriculum", "loss": "Loss per stage", "rl": "Reward and KL (RL and distillation)",
           "evals": "Eval accuracy vs thinking budget", "contamination": "Contamination"}
 

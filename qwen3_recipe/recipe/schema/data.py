@@ -276,8 +276,13 @@ class QualityModel(Section):
     """Hashed feature space (word n-grams)."""
     ngrams: int = Field(2, ge=1, le=3)
     """Word n-grams up to this length."""
-    alpha: Float = Field(1.0, gt=0)
-    """Ridge regularisation."""
+    tokens: Literal["words", "words_and_symbols"] = "words_and_symbols"
+    """What a word is: `words_and_symbols` every run of word characters (one-letter words, numbers, a
+    CJK run) and every other non-space character (`=`, `+`, `<`); `words` scikit-learn's default, runs
+    of two or more word characters (it drops digits, operators and one-letter words)."""
+    alpha: Float | Literal["auto"] = "auto"
+    """Ridge regularisation; `auto` picks it from 1e-4 to 1e2 by leave-one-out error on the training
+    annotations (scikit-learn's RidgeCV), recorded in the classifier's metadata."""
     holdout: Fraction = 0.2
     """Share of the annotated documents held out for the metrics (MAE, accuracy)."""
 
@@ -308,6 +313,11 @@ class LabelDimension(Section):
     `\\boxed{...}`, "Score: N" / "Label: x", or a lone in-range number (a scale) or the one label
     named (a label set; a lone number N is the N-th label). Default: a generic prompt for the kind
     (qwen3_recipe/quality/rubric.py)."""
+    reference: str | None = Field(None, min_length=1)
+    """A metadata field of the documents that holds known values of this dimension (human or planted
+    labels): `quality.annotate` reports the annotator's and the classifier's agreement with it, the
+    `annotations` and `labels` tables carry it beside each label (`reference`), and the view
+    `label_agreement` and the report measure the classifier against it."""
 
     @field_validator("labels")
     @classmethod
