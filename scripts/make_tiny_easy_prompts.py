@@ -4,11 +4,12 @@
 * datasets_spec/data/tiny_prompts_easy.jsonl: every one-digit sum and difference (155 prompts, gold
   answers) phrased "What is a + b?" / "What is a - b?", shuffled with a fixed seed. The shipped tiny
   teacher answers about half of them right, which is what RL needs: groups with right and wrong samples.
-* evals/data/tiny_sums.jsonl: the same 155 facts, each asked in one of the phrasings no training prompt
-  uses for one-digit numbers ("Compute a + b.", "What is the sum of a and b?", "What is a plus b?", and
-  the same for "-"). There are only 155 such facts, so the benchmark cannot hold facts out; it holds out
-  the question text (decontamination finds no 8-gram, nor any whole short item, of it in the training
-  data). The tiny models answer it from a worked step in thinking mode and mostly fail without one,
+* evals/data/tiny_sums.jsonl: the same 155 facts, each asked in one of three phrasings ("Compute a + b.",
+  "What is the sum of a and b?", "What is a plus b?", and the same for "-"), drawn per fact; the drills
+  ask that fact in the other three phrasings, and other facts in this one. So every item is a trained
+  fact whose question text no training prompt holds: the benchmark measures answering a trained fact
+  asked another way, not a new problem (evals/tiny_compose does that; tests/test_eval_overlap.py checks
+  both). The tiny models answer it from a worked step in thinking mode and mostly fail without one,
   which is what the thinking-budget sweep needs.
 
 Usage: python scripts/make_tiny_easy_prompts.py

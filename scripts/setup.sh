@@ -27,8 +27,8 @@ fi
 : > "$LOG"
 pip install -q --upgrade pip setuptools wheel
 # torch first, pinned: an unpinned torch pulls a multi-GB CUDA build (ENGINES.md).
-pip install -q "torch==2.13.0"
-pip install -q -e ".[cpu,dev]"
+pip install -q --no-compile "torch==2.13.0"
+pip install -q --no-compile -e ".[cpu,dev]"
 # PyPI's torchvision/torchaudio/torchcodec are CUDA builds that break `import transformers`
 # next to CPU torch; text-only code needs none of them.
 "$VENV/bin/python" -m pip uninstall -q -y torchvision torchaudio torchcodec >>"$LOG" 2>&1 || true

@@ -41,11 +41,11 @@ def test_plan_json_format(tmp_path):
     proc = run_cli("plan", "recipes/tiny.yaml", "--format", "json", "-o", str(tmp_path / "run"))
     plan = json.loads(proc.stdout)
     jobs = {j["name"]: j for j in plan["jobs"]}
-    est = jobs["pretrain.s1_general"]["estimate"]  # 500K asked: 280 steps of 1,792 (whole 256-token rows)
-    assert est["tokens"] == 501_760 and est["steps"] == 280
+    est = jobs["pretrain.s1_general"]["estimate"]  # 200K asked: 112 steps of 1,792 (whole 256-token rows)
+    assert est["tokens"] == 200_704 and est["steps"] == 112
     assert jobs["pretrain.s2_reasoning"]["segments"] == [
-        {"first_step": 1, "steps": 98, "seq_len": 256, "tokens": 98 * 1536},
-        {"first_step": 99, "steps": 98, "seq_len": 512, "tokens": 98 * 1536}]
+        {"first_step": 1, "steps": 49, "seq_len": 256, "tokens": 49 * 1536},
+        {"first_step": 50, "steps": 49, "seq_len": 512, "tokens": 49 * 1536}]
     assert jobs["pretrain.s1_general"]["status"] == "new"
 
 
@@ -138,7 +138,7 @@ def test_plan_cache_serves_unchanged_recipes_and_never_stale_ones(tmp_path):
     first = run_cli("plan", str(recipe), "--format", "json", env=env, cwd=tmp_path)
     assert first.returncode == 0 and len(list((tmp_path / "cache").glob("*.json"))) == 1
     assert run_cli("plan", str(recipe), "--format", "json", env=env, cwd=tmp_path).stdout == first.stdout
-    recipe.write_text(recipe.read_text().replace("tokens: 500K", "tokens: 2M"))  # an edit
+    recipe.write_text(recipe.read_text().replace("tokens: 200K", "tokens: 2M"))  # an edit
     edited = json.loads(run_cli("plan", str(recipe), "--format", "json", env=env, cwd=tmp_path).stdout)
     assert {j["name"]: j for j in edited["jobs"]}["pretrain.s1_general"]["estimate"]["tokens"] == 1117 * 1792  # 2M in whole batches
     with open(tmp_path / "datasets_spec/data/tiny_code.jsonl", "a") as fh:  # a data edit
@@ -162,7 +162,7 @@ def test_compile_diff_lists_what_each_engine_is_told_differently(tmp_path):
     assert any(line.startswith("pretrain.s2_reasoning (lowered.json) seq_len_schedule:")
                and line.endswith("-> null  [set by pretrain.stages.s2_reasoning.seq_len_start at --set "
                                  "pretrain.stages.s2_reasoning.seq_len_start=512]") for line in lines), proc.stdout
-    assert any(line.startswith("eval.s3_long_context (lowered.json) max_tokens: 96 -> 99  [set by evals.max_tokens "
+    assert any(line.startswith("eval.s3_long_context (lowered.json) max_tokens: 64 -> 99  [set by evals.max_tokens "
                                "at --set") for line in lines), proc.stdout
     assert not any(line.startswith("pretrain.s1_general") for line in lines)  # unchanged jobs stay out
     # an edited recipe file: the change is traced to its file and line

@@ -164,7 +164,7 @@ def test_a_run_with_nothing_run_yet_says_what_fills_each_section(tmp_path):
     assert "--only evals" in found["evals"] and "--only data" in found["funnel"]
     jobs = len(json.loads((run / "manifest.json").read_text())["jobs"])
     assert found["plan"].count('<g class="job to-run"') == jobs and '<svg class="chart"' in found["curriculum"]
-    assert "256: 151K, 512: 151K (compiled)" in found["curriculum"]  # the lowered schedule, before it runs
+    assert "256: 75.3K, 512: 75.3K (compiled)" in found["curriculum"]  # the lowered schedule, before it runs
     out = tmp_path / "elsewhere" / "page.html"
     assert run_cli("report", "html", str(run), "-o", str(out)).returncode == 0 and out.exists()
     assert run_cli("report", "funnel", str(run), "-o", str(out)).returncode == 2  # -o is for html only
