@@ -5,8 +5,10 @@ traces answer those prompts) and an RL stage's prompts.
 - evals/tiny_compose (generalisation): no training prompt, and no `Question:` block of a training
   document with its worked steps, mentions both operands of any item, nor holds its question;
   each item's worked steps are one-digit facts that the post-training drills do train.
-- evals/tiny_sums (phrasing): every item is a trained fact whose question text no training row
-  holds - a trained fact asked another way, not a new problem."""
+- evals/tiny_sums (phrasing): every item is a drilled fact whose question text no drill holds - a
+  trained fact asked another way, not a new problem. (The pretraining corpora do hold some of its
+  questions verbatim inside worked documents; the recipe's decontamination drops those documents:
+  the `contamination` table of a demo run lists them.)"""
 
 from __future__ import annotations
 
@@ -95,5 +97,5 @@ def test_tiny_sums_asks_trained_facts_in_untrained_phrasings(training):
     trained = {fact(u) for u in drills}
     assert len(trained) == 155 and len(drills) == 4 * 155 - 155  # every fact, in three of its four phrasings
     for item in items("tiny_sums"):
-        assert item["question"] not in drills  # this phrasing of this fact is never trained
+        assert item["question"] not in drills  # this phrasing of this fact is never a post-training prompt
         assert fact(item["question"]) in trained  # but the fact is

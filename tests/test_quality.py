@@ -141,7 +141,9 @@ def test_default_rubrics_render_the_document_and_the_choices():
 
 
 # -- classifiers -----------------------------------------------------------------------------------
-SETTINGS = {"type": "hashing_ridge", "n_features": 2**12, "ngrams": 1, "alpha": 1.0, "holdout": 0.25}
+SETTINGS = {"type": "hashing_ridge", "n_features": 2**12, "ngrams": 1, "alpha": 1.0, "holdout": 0.25}  # pre-17.5
+DEFAULTS = {"type": "hashing_ridge", "n_features": 2**12, "ngrams": 2, "tokens": "words_and_symbols",
+            "alpha": "auto", "holdout": 0.25}
 WORDS = {"math": "sum add carry digits", "code": "def return import class", "news": "council mayor vote city"}
 
 
@@ -150,11 +152,13 @@ def rows(labels: list[str], n: int = 60) -> list[dict]:
             for i in range(n)]
 
 
+@pytest.mark.parametrize("settings", [SETTINGS, DEFAULTS], ids=["alpha1-words", "auto-symbols"])
 @pytest.mark.parametrize("labels", [["math", "code", "news"], ["news", "math"], ["math", "news"]])
-def test_label_classifier_learns_saves_and_reloads(tmp_path, labels):
+def test_label_classifier_learns_saves_and_reloads(tmp_path, labels, settings):
     from qwen3_recipe.quality.classifier import QualityClassifier, train
     context = {"dimension": "domain", "labels": labels, "annotator": "a", "prompt_digest": "p", "max_chars": 100}
-    clf, held = train(rows(labels), SETTINGS, context, 0)
+    clf, held = train(rows(labels), settings, context, 0)
+    assert clf.meta["alpha_used"] > 0 and (settings["alpha"] == "auto" or clf.meta["alpha_used"] == 1.0)
     assert held and clf.meta["holdout_accuracy"] == 1.0 and clf.meta["classes"] == labels
     probe = [WORDS[label] for label in labels]
     assert clf.predict_labels(probe) == labels
@@ -163,6 +167,37 @@ def test_label_classifier_learns_saves_and_reloads(tmp_path, labels):
     assert again.predict_labels(probe) == labels and again.version == clf.version
     with pytest.raises(TypeError, match="predicts labels"):
         again.predict(probe)
+
+
+def test_the_default_tokens_see_digits_and_operators_that_the_old_ones_drop(tmp_path):
+    """Worked vs garbled arithmetic differs only in the order of one-character tokens ('7 + 7 = 14'
+    vs '= 7 14 + 7'): scikit-learn's default token pattern drops all of them, the default keeps
+    them; a classifier saved without `tokens` (before it existed) loads with the old pattern."""
+    import random
+
+    from qwen3_recipe.quality.classifier import QualityClassifier, train
+    rng = random.Random(0)
+    def doc(i: int, worked: bool) -> dict:
+        lines = []
+        for _ in range(6):
+            a, b = rng.randrange(10), rng.randrange(10)
+            words = [str(a), "+", str(b), "=", str(a + b)]
+            if not worked:
+                rng.shuffle(words)
+            lines.append(" ".join(words) + ".")
+        return {"doc_id": f"d{i}", "text": "\n".join(lines), "value": 2.0 if worked else 0.0}
+    train_rows, test_rows = [doc(i, i % 2 == 0) for i in range(80)], [doc(i, i % 2 == 0) for i in range(80, 160)]
+    context = {"dimension": "worked", "scale": [0, 2], "annotator": "a", "prompt_digest": "p", "max_chars": 100}
+
+    def accuracy(clf) -> float:
+        pred = clf.predict([r["text"] for r in test_rows])
+        return sum(round(p) == r["value"] for p, r in zip(pred, test_rows)) / len(test_rows)
+    new, _ = train(train_rows, DEFAULTS, context, 0)
+    old, _ = train(train_rows, SETTINGS | {"ngrams": 2}, context, 0)
+    assert accuracy(new) >= 0.8 > 0.6 >= accuracy(old), (accuracy(new), accuracy(old))
+    old.save(tmp_path / "old")
+    assert "tokens" not in QualityClassifier.load(tmp_path / "old").meta
+    assert accuracy(QualityClassifier.load(tmp_path / "old")) == accuracy(old)
 
 
 def test_a_label_set_seen_with_one_label_predicts_it_and_a_scale_stays_in_range(tmp_path):

@@ -299,7 +299,7 @@ def test_chat_sets_from_datasets_spec_are_decontaminated(tmp_path):
 
     rec = Rows()
     data = sft_plan(plan["posttrain.fusion"], plan)["data"]  # what compile writes for the stage
-    assert data["decontamination"]["benchmarks"] == ["tiny_arith", "tiny_sums"]
+    assert data["decontamination"]["benchmarks"] == ["tiny_arith", "tiny_compose", "tiny_sums"]
     data["sources"] = [s for s in data["sources"] if s["name"] == "tiny_chat"]
     kept = list(conversations(plan, data, rec))
     dropped = [r for r in rec.rows if r["decision"] == "dropped"]

@@ -101,6 +101,10 @@ def test_slurm_submissions_follow_the_dag(tmp_path, cluster, update_golden):
     # for dedup and the annotation, the tokenizer for the label job, the mixes for both
     label = (log / ids["quality.label"]["job"]).read_text()
     assert "--only quality.label --in-allocation" in label
+    # inside its allocation the label pipeline runs on a local executor (a nested Slurm array would
+    # return at once and leave the job done with nothing labelled)
+    lowered = json.loads((run / "jobs" / "quality.label" / "lowered.json").read_text())
+    assert lowered["lowered"]["executor"] == {"type": "local", "workers": 32}  # execution.slurm.cpus_per_task
     assert f"afterok:{dedup[-1]}:{ids['quality.annotate']['job']}" in label
     tokenizer = (log / ids["tokenizer"]["job"]).read_text()
     assert "--only tokenizer --in-allocation" in tokenizer and f"afterok:{ids['quality.label']['job']}" in tokenizer

@@ -67,7 +67,8 @@ def agreement(dim: dict, rows: list[dict], predictions: list) -> str:
     classifier = [agrees(p, r["reference"]) for r, p in checked]
     n = len(checked)
     return (f"; against `{dim['reference']}` on {n:,}: "
-            f"annotator {sum(map(bool, annotator)) / n:.1%}, classifier {sum(classifier) / n:.1%}")
+            f"annotator {sum(map(bool, annotator)) / n:.1%}, classifier {sum(classifier) / n:.1%} (in-sample: "
+            "mostly its training rows; quality.label measures every document)")
 
 
 def run_annotate(p: PlannedJob, plan: Plan) -> None:

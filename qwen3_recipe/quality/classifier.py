@@ -111,15 +111,15 @@ def _fit(fit: list[dict], x, kind: dict, alpha: float | str):
     from sklearn.linear_model import Ridge, RidgeClassifier, RidgeClassifierCV, RidgeCV
     values = [r["value"] for r in fit]
     auto = alpha == "auto" and len(fit) >= 3  # leave-one-out needs a few rows
+    alpha = 1.0 if alpha == "auto" and not auto else alpha  # too few: scikit-learn's default
     if "scale" in kind:
         y = np.array(values, dtype=np.float64)
-        model = RidgeCV(alphas=ALPHAS).fit(x, y) if auto else Ridge(alpha=1.0 if alpha == "auto" else alpha).fit(x, y)
+        model = RidgeCV(alphas=ALPHAS).fit(x, y) if auto else Ridge(alpha=alpha).fit(x, y)
         return np.atleast_2d(model.coef_), np.atleast_1d(model.intercept_), None, getattr(model, "alpha_", alpha)
     classes = sorted(set(values), key=kind["labels"].index)
     if len(classes) == 1:  # one label seen: nothing to separate
         return np.zeros((1, x.shape[1])), np.zeros(1), classes, alpha
-    model = (RidgeClassifierCV(alphas=ALPHAS) if auto else RidgeClassifier(alpha=1.0 if alpha == "auto" else alpha)
-             ).fit(x, values)
+    model = (RidgeClassifierCV(alphas=ALPHAS) if auto else RidgeClassifier(alpha=alpha)).fit(x, values)
     alpha = getattr(model, "alpha_", alpha)
     coef, intercept, fitted = np.atleast_2d(model.coef_), np.atleast_1d(model.intercept_), list(model.classes_)
     if len(classes) == 2:  # one output: positive for its second class; ours is the label list's second
@@ -150,7 +150,7 @@ def train(rows: list[dict], settings: dict[str, Any], context: dict[str, Any],
     cap = context["max_chars"]
     weights, intercepts, classes, alpha = _fit(fit, _vectorizer(meta).transform([r["text"][:cap] for r in fit]),
                                                context, settings["alpha"])
-    meta["alpha_used"] = float(alpha) if alpha != "auto" else None
+    meta["alpha_used"] = None if alpha == "auto" else float(alpha)  # auto and one label: no model fitted
     if classes is not None:
         meta["classes"] = classes
     clf = QualityClassifier(weights, intercepts, meta)

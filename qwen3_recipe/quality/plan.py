@@ -27,7 +27,10 @@ def label_plan(p: PlannedJob, plan: Plan) -> dict[str, Any]:
     from qwen3_recipe.quality.annotate import CLASSIFIERS
     cfg = p.job.config
     folder = (plan.run_dir / "jobs" / "quality.annotate" / CLASSIFIERS).resolve()
+    executor = executor_settings(plan, p.job.name)
+    if executor["type"] == "slurm":  # one sbatch job (launch/slurm.py): its pipeline runs inside, on its CPUs
+        executor = {"type": "local", "workers": plan.loaded.recipe.execution.slurm.cpus_per_task}
     return {**{k: cfg[k] for k in ("sources", "curated", "filters", "kept_sample_rate")},
             "references": cfg.get("references") or {},
             "classifiers": {name: str(folder / name) for name in cfg["dimensions"]},
-            "executor": executor_settings(plan, p.job.name)}
+            "executor": executor}

@@ -280,7 +280,7 @@ class QualityModel(Section):
     """What a word is: `words_and_symbols` every run of word characters (one-letter words, numbers, a
     CJK run) and every other non-space character (`=`, `+`, `<`); `words` scikit-learn's default, runs
     of two or more word characters (it drops digits, operators and one-letter words)."""
-    alpha: Float | Literal["auto"] = "auto"
+    alpha: Annotated[float, Field(gt=0)] | Literal["auto"] = "auto"
     """Ridge regularisation; `auto` picks it from 1e-4 to 1e2 by leave-one-out error on the training
     annotations (scikit-learn's RidgeCV), recorded in the classifier's metadata."""
     holdout: Fraction = 0.2
