@@ -144,7 +144,9 @@ def test_strong_to_weak_distillation_into_a_smaller_student(tiny_run, summary: l
     table = {s: results(student, s) for s in ("s3_long_context", "distill_offpolicy", "distill_onpolicy")}
     budgets = sorted(b for (m, b) in table["s3_long_context"] if m == "think")
     top = ("think", budgets[-1])
-    assert table["distill_onpolicy"][top] >= table["s3_long_context"][top] + 0.15, table
+    # +0.19 measured 2026-12-06 under a teacher at 0.53 (the demo cut to fit 10 minutes); +0.1 leaves
+    # room for sampling noise on 40 items x 2 samples and is still 3x the pretrained student
+    assert table["distill_onpolicy"][top] >= table["s3_long_context"][top] + 0.1, table
     summary.append(f"tiny-student (shortened) in {(time.monotonic() - start) / 60:.1f} min; held-out KL to the "
                    f"teacher {off[0]:.3f} -> {off[1]:.3f} (off-policy) -> {on[1]:.3f} (on-policy); evals/tiny_sums pass@1:")
     summary.extend(table_lines(table, budgets))
