@@ -511,3 +511,14 @@ def test_a_label_sliced_mixture_realises_its_declared_shares(quality_run, tmp_pa
     # a slice holds part of its source: less than the whole source would (the sample's share of it)
     assert have.get("web", 0) > next(s.have for s in short if s.source == first) > 0
     assert make_plan(load_recipe(edited), copy)["pretrain.s1"].shortfalls == []
+
+
+@pytest.mark.parametrize("value", [0.5, 1.5, 2.5, 0.49, 1.999, 0.0])
+def test_the_printed_agreement_rounds_as_the_label_agreement_view_does(value):
+    """quality.annotate's printed agreement (Python) and label_agreement (DuckDB) judge a score alike."""
+    import duckdb
+
+    from qwen3_recipe.quality.rubric import agrees
+    (sql,), = duckdb.sql(f"select round({value}::double)::bigint::varchar").fetchall()
+    assert agrees(value, sql) is True and agrees(value, str(int(sql) + 1)) is False
+    assert agrees("math", "math") is True and agrees("code", "math") is False and agrees(None, "1") is None

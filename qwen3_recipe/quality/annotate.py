@@ -63,11 +63,11 @@ def agreement(dim: dict, rows: list[dict], predictions: list) -> str:
     checked = [(r, p) for r, p in zip(rows, predictions) if r["reference"] is not None]
     if not dim.get("reference") or not checked:
         return ""
-    annotator = [agrees(r["value"], r["reference"]) for r, _ in checked]
-    classifier = [agrees(p, r["reference"]) for r, p in checked]
-    n = len(checked)
+    n = len(checked)  # an unparsed annotation (None) counts as a disagreement
+    annotator = sum(agrees(r["value"], r["reference"]) is True for r, _ in checked) / n
+    classifier = sum(agrees(p, r["reference"]) is True for r, p in checked) / n
     return (f"; against `{dim['reference']}` on {n:,}: "
-            f"annotator {sum(map(bool, annotator)) / n:.1%}, classifier {sum(classifier) / n:.1%} (in-sample: "
+            f"annotator {annotator:.1%}, classifier {classifier:.1%} (in-sample: "
             "mostly its training rows; quality.label measures every document)")
 
 

@@ -110,10 +110,12 @@ def as_reference(value) -> str | None:
 
 
 def agrees(value, reference: str | None) -> bool | None:
-    """A score (rounded) or a label against a reference; None without one or without a value."""
+    """A score (rounded half up, as the view label_agreement's DuckDB `round` does for the scales'
+    non-negative scores) or a label against a reference; None without one or without a value."""
+    import math
     if reference is None or value is None:
         return None
-    return as_reference(float(round(value)) if not isinstance(value, str) else value) == reference
+    return as_reference(float(math.floor(value + 0.5)) if not isinstance(value, str) else value) == reference
 
 
 def _answer(output: str) -> str | None:
