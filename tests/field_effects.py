@@ -132,6 +132,8 @@ def candidates(path: Path_, value: Any, data: dict, parent: Any, names: list[str
         out += [[(path, [n])] for n in names if n != value[0]]
     elif isinstance(value, str) or (value is None and str in kinds):
         out.append([(path, (value or "") + "x")])
+        if int in kinds or float in kinds:  # a keyword beside a number (`alpha: auto`): try numbers
+            out += [[(path, v)] for v in (1, 0.5)]
         if value in names:  # a reference: another name of the same sort
             out += [[(path, n)] for n in names if n != value]
     return out

@@ -27,17 +27,18 @@ def tiny_data(tmp_path_factory):
 def test_realized_mixture_shares_within_one_percent(tiny_data):
     recipe = load_recipe("recipes/tiny.yaml").recipe
     with duckdb.connect(str(tiny_data / "provenance.duckdb"), read_only=True) as con:
-        rows = con.sql("select stage, source, sum(tokens * repetitions) from mixture group by all").fetchall()
+        # weight_key: the source or label slice (`worked[worked>=1.5]`) a document was drawn under
+        rows = con.sql("select stage, weight_key, sum(tokens * repetitions) from mixture group by all").fetchall()
     used: dict[str, dict[str, int]] = {}
-    for stage, source, tokens in rows:
-        used.setdefault(stage, {})[source] = tokens
+    for stage, key, tokens in rows:
+        used.setdefault(stage, {})[key] = tokens
     for name, stage in recipe.pretrain.stages.items():
         total = sum(used[name].values())
         # what the trainer reads (steps x batch, +1 label), over by less than a document per source
         batch, steps = stage_steps(stage.tokens, stage.seq_len, stage.batch_tokens or recipe.pretrain.batch_tokens)
         assert batch * steps + 1 <= total <= 1.02 * batch * steps, (name, total)
-        for source, weight in recipe.data.mixtures[stage.mixture].weights.items():
-            assert abs(used[name][source] / total - weight) <= 0.01, (name, source)
+        for key, weight in recipe.data.mixtures[stage.mixture].weights.items():
+            assert abs(used[name][key] / total - weight) <= 0.01, (name, key)
 
 
 def test_token_files_hold_the_stage_budgets(tiny_data):

@@ -62,7 +62,6 @@ NOT_PERTURBED = {
     "data.filters.*.extra_*": "unset lists of extra blocked domains/urls",
     "data.decontamination.benchmarks": "'all'; a list needs benchmark names (test_data_contamination.py)",
     "data.mixtures.*.length_buckets*": "bucket shares sum to 1 and buckets may not overlap",
-    "data.quality": "unset optional section (tests/test_quality.py)",
     "data.filters.*.dimension": "a label filter's dimension must be one of data.quality's, of its kind (test_quality.py)",
     "data.filters.*.min": "qwen3.yaml's label filter reads a label set: min/max/other values are refused or absent",
     "data.filters.*.max": "qwen3.yaml's label filter reads a label set: min/max/other values are refused or absent",
