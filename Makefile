@@ -1,5 +1,5 @@
 # The README's two commands: `make demo` and `make test`. Both set up .venv first (idempotent).
-.PHONY: setup demo demo-student test bench schema clean
+.PHONY: setup demo demo-student test test-all bench schema clean
 
 setup:
 	@bash scripts/setup.sh
@@ -10,8 +10,13 @@ demo: setup
 demo-student: demo   # strong-to-weak distillation of the demo's final model into a smaller student
 	.venv/bin/qwen3-recipe run recipes/tiny-student.yaml
 
+# Two workers, a test file each (its module fixtures run once); `extended` tests (a capability a CI
+# test also covers) run in test-all. --durations: where CI's time goes, in its log.
 test: setup
-	OMP_NUM_THREADS=1 .venv/bin/python -m pytest -q
+	OMP_NUM_THREADS=1 .venv/bin/python -m pytest -q -n 2 --dist loadfile -m "not extended" --durations=25
+
+test-all: setup
+	OMP_NUM_THREADS=1 .venv/bin/python -m pytest -q -n 2 --dist loadfile --durations=25
 
 bench: setup
 	.venv/bin/python benchmarks/plan_startup.py

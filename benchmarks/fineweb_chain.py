@@ -1,12 +1,18 @@
 """Issue 3 benchmark (d): the compiled FineWeb-style chain vs the same datatrove blocks wired by
-hand, on one generated corpus - Gopher repetition, Gopher quality, C4 quality, FineWeb quality,
-MinHash signatures. Target: >= 2x throughput with identical keep/drop decisions and signatures.
+hand, on one corpus - Gopher repetition, Gopher quality, C4 quality, FineWeb quality, MinHash
+signatures. Target: >= 2x throughput with identical keep/drop decisions and signatures.
 
 The compiled chain is what the recipe lowering builds: the same blocks, provenance on, and one
 shared CachingWordTokenizer passed as `language` to every block (spaCy-identical words and sentences
 served from a cache of whitespace-free chunks, learnt from spaCy during the run: each timed run
 starts with a fresh, empty cache). The by-hand side is datatrove used directly: `language="en"`.
-Run: .venv/bin/python benchmarks/fineweb_chain.py [--docs N] [--repeats R]
+
+`--corpus generated` (default; the README figures) is data_provenance's generated corpus; `--corpus
+real` is benchmarks/corpora.py's real corpus (Python docs, licenses, copyright files, changelogs,
+translated man pages), all of it or the first `--docs`. Decisions are compared per document (kept, or
+the step that dropped it); a document decided differently is replayed through both chains alone, and
+the two word tokenizers are compared on the text that step saw, to name the cause.
+Run: .venv/bin/python benchmarks/fineweb_chain.py [--docs N] [--repeats R] [--corpus real]
 """
 
 from __future__ import annotations
@@ -15,13 +21,16 @@ import argparse
 import filecmp
 import json
 import shutil
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from data_provenance import make_corpus  # noqa: E402
+from corpora import generated_corpus, real_corpus_summary  # noqa: E402
+
+STEPS = ["gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality"]
 
 
 class KeptIds:
@@ -37,13 +46,26 @@ class KeptIds:
         return iter(())
 
 
+class Survivors(KeptIds):
+    """A step between two blocks: write the ids of the documents that got this far, pass them on."""
+
+    def __call__(self, data, rank: int = 0, world_size: int = 1):
+        with open(self.path, "w") as fh:
+            for doc in data:
+                fh.write(doc.id + "\n")
+                yield doc
+
+
 def blocks(words):
-    from datatrove.pipeline.filters import (C4QualityFilter, FineWebQualityFilter, GopherQualityFilter,
-                                            GopherRepetitionFilter)
-    return [("gopher_repetition", GopherRepetitionFilter(language=words)),
-            ("gopher_quality", GopherQualityFilter(language=words)),
-            ("c4_quality", C4QualityFilter(filter_no_terminal_punct=False, language=words)),
-            ("fineweb_quality", FineWebQualityFilter(language=words))]
+    from datatrove.pipeline.filters import (
+        C4QualityFilter,
+        FineWebQualityFilter,
+        GopherQualityFilter,
+        GopherRepetitionFilter,
+    )
+    return list(zip(STEPS, [GopherRepetitionFilter(language=words), GopherQualityFilter(language=words),
+                            C4QualityFilter(filter_no_terminal_punct=False, language=words),
+                            FineWebQualityFilter(language=words)]))
 
 
 def by_hand(corpus: Path, out: Path) -> list:
@@ -74,38 +96,127 @@ def timed(pipeline, logs: Path) -> tuple[float, float]:
     return time.perf_counter() - started, time.process_time() - cpu
 
 
-def kept_ids(pipeline_builder, corpus: Path, out: Path) -> list[str]:
-    """The same chain without the signature sink, ending in a step that lists survivors."""
-    steps = pipeline_builder(corpus, out)[:-1] + [KeptIds(out / "kept.txt")]
-    timed(steps, out / "logs-ids")
-    return [i.split("/", 1)[-1] for i in (out / "kept.txt").read_text().split()]
+def _ids(path: Path) -> list[str]:
+    return [i.split("/", 1)[-1] for i in path.read_text().split()]  # the compiled side's ids are web/<id>
+
+
+def decisions(pipeline_builder, corpus: Path, out: Path) -> tuple[list[str], dict[str, str]]:
+    """The same chain without the signature sink, listing the survivors after every step: (the kept ids
+    in order, id -> "kept" or the step that dropped it)."""
+    reader, *filters = pipeline_builder(corpus, out)[:-1]
+    steps = [reader, Survivors(out / "read.txt")]
+    for name, block in zip(STEPS, filters):
+        steps += [block, Survivors(out / f"{name}.txt")]
+    timed(steps[:-1] + [KeptIds(out / "kept.txt")], out / "logs-ids")
+    kept = _ids(out / "kept.txt")
+    fate = {i: "kept" for i in kept}
+    for name in reversed(["read"] + STEPS[:-1]):  # a document's fate: the step after the last list it is on
+        later = STEPS[(["read"] + STEPS).index(name)]
+        fate.update({i: later for i in _ids(out / f"{name}.txt") if i not in fate})
+    return kept, fate
+
+
+def explain(text: str) -> dict:
+    """Replay one document through both chains alone: the step and reason each side gives, and the first
+    text (the step's input, or one of its lines) on which spaCy and the word cache answer differently."""
+    from datatrove.data import Document
+    from datatrove.utils.word_tokenizers import load_word_tokenizer
+
+    from qwen3_recipe.data.wordcache import CachingWordTokenizer
+    spacy, cache = load_word_tokenizer("en"), CachingWordTokenizer("en")
+    replay, first_input = {}, {}
+    for side, words in (("by_hand", "en"), ("compiled", cache)):
+        doc = Document(text=text, id="replay")
+        replay[side] = "kept"
+        for name, block in blocks(words):
+            first_input.setdefault(name, doc.text)
+            result = block.filter(doc)
+            if result is not True:
+                replay[side] = f"{name}: {result[1] if isinstance(result, tuple) else 'dropped'}"
+                break
+    cause = "unattributed: spaCy and the word cache agree on every text looked at"
+    if replay["by_hand"] == replay["compiled"]:
+        cause = "not reproduced alone (both sides agree on the document replayed by itself)"
+    else:
+        step = STEPS[min(STEPS.index(v.split(":")[0]) if v != "kept" else len(STEPS) - 1 for v in replay.values())]
+        for t in [first_input[step]] + first_input[step].splitlines():
+            for kind in ("word_tokenize", "sent_tokenize"):
+                a, b = getattr(spacy, kind)(t), getattr(cache, kind)(t)
+                if a != b:
+                    at = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+                    return {"replay": replay, "cause": f"{kind} differs at {at}: spaCy {a[at:at + 3]} vs cache "
+                                                       f"{b[at:at + 3]}"}
+    return {"replay": replay, "cause": cause}
+
+
+def write_real(folder: Path, docs: int | None) -> tuple[dict[str, str], dict]:
+    """The real corpus as one JSONL file, ids r<k> (real ids hold "/", which the id comparison splits on):
+    (r<k> -> real id, corpus summary)."""
+    corpus, summary = real_corpus_summary(max_docs=docs)
+    folder.mkdir(parents=True)
+    with open(folder / "part-000.jsonl", "w") as fh:
+        for k, doc in enumerate(corpus):
+            fh.write(json.dumps({"id": f"r{k}", "text": doc["text"]}, ensure_ascii=False) + "\n")
+    return {f"r{k}": doc["id"] for k, doc in enumerate(corpus)}, summary
 
 
 def main() -> None:
     import qwen3_recipe.data  # noqa: F401 (quiet task logs)
     parser = argparse.ArgumentParser()
-    parser.add_argument("--docs", type=int, default=2000)
+    parser.add_argument("--corpus", choices=["generated", "real"], default="generated")
+    parser.add_argument("--docs", type=int, default=None, help="generated: 2000; real: the first N (all)")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--examples", type=int, default=20, help="disagreements printed in full")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-chain-"))
     try:
         corpus = work / "corpus"
-        make_corpus(corpus, args.docs, 1)
+        if args.corpus == "real":
+            real_ids, summary = write_real(corpus, args.docs)
+        else:
+            generated_corpus(corpus, args.docs or 2000, 1)
+            real_ids, summary = {}, None
+        texts = {r["id"]: r["text"] for r in map(json.loads, (corpus / "part-000.jsonl").read_text().splitlines())}
         timed(by_hand(corpus, work / "warm"), work / "warm-logs")  # load spaCy once
         hand, ours = [], []
         for r in range(args.repeats):  # interleaved: load from other processes hits both sides alike
             hand.append(timed(by_hand(corpus, work / f"h{r}"), work / f"hl{r}"))
             ours.append(timed(compiled(corpus, work / f"c{r}"), work / f"cl{r}"))
         (hand_s, hand_cpu), (ours_s, ours_cpu) = min(hand), min(ours)
-        same_decisions = kept_ids(by_hand, corpus, work / "hid") == kept_ids(compiled, corpus, work / "cid")
+        (hand_kept, hand_fate), (ours_kept, ours_fate) = (decisions(by_hand, corpus, work / "hid"),
+                                                          decisions(compiled, corpus, work / "cid"))
         sig_files = sorted(p.relative_to(work / "h0") for p in (work / "h0" / "sigs").rglob("*") if p.is_file())
         same_sigs = all(filecmp.cmp(work / "h0" / f, work / "c0" / f, shallow=False) for f in sig_files)
-        print(json.dumps({"docs": args.docs, "by_hand_s": round(hand_s, 2), "compiled_s": round(ours_s, 2),
+        for fate in (hand_fate, ours_fate):
+            fate.update({i: "read" for i in texts if i not in fate})  # on no list: the reader dropped it
+        differ = [{"id": real_ids.get(i, i), "by_hand": hand_fate[i], "compiled": ours_fate[i], **explain(texts[i])}
+                  for i in texts if hand_fate[i] != ours_fate[i]]
+        for d in differ[:args.examples]:
+            print(f"disagreement: {json.dumps(d, ensure_ascii=False)}", file=sys.stderr)
+        n, med = len(texts), statistics.median
+        hand_med, ours_med = med(s for s, _ in hand), med(s for s, _ in ours)
+        dropped = {side: {step: sum(1 for f in fate.values() if f == step) for step in ["read"] + STEPS}
+                   for side, fate in (("by_hand", hand_fate), ("compiled", ours_fate))}
+        result = {"corpus": args.corpus, "docs": n, "by_hand_s": round(hand_s, 2),
+                          "compiled_s": round(ours_s, 2),
                           "speedup": round(hand_s / ours_s, 2), "target_speedup": 2.0,
                           "by_hand_cpu_s": round(hand_cpu, 2), "compiled_cpu_s": round(ours_cpu, 2),
                           "cpu_speedup": round(hand_cpu / ours_cpu, 2),
-                          "docs_per_s_by_hand": round(args.docs / hand_s), "docs_per_s_compiled": round(args.docs / ours_s),
-                          "identical_decisions": same_decisions, "identical_signatures": same_sigs and bool(sig_files)}))
+                          "docs_per_s_by_hand": round(n / hand_s), "docs_per_s_compiled": round(n / ours_s),
+                          "identical_decisions": hand_kept == ours_kept, "identical_signatures": same_sigs
+                          and bool(sig_files),
+                          "repeats": args.repeats, "by_hand_s_median": round(hand_med, 2),
+                          "compiled_s_median": round(ours_med, 2),
+                          "by_hand_s_all": [round(s, 2) for s, _ in hand],
+                          "compiled_s_all": [round(s, 2) for s, _ in ours],
+                          "speedup_median": round(hand_med / ours_med, 2),
+                          "docs_per_s_by_hand_median": round(n / hand_med),
+                          "docs_per_s_compiled_median": round(n / ours_med),
+                          "identical_decision_rate": round(1 - len(differ) / n, 5), "dropped_per_step": dropped,
+                          "disagreements": len(differ), "disagreement_examples": differ[:args.examples],
+                          "disagreement_causes": {c: sum(d["cause"].split(" at ")[0] == c for d in differ)
+                                                  for c in dict.fromkeys(d["cause"].split(" at ")[0] for d in differ)}}
+        print(json.dumps({**result, **({"real_corpus": summary} if summary else {})}, ensure_ascii=False))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -26,8 +26,9 @@ def pytest_sessionstart(session):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """No test reads or writes the checkout's runs/ (issue 15): each uses its own run directory, so
-    `make demo` then `make test` passes, and so does `make test` twice. A write there fails the run."""
+    """No test writes the checkout's runs/ (issue 15): each uses its own run directory, so `make demo`
+    then `make test` passes, and so does `make test` twice. A write there fails the run. (One test
+    reads it: test_end_to_end checks a copy of the demo's run when that run is complete and current.)"""
     before, after = getattr(session.config, "_user_outputs", {}), _user_outputs()
     touched = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
     if touched:
@@ -66,10 +67,18 @@ _SUMMARY: list[str] = []
 
 
 @pytest.fixture
-def summary() -> list[str]:
+def summary(request):
     """Lines a test wants in the run's output even when it passes (pytest captures print):
-    shown in a section at the end of the session."""
-    return _SUMMARY
+    shown in a section at the end of the session. They travel as the test's user properties, so a
+    pytest-xdist worker's lines reach the controller that prints them."""
+    lines: list[str] = []
+    yield lines
+    request.node.user_properties.extend(("measured", line) for line in lines)
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "teardown":
+        _SUMMARY.extend(value for key, value in report.user_properties if key == "measured")
 
 
 def pytest_terminal_summary(terminalreporter):

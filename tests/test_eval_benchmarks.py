@@ -114,6 +114,8 @@ def test_a_benchmark_that_cannot_be_scored_fails_the_job(tmp_path):
     assert cache.exists()  # the judge's and the baseline's generations are cached for a rerun
 
 
+@pytest.mark.extended  # in `make test-all`, not CI: served generation equals in-process generation in CI
+# through test_synth's served tests (the same InferenceRunner path)
 def test_an_eval_served_by_a_vllm_server_scores_what_the_in_process_engine_scores(tmp_path):
     """evals.serving {type: vllm}: the same eval job through datatrove's InferenceRunner and a real
     vLLM server, its task run by the local executor and by datatrove's Ray executor on a local Ray

@@ -248,6 +248,8 @@ def _teacher_rows(run: Path) -> list[dict]:
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # in `make test-all`, not CI: served generation equals in-process generation in CI
+# through test_synth's served tests (the same InferenceRunner path)
 def test_the_teacher_pass_is_a_served_generation_job_with_the_same_top_k(distill_run, tmp_path):
     """The teacher's pass over the prompts is a job of its own: its samples (prompt and response token
     ids, top-k ids and raw log-probabilities per token) are in provenance and feed the stage. Served on
@@ -289,19 +291,20 @@ def test_the_teacher_pass_is_a_served_generation_job_with_the_same_top_k(distill
 @pytest.mark.slow
 def test_eval_job_scores_modes_and_budgets(rl_run):
     """`eval.<stage>`: the evals/ benchmark in both modes over the budget sweep, k samples per item,
-    in provenance and results.jsonl (the tiny recipe's evals: tiny_sums, budgets 4 to 32)."""
+    in provenance and results.jsonl (the tiny recipe's evals: tiny_sums and tiny_compose, budgets 4 to 32)."""
     proc = run_cli("run", RL_RECIPE, "-o", str(rl_run), "--only", "evals", "--set", "evals.after=[general_rl]",
                    "--set", "evals.limit=20", timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "(general_rl)" not in proc.stdout and "(reasoning_rl)" not in proc.stdout  # evaluating does not retrain
     rows = query(rl_run, "select mode, thinking_budget, items, samples, accuracy from eval_accuracy "
-                         "where stage = 'general_rl' order by mode, thinking_budget")
+                         "where stage = 'general_rl' and benchmark = 'tiny_sums' order by mode, thinking_budget")
     assert [(r[0], r[1]) for r in rows] == [("no_think", None), ("think", 4), ("think", 10), ("think", 16), ("think", 32)]
     assert all(r[2] == 20 and r[3] == 40 for r in rows)
     results = [json.loads(line) for line in
                (rl_run / "jobs" / "eval.general_rl" / "results.jsonl").read_text().splitlines()]
-    assert sorted((r["mode"], r["thinking_budget"] or 0, round(r["accuracy"], 4)) for r in results) == sorted(
-        (r[0], r[1] or 0, r[4]) for r in rows)
+    assert sorted((r["mode"], r["thinking_budget"] or 0, round(r["accuracy"], 4)) for r in results
+                  if r["benchmark"] == "tiny_sums") == sorted((r[0], r[1] or 0, r[4]) for r in rows)
+    assert {r["benchmark"] for r in results} == {"tiny_sums", "tiny_compose"}
     over = query(rl_run, "select count(*) from eval_samples where mode = 'think' and thinking_budget = 16 "
                          "and thinking_tokens > 16")[0][0]
     assert over == 0

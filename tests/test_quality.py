@@ -426,6 +426,8 @@ def test_a_filter_change_reruns_the_label_job_only_and_replaces_its_provenance(q
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # in `make test-all`, not CI: served generation equals in-process generation in CI
+# through test_synth's served tests (the same InferenceRunner path)
 def test_annotations_served_by_a_vllm_server_equal_the_in_process_engines(quality_run, tmp_path):
     """data.quality.serving {type: vllm}: the annotator behind datatrove's InferenceRunner and a real
     vLLM server writes the outputs (and labels) vLLM in process wrote, document for document."""

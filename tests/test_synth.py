@@ -120,6 +120,8 @@ def test_killed_generation_resumes_exactly_once(synth_run, tmp_path):
         query(synth_run, "select count(*), count(distinct sample_id) from samples")
 
 
+@pytest.mark.extended  # in `make test-all`, not CI: CI keeps the served kill-and-rerun case below (a task killed
+# alone: the job fails naming it, the rerun gives the same dataset once) and the in-process resume above
 def test_served_on_two_vllm_servers_killed_and_resumed_gives_the_same_dataset(synth_run, tmp_path):
     """serving {type: vllm, tasks: 2}: datatrove's InferenceRunner starts a real vLLM server per task
     (each its shard of the requests); killed with SIGKILL (job, tasks and servers) once some

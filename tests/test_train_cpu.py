@@ -283,3 +283,19 @@ def test_exported_checkpoint_logits_match_torchtitan(assets):
         ours = titan(tokens, positions, create_varlen_metadata_for_document(positions))
         theirs = hf(tokens).logits
     torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
+
+
+def test_one_process_runs_the_trainer_without_torchrun(monkeypatch):
+    """One process (a CPU, one GPU) starts torchtitan.train directly, told what torchrun would tell
+    it; more processes on this machine go through torchrun (the runs above train this way)."""
+    from qwen3_recipe.train.launch import single_process_env, torchrun_command
+
+    monkeypatch.delenv("QWEN3_RECIPE_HEAD", raising=False)
+    monkeypatch.setenv("QWEN3_RECIPE_NPROC", "1")
+    cmd = torchrun_command({})
+    assert "torch.distributed.run" not in cmd and cmd[1:3] == ["-m", "torchtitan.train"]
+    env = single_process_env()
+    assert env["RANK"] == "0" and env["WORLD_SIZE"] == "1" and int(env["MASTER_PORT"]) > 0
+    monkeypatch.setenv("QWEN3_RECIPE_NPROC", "2")
+    cmd = torchrun_command({})
+    assert cmd[1:3] == ["-m", "torch.distributed.run"] and "--nproc_per_node=2" in cmd

@@ -71,7 +71,7 @@ class Hit:
 _TRANSLATE: list[int] | None = None
 
 
-def _translate_table() -> list[int]:
+def translate_table() -> list[int]:
     """ord -> ord list for str.translate: P*, S*, Cc and every whitespace character -> " " (so
     the only separator left is the ASCII space). A list indexes faster than a dict; code points
     past its end raise IndexError, which str.translate treats as "unchanged"."""
@@ -89,7 +89,7 @@ def _translate_table() -> list[int]:
 
 
 def _normalize(text: str) -> str:
-    return text.lower().translate(_TRANSLATE or _translate_table())
+    return text.lower().translate(_TRANSLATE or translate_table())
 
 
 def normalize_words(text: str) -> list[str]:

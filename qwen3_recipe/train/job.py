@@ -7,7 +7,8 @@ The recipe compiler writes the job as JSON; torchrun runs
         --module qwen3_recipe.train.job --config config
 
 with `QWEN3_RECIPE_JOB=<job.json>`: `config()` reads it and returns `trainer_config(job)`.
-`qwen3_recipe.train.launch` does exactly that. On a machine without an accelerator the CPU workarounds
+`qwen3_recipe.train.launch` does exactly that (one process alone runs `-m torchtitan.train ...` directly,
+with the rank and rendezvous variables torchrun would set). On a machine without an accelerator the CPU workarounds
 (`qwen3_recipe.train.cpu`) are applied when this module is imported, which torchtitan's
 ConfigManager does before it builds the trainer.
 

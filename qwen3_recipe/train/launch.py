@@ -53,14 +53,29 @@ def local_devices() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 1
 
 
+def single_process_env() -> dict[str, str]:
+    """What torchrun would tell its one worker: rank 0 of 1, meeting itself on a free local port."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1", "GROUP_RANK": "0",
+            "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+
+
 def torchrun_command(job: dict) -> list[str]:
-    """torchrun on this machine (one process per local GPU, one on CPU); inside a Slurm allocation
-    (the sbatch script of launch/slurm.py sets QWEN3_RECIPE_NNODES, _NPROC and _HEAD) one torchrun
-    per node through srun, meeting at the first node."""
+    """torchrun on this machine (one process per local GPU); one process alone (a CPU or one GPU)
+    runs `torchtitan.train` directly, with single_process_env() - torchrun's agent would only add
+    seconds of start-up per stage; inside a Slurm allocation (the sbatch script of launch/slurm.py
+    sets QWEN3_RECIPE_NNODES, _NPROC and _HEAD) one torchrun per node through srun, meeting at the
+    first node."""
     nnodes = int(os.environ.get("QWEN3_RECIPE_NNODES", "1"))
     nproc = int(os.environ.get("QWEN3_RECIPE_NPROC") or job.get("nproc_per_node") or local_devices())
     torchrun = [sys.executable, "-m", "torch.distributed.run"]
     head = os.environ.get("QWEN3_RECIPE_HEAD")
+    if not head and nproc == 1:
+        args = torchrun_args(1)
+        return [sys.executable, *args[args.index("-m"):]]
     if not head:
         return torchrun + torchrun_args(nproc)
     return (["srun", f"--nodes={nnodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1"] + torchrun
@@ -81,6 +96,8 @@ def launch(job_json: Path, *, timeout: float | None = None, env: dict | None = N
     metrics = Path(job["dump_folder"], job.get("metrics_file", "metrics.jsonl"))
     seen = len(metrics.read_text().splitlines()) if metrics.exists() else 0
     cmd = torchrun_command(job)
+    if "torch.distributed.run" not in cmd and "srun" not in cmd:
+        run_env.update(single_process_env())
     started = time.monotonic()
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, env=run_env, stdout=log, stderr=subprocess.STDOUT, text=True,
