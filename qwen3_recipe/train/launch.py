@@ -63,6 +63,12 @@ def single_process_env() -> dict[str, str]:
             "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
 
 
+def runs_alone(job: dict) -> bool:
+    """One trainer process on this machine (a CPU or one GPU), outside a Slurm allocation."""
+    nproc = int(os.environ.get("QWEN3_RECIPE_NPROC") or job.get("nproc_per_node") or local_devices())
+    return not os.environ.get("QWEN3_RECIPE_HEAD") and nproc == 1
+
+
 def torchrun_command(job: dict) -> list[str]:
     """torchrun on this machine (one process per local GPU); one process alone (a CPU or one GPU)
     runs `torchtitan.train` directly, with single_process_env() - torchrun's agent would only add
@@ -73,7 +79,7 @@ def torchrun_command(job: dict) -> list[str]:
     nproc = int(os.environ.get("QWEN3_RECIPE_NPROC") or job.get("nproc_per_node") or local_devices())
     torchrun = [sys.executable, "-m", "torch.distributed.run"]
     head = os.environ.get("QWEN3_RECIPE_HEAD")
-    if not head and nproc == 1:
+    if runs_alone(job):
         args = torchrun_args(1)
         return [sys.executable, *args[args.index("-m"):]]
     if not head:
@@ -96,7 +102,7 @@ def launch(job_json: Path, *, timeout: float | None = None, env: dict | None = N
     metrics = Path(job["dump_folder"], job.get("metrics_file", "metrics.jsonl"))
     seen = len(metrics.read_text().splitlines()) if metrics.exists() else 0
     cmd = torchrun_command(job)
-    if "torch.distributed.run" not in cmd and "srun" not in cmd:
+    if runs_alone(job):
         run_env.update(single_process_env())
     started = time.monotonic()
     with open(log_path, "w") as log:
