@@ -1,5 +1,5 @@
 # The README's two commands: `make demo` and `make test`. Both set up .venv first (idempotent).
-.PHONY: setup demo demo-student test test-all bench schema clean
+.PHONY: setup demo demo-student test test-all bench bench-corpus bench-data schema clean
 
 setup:
 	@bash scripts/setup.sh
@@ -20,6 +20,12 @@ test-all: setup
 
 bench: setup
 	.venv/bin/python benchmarks/plan_startup.py
+
+bench-corpus: setup   # the real-text corpus (installs Debian's python3-doc when run as root)
+	@bash scripts/bench-corpus.sh
+
+bench-data: bench-corpus   # issue 18's data and loader rows (~40 min), then benchmarks/README.md's table
+	@bash scripts/bench-data.sh
 
 schema: setup
 	.venv/bin/qwen3-recipe schema -o recipes/recipe.schema.json

@@ -1,11 +1,12 @@
-"""Issue 3 benchmarks (a) and (c) on one generated corpus.
+"""Issue 3 benchmark (a) on generated corpora of one or more sizes, and a check of (c) on real decisions.
 
 (a) the same datatrove pipeline (reader -> Gopher repetition -> Gopher quality -> FineWeb quality
-    -> writer) with and without our provenance; target <= 1.05x wall time.
-(c) "drops per filter per source" answered by SQL over provenance.duckdb vs by scanning
-    datatrove's exclusion JSONL files (the datatrove-native way); target >= 50x faster.
+    -> writer) with and without our provenance (our reader and Traced filters writing decision shards);
+    target <= 1.05x wall time. Each size: a warm-up run, then `--repeats` plain/traced pairs alternating.
+(c) check: "drops per filter per source" from datatrove's exclusion files and from provenance.duckdb agree
+    on the largest size's real filter decisions (provenance_query.py times the query sides).
 
-Run: .venv/bin/python benchmarks/data_provenance.py [--docs N] [--repeats R]
+Run: .venv/bin/python benchmarks/data_provenance.py [--docs 1500,3000,8000] [--repeats 3] [--record]
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests"), str(Path(__file__).resolve().parent)]
 
 from corpora import german, prose  # noqa: E402
+from record import Recorder, spread  # noqa: E402
 
 
 def make_corpus(folder: Path, docs: int, files: int, seed: int = 0) -> None:
@@ -85,49 +87,56 @@ def scan_exclusions(out: Path) -> Counter:
     return counts
 
 
-def main() -> None:
+def overhead(work: Path, docs: int, files: int, repeats: int) -> dict:
+    """(a) at one size: plain and traced runs alternating, `repeats` pairs, after one warm-up run; the ratio
+    is taken per pair (both sides of a pair see the same machine), then summarised."""
+    corpus = work / f"corpus-{docs}"
+    make_corpus(corpus, docs, files)
+    run(plain(corpus, work / f"warm-{docs}", False), files, work / f"warm-logs-{docs}")  # spaCy, caches
+    times = {"plain": [], "provenance": []}
+    for r in range(repeats):
+        times["plain"].append(run(plain(corpus, work / f"p{docs}-{r}", False), files, work / f"pl{docs}-{r}"))
+        times["provenance"].append(run(traced(corpus, work / f"t{docs}-{r}"), files, work / f"tl{docs}-{r}"))
+    ratios = [t / p for p, t in zip(times["plain"], times["provenance"])]
+    return {"docs": docs, "tasks": files, "plain_s": spread(times["plain"]),
+            "provenance_s": spread(times["provenance"]),
+            "ratio": spread(ratios), "corpus": corpus, "traced_run": work / f"t{docs}-0"}
+
+
+def same_answer(work: Path, size: dict) -> bool:
+    """(c) as a check on real filter decisions: drops per filter per source from the exclusion files of a
+    plain run with exclusion writers, and from the database of the traced run, agree."""
     import duckdb
 
-    import qwen3_recipe.data  # noqa: F401 (quiet task logs)
     from qwen3_recipe.provenance.database import build_database
+    excl = work / "excl"
+    run(plain(size["corpus"], excl, True), size["tasks"], work / "excl-logs")
+    run_dir = size["traced_run"] / "run"
+    (run_dir / "jobs" / "data.web").mkdir(parents=True)
+    shutil.move(str(size["traced_run"] / "provenance"), str(run_dir / "jobs" / "data.web" / "provenance"))
+    sql = "select step, source, count(*) from decisions where decision = 'dropped' and step <> 'read' group by all"
+    with duckdb.connect(str(build_database(run_dir)), read_only=True) as con:
+        answered = {(s, src): n for s, src, n in con.sql(sql).fetchall()}
+    return dict(scan_exclusions(excl)) == answered
+
+
+def main() -> None:
+    import qwen3_recipe.data  # noqa: F401 (quiet task logs)
     parser = argparse.ArgumentParser()
-    parser.add_argument("--docs", type=int, default=3000)
-    parser.add_argument("--files", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--docs", default="3000", help="corpus sizes, comma-separated: 1500,3000,8000")
+    parser.add_argument("--files", type=int, default=2, help="input files = datatrove tasks")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--record", action="store_true", help="write results/3a.json (benchmarks/table.py)")
     args = parser.parse_args()
+    recorder = Recorder("3a", args.record)
     work = Path(tempfile.mkdtemp(prefix="bench-prov-"))
     try:
-        corpus = work / "corpus"
-        make_corpus(corpus, args.docs, args.files)
-        run(plain(corpus, work / "warm", False), args.files, work / "warm-logs")  # spaCy, caches
-        times = {"plain": [], "provenance": []}
-        for r in range(args.repeats):
-            times["plain"].append(run(plain(corpus, work / f"p{r}", False), args.files, work / f"pl{r}"))
-            times["provenance"].append(run(traced(corpus, work / f"t{r}"), args.files, work / f"tl{r}"))
-        ratio = min(times["provenance"]) / min(times["plain"])
-
-        excl = work / "excl"
-        run(plain(corpus, excl, True), args.files, work / "excl-logs")
-        run_dir = work / "t0" / "run"
-        (run_dir / "jobs" / "data.web").mkdir(parents=True)
-        shutil.move(str(work / "t0" / "provenance"), str(run_dir / "jobs" / "data.web" / "provenance"))
-        db = build_database(run_dir)
-        sql = ("select step, source, count(*) from decisions where decision = 'dropped' "
-               "and step <> 'read' group by all")
-        started = time.perf_counter()
-        scanned = scan_exclusions(excl)
-        scan_s = time.perf_counter() - started
-        with duckdb.connect(str(db), read_only=True) as con:
-            con.sql(sql).fetchall()  # warm
-            started = time.perf_counter()
-            answered = {(s, src): n for s, src, n in con.sql(sql).fetchall()}
-            sql_s = time.perf_counter() - started
-        print(json.dumps({
-            "docs": args.docs, "plain_s": round(min(times["plain"]), 3),
-            "provenance_s": round(min(times["provenance"]), 3), "overhead_ratio": round(ratio, 3),
-            "target_overhead": 1.05, "scan_exclusions_s": round(scan_s, 4), "sql_s": round(sql_s, 5),
-            "sql_speedup": round(scan_s / sql_s, 1), "target_speedup": 50,
-            "same_answer": dict(scanned) == answered}))
+        sizes = [overhead(work, int(d), args.files, args.repeats) for d in args.docs.split(",")]
+        result = {"sizes": [{k: v for k, v in s.items() if k not in ("corpus", "traced_run")} for s in sizes],
+                  "repeats": args.repeats, "target_overhead": 1.05,
+                  "same_answer_as_exclusion_files": same_answer(work, sizes[-1])}
+        print(json.dumps(result))
+        recorder.save(result)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -5,7 +5,7 @@ with capitals and punctuation) drawn from a pseudo-word vocabulary; `--planted` 
 word span of a benchmark item (re-cased, re-punctuated). Benchmarks: 3 generated benchmarks, items of
 >= n words.
 
-`--corpus real`: the documents of benchmarks/corpora.py's real corpus (Python docs, licenses, copyright
+`--corpus real`: the documents of benchmarks/bench_corpora.py's real corpus (Python docs, licenses, copyright
 files, Debian changelogs, translated man pages: digits, contractions, accents, other languages). The
 benchmark items are spans of 15-60 words of some of its documents (held out of the filtered set);
 `--planted` of the others get a copy of an item span, re-cased and re-punctuated word by word, and
@@ -19,7 +19,8 @@ normalised n-grams, computed with datatrove's own simplify_text / spaCy word tok
 because its NGramsDecontIndexer needs lighteval. Both filters run the same `run()` generator over the
 same documents (index load timed separately). Prints one JSON line (disagreements also to stderr).
 
-Run: .venv/bin/python benchmarks/decont_vs_datatrove.py [--docs 5000 --words 300 --planted 0.02]
+Run: .venv/bin/python benchmarks/decont_vs_datatrove.py [--docs 5000 --words 300 --planted 0.02] [--repeats 3]
+     [--record]
      .venv/bin/python benchmarks/decont_vs_datatrove.py --corpus real [--docs N] [--examples 20]
 """
 
@@ -41,14 +42,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-# benchmarks/corpora.py (vocabulary and prose lived here: still importable under those names)
-from corpora import decont_corpus, real_corpus_summary, vocabulary  # noqa: E402,F401
-from corpora import pseudo_prose as prose  # noqa: E402,F401
+# benchmarks/bench_corpora.py (vocabulary and prose lived here: still importable under those names)
+from bench_corpora import decont_corpus, real_corpus_summary, vocabulary  # noqa: E402,F401
+from bench_corpora import pseudo_prose as prose  # noqa: E402,F401
 from datatrove.data import Document  # noqa: E402
 from datatrove.pipeline.decont import NGramsDecontFilter  # noqa: E402
 from datatrove.pipeline.decont.n_grams import NGramsDecontConfig  # noqa: E402
 from datatrove.utils.text import NUMBERS_PATTERN, PUNCTUATION_TRANS, WHITESPACE_PATTERN  # noqa: E402
 from datatrove.utils.word_tokenizers import load_word_tokenizer  # noqa: E402
+from record import Recorder, spread  # noqa: E402
 
 # translate_table: our normalisation's own character table, so the replay blanks exactly what ours does
 from qwen3_recipe.data.decont import DecontaminationFilter, NGramIndex, translate_table  # noqa: E402
@@ -238,7 +240,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=13)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--examples", type=int, default=20, help="real: disagreements printed in full")
+    parser.add_argument("--repeats", type=int, default=3, help="filter runs per side, alternating")
+    parser.add_argument("--record", action="store_true", help="write results/3b-<corpus>.json (benchmarks/table.py)")
     args = parser.parse_args()
+    recorder = Recorder(f"3b-{args.corpus}", args.record)
     real = args.corpus == "real"
     args.items = args.items or (50 if real else 500)
     args.docs = args.docs or (None if real else 5000)
@@ -259,22 +264,27 @@ def main() -> None:
         started = time.perf_counter()
         ours.index  # noqa: B018 - lazy load, timed apart from filtering
         ours_load = time.perf_counter() - started
-        ours_s, ours_dropped, ours_docs = run_filter(ours, docs)
 
         theirs = NGramsDecontFilter(str(tmp / "dt"), config=config)
         started = time.perf_counter()
         theirs.load_index_hashes()
         theirs.tokenizer.word_tokenize("warm up spacy")
         theirs_load = time.perf_counter() - started
-        theirs_s, theirs_dropped, theirs_docs = run_filter(theirs, docs)
+        ours_times, theirs_times = [], []
+        for _ in range(args.repeats):  # alternating, so a busy moment hits both sides
+            ours_s, ours_dropped, ours_docs = run_filter(ours, docs)
+            theirs_s, theirs_dropped, theirs_docs = run_filter(theirs, docs)
+            ours_times.append(ours_s)
+            theirs_times.append(theirs_s)
 
     result = {
         "corpus": args.corpus,
         "docs": len(docs), "avg_words": round(sum(len(d.text.split()) for d in docs) / len(docs), 1),
         "benchmark_items": len(items), "n": args.n, "planted": len(planted),
-        "ours_docs_per_s": round(len(docs) / ours_s, 1),
-        "datatrove_docs_per_s": round(len(docs) / theirs_s, 1),
-        "speedup_ours_vs_datatrove": round(theirs_s / ours_s, 1),
+        "repeats": args.repeats,
+        "ours_docs_per_s": spread((len(docs) / t for t in ours_times), 1),
+        "datatrove_docs_per_s": spread((len(docs) / t for t in theirs_times), 1),
+        "speedup_ours_vs_datatrove": spread((t / o for o, t in zip(ours_times, theirs_times)), 1),
         "ours_dropped": len(ours_dropped), "datatrove_dropped": len(theirs_dropped),
         "dropped_equal": ours_dropped == theirs_dropped, "dropped_equal_planted": ours_dropped == planted,
         "ours_index_build_s": round(ours_build, 3), "ours_index_load_s": round(ours_load, 4),
@@ -300,6 +310,7 @@ def main() -> None:
                                 "both": len((ours_dropped & theirs_dropped) - planted)},
             "disagreement_examples": differ[:args.examples]})
     print(json.dumps(result, ensure_ascii=False))
+    recorder.save(result)
 
 
 if __name__ == "__main__":

@@ -8,11 +8,11 @@ served from a cache of whitespace-free chunks, learnt from spaCy during the run:
 starts with a fresh, empty cache). The by-hand side is datatrove used directly: `language="en"`.
 
 `--corpus generated` (default; the README figures) is data_provenance's generated corpus; `--corpus
-real` is benchmarks/corpora.py's real corpus (Python docs, licenses, copyright files, changelogs,
+real` is benchmarks/bench_corpora.py's real corpus (Python docs, licenses, copyright files, changelogs,
 translated man pages), all of it or the first `--docs`. Decisions are compared per document (kept, or
 the step that dropped it); a document decided differently is replayed through both chains alone, and
 the two word tokenizers are compared on the text that step saw, to name the cause.
-Run: .venv/bin/python benchmarks/fineweb_chain.py [--docs N] [--repeats R] [--corpus real]
+Run: .venv/bin/python benchmarks/fineweb_chain.py [--docs N] [--repeats 3] [--corpus real] [--record]
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ import argparse
 import filecmp
 import json
 import shutil
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from corpora import generated_corpus, real_corpus_summary  # noqa: E402
+from bench_corpora import generated_corpus, real_corpus_summary  # noqa: E402
+from record import Recorder, spread  # noqa: E402
 
 STEPS = ["gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality"]
 
@@ -165,9 +165,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--corpus", choices=["generated", "real"], default="generated")
     parser.add_argument("--docs", type=int, default=None, help="generated: 2000; real: the first N (all)")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--examples", type=int, default=20, help="disagreements printed in full")
+    parser.add_argument("--record", action="store_true", help="write results/3d-<corpus>.json (benchmarks/table.py)")
     args = parser.parse_args()
+    recorder = Recorder(f"3d-{args.corpus}", args.record)
     work = Path(tempfile.mkdtemp(prefix="bench-chain-"))
     try:
         corpus = work / "corpus"
@@ -182,7 +184,6 @@ def main() -> None:
         for r in range(args.repeats):  # interleaved: load from other processes hits both sides alike
             hand.append(timed(by_hand(corpus, work / f"h{r}"), work / f"hl{r}"))
             ours.append(timed(compiled(corpus, work / f"c{r}"), work / f"cl{r}"))
-        (hand_s, hand_cpu), (ours_s, ours_cpu) = min(hand), min(ours)
         (hand_kept, hand_fate), (ours_kept, ours_fate) = (decisions(by_hand, corpus, work / "hid"),
                                                           decisions(compiled, corpus, work / "cid"))
         sig_files = sorted(p.relative_to(work / "h0") for p in (work / "h0" / "sigs").rglob("*") if p.is_file())
@@ -193,30 +194,25 @@ def main() -> None:
                   for i in texts if hand_fate[i] != ours_fate[i]]
         for d in differ[:args.examples]:
             print(f"disagreement: {json.dumps(d, ensure_ascii=False)}", file=sys.stderr)
-        n, med = len(texts), statistics.median
-        hand_med, ours_med = med(s for s, _ in hand), med(s for s, _ in ours)
+        n = len(texts)
         dropped = {side: {step: sum(1 for f in fate.values() if f == step) for step in ["read"] + STEPS}
                    for side, fate in (("by_hand", hand_fate), ("compiled", ours_fate))}
-        result = {"corpus": args.corpus, "docs": n, "by_hand_s": round(hand_s, 2),
-                          "compiled_s": round(ours_s, 2),
-                          "speedup": round(hand_s / ours_s, 2), "target_speedup": 2.0,
-                          "by_hand_cpu_s": round(hand_cpu, 2), "compiled_cpu_s": round(ours_cpu, 2),
-                          "cpu_speedup": round(hand_cpu / ours_cpu, 2),
-                          "docs_per_s_by_hand": round(n / hand_s), "docs_per_s_compiled": round(n / ours_s),
-                          "identical_decisions": hand_kept == ours_kept, "identical_signatures": same_sigs
-                          and bool(sig_files),
-                          "repeats": args.repeats, "by_hand_s_median": round(hand_med, 2),
-                          "compiled_s_median": round(ours_med, 2),
-                          "by_hand_s_all": [round(s, 2) for s, _ in hand],
-                          "compiled_s_all": [round(s, 2) for s, _ in ours],
-                          "speedup_median": round(hand_med / ours_med, 2),
-                          "docs_per_s_by_hand_median": round(n / hand_med),
-                          "docs_per_s_compiled_median": round(n / ours_med),
-                          "identical_decision_rate": round(1 - len(differ) / n, 5), "dropped_per_step": dropped,
-                          "disagreements": len(differ), "disagreement_examples": differ[:args.examples],
-                          "disagreement_causes": {c: sum(d["cause"].split(" at ")[0] == c for d in differ)
-                                                  for c in dict.fromkeys(d["cause"].split(" at ")[0] for d in differ)}}
-        print(json.dumps({**result, **({"real_corpus": summary} if summary else {})}, ensure_ascii=False))
+        result = {"corpus": args.corpus, "docs": n, "repeats": args.repeats, "target_speedup": 2.0,
+                  "by_hand_s": spread(s for s, _ in hand), "compiled_s": spread(s for s, _ in ours),
+                  "by_hand_cpu_s": spread(c for _, c in hand), "compiled_cpu_s": spread(c for _, c in ours),
+                  "speedup": spread(h / o for (h, _), (o, _) in zip(hand, ours)),  # per alternating pair
+                  "cpu_speedup": spread(h / o for (_, h), (_, o) in zip(hand, ours)),
+                  "docs_per_s_by_hand": spread((n / s for s, _ in hand), 1),
+                  "docs_per_s_compiled": spread((n / s for s, _ in ours), 1),
+                  "identical_decisions": hand_kept == ours_kept,
+                  "identical_signatures": same_sigs and bool(sig_files),
+                  "identical_decision_rate": round(1 - len(differ) / n, 5), "dropped_per_step": dropped,
+                  "disagreements": len(differ), "disagreement_examples": differ[:args.examples],
+                  "disagreement_causes": {c: sum(d["cause"].split(" at ")[0] == c for d in differ)
+                                          for c in dict.fromkeys(d["cause"].split(" at ")[0] for d in differ)}}
+        result.update({"real_corpus": summary} if summary else {})
+        print(json.dumps(result, ensure_ascii=False))
+        recorder.save(result)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

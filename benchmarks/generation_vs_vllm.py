@@ -2,25 +2,25 @@
 template -> per-sample seeds -> thinking analysis -> sample dicts) vs raw `vllm.LLM.generate` on the
 same rendered prompts, same LLM instance, same sampling. Target: >= 0.95x the raw tokens/s.
 
-Prints the ratio of the best rounds, each round's ratio of its two back-to-back runs with their
-median (on a machine shared with other jobs one round's ratio moves by +-10% or more), and the
-median share of each side's wall time spent outside `vllm.LLM.generate` (its own work: rendering,
-request building, decoding, analysis), which that noise barely touches.
+Prints each round's ratio of its two back-to-back runs (median and spread; on a machine shared with
+other jobs one round's ratio moves by +-10% or more), the ratio of the best rounds, and the median
+share of each side's wall time spent outside `vllm.LLM.generate` (its own work: rendering, request
+building, decoding, analysis), which that noise barely touches.
 
-Run: .venv/bin/python benchmarks/generation_vs_vllm.py [--prompts 128 --n 4 --max-tokens 128]
+Run: .venv/bin/python benchmarks/generation_vs_vllm.py [--prompts 128 --n 4 --max-tokens 128] [--record]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
+from record import Recorder, spread  # noqa: E402
 
 
 def main() -> None:
@@ -30,7 +30,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--record", action="store_true", help="write results/5a.json (benchmarks/table.py)")
     args = parser.parse_args()
+    recorder = Recorder("5a", args.record)
 
     import vllm
 
@@ -78,7 +80,7 @@ def main() -> None:
     raw(), ours()  # warm-up
     best = {"raw": 0.0, "ours": 0.0}
     outside = {"raw": [], "ours": []}
-    tokens, paired = {}, []
+    tokens, paired, rates = {}, [], {"raw": [], "ours": []}
     for _ in range(args.rounds):  # alternate, best of rounds: background load hits both alike
         rate = {}
         for name, fn in (("raw", raw), ("ours", ours)):
@@ -86,16 +88,18 @@ def main() -> None:
             tokens[name] = fn()
             wall = time.perf_counter() - start
             rate[name] = tokens[name] / wall
+            rates[name].append(rate[name])
             best[name] = max(best[name], rate[name])
             outside[name].append((wall - inner["s"]) / wall)
         paired.append(rate["ours"] / rate["raw"])  # the two sides of one round ran back to back
-    print(json.dumps({"prompts": len(records), "samples_per_prompt": args.n, "max_tokens": args.max_tokens,
-                      "raw_tokens_per_s": round(best["raw"]), "ours_tokens_per_s": round(best["ours"]),
-                      "ratio": round(best["ours"] / best["raw"], 3), "target": 0.95,
-                      "outside_vllm_share": {k: round(statistics.median(v), 4) for k, v in outside.items()},
-                      "median_round_ratio": round(statistics.median(paired), 3),
-                      "round_ratios": [round(r, 3) for r in paired],
-                      "same_tokens": tokens["raw"] == tokens["ours"]}))
+    result = {"prompts": len(records), "samples_per_prompt": args.n, "max_tokens": args.max_tokens,
+              "rounds": args.rounds, "target": 0.95, "same_tokens": tokens["raw"] == tokens["ours"],
+              "tokens": tokens["ours"], "tokens_per_s": {k: spread(v, 0) for k, v in rates.items()},
+              "ratio": spread(paired),  # per round: the two sides ran back to back
+              "best_ratio": round(best["ours"] / best["raw"], 3),
+              "outside_vllm_share": {k: spread(v, 4) for k, v in outside.items()}}
+    print(json.dumps(result))
+    recorder.save(result)
     engine.close()
 
 

@@ -1,15 +1,21 @@
-"""Issue 4: our packed-tokens loader vs torchtitan's own HF text loader, tokens/s delivered.
+"""Issue 4 (made like-for-like in issue 18): our packed-tokens loader vs torchtitan's own HF text loader.
 
-One generated text corpus, one byte-level BPE tokenizer trained on it. Our side reads the corpus
-as the mix job writes it (datatrove's DocumentTokenizer, eos "<|endoftext|>" after each document)
-through `PackedTokensDataLoader`; torchtitan's side reads the same JSONL text through
-`HuggingFaceTextDataLoader` (a dataset registered at run time in its DATASETS map, loaded offline
-with `datasets`' json builder, tokenized on the fly with torchtitan's HuggingFaceTokenizer, eos
-appended). Both are built through their `Config.build(...)` as the trainer builds them, with the
-same seq_len and local batch size; each is iterated `--warmup` batches, then `--batches` batches
-are timed; the best of `--repeats` rounds counts. Target: ours >= 1.0x torchtitan's.
+One generated text corpus, one byte-level BPE tokenizer trained on it (untimed, shared). Three sides per
+repeat, alternating, each delivering the same number of whole batches (one epoch of the corpus):
 
-Run: .venv/bin/python benchmarks/loader_vs_hf_text.py [--docs N] [--seq-len S] [--batch B] [--batches N]
+- ours, first epoch: text to batches. The mix job's tokenize stage (datatrove's DocumentTokenizer over the
+  JSONL, eos "<|endoftext|>" after each document), then `PackedTokensDataLoader` over its output.
+- torchtitan, first epoch: text to batches. `HuggingFaceTextDataLoader` over the same JSONL (a dataset
+  registered at run time in its DATASETS map, read offline by `datasets`' json builder with an empty cache,
+  tokenized on the fly by torchtitan's HuggingFaceTokenizer, eos appended).
+- ours, load only: the loader over tokens already written. torchtitan 0.3.0 has no loader of pre-tokenized
+  data, so this side has no torchtitan counterpart: it is what later epochs and later stages pay.
+
+Both loaders are built through their `Config.build(...)` as the trainer builds them, single process, with
+the same seq_len and local batch size. Target: ours >= 1.0x torchtitan's on the first epoch.
+
+Run: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/loader_vs_hf_text.py [--docs N] [--seq-len S] [--batch B]
+     [--repeats 3] [--record]
 """
 
 from __future__ import annotations
@@ -27,10 +33,12 @@ import numpy as np
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import Recorder, spread  # noqa: E402
 
 EOS = "<|endoftext|>"  # what the mix job's DocumentTokenizer appends (qwen3_recipe/data/mix.py)
 SPECIALS = [EOS, "<|im_start|>", "<|im_end|>"]
 DATASET = "qwen3_recipe_bench_jsonl"
+HF_CACHE = {"dir": None}  # `datasets`' cache for the next load (its env variable is read once, at import)
 
 
 def make_tokenizer(folder: Path, corpus: Path, vocab: int) -> Path:
@@ -74,7 +82,8 @@ def register_hf_dataset(corpus: Path) -> None:
 
     files = [str(f) for f in sorted(corpus.glob("*.jsonl"))]
     DATASETS[DATASET] = DatasetConfig(
-        path=str(corpus), loader=lambda path: load_dataset("json", data_files=files, split="train"),
+        path=str(corpus), loader=lambda path: load_dataset("json", data_files=files, split="train",
+                                                           cache_dir=HF_CACHE["dir"]),
         sample_processor=lambda sample: sample["text"])
 
 
@@ -90,10 +99,10 @@ def torchtitans(tokenizer, seq_len: int, batch: int):
         dp_world_size=1, dp_rank=0, tokenizer=tokenizer, seq_len=seq_len, local_batch_size=batch)
 
 
-def measure(build, warmup: int, batches: int) -> dict:
+def measure(build, batches: int, warmup: int = 0) -> dict:
+    """Build the loader (inside the timer), skip `warmup` batches untimed-apart, time `batches` batches."""
     started = time.perf_counter()
-    loader = build()
-    it = iter(loader)
+    it = iter(build())
     for _ in range(warmup):
         next(it)
     built = time.perf_counter() - started
@@ -102,19 +111,40 @@ def measure(build, warmup: int, batches: int) -> dict:
         inputs, _labels = next(it)
         tokens += inputs["input"].numel()
     seconds = time.perf_counter() - started
-    return {"tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds, "startup_and_warmup_s": built}
+    return {"tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds, "startup_s": built}
+
+
+def first_epoch_ours(root: Path, r: int, tok_dir: Path, tokenizer, args, batches: int) -> dict:
+    """Text to batches: the mix job's tokenize stage over the JSONL, then the loader over the whole epoch."""
+    started, cpu = time.perf_counter(), time.process_time()
+    tokens_dir = tokenize_packed(root / "corpus", tok_dir, root / f"tokens-{r}", root / f"dt-{r}")
+    tokenize_s = time.perf_counter() - started
+    out = measure(lambda: ours(tokens_dir, tokenizer, args.seq_len, args.batch), batches)
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "cpu_s": time.process_time() - cpu, "tokens_per_s": out["tokens"] / seconds,
+            "tokenize_s": tokenize_s}
+
+
+def first_epoch_torchtitan(root: Path, r: int, tokenizer, args, batches: int) -> dict:
+    """Text to batches: torchtitan's HF loader from the same JSONL, `datasets`' cache empty (it parses the JSON
+    as our tokenize stage does), tokenizing on the fly over the whole epoch."""
+    HF_CACHE["dir"] = str(root / f"hf-{r}")
+    started, cpu = time.perf_counter(), time.process_time()
+    out = measure(lambda: torchtitans(tokenizer, args.seq_len, args.batch), batches)
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "cpu_s": time.process_time() - cpu, "tokens_per_s": out["tokens"] / seconds}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--docs", type=int, default=4000)
+    ap.add_argument("--docs", type=int, default=10000)
     ap.add_argument("--seq-len", type=int, default=2048)
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--batches", type=int, default=40)
-    ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--vocab", type=int, default=8192)
+    ap.add_argument("--record", action="store_true", help="write results/4a.json (benchmarks/table.py)")
     args = ap.parse_args()
+    recorder = Recorder("4a", args.record)
 
     from data_provenance import make_corpus
     from torchtitan.components.tokenizer import HuggingFaceTokenizer
@@ -142,21 +172,29 @@ def main() -> None:
               f"the tokenizer's encoding: {same}", file=sys.stderr)
 
         total_tokens = sum(int(np.fromfile(f"{f}.index", dtype=np.uint64)[-1]) for f in tokens_dir.glob("*.ds"))
-        rounds = {"ours": [], "torchtitan": []}
-        for _ in range(args.repeats):  # alternate, so drifts hit both sides alike
-            rounds["ours"].append(measure(lambda: ours(tokens_dir, tokenizer, args.seq_len, args.batch),
-                                          args.warmup, args.batches))
-            rounds["torchtitan"].append(measure(lambda: torchtitans(tokenizer, args.seq_len, args.batch),
-                                                args.warmup, args.batches))
-        best = {k: max(v, key=lambda r: r["tokens_per_s"]) for k, v in rounds.items()}
-        print(json.dumps({
+        batches = total_tokens // ((args.seq_len + 1) * args.batch) - 1  # one epoch, whole batches, on both sides
+        rounds = {"ours_first_epoch": [], "torchtitan_first_epoch": [], "ours_load_only": []}
+        for r in range(args.repeats):  # alternating, so drifts hit both sides alike
+            rounds["ours_first_epoch"].append(first_epoch_ours(root, r, tok_dir, tokenizer, args, batches))
+            rounds["torchtitan_first_epoch"].append(first_epoch_torchtitan(root, r, tokenizer, args, batches))
+            rounds["ours_load_only"].append(measure(lambda: ours(tokens_dir, tokenizer, args.seq_len, args.batch),
+                                                    batches))
+        ratios = [o["tokens_per_s"] / t["tokens_per_s"]
+                  for o, t in zip(rounds["ours_first_epoch"], rounds["torchtitan_first_epoch"])]
+        result = {
             "docs": args.docs, "corpus_tokens": total_tokens, "seq_len": args.seq_len, "batch": args.batch,
-            "batches": args.batches, "warmup": args.warmup, "repeats": args.repeats,
-            "first_document_tokens_equal": same,
-            "ours": best["ours"], "torchtitan_hf_text": best["torchtitan"],
-            "all_tokens_per_s": {k: [round(r["tokens_per_s"]) for r in v] for k, v in rounds.items()},
-            "ratio": best["ours"]["tokens_per_s"] / best["torchtitan"]["tokens_per_s"],
-        }, indent=2), file=stdout)
+            "batches": batches, "repeats": args.repeats, "first_document_tokens_equal": same,
+            "tokens_per_s": {k: spread((x["tokens_per_s"] for x in v), 0) for k, v in rounds.items()},
+            "seconds": {k: spread(x["seconds"] for x in v) for k, v in rounds.items()},
+            "ours_tokenize_s": spread(x["tokenize_s"] for x in rounds["ours_first_epoch"]),
+            # process CPU time, all threads (the tokenizers library batch-encodes on every core; torchtitan's
+            # loader encodes one document at a time)
+            "cpu_s": {k: spread(x["cpu_s"] for x in rounds[k]) for k in ("ours_first_epoch", "torchtitan_first_epoch")},
+            "first_epoch_ratio": spread(ratios, 2), "target_ratio": 1.0,
+            "load_only_baseline": None,  # torchtitan 0.3.0 has no loader of pre-tokenized data (hf_datasets only)
+        }
+        print(json.dumps(result, indent=2), file=stdout)
+        recorder.save(result)
         if not same:
             sys.exit(1)
 

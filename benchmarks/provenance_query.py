@@ -26,10 +26,14 @@ import json
 import random
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import Recorder, spread  # noqa: E402
 
 STEPS = ["gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality"]
 SOURCES = ["web", "code", "math"]
@@ -112,7 +116,9 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=200_000)
     parser.add_argument("--text-bytes", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--record", action="store_true", help="write results/3c.json (benchmarks/table.py)")
     args = parser.parse_args()
+    recorder = Recorder("3c", args.record)
     work = Path(tempfile.mkdtemp(prefix="bench-query-"))
     try:
         run = write_inputs(work, args.docs, args.text_bytes)
@@ -126,18 +132,20 @@ def main() -> None:
                                   ("shards", shards, run), ("database", database, db)):
                 t, answers[name] = timed(fn, arg)
                 times[name].append(t)
-        stat = {k: {"median_s": round(statistics.median(v), 4), "min_s": round(min(v), 4), "max_s": round(max(v), 4)}
-                for k, v in {**times, "database_build": builds}.items()}
-        med = {k: v["median_s"] for k, v in stat.items()}
+        stat = {k: spread(v, 4) for k, v in {**times, "database_build": builds}.items()}
+        med = {k: statistics.median(v) for k, v in {**times, "database_build": builds}.items()}
         saved = med["duckdb_json"] - med["database"]  # per query, against the strongest baseline
-        print(json.dumps({
-            "docs": args.docs, "dropped": sum(answers["python_scan"].values()), "repeats": args.repeats,
+        result = {
+            "docs": args.docs, "text_bytes": args.text_bytes, "dropped": sum(answers["python_scan"].values()),
+            "repeats": args.repeats,
             "exclusion_files_mb": round(sum(f.stat().st_size for f in (work / "excluded").rglob("*")) / 2**20, 1),
             "sides": stat,
             "database_vs_python_scan": round(med["python_scan"] / med["database"], 1),
             "database_vs_duckdb_json": round(med["duckdb_json"] / med["database"], 1),
             "break_even_queries_vs_duckdb_json": (round(med["database_build"] / saved, 1) if saved > 0 else None),
-            "same_answer": all(a == answers["python_scan"] for a in answers.values())}))
+            "same_answer": all(a == answers["python_scan"] for a in answers.values())}
+        print(json.dumps(result))
+        recorder.save(result)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

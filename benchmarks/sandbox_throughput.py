@@ -7,7 +7,7 @@ its tests, return a verdict. Before: the asserts appended to the program, one pr
 case. Now: the program served in one bubblewrap sandbox while the tests run outside it
 (assert-style), or one sandbox forking a child per stdin case.
 
-    .venv/bin/python benchmarks/sandbox_throughput.py [--repeats 5] [--n 20]
+    .venv/bin/python benchmarks/sandbox_throughput.py [--repeats 5] [--n 20] [--record]
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
+from record import Recorder, spread  # noqa: E402
+
 OLD_COMMIT = "678e2a2"
 
 ADD = "def add(a, b):\n    return a + b\n"
@@ -73,12 +75,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--n", type=int, default=20, help="judgments per timed round")
+    ap.add_argument("--record", action="store_true", help="write results/13a.json (benchmarks/table.py)")
     args = ap.parse_args()
+    recorder = Recorder("13a", args.record)
     from qwen3_recipe.verify.isolation import strict_available
     ok, why = strict_available()
     if not ok:
         sys.exit(f"no bubblewrap sandbox here: {why}")
     print(f"{'workload':26} {'before /s':>10} {'now /s':>10} {'now/before':>11}")
+    result = {"repeats": args.repeats, "n": args.n, "target_ratio": 0.5, "workloads": {}}
     for name, (before, now) in workloads().items():
         before(), now()  # warm: imports, the isolation probe
         b, a = [], []
@@ -88,6 +93,9 @@ def main() -> None:
         mb, ma = statistics.median(b), statistics.median(a)
         print(f"{name:26} {mb:10.1f} {ma:10.1f} {ma / mb:10.2f}x   (rounds: before {min(b):.1f}-{max(b):.1f}, "
               f"now {min(a):.1f}-{max(a):.1f})")
+        result["workloads"][name] = {"before_per_s": spread(b, 1), "now_per_s": spread(a, 1),
+                                     "ratio": spread((y / x for x, y in zip(b, a)), 2)}
+    recorder.save(result)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ each side also reports its start-up / generation split; the rounds alternate the
 same tokens come out of both (checked). (Until 2026-12-04 both sides ran in this process, so the raw
 side's `import vllm` happened once, outside its timer, while every server paid its own.)
 
-Run: .venv/bin/python benchmarks/served_vs_vllm.py [--prompts 64 --n 4 --max-tokens 96 --rounds 2]
+Run: .venv/bin/python benchmarks/served_vs_vllm.py [--prompts 64 --n 4 --max-tokens 96 --rounds 3] [--record]
      [--make-model 0.6B|tiny]  (a random-weight model of that size with the shipped tokenizer:
      benchmarks/gpu_check_served.sh, for a lent GPU)
 """
@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
+from record import Recorder, spread  # noqa: E402
 
 
 def records(rows: list[dict], n: int, max_tokens: int) -> list[dict]:
@@ -114,7 +115,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--tasks", type=int, default=1)
     parser.add_argument("--make-model", choices=["0.6B", "tiny"])
+    parser.add_argument("--record", action="store_true", help="write results/16a.json (benchmarks/table.py)")
     args = parser.parse_args()
+    recorder = Recorder("16a" if not args.make_model else f"16b-{args.make_model}", args.record and not args.side)
     if args.make_model:
         sys.path.insert(0, str(REPO / "benchmarks"))
         from gpu_rl_check import make_policy
@@ -151,6 +154,14 @@ def main() -> None:
           f"{wall['raw'] / wall['served']:.2f}x raw's throughput (median of {args.rounds})")
     print(f"after start-up: served {gen['served']:.1f} s vs raw {gen['raw']:.1f} s -> "
           f"{gen['raw'] / gen['served']:.2f}x")
+    pairs = list(zip(results["raw"], results["served"]))
+    recorder.save({
+        "prompts": args.prompts, "n": args.n, "max_tokens": args.max_tokens, "rounds": args.rounds,
+        "tokens": sum(map(len, results["raw"][0][2])), "same_tokens": same, "target_ratio": 0.9,
+        "wall_s": {side: spread((w for w, _, _ in results[side]), 2) for side in results},
+        "generation_s": {side: spread((g for _, g, _ in results[side]), 2) for side in results},
+        "ratio": spread((r[0] / s[0] for r, s in pairs), 2),  # served's throughput / raw's, per round
+        "generation_ratio": spread((r[1] / s[1] for r, s in pairs), 2)})
 
 
 if __name__ == "__main__":

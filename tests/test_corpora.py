@@ -1,11 +1,10 @@
-"""benchmarks/corpora.py: the real corpus built from fake "installed" files under a tmp root (ids, min words,
+"""benchmarks/bench_corpora.py: the real corpus built from fake "installed" files under a tmp root (ids, min words,
 dedup, long files split, round-robin cap, cache), and the generated corpora unchanged by the move."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -14,19 +13,11 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-def _load(name: str):
-    """By file, under a name of its own: tests/corpora.py is `corpora` here."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name.removeprefix('bench_')}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @pytest.fixture(scope="module")
 def corpora():
-    return _load("bench_corpora")
+    sys.path.insert(0, str(BENCHMARKS))  # bench_corpora and data_provenance, as the benchmark scripts import them
+    import bench_corpora
+    return bench_corpora
 
 
 def words(k: int, stem: str = "word") -> str:
@@ -100,12 +91,12 @@ def test_python_doc_html_is_extracted(corpora, tmp_path: Path) -> None:
 
 
 def test_generated_corpora_unchanged(corpora, tmp_path: Path) -> None:
-    provenance = _load("data_provenance")  # imports tests/corpora.py as `corpora`, as it always did
+    import data_provenance as provenance  # imports tests/corpora.py as `corpora`, as it always did
     provenance.make_corpus(tmp_path / "old", 60, 2)
     corpora.generated_corpus(tmp_path / "new", 60, 2)
     for name in ("part-000.jsonl", "part-001.jsonl"):
         assert (tmp_path / "new" / name).read_bytes() == (tmp_path / "old" / name).read_bytes()
-    assert corpora.german is sys.modules["qwen3_recipe_test_corpora"].german  # what data_provenance may import
+    assert corpora.german is sys.modules["corpora"].german  # the generators are tests/corpora.py's
 
     from datatrove.utils.word_tokenizers import load_word_tokenizer
     items, docs, planted = corpora.decont_corpus(40, 60, 0.2, 10, 300, 13, 3, load_word_tokenizer("en"))

@@ -7,7 +7,7 @@
   trafilatura, licenses, copyright files, Debian changelogs, translated man pages): digits, contractions,
   accents and non-English text, which the generated corpora avoid on purpose.
 
-CLI: .venv/bin/python benchmarks/corpora.py real [--max-docs N] [--cache-dir DIR]
+CLI: .venv/bin/python benchmarks/bench_corpora.py real [--max-docs N] [--cache-dir DIR]
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
-import importlib.util
 import json
 import random
 import re
@@ -23,32 +22,17 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "benchmarks")]
 
-
-def _load(name: str, path: Path):
-    """A module by its file, under `name`, leaving sys.path alone (this module is `corpora`, and so is
-    tests/corpora.py: whichever of the two a caller's sys.path finds first must keep working)."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-# tests/corpora.py holds the generators of the generated corpora. data_provenance's `from corpora import german,
-# prose` may land on this module, so both are here too.
-_generators = _load("qwen3_recipe_test_corpora", REPO / "tests" / "corpora.py")
-german, prose = _generators.german, _generators.prose
+from corpora import german, prose  # noqa: E402,F401 (tests/corpora.py: the generators of the generated corpora)
 
 # --- generated --------------------------------------------------------------------------------------------
 
 
 def generated_corpus(folder: Path, docs: int, files: int = 1, seed: int = 0) -> None:
     """JSONL files of template English prose, German and spam lines (data_provenance.make_corpus)."""
-    provenance = _load("data_provenance", Path(__file__).resolve().parent / "data_provenance.py")
-    provenance.make_corpus(folder, docs, files, seed)
+    from data_provenance import make_corpus
+    make_corpus(folder, docs, files, seed)
 
 
 def vocabulary(rng: random.Random, size: int, word_tokenizer) -> list[str]:

