@@ -24,7 +24,7 @@ bench: setup
 bench-corpus: setup   # the real-text corpus (installs Debian's python3-doc when run as root)
 	@bash scripts/bench-corpus.sh
 
-bench-data: bench-corpus   # issue 18's data and loader rows (~40 min), then benchmarks/README.md's table
+bench-data: bench-corpus   # issue 18's data and loader rows (~26 min), then benchmarks/README.md's table
 	@bash scripts/bench-data.sh
 
 schema: setup

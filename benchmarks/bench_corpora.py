@@ -1,6 +1,6 @@
 """Benchmark corpora, in one place.
 
-* `generated_corpus`: the FineWeb-chain / provenance corpus (`data_provenance.make_corpus`, unchanged).
+* `generated_corpus`: the provenance, FineWeb-chain and loader corpus (template English prose, German, spam).
 * `decont_corpus`: the decontamination corpus (pseudo-words both normalisations read alike; the code moved
   here from decont_vs_datatrove.py as it was, so its figures reproduce).
 * `real_corpus`: real text built offline from what installed Debian packages ship (Python's HTML docs via
@@ -24,15 +24,24 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "benchmarks")]
 
-from corpora import german, prose  # noqa: E402,F401 (tests/corpora.py: the generators of the generated corpora)
+from corpora import german, prose  # noqa: E402 (tests/corpora.py: the sentence generators the tests use too)
 
 # --- generated --------------------------------------------------------------------------------------------
 
 
 def generated_corpus(folder: Path, docs: int, files: int = 1, seed: int = 0) -> None:
-    """JSONL files of template English prose, German and spam lines (data_provenance.make_corpus)."""
-    from data_provenance import make_corpus
-    make_corpus(folder, docs, files, seed)
+    """`files` JSONL files (part-000.jsonl, ...), documents dealt in turn: 70% template English prose, 15%
+    German, 15% a spam line repeated (what the Gopher and FineWeb filters drop)."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True)
+    handles = [open(folder / f"part-{i:03d}.jsonl", "w") for i in range(files)]
+    for i in range(docs):
+        kind = rng.random()
+        text = (prose(rng, 12) if kind < 0.7 else german(rng) if kind < 0.85
+                else "\n".join(["Buy now, best prices, free shipping today."] * 20))
+        handles[i % files].write(json.dumps({"id": f"d{i}", "text": text}) + "\n")
+    for h in handles:
+        h.close()
 
 
 def vocabulary(rng: random.Random, size: int, word_tokenizer) -> list[str]:

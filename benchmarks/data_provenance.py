@@ -2,7 +2,8 @@
 
 (a) the same datatrove pipeline (reader -> Gopher repetition -> Gopher quality -> FineWeb quality
     -> writer) with and without our provenance (our reader and Traced filters writing decision shards);
-    target <= 1.05x wall time. Each size: a warm-up run, then `--repeats` plain/traced pairs alternating.
+    target <= 1.05x wall time. Each size: a warm-up run of each side, then `--repeats` pairs, the order
+    switching between pairs.
 (c) check: "drops per filter per source" from datatrove's exclusion files and from provenance.duckdb agree
     on the largest size's real filter decisions (provenance_query.py times the query sides).
 
@@ -14,7 +15,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import random
 import shutil
 import sys
 import tempfile
@@ -22,23 +22,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests"), str(Path(__file__).resolve().parent)]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from corpora import german, prose  # noqa: E402
+from bench_corpora import generated_corpus as make_corpus  # noqa: E402
 from record import Recorder, spread  # noqa: E402
-
-
-def make_corpus(folder: Path, docs: int, files: int, seed: int = 0) -> None:
-    rng = random.Random(seed)
-    folder.mkdir(parents=True)
-    handles = [open(folder / f"part-{i:03d}.jsonl", "w") for i in range(files)]
-    for i in range(docs):
-        kind = rng.random()
-        text = (prose(rng, 12) if kind < 0.7 else german(rng) if kind < 0.85
-                else "\n".join(["Buy now, best prices, free shipping today."] * 20))
-        handles[i % files].write(json.dumps({"id": f"d{i}", "text": text}) + "\n")
-    for h in handles:
-        h.close()
 
 
 def filters():
@@ -88,15 +75,19 @@ def scan_exclusions(out: Path) -> Counter:
 
 
 def overhead(work: Path, docs: int, files: int, repeats: int) -> dict:
-    """(a) at one size: plain and traced runs alternating, `repeats` pairs, after one warm-up run; the ratio
-    is taken per pair (both sides of a pair see the same machine), then summarised."""
+    """(a) at one size: `repeats` pairs of a plain and a traced run, after a warm-up run of each (spaCy,
+    pyarrow, the OS cache); which side goes first alternates between pairs, and the ratio is taken per pair
+    (both sides of a pair see the same machine), then summarised."""
     corpus = work / f"corpus-{docs}"
     make_corpus(corpus, docs, files)
-    run(plain(corpus, work / f"warm-{docs}", False), files, work / f"warm-logs-{docs}")  # spaCy, caches
+    run(plain(corpus, work / f"warm-p{docs}", False), files, work / f"warm-pl{docs}")
+    run(traced(corpus, work / f"warm-t{docs}"), files, work / f"warm-tl{docs}")
     times = {"plain": [], "provenance": []}
     for r in range(repeats):
-        times["plain"].append(run(plain(corpus, work / f"p{docs}-{r}", False), files, work / f"pl{docs}-{r}"))
-        times["provenance"].append(run(traced(corpus, work / f"t{docs}-{r}"), files, work / f"tl{docs}-{r}"))
+        sides = [("plain", lambda: run(plain(corpus, work / f"p{docs}-{r}", False), files, work / f"pl{docs}-{r}")),
+                 ("provenance", lambda: run(traced(corpus, work / f"t{docs}-{r}"), files, work / f"tl{docs}-{r}"))]
+        for name, side in sides if r % 2 == 0 else sides[::-1]:
+            times[name].append(side())
     ratios = [t / p for p, t in zip(times["plain"], times["provenance"])]
     return {"docs": docs, "tasks": files, "plain_s": spread(times["plain"]),
             "provenance_s": spread(times["provenance"]),

@@ -1,6 +1,6 @@
 """Our DecontaminationFilter vs datatrove's NGramsDecontFilter on one corpus.
 
-`--corpus generated` (default; the README figures): `--docs` documents of ~`--words` words (sentences
+`--corpus generated` (the default): `--docs` documents of ~`--words` words (sentences
 with capitals and punctuation) drawn from a pseudo-word vocabulary; `--planted` of them carry a 13-25
 word span of a benchmark item (re-cased, re-punctuated). Benchmarks: 3 generated benchmarks, items of
 >= n words.
@@ -42,9 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-# benchmarks/bench_corpora.py (vocabulary and prose lived here: still importable under those names)
-from bench_corpora import decont_corpus, real_corpus_summary, vocabulary  # noqa: E402,F401
-from bench_corpora import pseudo_prose as prose  # noqa: E402,F401
+from bench_corpora import decont_corpus, real_corpus_summary  # noqa: E402
 from datatrove.data import Document  # noqa: E402
 from datatrove.pipeline.decont import NGramsDecontFilter  # noqa: E402
 from datatrove.pipeline.decont.n_grams import NGramsDecontConfig  # noqa: E402
@@ -55,12 +53,6 @@ from record import Recorder, spread  # noqa: E402
 # translate_table: our normalisation's own character table, so the replay blanks exactly what ours does
 from qwen3_recipe.data.decont import DecontaminationFilter, NGramIndex, translate_table  # noqa: E402
 from qwen3_recipe.data.decont_datatrove import write_datatrove_index  # noqa: E402
-
-
-def make_data(args, word_tokenizer):
-    return decont_corpus(args.docs, args.words, args.planted, args.items, args.vocab, args.n, args.seed,
-                         word_tokenizer)
-
 
 # --- real corpus ------------------------------------------------------------------------------------------
 
@@ -249,7 +241,12 @@ def main() -> None:
     args.docs = args.docs or (None if real else 5000)
 
     word_tokenizer = load_word_tokenizer("en")
-    items, docs, planted, summary = real_data(args) if real else (*make_data(args, word_tokenizer), None)
+    if real:
+        items, docs, planted, summary = real_data(args)
+    else:
+        summary = None
+        items, docs, planted = decont_corpus(args.docs, args.words, args.planted, args.items, args.vocab, args.n,
+                                             args.seed, word_tokenizer)
     config = NGramsDecontConfig(n_grams=args.n)
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -7,7 +7,7 @@ shared CachingWordTokenizer passed as `language` to every block (spaCy-identical
 served from a cache of whitespace-free chunks, learnt from spaCy during the run: each timed run
 starts with a fresh, empty cache). The by-hand side is datatrove used directly: `language="en"`.
 
-`--corpus generated` (default; the README figures) is data_provenance's generated corpus; `--corpus
+`--corpus generated` (the default) is bench_corpora's generated corpus; `--corpus
 real` is benchmarks/bench_corpora.py's real corpus (Python docs, licenses, copyright files, changelogs,
 translated man pages), all of it or the first `--docs`. Decisions are compared per document (kept, or
 the step that dropped it); a document decided differently is replayed through both chains alone, and
@@ -72,7 +72,7 @@ def by_hand(corpus: Path, out: Path) -> list:
     from datatrove.pipeline.dedup import MinhashDedupSignature
     from datatrove.pipeline.readers import JsonlReader
     steps = [JsonlReader(str(corpus))] + [b for _, b in blocks("en")]
-    return steps + [MinhashDedupSignature(str(out / "sigs")), ]
+    return steps + [MinhashDedupSignature(str(out / "sigs"))]
 
 
 def compiled(corpus: Path, out: Path) -> list:
@@ -179,11 +179,14 @@ def main() -> None:
             generated_corpus(corpus, args.docs or 2000, 1)
             real_ids, summary = {}, None
         texts = {r["id"]: r["text"] for r in map(json.loads, (corpus / "part-000.jsonl").read_text().splitlines())}
-        timed(by_hand(corpus, work / "warm"), work / "warm-logs")  # load spaCy once
+        timed(by_hand(corpus, work / "warm-h"), work / "warm-hl")  # spaCy, datatrove's imports: both sides
+        timed(compiled(corpus, work / "warm-c"), work / "warm-cl")
         hand, ours = [], []
-        for r in range(args.repeats):  # interleaved: load from other processes hits both sides alike
-            hand.append(timed(by_hand(corpus, work / f"h{r}"), work / f"hl{r}"))
-            ours.append(timed(compiled(corpus, work / f"c{r}"), work / f"cl{r}"))
+        for r in range(args.repeats):  # pairs, the order switching: load from elsewhere hits both sides alike
+            sides = [(hand, lambda: timed(by_hand(corpus, work / f"h{r}"), work / f"hl{r}")),
+                     (ours, lambda: timed(compiled(corpus, work / f"c{r}"), work / f"cl{r}"))]
+            for times, side in sides if r % 2 == 0 else sides[::-1]:
+                times.append(side())
         (hand_kept, hand_fate), (ours_kept, ours_fate) = (decisions(by_hand, corpus, work / "hid"),
                                                           decisions(compiled, corpus, work / "cid"))
         sig_files = sorted(p.relative_to(work / "h0") for p in (work / "h0" / "sigs").rglob("*") if p.is_file())

@@ -7,7 +7,7 @@ hour back: data at rest). Each side runs `plan` in a cold process with its own c
 - re-plan after a recipe edit (plan cache miss; the digest cache answers): target <= 1.1x the old side;
 - re-plan of an unchanged recipe (the plan cache answers: neither side hashes anything).
 Also: in-process hashing throughput of file_digest with no cache, next to hashlib's sha256.
-Run: .venv/bin/python benchmarks/fingerprint_large_inputs.py [--mib 100] [--repeats 7]
+Run: .venv/bin/python benchmarks/fingerprint_large_inputs.py [--mib 100] [--repeats 7] [--record]
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from record import Recorder, spread  # noqa: E402
+
 OLD_COMMIT = "03819b6"  # the last fingerprint.py with the head + tail digest
 SOURCES = ("tiny_web", "tiny_code", "tiny_math")
 MiB = 2**20
@@ -81,8 +83,7 @@ def touch(path: Path) -> None:
 
 
 def stats(times: list[float]) -> dict:
-    return {"median_s": round(statistics.median(times), 4), "min_s": round(min(times), 4),
-            "max_s": round(max(times), 4)}
+    return spread(times, 4)
 
 
 def hashing_throughput(files: list[Path], repeats: int) -> dict:
@@ -103,15 +104,16 @@ def hashing_throughput(files: list[Path], repeats: int) -> dict:
                 while chunk := fh.read(8 * MiB):
                     h.update(chunk)
         sha.append(total / (time.perf_counter() - started))
-    return {"mib": round(total), "xxh3_file_digest_mib_s": round(statistics.median(ours)),
-            "xxh3_min_max": [round(min(ours)), round(max(ours))], "sha256_mib_s": round(statistics.median(sha))}
+    return {"mib": round(total), "xxh3_file_digest_mib_s": spread(ours, 0), "sha256_mib_s": spread(sha, 0)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mib", type=int, default=100, help="size of each of the three large inputs")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--record", action="store_true", help="write results/14.json (benchmarks/table.py)")
     args = parser.parse_args()
+    recorder = Recorder("14", args.record)
     with tempfile.TemporaryDirectory(prefix="fp-bench-") as tmp:
         root = Path(tmp)
         files = make_workspace(root, args.mib)
@@ -138,12 +140,12 @@ def main() -> None:
                   "same_jobs": [j["name"] for j in views["old"]["jobs"]] == [j["name"] for j in views["new"]["jobs"]],
                   "digest_cache_entries": len(json.loads(digests.read_text())["entries"])}
         for case in ("first", "edited", "unchanged"):
-            old, new = (statistics.median(times[s][case]) for s in ("old", "new"))
             result[case] = {"old": stats(times["old"][case]), "new": stats(times["new"][case]),
-                            "ratio": round(new / old, 3)}
+                            "ratio": spread((n / o for o, n in zip(times["old"][case], times["new"][case])), 3)}
         result["target_ratio_edited_and_unchanged"] = 1.1
         result["hashing"] = hashing_throughput(files, args.repeats)
     print(json.dumps(result, indent=1))
+    recorder.save(result)
 
 
 if __name__ == "__main__":

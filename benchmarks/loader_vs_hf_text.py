@@ -12,10 +12,12 @@ repeat, alternating, each delivering the same number of whole batches (one epoch
   data, so this side has no torchtitan counterpart: it is what later epochs and later stages pay.
 
 Both loaders are built through their `Config.build(...)` as the trainer builds them, single process, with
-the same seq_len and local batch size. Target: ours >= 1.0x torchtitan's on the first epoch.
+the same seq_len and local batch size. Target: ours >= 1.0x torchtitan's on the first epoch. Run it with
+TOKENIZERS_PARALLELISM=false for one core a side: otherwise the tokenizers library batch-encodes our
+side on every core while torchtitan's loader encodes one document at a time (the CPU time says so).
 
-Run: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/loader_vs_hf_text.py [--docs N] [--seq-len S] [--batch B]
-     [--repeats 3] [--record]
+Run: OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false .venv/bin/python benchmarks/loader_vs_hf_text.py [--docs N]
+     [--seq-len S] [--batch B] [--repeats 3] [--record]
 """
 
 from __future__ import annotations
@@ -146,7 +148,7 @@ def main() -> None:
     args = ap.parse_args()
     recorder = Recorder("4a", args.record)
 
-    from data_provenance import make_corpus
+    from bench_corpora import generated_corpus as make_corpus
     from torchtitan.components.tokenizer import HuggingFaceTokenizer
 
     sys.stdout.flush()  # stdout carries only the JSON: everything else (datatrove, datasets) goes to stderr
@@ -191,6 +193,7 @@ def main() -> None:
             # loader encodes one document at a time)
             "cpu_s": {k: spread(x["cpu_s"] for x in rounds[k]) for k in ("ours_first_epoch", "torchtitan_first_epoch")},
             "first_epoch_ratio": spread(ratios, 2), "target_ratio": 1.0,
+            "one_core": os.environ.get("TOKENIZERS_PARALLELISM", "").lower() == "false",
             "load_only_baseline": None,  # torchtitan 0.3.0 has no loader of pre-tokenized data (hf_datasets only)
         }
         print(json.dumps(result, indent=2), file=stdout)

@@ -28,7 +28,7 @@ def spread(values, digits: int = 3) -> dict:
 
 def command() -> str:
     """This process's command line as a user would type it from the repository root."""
-    env = " ".join(f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS",) if k in os.environ)
+    env = " ".join(f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "TOKENIZERS_PARALLELISM") if k in os.environ)
     args = [a for a in sys.argv[1:] if a != "--record"]
     script = Path(sys.argv[0]).resolve().relative_to(REPO).as_posix()
     return " ".join(filter(None, [env, ".venv/bin/python", script, shlex.join(args)]))

@@ -87,9 +87,10 @@ def main() -> None:
     for name, (before, now) in workloads().items():
         before(), now()  # warm: imports, the isolation probe
         b, a = [], []
-        for _ in range(args.repeats):  # alternate the sides: the shared machine's load hits both
-            b.append(rate(before, args.n))
-            a.append(rate(now, args.n))
+        for r in range(args.repeats):  # alternate the sides, the order switching: load hits both alike
+            sides = [(b, before), (a, now)]
+            for rates, fn in sides if r % 2 == 0 else sides[::-1]:
+                rates.append(rate(fn, args.n))
         mb, ma = statistics.median(b), statistics.median(a)
         print(f"{name:26} {mb:10.1f} {ma:10.1f} {ma / mb:10.2f}x   (rounds: before {min(b):.1f}-{max(b):.1f}, "
               f"now {min(a):.1f}-{max(a):.1f})")

@@ -34,60 +34,71 @@ def verdict(ok: bool) -> str:
     return "meets the target" if ok else "**misses the target**"
 
 
+def real_corpus(c: dict) -> str:
+    """What the real corpus held on the machine that ran it (it is built from the installed packages)."""
+    sources = ", ".join(f"{n:,} {name}" for name, n in (c.get("sources") or {}).items())
+    return (f"{sources}; {c.get('share_digits', 0):.0%} with digits, {c.get('share_apostrophes', 0):.0%} with "
+            f"apostrophes, {c.get('share_non_ascii_letters', 0):.0%} with non-ASCII letters; cache "
+            f"`{Path(c.get('cache') or '?').name}`")
+
+
 def causes(r: dict) -> str:
     found = r.get("disagreement_causes") or {}
     return ", ".join(f"{n} {c}" for c, n in found.items()) or "none"
 
 
 def row_3a(r: dict) -> tuple[str, str]:
-    parts = [f"{s['docs']:,} docs: {x(s['ratio'])} "
-             f"({s['plain_s']['median']:.1f} s vs {s['provenance_s']['median']:.1f} s)" for s in r["sizes"]]
+    parts = [f"{s['docs']:,} docs: {x(s['ratio'])} ({s['provenance_s']['median']:.1f} s with vs "
+             f"{s['plain_s']['median']:.1f} s without)" for s in r["sizes"]]
     ok = all(s["ratio"]["median"] <= r["target_overhead"] for s in r["sizes"])
     return ("the same datatrove pipeline (reader, Gopher repetition, Gopher quality, FineWeb quality, JSONL writer) "
             "on a generated corpus, 2 tasks: with our per-document provenance (our reader and `Traced` filters "
-            "writing decision shards) vs without; ratio per alternating pair",
+            "writing decision shards) vs without; both warmed up, then pairs whose order switches",
             f"{'; '.join(parts)}; n = {r['repeats']} per size; {verdict(ok)}; drops per filter per source from "
             f"the database = from datatrove's exclusion files: {r['same_answer_as_exclusion_files']}")
 
 
 def row_3b(r: dict) -> tuple[str, str]:
     real = r["corpus"] == "real"
-    c = r.get("real_corpus") or {}
-    text = (f"{r['docs']:,} real documents (Python docs, licences, copyright files, changelogs, man pages in many "
-            f"languages; {c.get('share_digits', 0):.0%} with digits, {c.get('share_apostrophes', 0):.0%} "
-            f"with apostrophes, {c.get('share_non_ascii_letters', 0):.0%} with non-ASCII letters), "
+    text = (f"{r['docs']:,} real documents ({real_corpus(r.get('real_corpus') or {})}), "
             f"{r['benchmark_items']} items cut from held-out documents"
             if real else f"{r['docs']:,} generated documents × ~{r['avg_words']:.0f} pseudo-words (a vocabulary both "
                          f"normalisations read alike), {r['benchmark_items']:,} items")
-    measured = (f"{x(r['speedup_ours_vs_datatrove'])} ({r['ours_docs_per_s']['median']:,.0f} vs "
+    measured = (f"{med(r['speedup_ours_vs_datatrove'], '×', '{:.1f}')} ({r['ours_docs_per_s']['median']:,.0f} vs "
                 f"{r['datatrove_docs_per_s']['median']:,.0f} docs/s); identical decisions on "
                 f"{r['identical_decision_rate']:.1%} of documents ({r['ours_dropped']} vs {r['datatrove_dropped']} "
                 f"dropped, {r['planted']} planted)")
     if real:
         measured += f"; disagreements: {r['disagreements']} ({causes(r)}: {'; '.join(r['cause_meanings'].values())})"
-    ok = r["speedup_ours_vs_datatrove"]["median"] >= 1 and r["identical_decision_rate"] == 1
+    # generated text: both normalisations read it alike, so the decisions must be identical; real text: the
+    # normalisations differ by design (digits, accents, ...), so each disagreement must have a named cause
+    same = ("unattributed" not in causes(r)) if real else r["identical_decision_rate"] == 1
+    ok = r["speedup_ours_vs_datatrove"]["median"] >= 1 and same
     measured += f"; {verdict(ok)}"
     return (f"our `DecontaminationFilter` vs datatrove's `NGramsDecontFilter`, n={r['n']}, same `run()` over the same "
             f"documents (index load apart): {text}", measured)
 
 
 def row_3c(r: dict) -> tuple[str, str]:
-    s = r["sides"]
-    ok = r["database_vs_duckdb_json"] >= 1
+    s, names = r["sides"], {"python_scan": "Python `json.loads` scan", "duckdb_json": "DuckDB `read_json`",
+                            "shards": "`read_parquet` over our shards"}
+    # the baselines a user has without us read datatrove's exclusion files; our shards are our own output
+    fastest = min(("python_scan", "duckdb_json"), key=lambda b: s[b]["median"])
+    ok = r["database_speedup"][fastest]["median"] > 1
+    parts = [f"{names[b]} {med(s[b], ' s', '{:.3f}')} = {x(r['database_speedup'][b])}, break-even after "
+             f"{r['break_even_queries'][b]} queries" for b in names]
     return (f"\"drops per filter per source\" over {r['docs']:,} documents' decisions ({r['dropped']:,} drops, "
             f"{r['exclusion_files_mb']} MB of exclusion files with text): our `provenance.duckdb` (connection "
-            "opened included) vs DuckDB's own `read_json` over datatrove's exclusion files (the strongest "
-            "baseline), `read_parquet` over our shards, and a Python `json.loads` scan",
-            f"database {med(s['database'], ' s', '{:.3f}')}; `read_json` {med(s['duckdb_json'], ' s', '{:.3f}')} "
-            f"= **{r['database_vs_duckdb_json']}×**; shards {med(s['shards'], ' s', '{:.3f}')}; Python scan "
-            f"{med(s['python_scan'], ' s', '{:.3f}')} = {r['database_vs_python_scan']}×; building the database "
-            f"{med(s['database_build'], ' s', '{:.3f}')}: pays for itself after "
-            f"{r['break_even_queries_vs_duckdb_json']} queries; same answer: {r['same_answer']}; "
-            f"{verdict(ok)} (≥ 1× `read_json`)")
+            "opened included; its build timed apart) vs DuckDB's own `read_json` over datatrove's exclusion files, "
+            "`read_parquet` over our provenance shards, and a Python `json.loads` scan; the order rotates",
+            f"database {med(s['database'], ' s', '{:.3f}')}, built in {med(s['database_build'], ' s', '{:.3f}')}; "
+            f"{'; '.join(parts)}; fastest baseline over datatrove's files: {names[fastest]}; same answer: "
+            f"{r['same_answer']}; {verdict(ok)}")
 
 
 def row_3d(r: dict) -> tuple[str, str]:
-    corpus = ("real documents (as in 3b)" if r["corpus"] == "real"
+    corpus = (f"real documents (the real corpus's first ones: {real_corpus(r.get('real_corpus') or {})})"
+              if r["corpus"] == "real"
               else "generated documents (template prose, German, spam: a small vocabulary, which suits the word cache)")
     ok = r["speedup"]["median"] >= r["target_speedup"] and r["identical_decisions"]
     return ("the compiled FineWeb-style chain (Gopher repetition + quality, C4, FineWeb quality, MinHash "
@@ -102,18 +113,18 @@ def row_3d(r: dict) -> tuple[str, str]:
 def row_4a(r: dict) -> tuple[str, str]:
     t = r["tokens_per_s"]
     ok = r["first_epoch_ratio"]["median"] >= r["target_ratio"]
+    cores = "one core a side (tokenizers not parallel)" if r.get("one_core") else "our tokenize stage on every core"
     return (f"training loader, text to batches over one epoch ({r['docs']:,} generated documents, "
             f"{r['corpus_tokens']:,} tokens, seq_len {r['seq_len']}, local batch {r['batch']}, {r['batches']} "
             "batches): the mix job's tokenize stage (datatrove `DocumentTokenizer`) + our `PackedTokensDataLoader` "
-            "vs torchtitan's `HuggingFaceTextDataLoader` tokenizing on the fly (`datasets` cache empty); then our "
-            "loader alone over the written tokens (torchtitan has no pre-tokenized loader: no baseline)",
+            f"vs torchtitan's `HuggingFaceTextDataLoader` tokenizing on the fly (`datasets` cache empty), {cores}; "
+            "then our loader alone over the written tokens (torchtitan has no pre-tokenized loader: no baseline)",
             f"first epoch {x(r['first_epoch_ratio'])} ({t['ours_first_epoch']['median']:,.0f} vs "
             f"{t['torchtitan_first_epoch']['median']:,.0f} tokens/s; our tokenize stage "
             f"{r['ours_tokenize_s']['median']:.1f} s of {r['seconds']['ours_first_epoch']['median']:.1f} s; CPU time, "
             f"all threads: {r['cpu_s']['ours_first_epoch']['median']:.1f} s vs "
             f"{r['cpu_s']['torchtitan_first_epoch']['median']:.1f} s); "
             f"{verdict(ok)}; load only {med(t['ours_load_only'], ' tokens/s', '{:,.0f}')}")
-
 
 
 def row_plan(r: dict) -> tuple[str, str]:
@@ -161,15 +172,32 @@ def row_5a(r: dict) -> tuple[str, str]:
             f"{r['tokens']:,} tokens, same on both sides: {r['same_tokens']}; {verdict(ok)}")
 
 
+def row_14(r: dict) -> tuple[str, str]:
+    cases = {"edited": "after a recipe edit (plan cache miss, digest cache warm)",
+             "unchanged": "unchanged recipe (the plan cache answers)", "first": "first plan, every cache empty"}
+    parts = [f"{label}: {x(r[case]['ratio'])} ({r[case]['new']['median']:.3f} s vs {r[case]['old']['median']:.3f} s)"
+             for case, label in cases.items()]
+    ok = all(r[case]["ratio"]["median"] <= r["target_ratio_edited_and_unchanged"] for case in ("edited", "unchanged"))
+    h = r["hashing"]
+    return (f"`plan recipes/tiny.yaml` with {r['inputs']} local inputs, cold process, each side a fresh interpreter "
+            "with its own cache, alternating: whole-content digests (xxh3-128, cached per file version) vs the "
+            "old size + head + tail digest (commit 03819b6); and hashing throughput, no cache, files in the page "
+            "cache, vs hashlib's sha256",
+            f"{'; '.join(parts)}; `file_digest` {med(h['xxh3_file_digest_mib_s'], ' MiB/s', '{:,.0f}')} vs sha256 "
+            f"{med(h['sha256_mib_s'], ' MiB/s', '{:,.0f}')}; {verdict(ok)} (edited and unchanged; the first plan has "
+            "no target: a one-off cost)")
+
+
 # table name -> rows (label, record key, target, formatter)
 TABLES = {
     "plan": [("plan", "plan", "≤ 2×", row_plan)],
     "data": [("3a", "3a", "≤ 1.05×", row_3a), ("3b", "3b-generated", "faster, same drops", row_3b),
-             ("3b", "3b-real", "faster, same drops (each disagreement explained)", row_3b),
-             ("3c", "3c", "faster than `read_json`, break-even shown", row_3c),
+             ("3b", "3b-real", "faster, each disagreement explained", row_3b),
+             ("3c", "3c", "faster than the fastest baseline over datatrove's files, break-even shown", row_3c),
              ("3d", "3d-generated", "≥ 2×, identical decisions", row_3d),
              ("3d", "3d-real", "≥ 2×, identical decisions", row_3d),
              ("4a", "4a", "≥ 1.0× (first epoch)", row_4a)],
+    "fingerprints": [("14", "14", "≤ 1.1× (edited, unchanged)", row_14)],
     "sandbox": [("13a", "13a", "≥ 0.5×", row_13a)],
     "generation": [("5a", "5a", "≥ 0.95×", row_5a)],
     "served": [("16a", "16a", "≥ 0.9× end to end", row_16a)],

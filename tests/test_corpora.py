@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import sys
 from pathlib import Path
 
@@ -91,15 +92,16 @@ def test_python_doc_html_is_extracted(corpora, tmp_path: Path) -> None:
 
 
 def test_generated_corpora_unchanged(corpora, tmp_path: Path) -> None:
-    import data_provenance as provenance  # imports tests/corpora.py as `corpora`, as it always did
-    provenance.make_corpus(tmp_path / "old", 60, 2)
-    corpora.generated_corpus(tmp_path / "new", 60, 2)
-    for name in ("part-000.jsonl", "part-001.jsonl"):
-        assert (tmp_path / "new" / name).read_bytes() == (tmp_path / "old" / name).read_bytes()
-    assert corpora.german is sys.modules["corpora"].german  # the generators are tests/corpora.py's
+    """The generated corpora are the ones the recorded figures were measured on (digests taken with the
+    generators where they lived before: data_provenance.make_corpus, decont_vs_datatrove.make_data)."""
+    corpora.generated_corpus(tmp_path / "c", 60, 2)
+    written = b"".join((tmp_path / "c" / name).read_bytes() for name in ("part-000.jsonl", "part-001.jsonl"))
+    assert hashlib.sha256(written).hexdigest() == "1f9aefeda255985b6a5f48422723ac668f6834b2a77c635891674560cfea6dbe"
+    docs = [json.loads(line)["text"] for line in written.decode().splitlines()]
+    assert len(docs) == 60 and any("Buy now" in d for d in docs) and len(set(docs)) > 30
 
     from datatrove.utils.word_tokenizers import load_word_tokenizer
     items, docs, planted = corpora.decont_corpus(40, 60, 0.2, 10, 300, 13, 3, load_word_tokenizer("en"))
     digest = hashlib.sha256(repr((items, [(d.id, d.text) for d in docs], sorted(planted))).encode()).hexdigest()
-    # computed with decont_vs_datatrove.make_data before its generator moved to corpora.py
+    # computed with decont_vs_datatrove.make_data before its generator moved to bench_corpora.py
     assert digest == "e157f69c7f8a9abe592b94e219ed60b961074ac232605b93052d730e274b00f5"
