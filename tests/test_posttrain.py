@@ -48,8 +48,16 @@ def test_torchtitan_policy_logprobs_equal_transformers():
 
 def test_losses():
     from qwen3_recipe.posttrain.objectives import dpo_loss, group_advantages, grpo_loss, token_kl, topk_kl
-    adv = group_advantages(torch.tensor([[1.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0]]))
-    assert adv[0].tolist() == pytest.approx([1, -1, -1, 1], abs=1e-4) and adv[1].abs().max() == 0
+    rewards = torch.tensor([[1.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0]])
+    adv = group_advantages(rewards)  # sample std of (1, 0, 0, 1): sqrt(1/3)
+    c = 0.5 * 3 ** 0.5
+    assert adv[0].tolist() == pytest.approx([c, -c, -c, c], abs=1e-3) and adv[1].abs().max() == 0
+    assert group_advantages(rewards, "none")[0].tolist() == [0.5, -0.5, -0.5, 0.5]
+    batch_std = float(rewards.flatten().std())  # one scale for the whole step: the all-equal group stays 0
+    expected = [x / batch_std for x in (0.5, -0.5, -0.5, 0.5)]
+    assert group_advantages(rewards, "batch")[0].tolist() == pytest.approx(expected, abs=1e-3)
+    with pytest.raises(ValueError, match="reward scaling"):
+        group_advantages(rewards, "rank")
     # the clipped objective pushes a positive-advantage token's log-probability up, a negative one down
     lp = torch.zeros(2, 3, requires_grad=True)
     loss, _ = grpo_loss([lp[0], lp[1]], [torch.zeros(3), torch.zeros(3)], torch.tensor([1.0, -1.0]), 0.2)

@@ -95,7 +95,7 @@ def run_general_rl(trainer: StageTrainer, engine, ref: Policy, prompts, reward_f
             if pairs:
                 metrics |= dpo_update(trainer, ref, pairs, beta)
         else:
-            adv = group_advantages(rewards).flatten()
+            adv = group_advantages(rewards, s.reward_scaling).flatten()
             metrics |= {"phase": 1.0, **policy_update(trainer, rollouts, adv, s.clip_eps, ref, beta)}
         if heldout_pairs and ((step + 1) % max(1, s.steps // 4) == 0 or step + 1 == s.steps):
             metrics["heldout_margin"] = pair_margin(trainer.policy, heldout_pairs)

@@ -97,7 +97,7 @@ def run_grpo(trainer: StageTrainer, engine, prompts, verifier, s: GRPOSettings, 
     def step_fn(step: int):
         groups = sample(prompts, step, temperature=s.temperature(step), reward_fn=reward)
         rewards, rollouts, metrics = reward_summary(groups)
-        adv = group_advantages(rewards)
+        adv = group_advantages(rewards, s.reward_scaling)
         metrics |= {"reward_std": float(rewards.std(unbiased=False)), "temperature": s.temperature(step),
                     **policy_update(trainer, rollouts, adv.flatten(), s.clip_eps, ref, s.kl_coef)}
         metrics["kl"] = metrics.get("kl_ref", metrics["approx_kl"])

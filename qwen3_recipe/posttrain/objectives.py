@@ -13,10 +13,18 @@ import torch
 import torch.nn.functional as F
 
 
-def group_advantages(rewards: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """(r - mean) / std within each group (rows); a group whose rewards are all equal teaches nothing."""
-    mean, std = rewards.mean(-1, keepdim=True), rewards.std(-1, keepdim=True, unbiased=False)
-    return (rewards - mean) / (std + eps)
+def group_advantages(rewards: torch.Tensor, scaling: str = "group", eps: float = 1e-4) -> torch.Tensor:
+    """r - its group's mean (rows are groups), divided by the sample standard deviation (+ eps) of the group
+    ("group"), of the whole step's rewards ("batch"), or not at all ("none"): TRL's GRPO formula (its
+    `scale_rewards`), so the two paths train alike. A group whose rewards are all equal teaches nothing."""
+    centred = rewards - rewards.mean(-1, keepdim=True)
+    if scaling == "none":
+        return centred
+    if scaling == "group":
+        return centred / (rewards.std(-1, keepdim=True) + eps)
+    if scaling == "batch":
+        return centred / (rewards.flatten().std() + eps)
+    raise ValueError(f"reward scaling must be 'group', 'batch' or 'none', not {scaling!r}")
 
 
 def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:

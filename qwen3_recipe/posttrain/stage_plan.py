@@ -31,6 +31,7 @@ class GRPOSettings:
     temperature_end: float = 1.0
     sync_every: int = 1
     thinking_budget: int | None = None
+    reward_scaling: str = "group"
     mode: str = "think"
     seed: int = 0
 
@@ -47,7 +48,7 @@ def grpo_settings(stage: dict, seed: int, steps: int | None = None) -> GRPOSetti
                         clip_eps=stage.get("clip_eps", 0.2), kl_coef=stage.get("kl_coef", 0.0),
                         temperature_start=temp.get("start", 1.0), temperature_end=temp.get("end", 1.0),
                         sync_every=stage.get("sync_every", 1), thinking_budget=stage.get("thinking_budget"),
-                        seed=seed)
+                        reward_scaling=stage.get("reward_scaling", "group"), seed=seed)
 
 
 def stage_plan(p: PlannedJob, plan: Plan) -> dict[str, Any]:

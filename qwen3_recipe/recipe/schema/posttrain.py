@@ -39,6 +39,9 @@ class FusionStage(SFTStage):
     no_think_ratio: Fraction = 0.5
 
 
+RewardScaling = Literal["group", "batch", "none"]
+
+
 class Temperature(Section):
     start: Float = Field(1.0, ge=0)
     end: Float = Field(1.0, ge=0)
@@ -62,6 +65,9 @@ class ReasoningRLStage(_Stage):
     sync_every: int = Field(1, gt=0)
     """Push policy weights to the rollout engine every k steps."""
     thinking_budget: PositiveTokens | None = None
+    reward_scaling: RewardScaling = "group"
+    """Advantages: a reward minus its group's mean, divided by the standard deviation of its group, of the
+    step's batch, or not divided (`none`: Dr. GRPO's unbiased choice)."""
 
 
 class Reward(Section):
@@ -105,6 +111,8 @@ class GeneralRLStage(_Stage):
     max_response_tokens: PositiveTokens = 8192
     expected_tokens: PositiveTokens | None = None
     beta: Float = Field(0.1, gt=0)
+    reward_scaling: RewardScaling = "group"
+    """Policy-gradient advantages (rlhf, hybrid's second phase), as reasoning_rl's."""
 
 
 class DistillOffPolicyStage(_Stage):

@@ -1,0 +1,84 @@
+"""A post-training stage's lowered.json (stage_plan.py) as the arguments of TRL's trainers (issue 19).
+
+TRL + accelerate is the engine RL and distillation scale out on (FSDP2 / ZeRO-3, several processes and
+nodes). This module maps our settings onto TRL's configs as plain data (no torch or TRL at import: `plan`
+shows it, tests check it), choosing, for every knob, the TRL option that computes what our loss computes:
+
+- GRPO -> `GRPOConfig(loss_type="dapo")`: a token-level mean over the step's sampled tokens, as
+  `objectives.grpo_loss` (TRL's "grpo" averages per sequence first and "dr_grpo" divides by the maximum
+  length: neither is ours); `epsilon` = clip_eps on both sides; `beta` = kl_coef with the k3 estimator
+  not weighted by the ratio (`use_bias_correction_kl=False`, as ours); advantages scaled as the stage's
+  `reward_scaling` says (`scale_rewards`: TRL's formula is `objectives.group_advantages`').
+- DPO -> TRL's sigmoid loss (`loss_type=["sigmoid"]`, no label smoothing), as `objectives.dpo_loss`.
+- On-policy distillation -> the generalised JSD at `beta` 1 (reverse KL, student || teacher) or 0
+  (forward), every sample the student's own (`lmbda=1`), temperature 1, as `objectives.token_kl`.
+- The optimizer and schedule as our StageTrainer runs them: AdamW with the recipe's betas, eps, weight
+  decay and gradient clip, a constant learning rate, no warm-up, fp32 unless the recipe asks for bf16.
+
+tests/test_trl_equivalence.py computes TRL's losses and ours on the same fixed batches and finds them equal.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def optimizer_args(lowered: dict) -> dict[str, Any]:
+    """TrainingArguments shared by every stage: the recipe's AdamW, its clip, a constant LR (StageTrainer's)."""
+    opt = lowered.get("optimizer") or {}
+    return {"learning_rate": float(lowered["lr"]), "lr_scheduler_type": "constant",
+            "warmup_steps": int(lowered.get("warmup_steps", 0)), "optim": "adamw_torch",
+            "adam_beta1": float(opt.get("beta1", 0.9)), "adam_beta2": float(opt.get("beta2", 0.95)),
+            "adam_epsilon": float(opt.get("eps", 1e-8)), "weight_decay": float(opt.get("weight_decay", 0.0)),
+            "max_grad_norm": float(opt.get("grad_clip") or 0.0), "seed": int(lowered.get("seed", 0))}
+
+
+def precision_args(execution: dict | None) -> dict[str, Any]:
+    execution = execution or {}
+    return {"bf16": execution.get("mixed_precision") == "bf16", "fp16": False,
+            "gradient_checkpointing": execution.get("activation_checkpointing", "none") != "none"}
+
+
+def bookkeeping_args(out_dir: str | Path, steps: int, checkpoints: int) -> dict[str, Any]:
+    return {"output_dir": str(Path(out_dir) / "dump"), "max_steps": int(steps), "save_strategy": "steps",
+            "save_steps": max(1, steps // max(1, checkpoints)), "save_total_limit": 1, "logging_steps": 1,
+            "report_to": [], "remove_unused_columns": False, "disable_tqdm": True}
+
+
+def grpo_args(lowered: dict, out_dir: str | Path, execution: dict | None = None, processes: int = 1) -> dict:
+    """`GRPOConfig(**grpo_args(...))` for a reasoning_rl (or general_rl's policy-gradient) stage: one
+    generation batch (batch_size prompts x group_size samples) per optimizer step, split over `processes`
+    without splitting a group."""
+    g = lowered["grpo"]
+    samples = g["batch_size"] * g["group_size"]
+    if samples % processes or (samples // processes) % g["group_size"]:
+        raise ValueError(f"{g['batch_size']} prompts x {g['group_size']} samples do not split into whole groups "
+                         f"over {processes} processes")
+    # general_rl's policy-gradient phase keeps to its reference with the stage's beta (general_rl.py)
+    kl_coef = float(lowered["beta"]) if "method" in lowered else float(g["kl_coef"])
+    return {
+        **optimizer_args(lowered), **precision_args(execution),
+        **bookkeeping_args(out_dir, g["steps"], lowered.get("checkpoints", 4)),
+        "loss_type": "dapo", "scale_rewards": g.get("reward_scaling", "group"), "beta": kl_coef,
+        "use_bias_correction_kl": False,
+        "epsilon": float(g["clip_eps"]), "epsilon_high": float(g["clip_eps"]),
+        "num_generations": int(g["group_size"]), "per_device_train_batch_size": samples // processes,
+        "gradient_accumulation_steps": 1, "steps_per_generation": 1, "num_iterations": 1,
+        "max_completion_length": int(g["max_response_tokens"]), "temperature": float(g["temperature_start"]),
+        "top_p": 1.0, "top_k": 0, "use_vllm": False, "vllm_importance_sampling_correction": False,
+        "mask_truncated_completions": False,
+    }
+
+
+def dpo_args(lowered: dict, out_dir: str | Path, execution: dict | None = None) -> dict:
+    """`DPOConfig(**dpo_args(...))`: general_rl's DPO phase (sigmoid loss at the stage's beta)."""
+    g = lowered["grpo"]
+    return {**optimizer_args(lowered), **precision_args(execution),
+            **bookkeeping_args(out_dir, g["steps"], lowered.get("checkpoints", 4)),
+            "beta": float(lowered["beta"]), "loss_type": ["sigmoid"], "label_smoothing": 0.0}
+
+
+def onpolicy_distill_args(lowered: dict) -> dict:
+    """The generalised-JSD settings of distill_onpolicy: which KL, whose samples, at which temperature."""
+    return {"beta": 1.0 if lowered["kl"] == "reverse" else 0.0, "lmbda": 1.0, "temperature": 1.0}
