@@ -19,7 +19,7 @@ test-all: setup
 	OMP_NUM_THREADS=1 .venv/bin/python -m pytest -q -n 2 --dist loadfile --durations=25
 
 bench: setup
-	.venv/bin/python benchmarks/plan_startup.py
+	.venv/bin/python benchmarks/plan_startup.py --runs 15
 
 bench-corpus: setup   # the real-text corpus (installs Debian's python3-doc when run as root)
 	@bash scripts/bench-corpus.sh

@@ -176,9 +176,11 @@ def main() -> None:
         total_tokens = sum(int(np.fromfile(f"{f}.index", dtype=np.uint64)[-1]) for f in tokens_dir.glob("*.ds"))
         batches = total_tokens // ((args.seq_len + 1) * args.batch) - 1  # one epoch, whole batches, on both sides
         rounds = {"ours_first_epoch": [], "torchtitan_first_epoch": [], "ours_load_only": []}
-        for r in range(args.repeats):  # alternating, so drifts hit both sides alike
-            rounds["ours_first_epoch"].append(first_epoch_ours(root, r, tok_dir, tokenizer, args, batches))
-            rounds["torchtitan_first_epoch"].append(first_epoch_torchtitan(root, r, tokenizer, args, batches))
+        for r in range(args.repeats):  # alternating, the order switching, so drifts hit both sides alike
+            sides = [("ours_first_epoch", lambda: first_epoch_ours(root, r, tok_dir, tokenizer, args, batches)),
+                     ("torchtitan_first_epoch", lambda: first_epoch_torchtitan(root, r, tokenizer, args, batches))]
+            for name, run in sides[::-1] if r % 2 else sides:
+                rounds[name].append(run())
             rounds["ours_load_only"].append(measure(lambda: ours(tokens_dir, tokenizer, args.seq_len, args.batch),
                                                     batches))
         ratios = [o["tokens_per_s"] / t["tokens_per_s"]

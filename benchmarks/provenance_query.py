@@ -1,9 +1,11 @@
 """Issue 3 benchmark (c), made like-for-like (issue 18): "drops per filter per source" for one run's
-worth of decisions, answered four ways over the same decisions:
+worth of decisions, answered five ways over the same decisions:
 
 - python_scan:  `json.loads` over datatrove's exclusion files (what a user without us writes first);
 - duckdb_json:  DuckDB's own `read_json` over the same exclusion files, reading only the two fields
                 the answer needs (no database of ours, one SQL statement);
+- duckdb_parquet: DuckDB's `read_parquet` over the exclusion files as datatrove's `ParquetWriter` writes
+                them (`exclusion_writer=ParquetWriter(...)`: columnar, so the text column is never read);
 - shards:       DuckDB `read_parquet` over our provenance shards (no database built);
 - database:     our `provenance.duckdb` (connection opened included), whose build is timed apart:
                 build once, query many; the break-even, per baseline, is the number of queries after
@@ -47,13 +49,14 @@ SQL = "select step, source, count(*) from decisions where decision = 'dropped' g
 def write_inputs(work: Path, docs: int, text_bytes: int) -> Path:
     """The exclusion files under work/excluded/<step>/ and the provenance shards of run work/run."""
     from datatrove.data import Document
-    from datatrove.pipeline.writers import JsonlWriter
+    from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
 
     from qwen3_recipe.provenance.recorder import ShardRecorder
     rng = random.Random(0)
     words = [f"word{i}" for i in range(5000)]
     run = work / "run"
     writers = {s: JsonlWriter(str(work / "excluded" / s)) for s in STEPS}
+    parquet = {s: ParquetWriter(str(work / "excluded_parquet" / s)) for s in STEPS}
     recorders = {s: ShardRecorder(run / "jobs/data.all/provenance", "data.all", f"{i:02d}-{s}", 0)
                  for i, s in enumerate(STEPS, start=1)}
     for i in range(docs):
@@ -65,10 +68,12 @@ def write_inputs(work: Path, docs: int, text_bytes: int) -> Path:
                                 reason=f"{step}_reason" if dropped else None, details=None)
             if dropped:
                 text = " ".join(rng.choices(words, k=text_bytes // 9))
-                writers[step].write(Document(text=text, id=f"{source}/{i}",
-                                             metadata={"source": source, "filter_reason": f"{step}_reason"}), rank=0)
+                doc = Document(text=text, id=f"{source}/{i}",
+                               metadata={"source": source, "filter_reason": f"{step}_reason"})
+                writers[step].write(doc, rank=0)
+                parquet[step].write(doc, rank=0)
                 break
-    for w in writers.values():
+    for w in [*writers.values(), *parquet.values()]:
         w.close()
     for r in recorders.values():
         r.close()
@@ -89,6 +94,15 @@ def duckdb_json(work: Path) -> dict:
     files = str(work / "excluded" / "*" / "*.jsonl.gz")
     sql = (f"select regexp_extract(filename, '([^/]+)/[^/]+$', 1), metadata.source, count(*) from read_json('{files}', "
            "columns={'metadata': 'STRUCT(source VARCHAR)'}, format='newline_delimited', filename=true) group by all")
+    with duckdb.connect() as con:
+        return {(s, src): n for s, src, n in con.sql(sql).fetchall()}
+
+
+def duckdb_parquet(work: Path) -> dict:
+    import duckdb
+    files = str(work / "excluded_parquet" / "*" / "*.parquet")
+    sql = (f"select regexp_extract(filename, '([^/]+)/[^/]+$', 1), metadata.source, count(*) from "
+           f"read_parquet('{files}', filename=true) group by all")
     with duckdb.connect() as con:
         return {(s, src): n for s, src, n in con.sql(sql).fetchall()}
 
@@ -126,22 +140,22 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-query-"))
     try:
         run = write_inputs(work, args.docs, args.text_bytes)
-        builds, times = [], {k: [] for k in ("python_scan", "duckdb_json", "shards", "database")}
+        builds, times = [], {k: [] for k in ("python_scan", "duckdb_json", "duckdb_parquet", "shards", "database")}
         answers = {}
         for r in range(args.repeats):  # every side once per repeat, the order rotating between repeats
             (run / "provenance.duckdb").unlink(missing_ok=True)
             build_s, db = timed(build_database, run)
             builds.append(build_s)
             sides = [("python_scan", python_scan, work), ("duckdb_json", duckdb_json, work),
-                     ("shards", shards, run), ("database", database, db)]
-            for name, fn, arg in sides[r % 4:] + sides[:r % 4]:
+                     ("duckdb_parquet", duckdb_parquet, work), ("shards", shards, run), ("database", database, db)]
+            for name, fn, arg in sides[r % 5:] + sides[:r % 5]:
                 t, answers[name] = timed(fn, arg)
                 times[name].append(t)
         stat = {k: spread(v, 4) for k, v in {**times, "database_build": builds}.items()}
         med = {k: statistics.median(v) for k, v in {**times, "database_build": builds}.items()}
-        baselines = ("python_scan", "duckdb_json", "shards")
+        baselines = ("python_scan", "duckdb_json", "duckdb_parquet", "shards")
         # the strongest baseline without us: whichever answered fastest from datatrove's files
-        fastest = min(("python_scan", "duckdb_json"), key=med.get)
+        fastest = min(("python_scan", "duckdb_json", "duckdb_parquet"), key=med.get)
 
         def break_even(side: str) -> float | None:  # queries after which build + queries beat the side
             saved = med[side] - med["database"]
@@ -150,6 +164,8 @@ def main() -> None:
             "docs": args.docs, "text_bytes": args.text_bytes, "dropped": sum(answers["python_scan"].values()),
             "repeats": args.repeats,
             "exclusion_files_mb": round(sum(f.stat().st_size for f in (work / "excluded").rglob("*")) / 2**20, 1),
+            "exclusion_parquet_mb": round(sum(f.stat().st_size for f in (work / "excluded_parquet").rglob("*"))
+                                          / 2**20, 1),
             "sides": stat,
             "fastest_baseline": fastest,
             # per repeat: a baseline's time over the database's (both in the same repeat)

@@ -2,7 +2,8 @@
 (benchmarks/table.py), never typed by hand.
 
 A script run with `--record` writes results/<row>.json: its JSON result, the command that printed it, the
-date, and the machine's load average before and after (the 2-core machine is shared; a loaded run says so).
+date, the commit of the code that measured it, and the machine's load average before and after (the
+2-core machine is shared; a loaded run says so).
 """
 
 from __future__ import annotations
@@ -26,6 +27,19 @@ def spread(values, digits: int = 3) -> dict:
             "max": round(max(values), digits), "n": len(values)}
 
 
+def commit() -> str | None:
+    """The commit the measuring code is at (`-dirty` when the benchmarks or the package differ from it)."""
+    import subprocess
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "benchmarks/*.py", "qwen3_recipe"], cwd=REPO,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("-dirty" if dirty else "")
+
+
 def command() -> str:
     """This process's command line as a user would type it from the repository root."""
     env = " ".join(f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "TOKENIZERS_PARALLELISM") if k in os.environ)
@@ -47,7 +61,7 @@ class Recorder:
         RESULTS.mkdir(exist_ok=True)
         path = RESULTS / f"{self.row}.json"
         path.write_text(json.dumps({
-            "row": self.row, "command": command(), "date": datetime.date.today().isoformat(),
+            "row": self.row, "command": command(), "date": datetime.date.today().isoformat(), "commit": commit(),
             "load_1min": {"before": round(self.load_before, 2), "after": round(os.getloadavg()[0], 2)},
             "cpus": os.cpu_count(), "result": result}, indent=1, ensure_ascii=False) + "\n")
         print(f"recorded {path}", file=sys.stderr)

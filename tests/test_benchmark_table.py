@@ -39,6 +39,23 @@ def test_readme_tables_are_the_recorded_results(table) -> None:
         assert block == table.render(name), f"README's {name} table is stale: run benchmarks/table.py --write"
 
 
+def test_the_project_readme_types_no_benchmark_table(table) -> None:
+    """Benchmark figures live in benchmarks/README.md's generated tables; the project README points there
+    (a hand-typed copy went stale once)."""
+    readme = (BENCHMARKS.parent / "README.md").read_text()
+    assert readme.count("## Benchmarks") == 1 and "benchmarks/README.md" in readme
+    assert "| benchmark | target | measured" not in readme
+
+
+def test_a_failed_correctness_check_misses_the_target(table) -> None:
+    """A like-for-like check that failed (different answers, tokens or signatures) is a miss whatever the speed."""
+    for key, field in (("3a", "same_answer_as_exclusion_files"), ("3c", "same_answer"),
+                       ("3d-generated", "identical_signatures"), ("4a", "first_document_tokens_equal")):
+        rec = json.loads((BENCHMARKS / "results" / f"{key}.json").read_text())["result"]
+        fmt = next(f for _, k, _, f in table.ROWS if k == key)
+        assert "misses the target" in fmt(rec | {field: False})[1], key
+
+
 def test_every_recorded_row_has_repeats_and_its_command(table) -> None:
     keys = [key for _, key, _, _ in table.ROWS]
     recorded = {p.stem: json.loads(p.read_text()) for p in (BENCHMARKS / "results").glob("*.json")}
