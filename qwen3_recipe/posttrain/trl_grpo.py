@@ -1,0 +1,127 @@
+"""A reasoning_rl (GRPO) stage run by TRL's GRPOTrainer (issue 19): what runs beyond one device.
+
+Three things TRL does differently from our stage, made ours here:
+- the importance ratio is taken against the rollout engine's log-probabilities (TRL: the policy's own
+  before the update, which is the same number only while the engine holds the current weights); with
+  `sync_every` > 1 the engine samples from older weights and the ratio corrects for it. Rollouts the
+  engine reported no usable log-probabilities for get the policy's, as in `grpo.policy_update`;
+- the temperature anneals per step (`GRPOSettings.temperature`): the rollouts are drawn at it and the
+  loss's log-probabilities (policy and reference) are of logits / T at it. TRL keeps one temperature for
+  the run, bound into the fused LM head it adds to both models at start: the head is re-added when the
+  step's temperature changes;
+- every step's rollouts, rewards, advantages and metrics land in the stage's provenance shards
+  (`rollouts`, `train_steps`) under the same names as the single-process stage, written after the step
+  and before its checkpoint, so a resumed stage rewrites the same shards: nothing lost or counted twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback
+from trl import GRPOConfig, GRPOTrainer
+
+from qwen3_recipe.posttrain.rollouts import Rollout, rollout_rows, step_rows
+from qwen3_recipe.posttrain.stage_plan import GRPOSettings
+from qwen3_recipe.posttrain.trl_rollouts import RolloutHook
+
+# TRL's logged names -> ours (the single-process stage's train_steps metrics)
+METRICS = {"loss": "loss", "grad_norm": "grad_norm", "learning_rate": "lr", "reward": "reward_mean",
+           "reward_std": "reward_std", "entropy": "entropy", "kl": "kl", "clip_ratio/region_mean": "clip_fraction"}
+
+
+class Qwen3GRPOTrainer(GRPOTrainer):
+    def __init__(self, *args, settings: GRPOSettings, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.settings = settings
+        self.last_advantages: list[float] = []
+
+    def set_temperature(self, t: float) -> None:
+        from trl.trainer.utils import add_fused_lm_head
+        if t == self.temperature:
+            return
+        self.temperature = t
+        for model, outputs in ((self.model, ("log_probs", "entropy")), (self.ref_model, ("log_probs",))):
+            if model is None:
+                continue
+            model = self.accelerator.unwrap_model(model)
+            model.__dict__.pop("forward", None)  # back to the class's forward, then the head at the new T
+            add_fused_lm_head(model, temperature=t, cast_lm_head_to_fp32=self.args.cast_lm_head_to_fp32,
+                              outputs=outputs)
+
+    def _generate_and_score_completions(self, inputs):
+        self.set_temperature(self.settings.temperature(self.state.global_step))
+        out = super()._generate_and_score_completions(inputs)
+        sampled = out.get("sampling_per_token_logps")
+        if sampled is not None:
+            missing = torch.isnan(sampled).any(dim=1)
+            if missing.any():  # the policy's own, before the update (what TRL would use for every row)
+                ids = torch.cat([out["prompt_ids"], out["completion_ids"]], dim=1)
+                mask = torch.cat([out["prompt_mask"], out["completion_mask"]], dim=1)
+                with torch.no_grad():
+                    own, _, _ = self._get_per_token_logps_and_entropies(
+                        self.model, ids, mask, out["completion_ids"].size(1), batch_size=ids.size(0))
+                sampled = torch.where(missing[:, None], own, sampled)
+            out["old_per_token_logps"] = sampled
+        self.last_advantages = out["advantages"].tolist()
+        return out
+
+
+class ProvenanceCallback(TrainerCallback):
+    """After each optimizer step (TRL logs every step, on every process): the step's rollouts from this
+    process (its own shard rank) and, from the main process, the step's metrics over all processes, as the
+    single-process stage writes them."""
+
+    def __init__(self, hook: RolloutHook, recorder_for: Callable[[int, int], object], stage: str,
+                 kind: str = "reasoning_rl") -> None:
+        self.hook, self.recorder_for, self.stage, self.kind = hook, recorder_for, stage, kind
+        self.trainer: Qwen3GRPOTrainer | None = None
+        self.rows: list[dict] = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs) -> None:
+        if not logs or "loss" not in logs or self.trainer is None:
+            return
+        step, rank = state.global_step, self.trainer.accelerator.process_index
+        rollouts: list[Rollout] = self.hook.last
+        metrics = {ours: float(logs[theirs]) for theirs, ours in METRICS.items() if theirs in logs}
+        metrics |= rollout_metrics(rollouts, self.trainer.accelerator) | {"temperature": self.trainer.settings.temperature(step - 1)}
+        rec = self.recorder_for(step, rank)
+        rollout_rows(rec, self.stage, step, rollouts, self.hook.version, self.trainer.last_advantages)
+        if state.is_world_process_zero:
+            step_rows(rec, self.stage, self.kind, step, metrics)
+        rec.close()
+        self.rows.append({"step": step, **metrics})
+
+
+def rollout_metrics(rollouts: list[Rollout], accelerator) -> dict[str, float]:
+    """The step's accuracy, mean response length and forced tokens over every process's rollouts."""
+    local = torch.tensor([len(rollouts), sum(r.verdict == "correct" for r in rollouts),
+                          sum(len(r.response_ids) for r in rollouts),
+                          sum(int(r.forced.sum()) for r in rollouts if r.forced is not None)],
+                         dtype=torch.float64, device=accelerator.device)
+    n, correct, tokens, forced = accelerator.reduce(local, reduction="sum").tolist()
+    return {"accuracy": correct / max(1, n), "response_tokens": tokens / max(1, n), "forced_tokens": forced}
+
+
+def train_grpo(model, tokenizer, engine, prompts, reward_fn, s: GRPOSettings, args: dict, *,
+               recorder_for: Callable[[int, int], object], stage: str, kind: str = "reasoning_rl",
+               resume: bool = True) -> tuple[Qwen3GRPOTrainer, list[dict]]:
+    """Run the stage's steps (from its last TRL checkpoint in `args["output_dir"]` when `resume`);
+    returns the trainer and this run's per-step metric rows. `args`: trl_lowering.grpo_args(...) plus any
+    run-local overrides (use_cpu, save_strategy)."""
+    from datasets import Dataset
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from qwen3_recipe.posttrain.trl_rollouts import trl_reward
+    hook = RolloutHook(engine, prompts, s)
+    callback = ProvenanceCallback(hook, recorder_for, stage, kind)
+    trainer = Qwen3GRPOTrainer(model=model, reward_funcs=trl_reward(reward_fn), args=GRPOConfig(**args),
+                               rollout_func=hook, processing_class=tokenizer, callbacks=[callback], settings=s,
+                               train_dataset=Dataset.from_dict({"prompt": [p.prompt_id for p in prompts]}))
+    callback.trainer = trainer
+    out = Path(args["output_dir"])
+    last = get_last_checkpoint(str(out)) if resume and out.is_dir() else None
+    trainer.train(resume_from_checkpoint=last)
+    return trainer, callback.rows
