@@ -222,16 +222,22 @@ def test_sample_groups_marks_forced_tokens_and_keeps_the_sampled_tokens_logprobs
 @pytest.mark.slow
 def test_vllm_rollout_cut_by_the_budget_keeps_old_logprobs_at_t_and_masks_forced_tokens(policy, tmp_path):
     """vLLM's native budget forces the early-stop text through the logits: its (processed) log-probability
-    there is 0, not the policy's; the sampled tokens' are the policy's at T. A GRPO step over such
-    rollouts is on-policy (ratio 1 on sampled tokens) and records the forced tokens in metrics.jsonl."""
+    there is 0, not the policy's; the sampled tokens' are the policy's at T. A GRPO step of the stage's
+    trainer (TRL's, posttrain/trl_grpo.py) over such rollouts is on-policy (ratio 1 on sampled tokens: nothing
+    clipped) and records the forced tokens in metrics.jsonl."""
     pytest.importorskip("vllm")
-    from types import SimpleNamespace
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from qwen3_recipe.posttrain.grpo import GRPOSettings, run_grpo
-    from qwen3_recipe.posttrain.policy import Policy
-    from qwen3_recipe.posttrain.rollout_engine import logprobs_at_sampling_temperature, push_weights, rollout_engine
+    from qwen3_recipe.posttrain.grpo import GRPOSettings
+    from qwen3_recipe.posttrain.metric_rows import read_rows
+    from qwen3_recipe.posttrain.rollout_engine import (
+        logprobs_at_sampling_temperature,
+        push_weights,
+        rollout_engine,
+    )
     from qwen3_recipe.posttrain.rollouts import logprobs_of, sample_groups
-    from qwen3_recipe.posttrain.trainer import StageTrainer, read_rows
+    from qwen3_recipe.posttrain.trl_grpo import train_grpo
+    from qwen3_recipe.posttrain.trl_lowering import grpo_args
     from qwen3_recipe.provenance.recorder import ShardRecorder
     from qwen3_recipe.synth.prompts import Prompt
     T, budget = 0.7, 3
@@ -255,15 +261,18 @@ def test_vllm_rollout_cut_by_the_budget_keeps_old_logprobs_at_t_and_masks_forced
             assert not torch.allclose(r.old_logps[keep], at_one[keep], atol=2e-3)
             assert (r.old_logps[r.forced] == 0).all()
 
-        # one GRPO step over such rollouts (a verifier that rewards the cut ones, so advantages differ)
-        verifier = SimpleNamespace(verify=lambda text, gold, item: SimpleNamespace(
-            score=float("Considering" in text), reason="x"))
+        # one GRPO step over such rollouts (a reward for the cut ones, so advantages differ)
+        def reward(r):
+            return float(bool(r.forced.any())), "cut" if r.forced.any() else "not cut"
         s = GRPOSettings(steps=1, batch_size=3, group_size=2, max_response_tokens=48, thinking_budget=budget,
                          temperature_start=T, temperature_end=T, seed=3)
-        trainer = StageTrainer(Policy(TEACHER), tmp_path / "stage", lr=1e-4, steps=1, optimizer={"grad_clip": 1.0},
-                               interval=1)
-        run_grpo(trainer, engine, prompts, verifier, s,
-                 lambda st: ShardRecorder(tmp_path / "prov", "j", f"s{st}", 0), "reasoning_rl")
-    row = read_rows(trainer.metrics_path)[0]
+        lowered = {"grpo": vars(s), "lr": 1e-4, "seed": 3, "checkpoints": 1, "optimizer": {"grad_clip": 1.0}}
+        metrics = tmp_path / "metrics.jsonl"
+        model = AutoModelForCausalLM.from_pretrained(TEACHER, dtype=torch.float32)
+        train_grpo(model, AutoTokenizer.from_pretrained(TEACHER), engine, prompts, reward, s,
+                   grpo_args(lowered, tmp_path) | {"use_cpu": True}, stage="reasoning_rl",
+                   recorder_for=lambda st, rank: ShardRecorder(tmp_path / "prov", "j", f"s{st}", rank),
+                   metrics_path=metrics)
+    row = read_rows(metrics)[0]
     assert row["forced_tokens"] > 0 and row["temperature"] == T
-    assert abs(row["approx_kl"]) < 2e-3 and row["clip_fraction"] == 0.0  # on-policy: ratio 1 where sampled
+    assert row["clip_fraction"] == 0.0  # on-policy: ratio 1 where sampled

@@ -310,3 +310,46 @@ def test_the_small_models_teacher_pass_is_an_array_of_tp8_ep_servers(tmp_path, c
     if update_golden:
         golden.write_text(text)
     assert golden.read_text() == text
+
+
+def test_a_multi_node_grpo_stage_is_one_allocation_of_accelerate_launches(tmp_path, cluster, update_golden):
+    """Issue 19: a Qwen3-8B-sized reasoning_rl stage (tests/assets/recipes/grpo-8B.yaml: 4 nodes x 8 GPUs,
+    FSDP2, bf16, selective activation checkpointing) is one sbatch job after the tokenizer; inside it the
+    runner starts one `accelerate launch` per node through srun (32 processes meeting at the first node, FSDP2
+    over decoder layers), and TRL gets whole groups per process (64 prompts x 16 samples / 32 = 2 groups) and
+    the recipe's precision (golden submission, command and GRPO arguments)."""
+    from qwen3_recipe.compiler.plan import make_plan
+    from qwen3_recipe.posttrain.trl_launch import worker_command
+    from qwen3_recipe.posttrain.trl_lowering import grpo_args
+    from qwen3_recipe.recipe.validate import load_recipe
+    env, log = cluster
+    run, job = tmp_path / "run", "posttrain.reasoning_rl"
+    recipe = "tests/assets/recipes/grpo-8B.yaml"
+    proc = run_cli("run", recipe, "-o", str(run), "--only", job, "--executor", "slurm", env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ids = submitted(run)
+    assert list(ids) == ["tokenizer", job]  # posttrain.init: no pretraining before it
+    script = normalise((log / ids[job]["job"]).read_text(), run)
+    for line in ("#SBATCH --nodes=4", "#SBATCH --gpus-per-node=8", "#SBATCH --exclusive",
+                 "export QWEN3_RECIPE_NNODES=4 QWEN3_RECIPE_NPROC=8", f"--only {job} --in-allocation"):
+        assert line in script, script
+    assert args_of(log, ids[job]["job"]).endswith(f"--dependency=afterok:{ids['tokenizer']['job']}")
+
+    lowered = json.loads((run / "jobs" / job / "lowered.json").read_text())["lowered"]
+    execution = make_plan(load_recipe(REPO / recipe, []), run).loaded.recipe.execution.model_dump(mode="json")
+    inside = {"QWEN3_RECIPE_NNODES": "4", "QWEN3_RECIPE_NPROC": "8", "QWEN3_RECIPE_HEAD": "node001"}
+    cmd = worker_command(run / "jobs" / job / "trl_spec.json", execution, "qwen3", env=inside)
+    assert cmd[:5] == ["srun", "--nodes=4", "--ntasks-per-node=1", "--kill-on-bad-exit=1", "bash"]
+    for part in ("--num_processes 32 --num_machines 4", "--machine_rank $SLURM_NODEID --main_process_ip node001",
+                 "--use_fsdp --fsdp_version 2", "--fsdp_transformer_layer_cls_to_wrap Qwen3DecoderLayer",
+                 "--mixed_precision bf16", "-m qwen3_recipe.posttrain.trl_worker"):
+        assert part in cmd[-1], cmd[-1]
+    args = grpo_args(lowered, run / "jobs" / job, execution, processes=32)
+    assert args["per_device_train_batch_size"] == 32 and args["num_generations"] == 16
+    assert args["bf16"] and args["gradient_checkpointing"] and args["max_completion_length"] == 32000
+    text = "\n".join([script, "=== inside the allocation", normalise(" ".join(cmd), run),
+                      "=== GRPOConfig", json.dumps({k: args[k] for k in sorted(args) if k != "output_dir"}, indent=1)])
+    golden = REPO / "tests/golden/slurm/grpo-8B-reasoning-rl.txt"
+    if update_golden:
+        golden.write_text(text + "\n")
+    assert golden.read_text() == text + "\n"

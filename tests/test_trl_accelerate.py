@@ -37,10 +37,13 @@ def test_two_process_grpo_through_accelerate_launch(tmp_path: Path) -> None:
                + [{"prompt_id": f"q{i}", "source": "tiny", "text": f"What is {i} + {i + 2}?", "gold": str(2 * i + 2)}
                   for i in range(4)])
     s = GRPOSettings(steps=2, batch_size=4, group_size=4, max_response_tokens=48, thinking_budget=10, seed=1)
+    arch = {"vocab_size": 578, "hidden_size": 128, "num_layers": 4, "num_heads": 4, "num_kv_heads": 2, "head_dim": 32,
+            "intermediate_size": 384, "tie_embeddings": True, "rope_theta": 1e4, "max_position_embeddings": 1024}
     spec = {"init": str(TEACHER), "out": str(tmp_path / "out"), "provenance": str(tmp_path / "prov"),
-            "job": "posttrain.rl", "stage": "rl", "engine": "transformers", "verifier": {"type": "math"},
-            "prompts": prompts,
-            "lowered": {"grpo": vars(s), "lr": 5e-4, "seed": 1, "checkpoints": 1,
+            "job": "posttrain.rl", "stage": "rl", "engine": "transformers", "prompts": prompts,
+            "heldout": [{"prompt_id": f"h{i}", "source": "tiny", "text": f"What is {i} + 5?", "gold": str(i + 5)}
+                        for i in range(2)], "export": {"tokenizer_dir": str(TEACHER), "arch": arch},
+            "lowered": {"grpo": vars(s), "lr": 5e-4, "seed": 1, "checkpoints": 1, "verifier": {"type": "math"},
                         "optimizer": {"beta1": 0.9, "beta2": 0.95, "eps": 1e-8, "weight_decay": 0.0,
                                       "grad_clip": 1.0}}}
     (tmp_path / "spec.json").write_text(json.dumps(spec))
@@ -79,6 +82,10 @@ def test_two_process_grpo_through_accelerate_launch(tmp_path: Path) -> None:
     assert {r["rank"] for r in metrics} == {0}
     keyed = {(r["step"], r["metric"]): r["value"] for r in metrics}
     assert len(keyed) == len(metrics)  # one value per step and metric: only process 0 wrote them
+    assert {(0, "heldout_reward"), (2, "heldout_reward")} <= set(keyed)  # before and after, on held-out prompts
+    logged = [json.loads(line) for line in (tmp_path / "out" / "dump" / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in logged] == [1, 2]
+    assert [row["reward_mean"] for row in logged] == [keyed[(k, "reward_mean")] for k in (1, 2)]
     for step in (1, 2):  # TRL's reward mean is over both processes, and so are ours
         ours = [r for r in rollouts if r["step"] == step]
         assert abs(keyed[(step, "reward_mean")] - sum(r["reward"] for r in ours) / 16) < 1e-4

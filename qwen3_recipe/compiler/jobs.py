@@ -353,6 +353,8 @@ class JobBuilder:
         self.tokenizer(curated)
         self.mixes(curated)
         self.synth()
-        self.posttrain(self.pretrain())
+        last = self.pretrain()
+        # `posttrain.init`: post-train that checkpoint instead of this recipe's pretrained model
+        self.posttrain(None if self.r.posttrain.init else last)
         self.evals()
         return self.jobs

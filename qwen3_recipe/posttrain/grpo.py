@@ -1,14 +1,13 @@
-"""Reasoning RL: GRPO on query-verifier pairs (Qwen3 report, section 4.2).
+"""GRPO's pieces in our own code (Qwen3 report, section 4.2): a verifier as a reward, the held-out mean
+reward of a stage, and the clipped policy-gradient update that general_rl's policy-gradient phase runs.
+reasoning_rl's steps run on TRL's GRPOTrainer (posttrain/trl_grpo.py), whose loss equals `policy_update`'s
+(tests/test_trl_equivalence.py).
 
-Per step: B prompts, G samples each from the current policy (the rollout engine holds the weights
-pushed every `sync_every` steps), rewards from the registered verifiers, group-normalised advantages,
-and one clipped policy-gradient update. The importance ratio is taken against the log-probabilities
-the rollout engine reported, so stale rollout weights (sync_every > 1) are corrected for; a reference
-model adds the k3 KL penalty when kl_coef > 0. The rollout temperature anneals linearly from
-`temperature.start` to `temperature.end`, and both sides of the ratio are log-probabilities at the
-step's temperature (softmax(logits / T)): the distribution the rollouts were drawn from. Tokens the
-thinking budget inserted were not drawn from it: they are masked out of the loss (`forced_tokens`
-counts them per step).
+The update: the importance ratio is taken against the log-probabilities the rollout engine reported, so
+stale rollout weights (sync_every > 1) are corrected for; a reference model adds the k3 KL penalty when
+its coefficient is > 0. Both sides of the ratio are log-probabilities at the rollout's temperature
+(softmax(logits / T)): the distribution it was drawn from. Tokens the thinking budget inserted were not
+drawn from it: they are masked out of the loss.
 """
 
 from __future__ import annotations
@@ -17,20 +16,10 @@ from collections.abc import Callable
 
 import torch
 
-from qwen3_recipe.posttrain.objectives import group_advantages, grpo_loss
+from qwen3_recipe.posttrain.objectives import grpo_loss
 from qwen3_recipe.posttrain.policy import Batch, Policy, at_temperature, entropy, gather_logprobs
 from qwen3_recipe.posttrain.rollout_engine import push_weights
-from qwen3_recipe.posttrain.rollouts import (
-    PolicySampler,
-    Rollout,
-    logprobs_of,
-    micro_batches,
-    reward_summary,
-    rollout_rows,
-    sample_groups,
-    score,
-    step_rows,
-)
+from qwen3_recipe.posttrain.rollouts import Rollout, logprobs_of, micro_batches, sample_groups, score
 from qwen3_recipe.posttrain.stage_plan import GRPOSettings
 from qwen3_recipe.posttrain.trainer import StageTrainer
 
@@ -88,34 +77,10 @@ def policy_update(trainer: StageTrainer, rollouts: list[Rollout], advantages: to
     return out | stats
 
 
-def run_grpo(trainer: StageTrainer, engine, prompts, verifier, s: GRPOSettings, rec_for, stage: str,
-             ref: Policy | None = None) -> list[dict]:
-    """Train `trainer.policy` with GRPO; rec_for(step) gives the step's provenance recorder."""
-    reward = verifier_reward(verifier)
-    sample = PolicySampler(engine, trainer.policy, s)
-
-    def step_fn(step: int):
-        groups = sample(prompts, step, temperature=s.temperature(step), reward_fn=reward)
-        rewards, rollouts, metrics = reward_summary(groups)
-        adv = group_advantages(rewards, s.reward_scaling)
-        metrics |= {"reward_std": float(rewards.std(unbiased=False)), "temperature": s.temperature(step),
-                    **policy_update(trainer, rollouts, adv.flatten(), s.clip_eps, ref, s.kl_coef)}
-        metrics["kl"] = metrics.get("kl_ref", metrics["approx_kl"])
-
-        def commit() -> None:
-            rec = rec_for(step + 1)
-            rollout_rows(rec, stage, step + 1, rollouts, sample.version, adv.flatten().tolist())
-            step_rows(rec, stage, "reasoning_rl", step + 1, metrics)
-            rec.close()
-        return metrics, commit
-
-    return trainer.run(step_fn)
-
-
-def mean_reward(engine, policy: Policy, prompts, verifier, s: GRPOSettings, n: int = 4) -> float:
-    """Mean verifier reward of n fixed-seed samples per prompt at the final rollout temperature:
-    the before / after number of a stage (and of the tests)."""
-    push_weights(engine, policy.hf_state_dict())
+def mean_reward(engine, weights: dict, prompts, verifier, s: GRPOSettings, n: int = 4) -> float:
+    """Mean verifier reward of n fixed-seed samples per prompt at the final rollout temperature, from the
+    policy's `weights` (HF names): the before / after number of a stage (and of the tests)."""
+    push_weights(engine, weights)
     groups = sample_groups(engine, prompts, step=-1, seed=s.seed, n=n, max_tokens=s.max_response_tokens,
                            temperature=s.temperature_end, mode=s.mode, thinking_budget=s.thinking_budget)
     score(groups, verifier_reward(verifier))

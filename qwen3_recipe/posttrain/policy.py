@@ -87,22 +87,8 @@ class Policy:
 
     def save_hf(self, out: Path, job: dict) -> None:
         """config.json, tokenizer files and model.safetensors, written to a temp dir then renamed."""
-        import shutil
-
-        from safetensors.torch import save_file
-
-        from qwen3_recipe.train.export import write_hf_assets
-        tmp = out.with_name(out.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        weights = {k: v.contiguous().cpu() for k, v in self.hf_state_dict().items()}
-        save_file(weights, tmp / "model.safetensors", metadata={"format": "pt"})
-        index = {"metadata": {"total_size": sum(v.numel() * v.element_size() for v in weights.values())},
-                 "weight_map": {k: "model.safetensors" for k in weights}}
-        (tmp / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
-        write_hf_assets(job, tmp)
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
+        from qwen3_recipe.train.export import save_hf_weights
+        save_hf_weights(self.hf_state_dict(), out, job)
 
     def logits(self, batch: Batch) -> torch.Tensor:
         """[T, V] next-token logits over the packed row."""

@@ -1,12 +1,13 @@
 """`posttrain.<stage>` jobs of type reasoning_rl, general_rl, distill_offpolicy and distill_onpolicy.
 
-Each warm-starts from its predecessor's HF export (or `posttrain.init`), trains in one process
-(posttrain/trainer.py: torchtitan's Qwen3, optimizer and LR schedule, DCP checkpoints in `dump/`),
-samples rollouts through the synth engines (vLLM by default; QWEN3_RECIPE_ROLLOUT_ENGINE=transformers;
-off-policy distillation trains on its teacher pass's samples, posttrain/teacher_pass.py), and
-ends by exporting HF weights to `<job>/hf` for the next stage. Prompts are decontaminated against
-the recipe's benchmarks; every rollout, reward, teacher score and step metric lands in provenance.
-"""
+Each warm-starts from its predecessor's HF export (or `posttrain.init`). reasoning_rl trains on TRL's
+GRPOTrainer in one or more processes (posttrain/trl_worker.py, started by posttrain/trl_launch.py: TRL
+checkpoints in `dump/`); the others in one process (posttrain/trainer.py: torchtitan's Qwen3, optimizer
+and LR schedule, DCP checkpoints in `dump/`). All sample rollouts through the synth engines (vLLM by
+default; QWEN3_RECIPE_ROLLOUT_ENGINE=transformers; off-policy distillation trains on its teacher pass's
+samples, posttrain/teacher_pass.py) and ends by exporting HF weights to `<job>/hf` for the next stage.
+Prompts are decontaminated against the recipe's benchmarks; every rollout, reward, teacher score and
+step metric lands in provenance."""
 
 from __future__ import annotations
 
@@ -50,9 +51,9 @@ class StageContext:
     """What every post-training runner needs: its compiled stage (posttrain/stage_plan.py), folders,
     prompts, the policy and its trainer."""
 
-    def __init__(self, p: PlannedJob, plan: Plan) -> None:
+    def __init__(self, p: PlannedJob, plan: Plan, policy: bool = True) -> None:
+        """policy=False: a stage whose processes load the policy themselves (TRL's, posttrain/trl_worker.py)."""
         from qwen3_recipe.compiler.lowerers import load_lowered
-        from qwen3_recipe.posttrain.policy import Policy
         from qwen3_recipe.verify.isolation import set_policy
         self.p, self.plan = p, plan
         self.stage = load_lowered(p, plan)  # the compiled stage, not the recipe's
@@ -64,12 +65,20 @@ class StageContext:
         if init is None or not (init / "config.json").exists():
             raise RuntimeError(f"{p.job.name}: no weights to start from ({init}); "
                                "set posttrain.init or add a stage before it")
-        self.policy = Policy(init, device())
+        self.init = init
+        self.hf_config = json.loads((init / "config.json").read_text())
+        if policy:
+            from qwen3_recipe.posttrain.policy import Policy
+            self.policy = Policy(init, device())
+            arch = self.policy.arch
+        else:
+            from qwen3_recipe.train.model import arch_from_hf
+            arch = arch_from_hf(self.hf_config)
         # the tokenizer files travel with the weights (an init model may bring its own)
-        self.export_job = {"tokenizer_dir": str(init), "arch": self.policy.arch, **self.stage["export"]}
+        self.export_job = {"tokenizer_dir": str(init), "arch": arch, **self.stage["export"]}
         self.prompts, self.heldout = stage_prompts(plan, self.stage, self.folder, p.job.name)
         self._bar = self._teacher = None
-        if "grpo" in self.stage:  # on-policy: the steps are set (off-policy knows them once the teacher answered)
+        if policy and "grpo" in self.stage:  # on-policy: steps known (off-policy's: once the teacher answered)
             self.make_trainer(self.stage["grpo"]["steps"])
 
     def make_trainer(self, steps: int) -> None:
@@ -111,10 +120,12 @@ class StageContext:
             self._bar = update
             return fn()
 
-    def finish(self, rows: list[dict], summary: str) -> None:
+    def finish(self, rows: list[dict], summary: str, exported: bool = False) -> None:
+        """Export the weights (unless the stage's processes did), keep the metrics, rebuild the database."""
         from qwen3_recipe.console import console
         from qwen3_recipe.provenance.database import build_database
-        self.policy.save_hf(self.folder / "hf", self.export_job)
+        if not exported:
+            self.policy.save_hf(self.folder / "hf", self.export_job)
         shutil.copy2(self.folder / "dump" / "metrics.jsonl", self.folder / "metrics.jsonl")
         build_database(self.plan.run_dir)
         console().print(f"{self.p.job.name}: {summary}; weights in {self.folder / 'hf'}")
@@ -126,23 +137,43 @@ def settings(ctx: StageContext):
 
 
 def run_reasoning_rl(p: PlannedJob, plan: Plan) -> None:
-    from qwen3_recipe.posttrain.grpo import mean_reward, run_grpo
-    from qwen3_recipe.posttrain.policy import Policy
-    from qwen3_recipe.posttrain.rollout_engine import rollout_engine
-    from qwen3_recipe.verify.verifiers import build_verifier
-    ctx = StageContext(p, plan)
+    """GRPO on TRL (posttrain/trl_worker.py), in this process or in as many as `execution` and the machine
+    give (posttrain/trl_launch.py: their output goes to `<job>/trl.log`)."""
+    import os
+
+    from qwen3_recipe.posttrain.metric_rows import read_rows
+    from qwen3_recipe.posttrain.trl_launch import alone, worker_command
+    from qwen3_recipe.posttrain.trl_worker import SPEC, SUMMARY
+    from qwen3_recipe.posttrain.trl_worker import run_reasoning_rl as run_here
+    from qwen3_recipe.train.launch import run_logged
+    ctx = StageContext(p, plan, policy=False)
     s = settings(ctx)
-    verifier = build_verifier(ctx.stage["verifier"])
-    ref = Policy(ctx.policy.hf_dir, device()) if s.kl_coef > 0 else None
-    with rollout_engine(ctx.policy.hf_dir, s.max_response_tokens) as engine:
-        before = mean_reward(engine, ctx.policy, ctx.heldout, verifier, s) if ctx.heldout else None
-        rows = ctx.train(lambda: run_grpo(ctx.trainer, engine, ctx.prompts, verifier, s, ctx.rec_for, ctx.name, ref))
-        after = mean_reward(engine, ctx.policy, ctx.heldout, verifier, s) if ctx.heldout else None
-    if before is not None:
-        ctx.record({"heldout_reward": before}, 0, "reasoning_rl")
-        ctx.record({"heldout_reward": after}, s.steps, "reasoning_rl")
+    execution = plan.loaded.recipe.execution.model_dump(mode="json")
+    spec = {"init": str(ctx.init), "out": str(ctx.folder), "provenance": str(ctx.folder / "provenance"),
+            "job": p.job.name, "stage": ctx.name, "engine": os.environ.get("QWEN3_RECIPE_ROLLOUT_ENGINE"),
+            "lowered": ctx.stage, "execution": execution, "export": ctx.export_job,
+            "prompts": [vars(x) for x in ctx.prompts], "heldout": [vars(x) for x in ctx.heldout]}
+    (ctx.folder / SPEC).write_text(json.dumps(spec, indent=1, default=str) + "\n")
+    (ctx.folder / SUMMARY).unlink(missing_ok=True)
+    metrics, log = ctx.folder / "dump" / "metrics.jsonl", ctx.folder / "trl.log"
+    metrics.parent.mkdir(parents=True, exist_ok=True)
+    ctx.steps = s.steps
+    if alone():
+        ctx.train(lambda: run_here(spec, on_row=ctx._bar))
+    else:
+        cmd = worker_command(ctx.folder / SPEC, execution, ctx.hf_config.get("model_type", "qwen3"))
+        root = str(Path(__file__).resolve().parents[2])
+        env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+               "TRL_EXPERIMENTAL_SILENCE": "1",
+               "PYTHONPATH": os.pathsep.join(x for x in (root, os.environ.get("PYTHONPATH")) if x)}
+        code = ctx.train(lambda: run_logged(cmd, env, log, metrics, ctx._bar))
+        if code != 0 or not (ctx.folder / SUMMARY).exists():
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+            raise RuntimeError(f"{p.job.name}: the TRL trainer stopped (exit status {code}); its log is {log}:\n{tail}")
+    rows, held = read_rows(metrics), json.loads((ctx.folder / SUMMARY).read_text())
+    before, after = held.get("heldout_reward_0"), held.get(f"heldout_reward_{s.steps}")
     ctx.finish(rows, f"reward {rows[0]['reward_mean']:.3f} -> {rows[-1]['reward_mean']:.3f} over {len(rows)} steps"
-               + (f", held-out {before:.3f} -> {after:.3f}" if before is not None else ""))
+               + (f", held-out {before:.3f} -> {after:.3f}" if before is not None else ""), exported=True)
 
 
 def run_general_rl(p: PlannedJob, plan: Plan) -> None:

@@ -10,7 +10,6 @@ it, rewriting the same shards: nothing is lost and nothing is counted twice.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 import torch.distributed.checkpoint as dcp
 from torchtitan.components.optimizer import LRSchedulersContainer, OptimizersContainer, ParamGroupConfig
 
+from qwen3_recipe.posttrain.metric_rows import read_rows, write_rows
 from qwen3_recipe.posttrain.policy import Policy
 
 CHECKPOINTS = "checkpoint"
@@ -118,16 +118,3 @@ class StageTrainer:
             if self.on_step:
                 self.on_step(step + 1, row)
         return rows
-
-
-def read_rows(path: Path, below: int | None = None) -> list[dict]:
-    if not path.exists():
-        return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in rows if below is None or r["step"] <= below]
-
-
-def write_rows(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    tmp.replace(path)

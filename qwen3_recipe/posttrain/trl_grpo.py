@@ -23,6 +23,7 @@ import torch
 from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
+from qwen3_recipe.posttrain.metric_rows import read_rows, write_rows
 from qwen3_recipe.posttrain.rollouts import Rollout, rollout_rows, step_rows
 from qwen3_recipe.posttrain.stage_plan import GRPOSettings
 from qwen3_recipe.posttrain.trl_rollouts import RolloutHook
@@ -75,8 +76,10 @@ class ProvenanceCallback(TrainerCallback):
     single-process stage writes them."""
 
     def __init__(self, hook: RolloutHook, recorder_for: Callable[[int, int], object], stage: str,
-                 kind: str = "reasoning_rl") -> None:
+                 kind: str = "reasoning_rl", metrics_path: Path | None = None,
+                 on_row: Callable[[list[dict]], None] | None = None) -> None:
         self.hook, self.recorder_for, self.stage, self.kind = hook, recorder_for, stage, kind
+        self.metrics_path, self.on_row = metrics_path, on_row
         self.trainer: Qwen3GRPOTrainer | None = None
         self.rows: list[dict] = []
 
@@ -86,13 +89,18 @@ class ProvenanceCallback(TrainerCallback):
         step, rank = state.global_step, self.trainer.accelerator.process_index
         rollouts: list[Rollout] = self.hook.last
         metrics = {ours: float(logs[theirs]) for theirs, ours in METRICS.items() if theirs in logs}
-        metrics |= rollout_metrics(rollouts, self.trainer.accelerator) | {"temperature": self.trainer.settings.temperature(step - 1)}
+        metrics |= rollout_metrics(rollouts, self.trainer.accelerator)
+        metrics["temperature"] = self.trainer.settings.temperature(step - 1)
         rec = self.recorder_for(step, rank)
         rollout_rows(rec, self.stage, step, rollouts, self.hook.version, self.trainer.last_advantages)
         if state.is_world_process_zero:
             step_rows(rec, self.stage, self.kind, step, metrics)
         rec.close()
         self.rows.append({"step": step, **metrics})
+        if self.metrics_path is not None and state.is_world_process_zero:
+            write_rows(self.metrics_path, read_rows(self.metrics_path, below=step - 1) + [self.rows[-1]])
+        if self.on_row is not None and state.is_world_process_zero:
+            self.on_row([self.rows[-1]])
 
 
 def rollout_metrics(rollouts: list[Rollout], accelerator) -> dict[str, float]:
@@ -107,21 +115,38 @@ def rollout_metrics(rollouts: list[Rollout], accelerator) -> dict[str, float]:
 
 def train_grpo(model, tokenizer, engine, prompts, reward_fn, s: GRPOSettings, args: dict, *,
                recorder_for: Callable[[int, int], object], stage: str, kind: str = "reasoning_rl",
-               resume: bool = True) -> tuple[Qwen3GRPOTrainer, list[dict]]:
-    """Run the stage's steps (from its last TRL checkpoint in `args["output_dir"]` when `resume`);
-    returns the trainer and this run's per-step metric rows. `args`: trl_lowering.grpo_args(...) plus any
-    run-local overrides (use_cpu, save_strategy)."""
+               resume: bool = True, metrics_path: Path | None = None,
+               callbacks: tuple = (), on_row: Callable[[list[dict]], None] | None = None,
+               ) -> tuple[Qwen3GRPOTrainer, list[dict]]:
+    """Run the stage's steps (from its last complete TRL checkpoint in `args["output_dir"]` when `resume`);
+    returns the trainer and this run's per-step metric rows (also kept in `metrics_path`, metric_rows.py, and
+    handed to `on_row` as they come: a progress display).
+    `args`: trl_lowering.grpo_args(...) plus any run-local overrides (use_cpu, save_strategy)."""
     from datasets import Dataset
-    from transformers.trainer_utils import get_last_checkpoint
 
     from qwen3_recipe.posttrain.trl_rollouts import trl_reward
     hook = RolloutHook(engine, prompts, s)
-    callback = ProvenanceCallback(hook, recorder_for, stage, kind)
+    callback = ProvenanceCallback(hook, recorder_for, stage, kind, metrics_path, on_row)
     trainer = Qwen3GRPOTrainer(model=model, reward_funcs=trl_reward(reward_fn), args=GRPOConfig(**args),
-                               rollout_func=hook, processing_class=tokenizer, callbacks=[callback], settings=s,
-                               train_dataset=Dataset.from_dict({"prompt": [p.prompt_id for p in prompts]}))
+                               rollout_func=hook, processing_class=tokenizer, callbacks=[callback, *callbacks],
+                               settings=s, train_dataset=Dataset.from_dict({"prompt": [p.prompt_id for p in prompts]}))
     callback.trainer = trainer
-    out = Path(args["output_dir"])
-    last = get_last_checkpoint(str(out)) if resume and out.is_dir() else None
-    trainer.train(resume_from_checkpoint=last)
+    last = last_checkpoint(Path(args["output_dir"]), trainer.accelerator.is_main_process) if resume else None
+    if last is not None:
+        print(f"trl_grpo: resuming from {last.name}", flush=True)
+    trainer.train(resume_from_checkpoint=last and str(last))
     return trainer, callback.rows
+
+
+def last_checkpoint(folder: Path, remove_partial: bool = False) -> Path | None:
+    """The newest whole `checkpoint-<step>` in the folder. HF's Trainer writes a checkpoint's files in place
+    and its trainer_state.json last, so one without it is a save a kill cut short (removed when asked: by one
+    process only)."""
+    import shutil
+    found = []
+    for path in folder.glob("checkpoint-*") if folder.is_dir() else ():
+        if (path / "trainer_state.json").exists():
+            found.append((int(path.name.split("-")[1]), path))
+        elif remove_partial:
+            shutil.rmtree(path, ignore_errors=True)
+    return max(found)[1] if found else None

@@ -44,12 +44,15 @@ class RolloutHook:
         if self.version is None or (step % s.sync_every == 0 and self.version != step):
             push_weights(self.engine, policy_state_dict(trainer))
             self.version = step
-        rollouts: list[Rollout] = []
-        for pid, run in itertools.groupby(prompt_ids):
-            n = len(list(run))
-            rollouts += sample_groups(self.engine, [self.prompts[pid]], step=step, seed=s.seed, n=n,
-                                      max_tokens=s.max_response_tokens, temperature=s.temperature(step),
-                                      mode=s.mode, thinking_budget=s.thinking_budget)[0]
+        runs = [(pid, len(list(run))) for pid, run in itertools.groupby(prompt_ids)]
+        sizes = {n for _, n in runs}
+        if len(sizes) != 1:  # TRL's sampler repeats each prompt num_generations times
+            raise ValueError(f"the generation batch is not whole groups: {runs}")
+        # one engine call for the process's whole share (the engine batches every request)
+        groups = sample_groups(self.engine, [self.prompts[pid] for pid, _ in runs], step=step, seed=s.seed,
+                               n=sizes.pop(), max_tokens=s.max_response_tokens, temperature=s.temperature(step),
+                               mode=s.mode, thinking_budget=s.thinking_budget)
+        rollouts: list[Rollout] = [r for g in groups for r in g]
         self.last = rollouts
         return {"prompt_ids": [r.prompt_ids for r in rollouts],
                 "completion_ids": [r.response_ids for r in rollouts],

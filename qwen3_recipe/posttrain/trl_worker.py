@@ -1,15 +1,21 @@
-"""One process of a GRPO stage on TRL, as `accelerate launch` starts it (issue 19):
+"""One process of a reasoning_rl (GRPO) stage on TRL, as posttrain/trl_launch.py starts it (issue 19):
 
+    python -m qwen3_recipe.posttrain.trl_worker SPEC                       (one process)
     accelerate launch --multi_gpu --num_processes N [--num_machines M ...] -m qwen3_recipe.posttrain.trl_worker SPEC
 
-SPEC (JSON) holds what the process needs and nothing it must re-derive: the weights to start from, the
-stage's lowered settings (stage_plan.py: `grpo`, `lr`, `optimizer`, `seed`, `checkpoints`), the prompts, the
-verifier, the rollout engine's kind, the provenance folder and job name, the output folder and the
-`execution` block. Each process samples its own share of the groups with its own rollout engine, scores
-them with our verifier, and TRL gathers the rewards for the group advantages and averages the gradients
-(DDP; FSDP2 / ZeRO-3 by accelerate's config). Without a GPU, `use_cpu` makes accelerate use gloo.
-Provenance: each process writes its own rollouts (`rank` = its process index), process 0 the step metrics;
-process 0 exports the trained weights to `<out>/hf` in HF format (what the next stage starts from).
+SPEC (JSON, written by posttrain/runner.py) holds what the process needs and nothing it must re-derive: the
+weights to start from, the stage's lowered settings (stage_plan.py: `grpo`, `lr`, `optimizer`, `seed`,
+`checkpoints`), its training and held-out prompts, the verifier, the rollout engine's kind, the provenance
+folder and job name, the stage folder, the `execution` block and the export settings. Each process samples
+its own share of the groups with its own rollout engine, scores them with our verifier, and TRL gathers the
+rewards for the group advantages and averages the gradients (DDP, or FSDP2 by accelerate's launch flags).
+Without a GPU, `use_cpu` makes accelerate use gloo.
+
+Provenance: each process writes its own rollouts (`rank` = its process index), process 0 the step metrics,
+the held-out reward before and after (the `eval-*` shards) and `dump/metrics.jsonl`; a killed stage resumes
+from its last whole TRL checkpoint and rewrites the same shards. Process 0 exports the trained weights to
+`<stage>/hf` as every stage does (train/export.save_hf_weights: config.json with the recipe's RoPE scaling,
+the tokenizer files): what the next stage starts from.
 """
 
 from __future__ import annotations
@@ -19,41 +25,74 @@ import os
 import sys
 from pathlib import Path
 
+SPEC = "trl_spec.json"
+SUMMARY = "trl_summary.json"
+
 
 def main(argv: list[str] | None = None) -> None:
+    from qwen3_recipe.train.launch import die_with_parent
+    die_with_parent()  # a killed launcher (and the `run` above it) takes its workers along
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    run_reasoning_rl(json.loads(Path((argv or sys.argv[1:])[0]).read_text()))
+
+
+def run_reasoning_rl(spec: dict, on_row=None) -> None:
+    """The stage in this process (one of its processes, or the only one: then `on_row` may follow its steps)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from qwen3_recipe.posttrain.grpo import verifier_reward
+    from qwen3_recipe.posttrain.grpo import mean_reward, verifier_reward
     from qwen3_recipe.posttrain.rollout_engine import rollout_engine
+    from qwen3_recipe.posttrain.rollouts import step_rows
     from qwen3_recipe.posttrain.stage_plan import GRPOSettings
     from qwen3_recipe.posttrain.trl_grpo import train_grpo
     from qwen3_recipe.posttrain.trl_lowering import grpo_args
+    from qwen3_recipe.posttrain.trl_rollouts import policy_state_dict
     from qwen3_recipe.provenance.recorder import ShardRecorder
+    from qwen3_recipe.synth.model_view import native_rope
     from qwen3_recipe.synth.prompts import Prompt
+    from qwen3_recipe.train.export import save_hf_weights
+    from qwen3_recipe.verify.isolation import set_policy
     from qwen3_recipe.verify.verifiers import build_verifier
 
-    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-    spec = json.loads(Path((argv or sys.argv[1:])[0]).read_text())
-    lowered, out, init = spec["lowered"], Path(spec["out"]), Path(spec["init"])
+    lowered, folder = spec["lowered"], Path(spec["out"])
+    set_policy(lowered.get("sandbox", "strict"))
     s = GRPOSettings(**lowered["grpo"])
     processes = int(os.environ.get("WORLD_SIZE", "1"))
-    use_cpu = not torch.cuda.is_available()
-    args = grpo_args(lowered, out, spec.get("execution"), processes) | {"use_cpu": use_cpu}
-    prompts = [Prompt(**p) for p in spec["prompts"]]
-    prov, job = Path(spec["provenance"]), spec["job"]
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    args = grpo_args(lowered, folder, spec.get("execution"), processes) | {"use_cpu": not torch.cuda.is_available()}
+    prompts, heldout = ([Prompt(**p) for p in spec[k]] for k in ("prompts", "heldout"))
+    prov, job, stage = Path(spec["provenance"]), spec["job"], spec["stage"]
+    verifier = build_verifier(lowered["verifier"])
+    # torchtitan trains without the export's YaRN, and so do we (synth/model_view.py): the rollouts'
+    # log-probabilities and the policy's must be one model's
+    init = native_rope(Path(spec["init"]))
     model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32)
+    summary: dict = {}
+
+    def heldout_reward(weights: dict, step: int) -> None:
+        summary[f"heldout_reward_{step}"] = value = mean_reward(engine, weights, heldout, verifier, s)
+        rec = ShardRecorder(prov, job, f"eval-{step:06d}", 0)
+        step_rows(rec, stage, "reasoning_rl", step, {"heldout_reward": value})
+        rec.close()
+
     with rollout_engine(init, s.max_response_tokens, kind=spec.get("engine")) as engine:
+        if heldout and main_process:
+            heldout_reward(model.state_dict(), 0)
         trainer, _ = train_grpo(model, AutoTokenizer.from_pretrained(init), engine, prompts,
-                                verifier_reward(build_verifier(spec["verifier"])), s, args, stage=spec["stage"],
+                                verifier_reward(verifier), s, args, stage=stage,
+                                metrics_path=folder / "dump" / "metrics.jsonl", on_row=on_row,
                                 recorder_for=lambda step, rank: ShardRecorder(prov, job, f"step-{step:06d}", rank))
+        if heldout and trainer.accelerator.is_main_process:
+            heldout_reward(policy_state_dict(trainer), s.steps)
     state = trainer.accelerator.state
     print(f"trl_worker: process {state.process_index} of {state.num_processes}, {state.distributed_type}, "
           f"backend {state.backend}", flush=True)
-    trainer.accelerator.wait_for_everyone()
+    weights = trainer.accelerator.get_state_dict(trainer.model)  # whole on process 0 (FSDP gathers)
     if trainer.accelerator.is_main_process:
-        trainer.save_model(str(out / "hf"))
-        trainer.processing_class.save_pretrained(str(out / "hf"))
+        save_hf_weights(weights, folder / "hf", spec["export"])
+        (folder / SUMMARY).write_text(json.dumps(summary) + "\n")
+    trainer.accelerator.wait_for_everyone()
 
 
 if __name__ == "__main__":

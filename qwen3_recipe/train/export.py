@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+HF_INDEX = "model.safetensors.index.json"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja",
                    "special_tokens_map.json", "generation_config.json")
 
@@ -47,3 +48,24 @@ def write_hf_assets(job: dict, step_dir: Path) -> None:
     for name in TOKENIZER_FILES:
         if (tok_dir / name).exists():
             shutil.copy2(tok_dir / name, step_dir / name)
+
+
+def save_hf_weights(weights: dict, out: Path, job: dict) -> None:
+    """An HF folder from weights under HF names: model.safetensors with its index, config.json and the
+    tokenizer files (write_hf_assets), written beside `out` and renamed into place, so a folder that exists
+    is whole. A tied output head is left out (safetensors refuses shared tensors; loaders re-tie it)."""
+    from safetensors.torch import save_file
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    weights = {k: v.detach().contiguous().cpu() for k, v in weights.items()}
+    if job["arch"].get("tie_embeddings") and "model.embed_tokens.weight" in weights:
+        weights.pop("lm_head.weight", None)
+    save_file(weights, tmp / "model.safetensors", metadata={"format": "pt"})
+    index = {"metadata": {"total_size": sum(v.numel() * v.element_size() for v in weights.values())},
+             "weight_map": {k: "model.safetensors" for k in weights}}
+    (tmp / HF_INDEX).write_text(json.dumps(index, indent=2))
+    write_hf_assets(job, tmp)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)

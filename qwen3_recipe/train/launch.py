@@ -14,12 +14,13 @@ import sys
 import time
 from pathlib import Path
 
+from qwen3_recipe.train.export import HF_INDEX  # noqa: F401 (torchtitan's HF save writes it when consolidated)
+
 JOB_ENV = "QWEN3_RECIPE_JOB"
 ATTENTION_OVERRIDE = "qwen3_recipe.train.cpu.sdpa_document_attention"
 EXPERTS_OVERRIDE = "qwen3_recipe.train.cpu.param_dtype_grouped_experts"  # MoE experts in fp32, not bf16
 CPU_OVERRIDES = [ATTENTION_OVERRIDE, EXPERTS_OVERRIDE]
 LOADER_TRACE = "loader_trace.jsonl"  # in the dump folder: micro-batches a scheduled loader fed
-HF_INDEX = "model.safetensors.index.json"  # torchtitan's HF save writes it when consolidated
 
 
 def die_with_parent() -> None:
@@ -53,12 +54,16 @@ def local_devices() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 1
 
 
-def single_process_env() -> dict[str, str]:
-    """What torchrun would tell its one worker: rank 0 of 1, meeting itself on a free local port."""
+def free_port() -> int:
     import socket
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+        return sock.getsockname()[1]
+
+
+def single_process_env() -> dict[str, str]:
+    """What torchrun would tell its one worker: rank 0 of 1, meeting itself on a free local port."""
+    port = free_port()
     return {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1", "GROUP_RANK": "0",
             "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
 
@@ -104,9 +109,26 @@ def launch(job_json: Path, *, timeout: float | None = None, env: dict | None = N
     cmd = torchrun_command(job)
     if runs_alone(job):
         run_env.update(single_process_env())
+    returncode = run_logged(cmd, run_env, log_path, metrics, on_metrics, timeout, seen)
+    output = log_path.read_text(errors="replace")
+    if returncode == 0 and job.get("export_hf"):
+        final = Path(job["dump_folder"]) / "checkpoint" / f"step-{job['steps']}"
+        if (final / HF_INDEX).exists():
+            from qwen3_recipe.train.export import write_hf_assets
+            write_hf_assets(job, final)
+    return subprocess.CompletedProcess(cmd, returncode, output, "")
+
+
+def run_logged(cmd: list[str], env: dict, log_path: Path, metrics: Path, on_metrics=None,
+               timeout: float | None = None, seen: int | None = None) -> int:
+    """Run a trainer subprocess (it dies with this process) with its output in `log_path`, calling
+    `on_metrics(rows)` with the rows it appends to the JSON-lines file `metrics` (after the first `seen`;
+    default: those there at the start); returns its exit status (killed after `timeout` seconds)."""
+    if seen is None:
+        seen = len(metrics.read_text().splitlines()) if metrics.exists() else 0
     started = time.monotonic()
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, env=run_env, stdout=log, stderr=subprocess.STDOUT, text=True,
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
                                 preexec_fn=die_with_parent)
         while proc.poll() is None:
             time.sleep(0.5)
@@ -120,10 +142,4 @@ def launch(job_json: Path, *, timeout: float | None = None, env: dict | None = N
                 proc.kill()
                 proc.wait()
                 break
-    output = log_path.read_text(errors="replace")
-    if proc.returncode == 0 and job.get("export_hf"):
-        final = Path(job["dump_folder"]) / "checkpoint" / f"step-{job['steps']}"
-        if (final / HF_INDEX).exists():
-            from qwen3_recipe.train.export import write_hf_assets
-            write_hf_assets(job, final)
-    return subprocess.CompletedProcess(cmd, proc.returncode, output, "")
+    return proc.returncode
