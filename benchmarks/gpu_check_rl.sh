@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU check for post-training (one GPU, <= ~5 min once the environment is there): a few GRPO steps
 # of a Qwen3-0.6B-sized policy with CUDA vLLM rollouts (benchmarks/gpu_rl_check.py), through the
-# reasoning_rl stage's own code. Needs a venv with CUDA torch, torchtitan and vllm (`pip install -e .[gpu]`).
+# reasoning_rl stage's own code (TRL's GRPOTrainer, our rollout hook). Needs CUDA torch, TRL and vllm
+# (`pip install -e .[gpu]`).
 #
 #   bash benchmarks/gpu_check_rl.sh [--dry-run] [--steps 4] [--batch 8] [--group 8] [--max-tokens 256]
 #

@@ -35,7 +35,6 @@ NO_EFFECT = {
     "pretrain.stages.s1_general.init": "the first stage has no previous stage to start from",
     "model.arch.rope_theta": "every pretraining stage of these recipes sets its own rope_theta",
     "posttrain.stages.*.tokens": "an SFT stage's token count feeds plan's estimates only",
-    "posttrain.init": "used only when the recipe has no pretraining stage to start from",
     "execution.hardware.*": "feeds plan's estimates only",
     "*.expected_tokens": "feeds plan's estimates only (kept out of fingerprints)",
     "*.teacher.arch.*": "a teacher's size, for estimates and the larger-than-student check; its weights are its path",

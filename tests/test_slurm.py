@@ -316,8 +316,8 @@ def test_a_multi_node_grpo_stage_is_one_allocation_of_accelerate_launches(tmp_pa
     """Issue 19: a Qwen3-8B-sized reasoning_rl stage (tests/assets/recipes/grpo-8B.yaml: 4 nodes x 8 GPUs,
     FSDP2, bf16, selective activation checkpointing) is one sbatch job after the tokenizer; inside it the
     runner starts one `accelerate launch` per node through srun (32 processes meeting at the first node, FSDP2
-    over decoder layers), and TRL gets whole groups per process (64 prompts x 16 samples / 32 = 2 groups) and
-    the recipe's precision (golden submission, command and GRPO arguments)."""
+    over decoder layers, sharded checkpoints), and TRL gets whole groups per process (64 prompts x 16 samples /
+    32 = 2 groups, in micro-batches of one sequence) and the recipe's precision (golden submission, command and GRPO arguments)."""
     from qwen3_recipe.compiler.plan import make_plan
     from qwen3_recipe.posttrain.trl_launch import worker_command
     from qwen3_recipe.posttrain.trl_lowering import grpo_args
@@ -345,7 +345,9 @@ def test_a_multi_node_grpo_stage_is_one_allocation_of_accelerate_launches(tmp_pa
                  "--mixed_precision bf16", "-m qwen3_recipe.posttrain.trl_worker"):
         assert part in cmd[-1], cmd[-1]
     args = grpo_args(lowered, run / "jobs" / job, execution, processes=32)
-    assert args["per_device_train_batch_size"] == 32 and args["num_generations"] == 16
+    # each process's 32 samples (2 groups) one 32K-token sequence at a time, accumulated into one step
+    assert args["per_device_train_batch_size"] == 1 and args["num_generations"] == 16
+    assert args["gradient_accumulation_steps"] == args["steps_per_generation"] == 32
     assert args["bf16"] and args["gradient_checkpointing"] and args["max_completion_length"] == 32000
     text = "\n".join([script, "=== inside the allocation", normalise(" ".join(cmd), run),
                       "=== GRPOConfig", json.dumps({k: args[k] for k in sorted(args) if k != "output_dir"}, indent=1)])

@@ -172,3 +172,30 @@ def test_trl_grpo_anneals_the_temperature_and_scores_unusable_logprobs_with_the_
         assert torch.allclose(step["current"][keep], step["by_hand"][keep], atol=1e-4)  # logits / T, T annealed
     temps = {r["step"]: r["value"] for r in _table(tmp_path, "train_steps") if r["metric"] == "temperature"}
     assert temps == {1: 1.0, 2: 0.5}
+
+
+def test_the_prompt_order_of_an_epoch_does_not_depend_on_the_epochs_before_it() -> None:
+    """A stage resumed in its second epoch draws that epoch's order as an uninterrupted one does: our sampler
+    reseeds from (seed, epoch) where TRL's draws every epoch from one generator a checkpoint does not keep."""
+    from trl.trainer.utils import RepeatSampler
+
+    from qwen3_recipe.posttrain.trl_grpo import EpochSeededSampler
+
+    def sampler(cls):
+        s = RepeatSampler(list(range(12)), mini_repeat_count=2, batch_size=3, seed=5)
+        s.__class__ = cls
+        return s
+
+    def epochs(s, which):
+        out = []
+        for epoch in which:
+            if hasattr(s, "set_epoch"):
+                s.set_epoch(epoch)
+            out.append(list(s))
+        return out
+
+    uninterrupted = epochs(sampler(EpochSeededSampler), [0, 1])
+    assert epochs(sampler(EpochSeededSampler), [1]) == uninterrupted[1:]  # resumed in epoch 1
+    assert uninterrupted[0] != uninterrupted[1]
+    trl = epochs(sampler(RepeatSampler), [0, 1])
+    assert epochs(sampler(RepeatSampler), [1]) != trl[1:]  # TRL's alone would replay epoch 0's order

@@ -77,10 +77,14 @@ def policy_update(trainer: StageTrainer, rollouts: list[Rollout], advantages: to
     return out | stats
 
 
-def mean_reward(engine, weights: dict, prompts, verifier, s: GRPOSettings, n: int = 4) -> float:
+HELDOUT_SAMPLES = 4  # per held-out prompt
+
+
+def mean_reward(engine, weights: dict | None, prompts, verifier, s: GRPOSettings, n: int = HELDOUT_SAMPLES) -> float:
     """Mean verifier reward of n fixed-seed samples per prompt at the final rollout temperature, from the
-    policy's `weights` (HF names): the before / after number of a stage (and of the tests)."""
-    push_weights(engine, weights)
+    policy's `weights` (HF names; None: those the engine holds): the before / after number of a stage."""
+    if weights is not None:
+        push_weights(engine, weights)
     groups = sample_groups(engine, prompts, step=-1, seed=s.seed, n=n, max_tokens=s.max_response_tokens,
                            temperature=s.temperature_end, mode=s.mode, thinking_budget=s.thinking_budget)
     score(groups, verifier_reward(verifier))

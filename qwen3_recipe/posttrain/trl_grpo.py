@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
+from trl.trainer.utils import RepeatSampler
 
 from qwen3_recipe.posttrain.metric_rows import read_rows, write_rows
 from qwen3_recipe.posttrain.rollouts import Rollout, rollout_rows, step_rows
@@ -33,11 +34,41 @@ METRICS = {"loss": "loss", "grad_norm": "grad_norm", "learning_rate": "lr", "rew
            "reward_std": "reward_std", "entropy": "entropy", "kl": "kl", "clip_ratio/region_mean": "clip_fraction"}
 
 
+COMPLETE = "qwen3_recipe.complete"  # in a checkpoint folder once every process has saved its part
+
+
 class Qwen3GRPOTrainer(GRPOTrainer):
     def __init__(self, *args, settings: GRPOSettings, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.settings = settings
         self.last_advantages: list[float] = []
+        self.ratio_stats = torch.zeros(2, dtype=torch.float64)  # sum of (old - new) log-prob, tokens: this step
+        self._capture: torch.Tensor | None = None
+
+    def _get_train_sampler(self, dataset=None):
+        """TRL's sampler, reseeded at each epoch from (seed, epoch): TRL's draws each epoch's order from one
+        generator that a checkpoint does not keep, so a stage resumed after its first epoch would replay the
+        first epoch's order; reseeded, epoch e's order is the same however often the stage was resumed."""
+        sampler = super()._get_train_sampler(dataset)
+        sampler.__class__ = EpochSeededSampler
+        return sampler
+
+    def _get_per_token_logps_and_entropies(self, *args, **kwargs):
+        out = super()._get_per_token_logps_and_entropies(*args, **kwargs)
+        if self._capture is not None and self._capture.numel() == 0:
+            self._capture = out[0].detach()
+        return out
+
+    def _compute_loss(self, model, inputs):
+        """TRL's loss; beside it, the ratio's log: mean (old - new) log-probability over the loss's tokens
+        (`approx_kl`: 0 when the engine sampled from the weights being updated)."""
+        self._capture = torch.empty(0)
+        loss = super()._compute_loss(model, inputs)
+        new, self._capture = self._capture, None
+        mask = inputs["completion_mask"] * inputs.get("tool_mask", 1)
+        diff = (inputs["old_per_token_logps"] - new) * mask
+        self.ratio_stats += torch.tensor([float(diff.sum()), float(mask.sum())], dtype=torch.float64)
+        return loss
 
     def set_temperature(self, t: float) -> None:
         from trl.trainer.utils import add_fused_lm_head
@@ -70,6 +101,12 @@ class Qwen3GRPOTrainer(GRPOTrainer):
         return out
 
 
+class EpochSeededSampler(RepeatSampler):
+    def set_epoch(self, epoch: int) -> None:  # transformers and accelerate call it before each epoch
+        if self.seed is not None:
+            self.generator.manual_seed(self.seed + epoch)
+
+
 class ProvenanceCallback(TrainerCallback):
     """After each optimizer step (TRL logs every step, on every process): the step's rollouts from this
     process (its own shard rank) and, from the main process, the step's metrics over all processes, as the
@@ -83,13 +120,25 @@ class ProvenanceCallback(TrainerCallback):
         self.trainer: Qwen3GRPOTrainer | None = None
         self.rows: list[dict] = []
 
+    def on_save(self, args, state, control, **kwargs) -> None:
+        """Every process has written its part of the checkpoint: mark it whole (what resume looks for)."""
+        accelerator = self.trainer.accelerator
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            (Path(args.output_dir) / f"checkpoint-{state.global_step}" / COMPLETE).touch()
+
     def on_log(self, args, state, control, logs=None, **kwargs) -> None:
         if not logs or "loss" not in logs or self.trainer is None:
             return
         step, rank = state.global_step, self.trainer.accelerator.process_index
         rollouts: list[Rollout] = self.hook.last
-        metrics = {ours: float(logs[theirs]) for theirs, ours in METRICS.items() if theirs in logs}
+        metrics = {ours: float(logs[theirs]) for theirs, ours in METRICS.items() if logs.get(theirs) is not None}
         metrics |= rollout_metrics(rollouts, self.trainer.accelerator)
+        stats = self.trainer.accelerator.reduce(self.trainer.ratio_stats.to(self.trainer.accelerator.device),
+                                                reduction="sum").tolist()
+        self.trainer.ratio_stats.zero_()
+        metrics["approx_kl"] = stats[0] / max(1.0, stats[1])
+        metrics.setdefault("kl", metrics["approx_kl"])  # TRL logs its k3 KL only when beta > 0
         metrics["temperature"] = self.trainer.settings.temperature(step - 1)
         rec = self.recorder_for(step, rank)
         rollout_rows(rec, self.stage, step, rollouts, self.hook.version, self.trainer.last_advantages)
@@ -139,13 +188,13 @@ def train_grpo(model, tokenizer, engine, prompts, reward_fn, s: GRPOSettings, ar
 
 
 def last_checkpoint(folder: Path, remove_partial: bool = False) -> Path | None:
-    """The newest whole `checkpoint-<step>` in the folder. HF's Trainer writes a checkpoint's files in place
-    and its trainer_state.json last, so one without it is a save a kill cut short (removed when asked: by one
-    process only)."""
+    """The newest whole `checkpoint-<step>` in the folder. HF's Trainer writes a checkpoint's files in place,
+    each process its own; ProvenanceCallback.on_save marks it once all have: one without the mark is a save a
+    kill cut short (removed when asked: by one process only)."""
     import shutil
     found = []
     for path in folder.glob("checkpoint-*") if folder.is_dir() else ():
-        if (path / "trainer_state.json").exists():
+        if (path / COMPLETE).exists():
             found.append((int(path.name.split("-")[1]), path))
         elif remove_partial:
             shutil.rmtree(path, ignore_errors=True)

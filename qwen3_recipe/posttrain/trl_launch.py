@@ -25,11 +25,15 @@ DECODER_LAYERS = {"qwen3": "Qwen3DecoderLayer", "qwen3_moe": "Qwen3MoeDecoderLay
 
 
 def fsdp_args(execution: dict, model_type: str) -> list[str]:
+    """FSDP2 over the decoder layers; checkpoints sharded (each process saves its own shards: no process
+    gathers the model and its optimizer state), the export gathered by trl_rollouts.policy_state_dict."""
     if execution.get("fsdp", "none") != "full":
         return []
+    if model_type not in DECODER_LAYERS:
+        raise ValueError(f"FSDP wraps decoder layers of {', '.join(DECODER_LAYERS)} models, not {model_type!r}")
     return ["--use_fsdp", "--fsdp_version", "2", "--fsdp_auto_wrap_policy", "TRANSFORMER_BASED_WRAP",
-            "--fsdp_transformer_layer_cls_to_wrap", DECODER_LAYERS.get(model_type, "Qwen3DecoderLayer"),
-            "--fsdp_reshard_after_forward", "true", "--fsdp_state_dict_type", "FULL_STATE_DICT",
+            "--fsdp_transformer_layer_cls_to_wrap", DECODER_LAYERS[model_type],
+            "--fsdp_reshard_after_forward", "true", "--fsdp_state_dict_type", "SHARDED_STATE_DICT",
             "--fsdp_cpu_ram_efficient_loading", "true"]
 
 

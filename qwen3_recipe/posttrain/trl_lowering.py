@@ -23,6 +23,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+MICRO_TOKENS = 4096  # response tokens per forward/backward (as posttrain/rollouts.py's micro-batches)
+
 
 def optimizer_args(lowered: dict) -> dict[str, Any]:
     """TrainingArguments shared by every stage: the recipe's AdamW, its clip, a constant LR (StageTrainer's)."""
@@ -42,19 +44,29 @@ def precision_args(execution: dict | None) -> dict[str, Any]:
 
 def bookkeeping_args(out_dir: str | Path, steps: int, checkpoints: int) -> dict[str, Any]:
     return {"output_dir": str(Path(out_dir) / "dump"), "max_steps": int(steps), "save_strategy": "steps",
-            "save_steps": max(1, steps // max(1, checkpoints)), "save_total_limit": 1, "logging_steps": 1,
+            "save_steps": max(1, steps // max(1, checkpoints)), "save_total_limit": 2, "logging_steps": 1,
             "report_to": [], "remove_unused_columns": False, "disable_tqdm": True}
+
+
+def micro_batch(share: int, max_response_tokens: int, budget: int = MICRO_TOKENS) -> int:
+    """Sequences per forward/backward: the most that divides a process's share of the step's samples and
+    keeps about `budget` response tokens (at least one). Memory, not maths: the dapo loss divides by the
+    tokens of the whole step however it is accumulated."""
+    most = max(1, budget // max(1, max_response_tokens))
+    return max(d for d in range(1, share + 1) if share % d == 0 and d <= most)
 
 
 def grpo_args(lowered: dict, out_dir: str | Path, execution: dict | None = None, processes: int = 1) -> dict:
     """`GRPOConfig(**grpo_args(...))` for a reasoning_rl (or general_rl's policy-gradient) stage: one
     generation batch (batch_size prompts x group_size samples) per optimizer step, split over `processes`
-    without splitting a group."""
+    without splitting a group, each process's share in micro-batches accumulated into one step."""
     g = lowered["grpo"]
     samples = g["batch_size"] * g["group_size"]
     if samples % processes or (samples // processes) % g["group_size"]:
-        raise ValueError(f"{g['batch_size']} prompts x {g['group_size']} samples do not split into whole groups "
-                         f"over {processes} processes")
+        raise ValueError(f"batch_size {g['batch_size']} prompts x group_size {g['group_size']} samples do not split "
+                         f"into whole groups over {processes} processes")
+    share = samples // processes
+    micro = micro_batch(share, int(g["max_response_tokens"]))
     # general_rl's policy-gradient phase keeps to its reference with the stage's beta (general_rl.py)
     kl_coef = float(lowered["beta"]) if "method" in lowered else float(g["kl_coef"])
     return {
@@ -63,8 +75,8 @@ def grpo_args(lowered: dict, out_dir: str | Path, execution: dict | None = None,
         "loss_type": "dapo", "scale_rewards": g.get("reward_scaling", "group"), "beta": kl_coef,
         "use_bias_correction_kl": False,
         "epsilon": float(g["clip_eps"]), "epsilon_high": float(g["clip_eps"]),
-        "num_generations": int(g["group_size"]), "per_device_train_batch_size": samples // processes,
-        "gradient_accumulation_steps": 1, "steps_per_generation": 1, "num_iterations": 1,
+        "num_generations": int(g["group_size"]), "per_device_train_batch_size": micro,
+        "gradient_accumulation_steps": share // micro, "steps_per_generation": share // micro, "num_iterations": 1,
         "max_completion_length": int(g["max_response_tokens"]), "temperature": float(g["temperature_start"]),
         "top_p": 1.0, "top_k": 0, "use_vllm": False, "vllm_importance_sampling_correction": False,
         "mask_truncated_completions": False,

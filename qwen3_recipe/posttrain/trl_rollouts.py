@@ -25,8 +25,14 @@ from qwen3_recipe.synth.prompts import Prompt
 
 
 def policy_state_dict(trainer) -> dict:
-    """The trainer's current weights under HF names (what the engines load)."""
-    return trainer.accelerator.unwrap_model(trainer.model).state_dict()
+    """The trainer's current weights, whole, under the checkpoint's HF names (what the engines load and an
+    export holds). Collective under FSDP2: every process calls it (each parameter's shards are gathered);
+    transformers 5 keeps MoE experts fused in memory, so its load-time conversion is reverted (one tensor
+    per expert, as the checkpoint and vLLM's loader have them)."""
+    from transformers.core_model_loading import revert_weight_conversion
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    weights = {k: v.full_tensor() if hasattr(v, "full_tensor") else v for k, v in model.state_dict().items()}
+    return revert_weight_conversion(model, weights)
 
 
 class RolloutHook:

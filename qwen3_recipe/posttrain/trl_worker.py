@@ -41,11 +41,11 @@ def run_reasoning_rl(spec: dict, on_row=None) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from qwen3_recipe.posttrain.grpo import mean_reward, verifier_reward
+    from qwen3_recipe.posttrain.grpo import HELDOUT_SAMPLES, mean_reward, verifier_reward
     from qwen3_recipe.posttrain.rollout_engine import rollout_engine
     from qwen3_recipe.posttrain.rollouts import step_rows
     from qwen3_recipe.posttrain.stage_plan import GRPOSettings
-    from qwen3_recipe.posttrain.trl_grpo import train_grpo
+    from qwen3_recipe.posttrain.trl_grpo import last_checkpoint, train_grpo
     from qwen3_recipe.posttrain.trl_lowering import grpo_args
     from qwen3_recipe.posttrain.trl_rollouts import policy_state_dict
     from qwen3_recipe.provenance.recorder import ShardRecorder
@@ -58,42 +58,59 @@ def run_reasoning_rl(spec: dict, on_row=None) -> None:
     lowered, folder = spec["lowered"], Path(spec["out"])
     set_policy(lowered.get("sandbox", "strict"))
     s = GRPOSettings(**lowered["grpo"])
-    processes = int(os.environ.get("WORLD_SIZE", "1"))
-    main_process = int(os.environ.get("RANK", "0")) == 0
-    args = grpo_args(lowered, folder, spec.get("execution"), processes) | {"use_cpu": not torch.cuda.is_available()}
+    processes, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    use_cpu = not torch.cuda.is_available()
+    if processes > 1:  # the process group before the model: FSDP's low-memory loading needs it
+        from accelerate import PartialState
+        PartialState(cpu=use_cpu)
+    args = grpo_args(lowered, folder, spec.get("execution"), processes) | {"use_cpu": use_cpu}
     prompts, heldout = ([Prompt(**p) for p in spec[k]] for k in ("prompts", "heldout"))
     prov, job, stage = Path(spec["provenance"]), spec["job"], spec["stage"]
+    if rank == 0:
+        drop_shards_after(prov, last_checkpoint(Path(args["output_dir"])))
     verifier = build_verifier(lowered["verifier"])
     # torchtitan trains without the export's YaRN, and so do we (synth/model_view.py): the rollouts'
     # log-probabilities and the policy's must be one model's
     init = native_rope(Path(spec["init"]))
     model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32)
-    summary: dict = {}
-
-    def heldout_reward(weights: dict, step: int) -> None:
-        summary[f"heldout_reward_{step}"] = value = mean_reward(engine, weights, heldout, verifier, s)
-        rec = ShardRecorder(prov, job, f"eval-{step:06d}", 0)
-        step_rows(rec, stage, "reasoning_rl", step, {"heldout_reward": value})
-        rec.close()
+    mine = heldout[rank::processes]  # each process scores its share of the held-out prompts
 
     with rollout_engine(init, s.max_response_tokens, kind=spec.get("engine")) as engine:
-        if heldout and main_process:
-            heldout_reward(model.state_dict(), 0)
+        before = mean_reward(engine, None, mine, verifier, s) if mine else 0.0  # the engine holds `init`
         trainer, _ = train_grpo(model, AutoTokenizer.from_pretrained(init), engine, prompts,
                                 verifier_reward(verifier), s, args, stage=stage,
                                 metrics_path=folder / "dump" / "metrics.jsonl", on_row=on_row,
                                 recorder_for=lambda step, rank: ShardRecorder(prov, job, f"step-{step:06d}", rank))
-        if heldout and trainer.accelerator.is_main_process:
-            heldout_reward(policy_state_dict(trainer), s.steps)
-    state = trainer.accelerator.state
+        weights = policy_state_dict(trainer)  # every process (FSDP gathers shards)
+        after = mean_reward(engine, weights, mine, verifier, s) if mine else 0.0
+    accelerator = trainer.accelerator
+    n = len(mine) * HELDOUT_SAMPLES
+    totals = accelerator.reduce(torch.tensor([before * n, after * n, n], dtype=torch.float64,
+                                             device=accelerator.device), reduction="sum").tolist()
+    state = accelerator.state
     print(f"trl_worker: process {state.process_index} of {state.num_processes}, {state.distributed_type}, "
           f"backend {state.backend}", flush=True)
-    weights = trainer.accelerator.get_state_dict(trainer.model)  # whole on process 0 (FSDP gathers)
-    if trainer.accelerator.is_main_process:
+    if accelerator.is_main_process:
+        summary = {}
+        if heldout:
+            for step, total in ((0, totals[0]), (s.steps, totals[1])):
+                summary[f"heldout_reward_{step}"] = value = total / totals[2]
+                rec = ShardRecorder(prov, job, f"eval-{step:06d}", 0)
+                step_rows(rec, stage, "reasoning_rl", step, {"heldout_reward": value})
+                rec.close()
         save_hf_weights(weights, folder / "hf", spec["export"])
         (folder / SUMMARY).write_text(json.dumps(summary) + "\n")
-    trainer.accelerator.wait_for_everyone()
+    accelerator.wait_for_everyone()
 
+
+def drop_shards_after(provenance: Path, checkpoint: Path | None) -> None:
+    """Step shards past the checkpoint a stage resumes from (all of them without one): the resumed steps write
+    theirs again, and a shard of a rank the rerun does not have (fewer processes than before) must not stay."""
+    done = int(checkpoint.name.split("-")[1]) if checkpoint else 0
+    for table in ("rollouts", "train_steps"):
+        for f in (provenance / table).glob("step-*.parquet"):
+            if int(f.name.split("-")[1]) > done:
+                f.unlink()
 
 if __name__ == "__main__":
     main()

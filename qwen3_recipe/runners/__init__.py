@@ -26,7 +26,7 @@ RUNNER_MODULES = {
     "fusion": "qwen3_recipe.train.sft:run_sft",
     "synth": "qwen3_recipe.synth.job:run_synth",
     "eval": "qwen3_recipe.evals.job:run_eval",
-    "reasoning_rl": "qwen3_recipe.posttrain.runner:run_reasoning_rl",
+    "reasoning_rl": "qwen3_recipe.posttrain.trl_stage:run_reasoning_rl",
     "general_rl": "qwen3_recipe.posttrain.runner:run_general_rl",
     "distill_teacher": "qwen3_recipe.posttrain.teacher_pass:run_teacher_pass",
     "distill_offpolicy": "qwen3_recipe.posttrain.runner:run_distill_offpolicy",
