@@ -317,7 +317,8 @@ def test_a_multi_node_grpo_stage_is_one_allocation_of_accelerate_launches(tmp_pa
     FSDP2, bf16, selective activation checkpointing) is one sbatch job after the tokenizer; inside it the
     runner starts one `accelerate launch` per node through srun (32 processes meeting at the first node, FSDP2
     over decoder layers, sharded checkpoints), and TRL gets whole groups per process (64 prompts x 16 samples /
-    32 = 2 groups, in micro-batches of one sequence) and the recipe's precision (golden submission, command and GRPO arguments)."""
+    32 = 2 groups, in micro-batches of one sequence) and the recipe's precision (golden submission, command
+    and GRPO arguments)."""
     from qwen3_recipe.compiler.plan import make_plan
     from qwen3_recipe.posttrain.trl_launch import worker_command
     from qwen3_recipe.posttrain.trl_lowering import grpo_args
@@ -351,6 +352,12 @@ def test_a_multi_node_grpo_stage_is_one_allocation_of_accelerate_launches(tmp_pa
     assert args["bf16"] and args["gradient_checkpointing"] and args["max_completion_length"] == 32000
     text = "\n".join([script, "=== inside the allocation", normalise(" ".join(cmd), run),
                       "=== GRPOConfig", json.dumps({k: args[k] for k in sorted(args) if k != "output_dir"}, indent=1)])
+    # `plan` says where it runs: 32 GPUs shared by trainer and rollouts, GPU-hours split between them
+    view = json.loads(run_cli("plan", recipe, "--set", "execution.executor=slurm", "--format", "json").stdout)
+    planned = next(j for j in view["jobs"] if j["name"] == job)
+    t = planned["trainer"]
+    assert t["gpus"] == 32 and t["rollout_gpus"] == 0 and "FSDP2" in t["text"]
+    assert abs(t["rollout_gpu_hours"] + t["update_gpu_hours"] - planned["estimate"]["gpu_hours"]) < 1e-6
     golden = REPO / "tests/golden/slurm/grpo-8B-reasoning-rl.txt"
     if update_golden:
         golden.write_text(text + "\n")

@@ -87,6 +87,14 @@ def print_plan(view: dict) -> None:
             wall = _hours(job["estimate"]["gpu_hours"] / gpus)
             console().print(f"{job['name']} served by {job['serving']['text']}: {wall} hours wall-clock on {gpus:,} "
                             f"GPU{'s' if gpus > 1 else ''}", highlight=False)
+        if job.get("trainer"):
+            t = job["trainer"]
+            devices = f"{t['gpus']:,} GPU{'s' if t['gpus'] > 1 else ''}"
+            console().print(f"{job['name']} trains on {t['text']}: {devices} shared by the trainer and its "
+                            f"rollout engines (no dedicated rollout GPUs), {_hours(t['rollout_gpu_hours'])} GPU-h "
+                            f"rollouts + {_hours(t['update_gpu_hours'])} GPU-h updates = "
+                            f"{_hours(job['estimate']['gpu_hours'] / t['gpus'])} hours wall-clock", highlight=False,
+                            soft_wrap=True)
     for name, group in view.get("languages", {}).items():
         ranked = sorted(group["shares"].items(), key=lambda kv: -kv[1])
         console().print(f"data.languages.{name}: {len(ranked)} languages of {group['family']}, shares "

@@ -44,7 +44,8 @@ def plan_view(plan: "Plan") -> dict[str, Any]:
                   "estimate": asdict(p.estimate) | {"flops": p.estimate.flops},
                   "shortfalls": [asdict(s) for s in p.shortfalls], "status": p.status,
                   **({"segments": seq_len_segments(p)} if p.job.kind == "pretrain" else {}),
-                  **({"serving": served(plan, p)} if p.job.kind in GENERATION_KINDS else {})}
+                  **({"serving": served(plan, p)} if p.job.kind in GENERATION_KINDS else {}),
+                  **({"trainer": trl_trainer(plan, p)} if p.job.kind in TRL_KINDS else {})}
                  for p in plan.jobs],
         "languages": {name: {"family": g.family, "rule": g.rule, "shares": g.shares, "tokens": g.tokens,
                              "sources": g.sources} for name, g in loaded.languages.items()},
@@ -59,6 +60,28 @@ def served(plan: "Plan", p: "PlannedJob") -> dict[str, Any]:
     from qwen3_recipe.serving import describe, serving_of
     s = serving_of(plan.loaded.recipe, p.job.name)
     return {"text": describe(s), "gpus": s["tasks"] * s["gpus_per_task"]}
+
+
+TRL_KINDS = ("reasoning_rl",)  # stages on TRL + accelerate (posttrain/trl_launch.py)
+
+
+def trl_trainer(plan: "Plan", p: "PlannedJob") -> dict[str, Any]:
+    """Where a TRL stage runs: its processes (one per GPU: `execution.slurm` nodes x GPUs on Slurm, else the
+    GPUs `execution.hardware` assumes), each with its own colocated rollout engine (no dedicated rollout
+    GPUs), and its GPU-hours split into rollouts and updates at the estimate's rates."""
+    from qwen3_recipe.compiler.estimate import GENERATION_MFU, PEAK_TFLOPS
+    ex = plan.loaded.recipe.execution
+    nodes, per_node = (ex.slurm.nodes, ex.slurm.gpus_per_node) if ex.executor == "slurm" else (1, ex.hardware.count)
+    if ex.hardware.accelerator == "cpu":
+        nodes, per_node = 1, 1
+    peak = (ex.hardware.peak_tflops or PEAK_TFLOPS.get(ex.hardware.accelerator, PEAK_TFLOPS["H100"])) * 1e12
+    est = p.estimate
+    rollout_h = est.gen_flops / (peak * min(ex.hardware.mfu, GENERATION_MFU)) / 3600
+    update_h = est.train_flops / (peak * ex.hardware.mfu) / 3600
+    shard = ", FSDP2" if ex.fsdp == "full" and nodes * per_node > 1 else ""
+    return {"text": f"TRL GRPOTrainer, {nodes * per_node} process{'es' if nodes * per_node > 1 else ''} "
+                    f"({nodes} node{'s' if nodes > 1 else ''} x {per_node}){shard}, rollouts colocated",
+            "gpus": nodes * per_node, "rollout_gpus": 0, "rollout_gpu_hours": rollout_h, "update_gpu_hours": update_h}
 
 
 def seq_len_segments(p: "PlannedJob") -> list[dict[str, int]]:
