@@ -341,6 +341,7 @@ def test_a_multi_node_grpo_stage_is_one_allocation_of_accelerate_launches(tmp_pa
     inside = {"QWEN3_RECIPE_NNODES": "4", "QWEN3_RECIPE_NPROC": "8", "QWEN3_RECIPE_HEAD": "node001"}
     cmd = worker_command(run / "jobs" / job / "trl_spec.json", execution, "qwen3", env=inside)
     assert cmd[:5] == ["srun", "--nodes=4", "--ntasks-per-node=1", "--kill-on-bad-exit=1", "bash"]
+    assert "--multi_gpu" not in cmd[-1]  # accelerate takes FSDP or DDP, not both
     for part in ("--num_processes 32 --num_machines 4", "--machine_rank $SLURM_NODEID --main_process_ip node001",
                  "--use_fsdp --fsdp_version 2", "--fsdp_transformer_layer_cls_to_wrap Qwen3DecoderLayer",
                  "--mixed_precision bf16", "-m qwen3_recipe.posttrain.trl_worker"):

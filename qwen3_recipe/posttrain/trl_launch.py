@@ -58,10 +58,12 @@ def worker_command(spec: Path, execution: dict, model_type: str = "qwen3", env: 
     nnodes, nproc, head = processes(env)
     if alone(env):
         return [sys.executable, "-m", WORKER, str(spec)]
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+    # accelerate takes one of --multi_gpu (DDP) and --use_fsdp
+    distributed = fsdp_args(execution, model_type) or ["--multi_gpu"]
+    launch = [sys.executable, "-m", "accelerate.commands.launch", *distributed,
               "--num_processes", str(nnodes * nproc), "--num_machines", str(nnodes),
               "--mixed_precision", "bf16" if execution.get("mixed_precision") == "bf16" else "no",
-              "--dynamo_backend", "no", *fsdp_args(execution, model_type)]
+              "--dynamo_backend", "no"]
     if not head:
         return launch + ["--main_process_port", str(free_port()), "-m", WORKER, str(spec)]
     per_node = launch + ["--machine_rank", "$SLURM_NODEID", "--main_process_ip", head,

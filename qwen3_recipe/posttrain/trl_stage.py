@@ -22,11 +22,16 @@ def run_reasoning_rl(p: PlannedJob, plan: Plan) -> None:
     from qwen3_recipe.posttrain.trl_launch import alone, processes, worker_command
     from qwen3_recipe.posttrain.trl_worker import SPEC, SUMMARY
     from qwen3_recipe.posttrain.trl_worker import run_reasoning_rl as run_here
-    from qwen3_recipe.train.launch import run_logged
+    from qwen3_recipe.train.launch import has_accelerator, run_logged
     ctx = StageContext(p, plan, policy=False)
     s = settings(ctx)
     execution = plan.loaded.recipe.execution.model_dump(mode="json")
     nnodes, nproc, _ = processes()
+    if execution["fsdp"] == "full" and nnodes * nproc > 1 and not has_accelerator():
+        key = ("execution", "fsdp")  # accelerate shards with FSDP on GPUs only: on CPU it would quietly run DDP
+        raise RecipeError([Problem("fsdp: full needs GPUs for a stage on TRL (accelerate runs FSDP on GPUs "
+                                   "only); set execution.fsdp: none to run it on CPU processes",
+                                   ".".join(key), plan.loaded.raw.smap.find(key))])
     if (s.batch_size * s.group_size) % (nnodes * nproc * s.group_size):
         raise RecipeError([Problem(f"{s.batch_size} prompts per step cannot be shared out in whole groups over "
                                    f"{nnodes * nproc} processes ({nnodes} node(s) x {nproc}): make batch_size a "
