@@ -160,9 +160,13 @@ def test_trl_grpo_anneals_the_temperature_and_scores_unusable_logprobs_with_the_
     from qwen3_recipe.posttrain.stage_plan import GRPOSettings
     s = GRPOSettings(steps=2, batch_size=2, group_size=2, max_response_tokens=32, temperature_start=1.0,
                      temperature_end=0.5, seed=3)
+    from qwen3_recipe.posttrain.trl_grpo import pre_fused_forward
     with rollout_engine(TEACHER, 32, kind="transformers") as engine:
-        _, _, _, seen = _run(tmp_path, engine, s, monkeypatch)
+        trainer, _, _, seen = _run(tmp_path, engine, s, monkeypatch)
     assert [step["temperature"] for step in seen] == [1.0, 0.5]
+    # the head re-fused at T = 0.5 wraps the forward TRL first fused onto (accelerate's wrappers kept), once
+    inner = pre_fused_forward(trainer.accelerator.unwrap_model(trainer.model).forward)
+    assert "original_forward" not in getattr(inner, "__func__", inner).__code__.co_freevars
     assert [r.temperature for r in seen[1]["rollouts"]] == [0.5] * 4
     assert all(r.old_logps is None for r in seen[1]["rollouts"]) and all(r.old_logps is not None
                                                                           for r in seen[0]["rollouts"])

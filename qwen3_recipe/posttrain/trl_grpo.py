@@ -79,7 +79,9 @@ class Qwen3GRPOTrainer(GRPOTrainer):
             if model is None:
                 continue
             model = self.accelerator.unwrap_model(model)
-            model.__dict__.pop("forward", None)  # back to the class's forward, then the head at the new T
+            # back to the forward TRL fused the head onto (accelerate's mixed-precision wrapper, if any, with
+            # it), then the head again at the new temperature
+            model.forward = pre_fused_forward(model.forward)
             add_fused_lm_head(model, temperature=t, cast_lm_head_to_fp32=self.args.cast_lm_head_to_fp32,
                               outputs=outputs)
 
@@ -99,6 +101,15 @@ class Qwen3GRPOTrainer(GRPOTrainer):
             out["old_per_token_logps"] = sampled
         self.last_advantages = out["advantages"].tolist()
         return out
+
+
+def pre_fused_forward(forward):
+    """The forward that trl.trainer.utils.add_fused_lm_head wrapped (it keeps it as `original_forward`)."""
+    fn = getattr(forward, "__func__", forward)
+    cells = dict(zip(fn.__code__.co_freevars, fn.__closure__ or ()))
+    if "original_forward" not in cells:
+        raise RuntimeError("TRL's fused LM head has changed: no original_forward to restore (TRL is pinned)")
+    return cells["original_forward"].cell_contents
 
 
 class EpochSeededSampler(RepeatSampler):

@@ -37,9 +37,12 @@ def optimizer_args(lowered: dict) -> dict[str, Any]:
 
 
 def precision_args(execution: dict | None) -> dict[str, Any]:
+    """`execution`'s mixed precision, activation checkpointing and compile. HF checkpoints activations per
+    decoder layer and has no selective mode: `selective` and `full` both lower to checkpointing every layer."""
     execution = execution or {}
     return {"bf16": execution.get("mixed_precision") == "bf16", "fp16": False,
-            "gradient_checkpointing": execution.get("activation_checkpointing", "none") != "none"}
+            "gradient_checkpointing": execution.get("activation_checkpointing", "none") != "none",
+            "torch_compile": bool(execution.get("compile", False))}
 
 
 def bookkeeping_args(out_dir: str | Path, steps: int, checkpoints: int) -> dict[str, Any]:

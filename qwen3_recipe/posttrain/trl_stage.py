@@ -54,7 +54,11 @@ def run_reasoning_rl(p: PlannedJob, plan: Plan) -> None:
         env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
                "TRL_EXPERIMENTAL_SILENCE": "1",
                "PYTHONPATH": os.pathsep.join(x for x in (root, os.environ.get("PYTHONPATH")) if x)}
-        code = ctx.train(lambda: run_logged(cmd, env, log, metrics, ctx._bar))
+        # the rows kept on resume: those up to the checkpoint (the worker rewrites the file from there)
+        from qwen3_recipe.posttrain.trl_grpo import last_checkpoint
+        last = last_checkpoint(metrics.parent)
+        seen = len(read_rows(metrics, below=int(last.name.split("-")[1]) if last else 0))
+        code = ctx.train(lambda: run_logged(cmd, env, log, metrics, ctx._bar, seen=seen))
         if code != 0 or not (ctx.folder / SUMMARY).exists():
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
             raise RuntimeError(f"{p.job.name}: the TRL trainer stopped (exit status {code}); its log is {log}:\n{tail}")
