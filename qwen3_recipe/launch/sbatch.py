@@ -12,7 +12,7 @@ from pathlib import Path
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
 
 # jobs of N nodes x G GPUs: torchtitan's stages (train/launch.py), those on TRL + accelerate (posttrain/trl_launch.py)
-TRAIN_KINDS = {"pretrain", "sft", "fusion", "reasoning_rl"}
+TRAIN_KINDS = {"pretrain", "sft", "fusion", "reasoning_rl", "distill_onpolicy"}
 SCRIPT = "launch.slurm"
 
 

@@ -35,7 +35,7 @@ def submit(plan: Plan, jobs: list[PlannedJob]) -> int:
     unsupported = [p.job.name for p in jobs if p.job.kind not in supported and p.status != "cached"]
     if unsupported:
         raise RecipeError([Problem(f"no Slurm lowering yet for {', '.join(unsupported)} (data, tokenizer, "
-                                   "pretraining, SFT, GRPO, synth, quality, eval and distillation teacher-pass jobs "
+                                   "pretraining, SFT, GRPO, on-policy distillation, synth, quality, eval and distillation teacher-pass jobs "
                                    "only); select them "
                                    "with --only",
                                    ".".join(path), plan.loaded.raw.smap.find(path))])

@@ -5,10 +5,10 @@ top-k log-probabilities per token (a generation job of its own, posttrain/teache
 like synth jobs); the student minimises KL over the teacher's top-k (renormalised) plus
 cross-entropy on the teacher's tokens.
 
-On-policy: the student samples (its weights pushed into the rollout engine), the teacher scores
-those very tokens with a forward pass, and the student minimises the per-token KL to the teacher
-over the full vocabulary - reverse KL(student || teacher) by default, as the report's on-policy
-phase; `kl: forward` is recorded as such.
+On-policy (posttrain/trl_distill.py, on TRL's GKD trainer): the student samples (its weights pushed
+into the rollout engine), the teacher scores those very tokens with a forward pass, and the student
+minimises the per-token KL to the teacher over the full vocabulary - reverse KL(student || teacher) by
+default, as the report's on-policy phase; `kl: forward` is recorded as such.
 
 Both stages measure the same number on held-out prompts the stage never trains on: the student's
 per-token KL to the teacher on the student's own samples (reverse and forward), before and after.
@@ -28,10 +28,7 @@ from qwen3_recipe.posttrain.objectives import token_kl, topk_kl
 from qwen3_recipe.posttrain.policy import Batch, Policy
 from qwen3_recipe.posttrain.rollout_engine import push_weights
 from qwen3_recipe.posttrain.rollouts import (
-    PolicySampler,
-    Rollout,
     micro_batches,
-    rollout_rows,
     sample_groups,
     step_rows,
 )
@@ -105,46 +102,6 @@ def run_offpolicy(trainer: StageTrainer, samples: list[dict], *, batch_size: int
         def commit() -> None:
             rec = rec_for(step + 1)
             step_rows(rec, stage, "distill_offpolicy", step + 1, metrics)
-            rec.close()
-        return metrics, commit
-
-    return trainer.run(step_fn)
-
-
-def run_onpolicy(trainer: StageTrainer, engine, teacher: Policy, prompts, *, steps_settings, direction: str,
-                 modes: list[str], rec_for, stage: str) -> list[dict]:
-    """steps_settings: GRPOSettings (batch_size prompts, group_size samples each, response length, seed)."""
-    sample = PolicySampler(engine, trainer.policy, steps_settings, sync_every=1)  # on-policy: the current student
-
-    def step_fn(step: int):
-        groups = sample(prompts, step, temperature=EVAL_TEMPERATURE, mode=modes[step % len(modes)])
-        rollouts: list[Rollout] = [r for g in groups for r in g]
-        seqs = [r.seq for r in rollouts]
-        total = max(1, sum(len(r.response_ids) for r in rollouts))
-        policy = trainer.policy
-
-        def backward() -> torch.Tensor:
-            loss_sum = torch.zeros(())
-            for idx in micro_batches(seqs):
-                batch = Batch.pack([seqs[j] for j in idx], policy.device)
-                with torch.no_grad():
-                    t_logits = teacher.response_logits(batch)
-                kls = [token_kl(s_lg, t_lg, direction) for s_lg, t_lg in zip(policy.response_logits(batch), t_logits)]
-                for j, kl in zip(idx, kls):
-                    rollouts[j].extra["teacher_kl"] = float(kl.detach().mean()) if kl.numel() else 0.0
-                loss = torch.cat(kls).sum() / total
-                loss.backward()
-                loss_sum += loss.detach()
-            return loss_sum
-
-        metrics = trainer.optimise(backward) | {
-            "kl": sum(r.extra["teacher_kl"] * len(r.response_ids) for r in rollouts) / total,
-            "response_tokens": total / len(rollouts), "kl_direction_reverse": float(direction == "reverse")}
-
-        def commit() -> None:
-            rec = rec_for(step + 1)
-            rollout_rows(rec, stage, step + 1, rollouts, sample.version)
-            step_rows(rec, stage, "distill_onpolicy", step + 1, metrics)
             rec.close()
         return metrics, commit
 

@@ -1,8 +1,8 @@
 """`posttrain.<stage>` jobs of type reasoning_rl, general_rl, distill_offpolicy and distill_onpolicy.
 
-Each warm-starts from its predecessor's HF export (or `posttrain.init`). reasoning_rl trains on TRL's
-GRPOTrainer in one or more processes (posttrain/trl_worker.py, started by posttrain/trl_launch.py: TRL
-checkpoints in `dump/`); the others in one process (posttrain/trainer.py: torchtitan's Qwen3, optimizer
+Each warm-starts from its predecessor's HF export (or `posttrain.init`). reasoning_rl and
+distill_onpolicy train on TRL (GRPO, GKD) in one or more processes (posttrain/trl_stage.py); the others
+in one process (posttrain/trainer.py: torchtitan's Qwen3, optimizer
 and LR schedule, DCP checkpoints in `dump/`). All sample rollouts through the synth engines (vLLM by
 default; QWEN3_RECIPE_ROLLOUT_ENGINE=transformers; off-policy distillation trains on its teacher pass's
 samples, posttrain/teacher_pass.py) and ends by exporting HF weights to `<job>/hf` for the next stage.
@@ -195,21 +195,4 @@ def run_distill_offpolicy(p: PlannedJob, plan: Plan) -> None:
                                                  seed=ctx.seed, rec_for=ctx.rec_for, stage=ctx.name))
         after = _heldout(ctx, engine, teacher, steps, "distill_offpolicy")
     ctx.finish(rows, f"{len(samples)} teacher samples; top-k KL {rows[0]['kl_topk']:.3f} -> {rows[-1]['kl_topk']:.3f}"
-               + (f", held-out KL {before['heldout_kl']:.3f} -> {after['heldout_kl']:.3f}" if before else ""))
-
-
-def run_distill_onpolicy(p: PlannedJob, plan: Plan) -> None:
-    from qwen3_recipe.posttrain import distill as D
-    from qwen3_recipe.posttrain.rollout_engine import rollout_engine
-    ctx = StageContext(p, plan)
-    _, teacher = ctx.teacher()
-    s = settings(ctx)
-    with rollout_engine(ctx.policy.hf_dir, s.max_response_tokens) as engine:
-        before = _heldout(ctx, engine, teacher, 0, "distill_onpolicy")
-        rows = ctx.train(lambda: D.run_onpolicy(ctx.trainer, engine, teacher, ctx.prompts, steps_settings=s,
-                                                direction=ctx.stage["kl"], modes=ctx.stage["modes"],
-                                                rec_for=ctx.rec_for, stage=ctx.name))
-        after = _heldout(ctx, engine, teacher, s.steps, "distill_onpolicy")
-    (ctx.folder / "kl_direction.json").write_text(json.dumps({"kl": ctx.stage["kl"]}) + "\n")
-    ctx.finish(rows, f"{ctx.stage['kl']} KL {rows[0]['kl']:.3f} -> {rows[-1]['kl']:.3f}"
                + (f", held-out KL {before['heldout_kl']:.3f} -> {after['heldout_kl']:.3f}" if before else ""))

@@ -31,7 +31,7 @@ from qwen3_recipe.posttrain.trl_rollouts import RolloutHook
 
 # TRL's logged names -> ours (the single-process stage's train_steps metrics)
 METRICS = {"loss": "loss", "grad_norm": "grad_norm", "learning_rate": "lr", "reward": "reward_mean",
-           "reward_std": "reward_std", "entropy": "entropy", "kl": "kl", "clip_ratio/region_mean": "clip_fraction"}
+           "reward_std": "reward_std", "entropy": "entropy", "kl": "kl_ref", "clip_ratio/region_mean": "clip_fraction"}
 
 
 COMPLETE = "qwen3_recipe.complete"  # in a checkpoint folder once every process has saved its part
@@ -51,7 +51,15 @@ class Qwen3GRPOTrainer(GRPOTrainer):
         first epoch's order; reseeded, epoch e's order is the same however often the stage was resumed."""
         sampler = super()._get_train_sampler(dataset)
         sampler.__class__ = EpochSeededSampler
+        self._epoch_sampler = sampler
         return sampler
+
+    def _run_epoch(self, *args, epoch, **kwargs):
+        # set here, not through the loaders' set_epoch: with several processes a resumed epoch's loader is
+        # wrapped (skipped batches over process shards) and neither transformers nor accelerate reach our sampler
+        if getattr(self, "_epoch_sampler", None) is not None:
+            self._epoch_sampler.set_epoch(epoch)
+        return super()._run_epoch(*args, epoch=epoch, **kwargs)
 
     def _get_per_token_logps_and_entropies(self, *args, **kwargs):
         out = super()._get_per_token_logps_and_entropies(*args, **kwargs)
@@ -149,7 +157,8 @@ class ProvenanceCallback(TrainerCallback):
                                                 reduction="sum").tolist()
         self.trainer.ratio_stats.zero_()
         metrics["approx_kl"] = stats[0] / max(1.0, stats[1])
-        metrics.setdefault("kl", metrics["approx_kl"])  # TRL logs its k3 KL only when beta > 0
+        # `kl`: to the reference when there is one (TRL logs its k3 KL only when beta > 0), else the ratio's
+        metrics["kl"] = metrics.get("kl_ref", metrics["approx_kl"])
         metrics["temperature"] = self.trainer.settings.temperature(step - 1)
         rec = self.recorder_for(step, rank)
         rollout_rows(rec, self.stage, step, rollouts, self.hook.version, self.trainer.last_advantages)

@@ -33,8 +33,7 @@ def fsdp_args(execution: dict, model_type: str) -> list[str]:
         raise ValueError(f"FSDP wraps decoder layers of {', '.join(DECODER_LAYERS)} models, not {model_type!r}")
     return ["--use_fsdp", "--fsdp_version", "2", "--fsdp_auto_wrap_policy", "TRANSFORMER_BASED_WRAP",
             "--fsdp_transformer_layer_cls_to_wrap", DECODER_LAYERS[model_type],
-            "--fsdp_reshard_after_forward", "true", "--fsdp_state_dict_type", "SHARDED_STATE_DICT",
-            "--fsdp_cpu_ram_efficient_loading", "true"]
+            "--fsdp_reshard_after_forward", "true", "--fsdp_state_dict_type", "SHARDED_STATE_DICT"]
 
 
 def processes(env: dict | None = None) -> tuple[int, int, str | None]:

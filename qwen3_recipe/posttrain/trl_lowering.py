@@ -94,6 +94,19 @@ def dpo_args(lowered: dict, out_dir: str | Path, execution: dict | None = None) 
             "beta": float(lowered["beta"]), "loss_type": ["sigmoid"], "label_smoothing": 0.0}
 
 
+def gkd_args(lowered: dict, out_dir: str | Path, execution: dict | None = None, processes: int = 1) -> dict:
+    """`GKDConfig(**gkd_args(...))` for a distill_onpolicy stage: batch_size prompts per step (split over
+    `processes`), samples_per_prompt samples each, every one the student's (lmbda 1), the KL as `kl` says."""
+    g = lowered["grpo"]
+    if g["batch_size"] % processes:
+        raise ValueError(f"batch_size {g['batch_size']} prompts do not split over {processes} processes")
+    return {**optimizer_args(lowered), **precision_args(execution),
+            **bookkeeping_args(out_dir, g["steps"], lowered.get("checkpoints", 4)),
+            **onpolicy_distill_args(lowered), "per_device_train_batch_size": g["batch_size"] // processes,
+            "gradient_accumulation_steps": 1, "max_new_tokens": int(g["max_response_tokens"]),
+            "dataset_kwargs": {"skip_prepare_dataset": True}}
+
+
 def onpolicy_distill_args(lowered: dict) -> dict:
     """The generalised-JSD settings of distill_onpolicy: which KL, whose samples, at which temperature."""
     return {"beta": 1.0 if lowered["kl"] == "reverse" else 0.0, "lmbda": 1.0, "temperature": 1.0}

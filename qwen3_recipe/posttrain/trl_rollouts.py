@@ -29,8 +29,12 @@ def policy_state_dict(trainer) -> dict:
     export holds). Collective under FSDP2: every process calls it (each parameter's shards are gathered);
     transformers 5 keeps MoE experts fused in memory, so its load-time conversion is reverted (one tensor
     per expert, as the checkpoint and vLLM's loader have them)."""
+    return checkpoint_weights(trainer.accelerator.unwrap_model(trainer.model))
+
+
+def checkpoint_weights(model) -> dict:
+    """An HF model's weights, whole (FSDP2 shards gathered: collective), under the checkpoint's names."""
     from transformers.core_model_loading import revert_weight_conversion
-    model = trainer.accelerator.unwrap_model(trainer.model)
     weights = {k: v.full_tensor() if hasattr(v, "full_tensor") else v for k, v in model.state_dict().items()}
     return revert_weight_conversion(model, weights)
 

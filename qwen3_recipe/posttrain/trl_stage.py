@@ -1,4 +1,5 @@
-"""The `reasoning_rl` job (issue 19): GRPO on TRL's GRPOTrainer. This prepares what every process needs (the
+"""The `reasoning_rl` and `distill_onpolicy` jobs (issue 19): GRPO on TRL's GRPOTrainer, on-policy
+distillation on its GKD trainer (posttrain/trl_grpo.py, trl_distill.py). This prepares what every process needs (the
 stage's prompts, decontaminated and split, its settings, where to write) into `<job>/trl_spec.json` and runs
 posttrain/trl_worker.py on it: in the `run` process for one process, else under `accelerate launch` as
 posttrain/trl_launch.py says (output to `<job>/trl.log`); then it rebuilds the provenance database."""
@@ -12,18 +13,21 @@ from qwen3_recipe.compiler.plan import Plan, PlannedJob
 from qwen3_recipe.posttrain.runner import StageContext, settings
 
 
-def run_reasoning_rl(p: PlannedJob, plan: Plan) -> None:
-    """GRPO on TRL (posttrain/trl_worker.py), in this process or in as many as `execution` and the machine
-    give (posttrain/trl_launch.py: their output goes to `<job>/trl.log`)."""
+def run_on_trl(p: PlannedJob, plan: Plan, group: int, check=None) -> tuple[StageContext, list[dict], dict]:
+    """Run the job's TRL worker (posttrain/trl_worker.py) in this process or in as many as `execution` and the
+    machine give (posttrain/trl_launch.py: their output goes to `<job>/trl.log`); `group`: samples per prompt,
+    which a process's share must hold whole; `check(ctx)` before anything runs. Returns the context, the step
+    rows and the worker's summary."""
     import os
 
     from qwen3_recipe.errors import Problem, RecipeError
     from qwen3_recipe.posttrain.metric_rows import read_rows
     from qwen3_recipe.posttrain.trl_launch import alone, processes, worker_command
-    from qwen3_recipe.posttrain.trl_worker import SPEC, SUMMARY
-    from qwen3_recipe.posttrain.trl_worker import run_reasoning_rl as run_here
+    from qwen3_recipe.posttrain.trl_worker import RUNS, SPEC, SUMMARY
     from qwen3_recipe.train.launch import has_accelerator, run_logged
     ctx = StageContext(p, plan, policy=False)
+    if check is not None:
+        check(ctx)
     s = settings(ctx)
     execution = plan.loaded.recipe.execution.model_dump(mode="json")
     nnodes, nproc, _ = processes()
@@ -32,22 +36,24 @@ def run_reasoning_rl(p: PlannedJob, plan: Plan) -> None:
         raise RecipeError([Problem("fsdp: full needs GPUs for a stage on TRL (accelerate runs FSDP on GPUs "
                                    "only); set execution.fsdp: none to run it on CPU processes",
                                    ".".join(key), plan.loaded.raw.smap.find(key))])
-    if (s.batch_size * s.group_size) % (nnodes * nproc * s.group_size):
-        raise RecipeError([Problem(f"{s.batch_size} prompts per step cannot be shared out in whole groups over "
-                                   f"{nnodes * nproc} processes ({nnodes} node(s) x {nproc}): make batch_size a "
-                                   "multiple of the process count", ".".join(p.job.key_path + ("batch_size",)),
-                                   plan.loaded.raw.smap.find(p.job.key_path + ("batch_size",)))])
-    spec = {"init": str(ctx.init), "out": str(ctx.folder), "provenance": str(ctx.folder / "provenance"),
-            "job": p.job.name, "stage": ctx.name, "engine": os.environ.get("QWEN3_RECIPE_ROLLOUT_ENGINE"),
-            "lowered": ctx.stage, "execution": execution, "export": ctx.export_job,
-            "prompts": [vars(x) for x in ctx.prompts], "heldout": [vars(x) for x in ctx.heldout]}
+    if s.batch_size % (nnodes * nproc):
+        key = p.job.key_path + ("batch_size",)
+        raise RecipeError([Problem(f"{s.batch_size} prompts per step cannot be shared out in whole groups of "
+                                   f"{group} over {nnodes * nproc} processes ({nnodes} node(s) x {nproc}): make "
+                                   "batch_size a multiple of the process count", ".".join(key),
+                                   plan.loaded.raw.smap.find(key))])
+    spec = {"kind": p.job.kind, "init": str(ctx.init), "out": str(ctx.folder),
+            "provenance": str(ctx.folder / "provenance"), "job": p.job.name, "stage": ctx.name,
+            "engine": os.environ.get("QWEN3_RECIPE_ROLLOUT_ENGINE"), "lowered": ctx.stage, "execution": execution,
+            "export": ctx.export_job, "prompts": [vars(x) for x in ctx.prompts],
+            "heldout": [vars(x) for x in ctx.heldout]}
     (ctx.folder / SPEC).write_text(json.dumps(spec, indent=1, default=str) + "\n")
     (ctx.folder / SUMMARY).unlink(missing_ok=True)
     metrics, log = ctx.folder / "dump" / "metrics.jsonl", ctx.folder / "trl.log"
     metrics.parent.mkdir(parents=True, exist_ok=True)
     ctx.steps = s.steps
     if alone():
-        ctx.train(lambda: run_here(spec, on_row=ctx._bar))
+        ctx.train(lambda: RUNS[p.job.kind](spec, on_row=ctx._bar))
     else:
         cmd = worker_command(ctx.folder / SPEC, execution, ctx.hf_config.get("model_type", "qwen3"))
         root = str(Path(__file__).resolve().parents[2])
@@ -62,7 +68,33 @@ def run_reasoning_rl(p: PlannedJob, plan: Plan) -> None:
         if code != 0 or not (ctx.folder / SUMMARY).exists():
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
             raise RuntimeError(f"{p.job.name}: the TRL trainer stopped (exit status {code}); its log is {log}:\n{tail}")
-    rows, held = read_rows(metrics), json.loads((ctx.folder / SUMMARY).read_text())
-    before, after = held.get("heldout_reward_0"), held.get(f"heldout_reward_{s.steps}")
+    return ctx, read_rows(metrics), json.loads((ctx.folder / SUMMARY).read_text())
+
+
+def run_reasoning_rl(p: PlannedJob, plan: Plan) -> None:
+    ctx, rows, held = run_on_trl(p, plan, group=p.job.config["stage"]["group_size"])
+    steps = ctx.steps
+    before, after = held.get("heldout_reward_0"), held.get(f"heldout_reward_{steps}")
     ctx.finish(rows, f"reward {rows[0]['reward_mean']:.3f} -> {rows[-1]['reward_mean']:.3f} over {len(rows)} steps"
                + (f", held-out {before:.3f} -> {after:.3f}" if before is not None else ""), exported=True)
+
+
+def run_distill_onpolicy(p: PlannedJob, plan: Plan) -> None:
+    def one_tokenizer(ctx: StageContext) -> None:
+        from qwen3_recipe.errors import Problem, RecipeError
+        from qwen3_recipe.posttrain.trl_launch import processes
+        nnodes, nproc, _ = processes()
+        if plan.loaded.recipe.execution.fsdp == "full" and nnodes * nproc > 1:
+            key = ("execution", "fsdp")  # each process scores its held-out share: sharded forwards would deadlock
+            raise RecipeError([Problem("distill_onpolicy on several processes does not run sharded yet (its held-out "
+                                       "scoring is per process); set execution.fsdp: none", ".".join(key),
+                                       plan.loaded.raw.smap.find(key))])
+        teacher = json.loads((Path(ctx.stage["teacher"]) / "config.json").read_text())["vocab_size"]
+        if teacher != ctx.hf_config["vocab_size"]:
+            raise RuntimeError(f"{p.job.name}: teacher {ctx.stage['teacher']} has vocabulary {teacher}, the student "
+                               f"{ctx.hf_config['vocab_size']}; distillation needs one tokenizer")
+    ctx, rows, held = run_on_trl(p, plan, group=p.job.config["stage"]["samples_per_prompt"], check=one_tokenizer)
+    kl, before, after = ctx.stage["kl"], held.get("heldout_kl_0"), held.get(f"heldout_kl_{ctx.steps}")
+    (ctx.folder / "kl_direction.json").write_text(json.dumps({"kl": kl}) + "\n")
+    ctx.finish(rows, f"{kl} KL {rows[0]['kl']:.3f} -> {rows[-1]['kl']:.3f}"
+               + (f", held-out KL {before:.3f} -> {after:.3f}" if before is not None else ""), exported=True)

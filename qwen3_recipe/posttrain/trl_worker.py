@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> None:
     from qwen3_recipe.train.launch import die_with_parent
     die_with_parent()  # a killed launcher (and the `run` above it) takes its workers along
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-    run_reasoning_rl(json.loads(Path((argv or sys.argv[1:])[0]).read_text()))
+    spec = json.loads(Path((argv or sys.argv[1:])[0]).read_text())
+    RUNS[spec.get("kind", "reasoning_rl")](spec)
 
 
 def run_reasoning_rl(spec: dict, on_row=None) -> None:
@@ -60,9 +61,6 @@ def run_reasoning_rl(spec: dict, on_row=None) -> None:
     s = GRPOSettings(**lowered["grpo"])
     processes, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
     use_cpu = not torch.cuda.is_available()
-    if processes > 1:  # the process group before the model: FSDP's low-memory loading needs it
-        from accelerate import PartialState
-        PartialState(cpu=use_cpu)
     args = grpo_args(lowered, folder, spec.get("execution"), processes) | {"use_cpu": use_cpu}
     prompts, heldout = ([Prompt(**p) for p in spec[k]] for k in ("prompts", "heldout"))
     prov, job, stage = Path(spec["provenance"]), spec["job"], spec["stage"]
@@ -87,9 +85,7 @@ def run_reasoning_rl(spec: dict, on_row=None) -> None:
     n = len(mine) * HELDOUT_SAMPLES
     totals = accelerator.reduce(torch.tensor([before * n, after * n, n], dtype=torch.float64,
                                              device=accelerator.device), reduction="sum").tolist()
-    state = accelerator.state
-    print(f"trl_worker: process {state.process_index} of {state.num_processes}, {state.distributed_type}, "
-          f"backend {state.backend}", flush=True)
+    report_process(accelerator)
     if accelerator.is_main_process:
         summary = {}
         if heldout:
@@ -103,6 +99,70 @@ def run_reasoning_rl(spec: dict, on_row=None) -> None:
     accelerator.wait_for_everyone()
 
 
+def run_distill_onpolicy(spec: dict, on_row=None) -> None:
+    """On-policy distillation on TRL's GKD trainer (posttrain/trl_distill.py): held-out KL to the teacher
+    before and after over every process's share, the export from process 0."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from qwen3_recipe.posttrain.rollout_engine import rollout_engine
+    from qwen3_recipe.posttrain.rollouts import step_rows
+    from qwen3_recipe.posttrain.stage_plan import GRPOSettings
+    from qwen3_recipe.posttrain.trl_distill import HFScorer, heldout_kl_of, heldout_kl_sums, train_onpolicy
+    from qwen3_recipe.posttrain.trl_grpo import last_checkpoint
+    from qwen3_recipe.posttrain.trl_lowering import gkd_args
+    from qwen3_recipe.posttrain.trl_rollouts import checkpoint_weights, policy_state_dict
+    from qwen3_recipe.provenance.recorder import ShardRecorder
+    from qwen3_recipe.synth.model_view import native_rope
+    from qwen3_recipe.synth.prompts import Prompt
+    from qwen3_recipe.train.export import save_hf_weights
+
+    lowered, folder = spec["lowered"], Path(spec["out"])
+    s = GRPOSettings(**lowered["grpo"])
+    processes, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    use_cpu = not torch.cuda.is_available()
+    args = gkd_args(lowered, folder, spec.get("execution"), processes) | {"use_cpu": use_cpu}
+    prompts, heldout = ([Prompt(**p) for p in spec[k]] for k in ("prompts", "heldout"))
+    prov, job, stage, modes = Path(spec["provenance"]), spec["job"], spec["stage"], lowered["modes"]
+    if rank == 0:
+        drop_shards_after(prov, last_checkpoint(Path(args["output_dir"])))
+    init = native_rope(Path(spec["init"]))
+    model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32)
+    teacher = AutoModelForCausalLM.from_pretrained(native_rope(Path(lowered["teacher"])), dtype=torch.float32)
+    mine = heldout[rank::processes]
+
+    with rollout_engine(init, s.max_response_tokens, kind=spec.get("engine")) as engine:
+        kl_args = (engine, HFScorer(teacher), mine, modes, s.max_response_tokens, s.seed)
+        before = heldout_kl_sums(HFScorer(model, checkpoint_weights(model)), *kl_args)
+        trainer = train_onpolicy(model, teacher, AutoTokenizer.from_pretrained(init), engine, prompts, s, args,
+                                 modes=modes, direction=lowered["kl"], stage=stage, on_row=on_row,
+                                 metrics_path=folder / "dump" / "metrics.jsonl",
+                                 recorder_for=lambda step, r: ShardRecorder(prov, job, f"step-{step:06d}", r))
+        weights = policy_state_dict(trainer)
+        student = trainer.accelerator.unwrap_model(trainer.model)
+        after = heldout_kl_sums(HFScorer(student, weights), *kl_args)
+    accelerator = trainer.accelerator
+    report_process(accelerator)
+    sums = accelerator.reduce(torch.stack([before, after]).to(accelerator.device), reduction="sum").cpu().tolist()
+    if accelerator.is_main_process:
+        summary = {}
+        if heldout:
+            for step, total in ((0, sums[0]), (s.steps, sums[1])):
+                summary[f"heldout_kl_{step}"] = (kl := heldout_kl_of(total))["heldout_kl"]
+                rec = ShardRecorder(prov, job, f"eval-{step:06d}", 0)
+                step_rows(rec, stage, "distill_onpolicy", step, kl)
+                rec.close()
+        save_hf_weights(weights, folder / "hf", spec["export"])
+        (folder / SUMMARY).write_text(json.dumps(summary) + "\n")
+    accelerator.wait_for_everyone()
+
+
+def report_process(accelerator) -> None:
+    state = accelerator.state  # in the log: which process of how many, on which backend
+    print(f"trl_worker: process {state.process_index} of {state.num_processes}, {state.distributed_type}, "
+          f"backend {state.backend}", flush=True)
+
+
 def drop_shards_after(provenance: Path, checkpoint: Path | None) -> None:
     """Step shards past the checkpoint a stage resumes from (all of them without one): the resumed steps write
     theirs again, and a shard of a rank the rerun does not have (fewer processes than before) must not stay."""
@@ -111,6 +171,8 @@ def drop_shards_after(provenance: Path, checkpoint: Path | None) -> None:
         for f in (provenance / table).glob("step-*.parquet"):
             if int(f.name.split("-")[1]) > done:
                 f.unlink()
+
+RUNS = {"reasoning_rl": run_reasoning_rl, "distill_onpolicy": run_distill_onpolicy}  # by job kind
 
 if __name__ == "__main__":
     main()

@@ -30,7 +30,7 @@ RUNNER_MODULES = {
     "general_rl": "qwen3_recipe.posttrain.runner:run_general_rl",
     "distill_teacher": "qwen3_recipe.posttrain.teacher_pass:run_teacher_pass",
     "distill_offpolicy": "qwen3_recipe.posttrain.runner:run_distill_offpolicy",
-    "distill_onpolicy": "qwen3_recipe.posttrain.runner:run_distill_onpolicy",
+    "distill_onpolicy": "qwen3_recipe.posttrain.trl_stage:run_distill_onpolicy",
     "quality_annotate": "qwen3_recipe.quality.annotate:run_annotate",
     "quality_label": "qwen3_recipe.quality.label:run_quality_label",
 }

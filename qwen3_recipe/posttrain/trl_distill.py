@@ -1,0 +1,181 @@
+"""A distill_onpolicy stage run by TRL's GKD trainer (issue 19), fully on-policy (`lmbda` = 1).
+
+TRL's GKDTrainer samples the student with `model.generate` on the batch's prompts; ours samples with our
+rollout engine instead, as every RL stage does: the Qwen3 chat template, the step's mode (the stage's
+`modes` in turn, one per step), seeds from (stage seed, step, prompt, mode), the student's current weights
+pushed into the engine before each step. The loss is GKD's generalised JSD at beta 1 (reverse KL, student
+|| teacher) or 0 (forward) over the response tokens, the teacher scoring the student's tokens with its own
+forward pass (trl_lowering.onpolicy_distill_args; tests/test_trl_equivalence.py finds it equal to
+objectives.token_kl), as a token mean over the whole step across processes - what the single-process stage
+minimised. Every step's rollouts (with each one's KL to the teacher) and metrics land in the stage's
+provenance shards, written after the step and before its checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from transformers import Trainer, TrainerCallback
+from trl.experimental.gkd import GKDConfig, GKDTrainer
+
+from qwen3_recipe.posttrain.metric_rows import read_rows, write_rows
+from qwen3_recipe.posttrain.rollout_engine import push_weights
+from qwen3_recipe.posttrain.rollouts import Rollout, rollout_rows, sample_groups, step_rows
+from qwen3_recipe.posttrain.stage_plan import GRPOSettings
+from qwen3_recipe.posttrain.trl_grpo import COMPLETE, last_checkpoint
+from qwen3_recipe.posttrain.trl_rollouts import policy_state_dict
+from qwen3_recipe.synth.prompts import Prompt
+
+EVAL_TEMPERATURE = 1.0  # the student's own distribution, as distill.EVAL_TEMPERATURE
+
+
+class Qwen3GKDTrainer(GKDTrainer):
+    def __init__(self, *args, settings: GRPOSettings, engine, prompts: list[Prompt], modes: list[str],
+                 **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.settings, self.engine, self.modes = settings, engine, modes
+        self.prompts = {p.prompt_id: p for p in prompts}
+        self.version: int | None = None
+        self.last: list[Rollout] = []
+        self.kl_stats = torch.zeros(2, dtype=torch.float64)  # the step's KL sum and tokens, this process
+
+    def sample(self, prompt_ids: list[str]) -> list[Rollout]:
+        s, step = self.settings, self.state.global_step
+        push_weights(self.engine, policy_state_dict(self))  # on-policy: every step (every process: collective)
+        self.version = step
+        groups = sample_groups(self.engine, [self.prompts[pid] for pid in prompt_ids], step=step, seed=s.seed,
+                               n=s.group_size, max_tokens=s.max_response_tokens, temperature=EVAL_TEMPERATURE,
+                               mode=self.modes[step % len(self.modes)])
+        return [r for g in groups for r in g]
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        self.last = rollouts = self.sample(inputs["prompt_id"])
+        pad = self.processing_class.pad_token_id
+        width = max(len(r.prompt_ids) + len(r.response_ids) for r in rollouts)
+        ids = torch.full((len(rollouts), width), pad, dtype=torch.long)
+        labels = torch.full_like(ids, -100)
+        attention = torch.zeros_like(ids)
+        for k, r in enumerate(rollouts):  # right-padded: each row's positions start at 0
+            n, m = len(r.prompt_ids), len(r.response_ids)
+            ids[k, :n + m] = torch.tensor(r.prompt_ids + r.response_ids)
+            attention[k, :n + m] = 1
+            labels[k, n:n + m] = torch.tensor(r.response_ids)
+        device = self.accelerator.device
+        tokens = self.accelerator.reduce(torch.tensor(float((labels != -100).sum()), device=device), "sum")
+        batch = {"input_ids": ids.to(device), "attention_mask": attention.to(device), "labels": labels.to(device)}
+        # the step's token mean over every process: each divides its sum by tokens / processes, DDP averages
+        return Trainer.training_step(self, model, batch, tokens / self.accelerator.num_processes)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        student = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits[:, :-1]
+        self.teacher_model.eval()
+        with torch.no_grad():
+            teacher = self.teacher_model(input_ids=inputs["input_ids"],
+                                         attention_mask=inputs["attention_mask"]).logits[:, :-1]
+        mask = inputs["labels"][:, 1:] != -100
+        per_token = self.generalized_jsd_loss(student, teacher, beta=self.beta, temperature=self.temperature,
+                                              reduction="none").sum(-1)  # [rows, positions]
+        kl = (per_token * mask).sum(-1)
+        for r, value, n in zip(self.last, kl.detach().tolist(), mask.sum(-1).tolist()):
+            r.extra["teacher_kl"] = value / max(1, n)
+        self.kl_stats += torch.tensor([float(kl.detach().sum()), float(mask.sum())], dtype=torch.float64)
+        loss = kl.sum() / num_items_in_batch
+        return (loss, student) if return_outputs else loss
+
+
+class DistillCallback(TrainerCallback):
+    """After each step: this process's rollouts (its shard rank), and from the main process the step's
+    metrics over all processes, under the single-process stage's names."""
+
+    def __init__(self, recorder_for: Callable[[int, int], object], stage: str, direction: str,
+                 metrics_path: Path | None = None, on_row: Callable[[list[dict]], None] | None = None) -> None:
+        self.recorder_for, self.stage, self.direction = recorder_for, stage, direction
+        self.metrics_path, self.on_row = metrics_path, on_row
+        self.trainer: Qwen3GKDTrainer | None = None
+
+    def on_save(self, args, state, control, **kwargs) -> None:
+        self.trainer.accelerator.wait_for_everyone()
+        if self.trainer.accelerator.is_main_process:
+            (Path(args.output_dir) / f"checkpoint-{state.global_step}" / COMPLETE).touch()
+
+    def on_log(self, args, state, control, logs=None, **kwargs) -> None:
+        if not logs or "loss" not in logs or self.trainer is None:
+            return
+        t, step = self.trainer, state.global_step
+        local = torch.cat([t.kl_stats, torch.tensor([float(len(t.last))], dtype=torch.float64)])
+        kl_sum, tokens, samples = t.accelerator.reduce(local.to(t.accelerator.device), "sum").tolist()
+        t.kl_stats.zero_()
+        named = (("loss", "loss"), ("grad_norm", "grad_norm"), ("learning_rate", "lr"))
+        metrics = {ours: float(logs[theirs]) for theirs, ours in named if logs.get(theirs) is not None}
+        metrics |= {"kl": kl_sum / max(1.0, tokens), "response_tokens": tokens / max(1.0, samples),
+                    "kl_direction_reverse": float(self.direction == "reverse")}
+        rec = self.recorder_for(step, t.accelerator.process_index)
+        rollout_rows(rec, self.stage, step, t.last, t.version)
+        if state.is_world_process_zero:
+            step_rows(rec, self.stage, "distill_onpolicy", step, metrics)
+        rec.close()
+        if state.is_world_process_zero:
+            row = {"step": step, **metrics}
+            if self.metrics_path is not None:
+                write_rows(self.metrics_path, read_rows(self.metrics_path, below=step - 1) + [row])
+            if self.on_row is not None:
+                self.on_row([row])
+
+
+def train_onpolicy(model, teacher, tokenizer, engine, prompts: list[Prompt], s: GRPOSettings, args: dict, *,
+                   modes: list[str], direction: str, recorder_for: Callable[[int, int], object], stage: str,
+                   metrics_path: Path | None = None, on_row=None, resume: bool = True) -> Qwen3GKDTrainer:
+    """Run the stage's steps from its last whole checkpoint in `args["output_dir"]` (trl_lowering.gkd_args)."""
+    from datasets import Dataset
+    callback = DistillCallback(recorder_for, stage, direction, metrics_path, on_row)
+    trainer = Qwen3GKDTrainer(model=model, teacher_model=teacher, args=GKDConfig(**args), processing_class=tokenizer,
+                              train_dataset=Dataset.from_dict({"prompt_id": [p.prompt_id for p in prompts]}),
+                              data_collator=lambda rows: {"prompt_id": [r["prompt_id"] for r in rows]},
+                              callbacks=[callback], settings=s, engine=engine, prompts=prompts, modes=modes)
+    callback.trainer = trainer
+    last = last_checkpoint(Path(args["output_dir"]), trainer.accelerator.is_main_process) if resume else None
+    if last is not None:
+        print(f"trl_distill: resuming from {last.name}", flush=True)
+    trainer.train(resume_from_checkpoint=last and str(last))
+    return trainer
+
+
+class HFScorer:
+    """What distill.heldout_kl asks of a Policy, for an HF model: the response logits of packed sequences
+    (each sequence through the model on its own: an HF forward would attend across a packed row) and the
+    weights to push into the rollout engine."""
+
+    def __init__(self, model, weights: dict | None = None) -> None:
+        self.model, self.weights = model, weights
+        self.device = next(model.parameters()).device
+
+    def hf_state_dict(self) -> dict:
+        return self.weights
+
+    def response_logits(self, batch) -> list[torch.Tensor]:
+        pos, out = batch.positions[0], []
+        for s, e in batch.spans:
+            start = s - 1 - int(pos[s - 1])  # where the sequence (its prompt) begins in the row
+            logits = self.model(input_ids=batch.tokens[:, start:e].to(self.device)).logits[0].float()
+            out.append(logits[s - 1 - start:e - 1 - start])
+        return out
+
+
+def heldout_kl_sums(student: HFScorer, engine, teacher: HFScorer, prompts: list[Prompt], modes: list[str],
+                    max_tokens: int, seed: int) -> torch.Tensor:
+    """distill.heldout_kl on this process's share of the held-out prompts, as sums: [reverse KL x tokens,
+    forward KL x tokens, tokens] (summed over processes, then `heldout_kl_of` them)."""
+    from qwen3_recipe.posttrain.distill import heldout_kl
+    if not prompts:
+        return torch.zeros(3, dtype=torch.float64)
+    kl = heldout_kl(student, engine, teacher, prompts, modes, max_tokens, seed)
+    n = kl["heldout_tokens"]
+    return torch.tensor([kl["heldout_kl"] * n, kl["heldout_kl_forward"] * n, n], dtype=torch.float64)
+
+
+def heldout_kl_of(sums: list[float]) -> dict:
+    rev, fwd, tokens = sums
+    return {"heldout_kl": rev / max(1.0, tokens), "heldout_kl_forward": fwd / max(1.0, tokens),
+            "heldout_tokens": tokens}
