@@ -79,7 +79,11 @@ def test_two_process_onpolicy_distillation_lowers_the_heldout_kl(tmp_path: Path)
     start = AutoModelForCausalLM.from_pretrained(tmp_path / "two" / "student", dtype=torch.float32)
     assert any(not torch.equal(v, start.state_dict()[k]) for k, v in trained.state_dict().items())
 
-    # one process: the same held-out numbers before training (the split changes nothing sampled or scored)
+    # one process: the same held-out numbers before training (the split changes nothing sampled or scored), and
+    # the same first step - same prompts, samples and weights, so the distributed loss and gradient are one's
     one = json.loads((_run(tmp_path / "one", processes=1) / "trl_summary.json").read_text())
     assert one["heldout_kl_0"] == pytest.approx(summary["heldout_kl_0"], rel=1e-6)
     assert one[f"heldout_kl_{STEPS}"] < one["heldout_kl_0"]
+    alone = {(r["step"], r["metric"]): r["value"] for r in _rows(tmp_path / "one" / "prov", "train_steps")}
+    for metric in ("loss", "kl", "grad_norm"):
+        assert alone[(1, metric)] == pytest.approx(steps[(1, metric)], rel=1e-4), metric

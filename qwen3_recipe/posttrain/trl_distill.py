@@ -41,6 +41,16 @@ class Qwen3GKDTrainer(GKDTrainer):
         self.last: list[Rollout] = []
         self.kl_stats = torch.zeros(2, dtype=torch.float64)  # the step's KL sum and tokens, this process
 
+    def _get_train_sampler(self, dataset=None):
+        """A shuffle drawn from (seed, epoch) alone, set at each epoch's start (_run_epoch): a resumed epoch
+        gets the order an uninterrupted one had, however the loader is wrapped (skipped batches, shards)."""
+        self._epoch_sampler = EpochShuffle(len(dataset if dataset is not None else self.train_dataset), self.args.seed)
+        return self._epoch_sampler
+
+    def _run_epoch(self, *args, epoch, **kwargs):
+        self._epoch_sampler.set_epoch(epoch)
+        return super()._run_epoch(*args, epoch=epoch, **kwargs)
+
     def sample(self, prompt_ids: list[str]) -> list[Rollout]:
         s, step = self.settings, self.state.global_step
         push_weights(self.engine, policy_state_dict(self))  # on-policy: every step (every process: collective)
@@ -64,6 +74,7 @@ class Qwen3GKDTrainer(GKDTrainer):
             labels[k, n:n + m] = torch.tensor(r.response_ids)
         device = self.accelerator.device
         tokens = self.accelerator.reduce(torch.tensor(float((labels != -100).sum()), device=device), "sum")
+        tokens = tokens.clamp(min=1.0)  # a step of empty responses: no loss, not 0 / 0
         batch = {"input_ids": ids.to(device), "attention_mask": attention.to(device), "labels": labels.to(device)}
         # the step's token mean over every process: each divides its sum by tokens / processes, DDP averages
         return Trainer.training_step(self, model, batch, tokens / self.accelerator.num_processes)
@@ -83,6 +94,20 @@ class Qwen3GKDTrainer(GKDTrainer):
         self.kl_stats += torch.tensor([float(kl.detach().sum()), float(mask.sum())], dtype=torch.float64)
         loss = kl.sum() / num_items_in_batch
         return (loss, student) if return_outputs else loss
+
+
+class EpochShuffle(torch.utils.data.Sampler):
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        return iter(torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch)).tolist())
+
+    def __len__(self) -> int:
+        return self.n
 
 
 class DistillCallback(TrainerCallback):
@@ -124,10 +149,10 @@ class DistillCallback(TrainerCallback):
                 self.on_row([row])
 
 
-def train_onpolicy(model, teacher, tokenizer, engine, prompts: list[Prompt], s: GRPOSettings, args: dict, *,
-                   modes: list[str], direction: str, recorder_for: Callable[[int, int], object], stage: str,
-                   metrics_path: Path | None = None, on_row=None, resume: bool = True) -> Qwen3GKDTrainer:
-    """Run the stage's steps from its last whole checkpoint in `args["output_dir"]` (trl_lowering.gkd_args)."""
+def onpolicy_trainer(model, teacher, tokenizer, engine, prompts: list[Prompt], s: GRPOSettings, args: dict, *,
+                     modes: list[str], direction: str, recorder_for: Callable[[int, int], object], stage: str,
+                     metrics_path: Path | None = None, on_row=None) -> Qwen3GKDTrainer:
+    """The stage's trainer (trl_lowering.gkd_args), its models prepared (moved, wrapped); `resume_and_train` runs it."""
     from datasets import Dataset
     callback = DistillCallback(recorder_for, stage, direction, metrics_path, on_row)
     trainer = Qwen3GKDTrainer(model=model, teacher_model=teacher, args=GKDConfig(**args), processing_class=tokenizer,
@@ -135,11 +160,15 @@ def train_onpolicy(model, teacher, tokenizer, engine, prompts: list[Prompt], s: 
                               data_collator=lambda rows: {"prompt_id": [r["prompt_id"] for r in rows]},
                               callbacks=[callback], settings=s, engine=engine, prompts=prompts, modes=modes)
     callback.trainer = trainer
-    last = last_checkpoint(Path(args["output_dir"]), trainer.accelerator.is_main_process) if resume else None
+    return trainer
+
+
+def resume_and_train(trainer) -> None:
+    """The steps from the last whole checkpoint in the trainer's output folder."""
+    last = last_checkpoint(Path(trainer.args.output_dir), trainer.accelerator.is_main_process)
     if last is not None:
         print(f"trl_distill: resuming from {last.name}", flush=True)
     trainer.train(resume_from_checkpoint=last and str(last))
-    return trainer
 
 
 class HFScorer:
@@ -149,7 +178,10 @@ class HFScorer:
 
     def __init__(self, model, weights: dict | None = None) -> None:
         self.model, self.weights = model, weights
-        self.device = next(model.parameters()).device
+
+    @property
+    def device(self) -> torch.device:  # where the trainer put the model (it moves models in place)
+        return next(self.model.parameters()).device
 
     def hf_state_dict(self) -> dict:
         return self.weights

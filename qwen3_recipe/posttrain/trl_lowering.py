@@ -103,7 +103,7 @@ def gkd_args(lowered: dict, out_dir: str | Path, execution: dict | None = None, 
     return {**optimizer_args(lowered), **precision_args(execution),
             **bookkeeping_args(out_dir, g["steps"], lowered.get("checkpoints", 4)),
             **onpolicy_distill_args(lowered), "per_device_train_batch_size": g["batch_size"] // processes,
-            "gradient_accumulation_steps": 1, "max_new_tokens": int(g["max_response_tokens"]),
+            "gradient_accumulation_steps": 1, "dataloader_drop_last": True,  # no padded last step
             "dataset_kwargs": {"skip_prepare_dataset": True}}
 
 

@@ -105,10 +105,10 @@ def run_distill_onpolicy(spec: dict, on_row=None) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from qwen3_recipe.posttrain import trl_distill as D
     from qwen3_recipe.posttrain.rollout_engine import rollout_engine
     from qwen3_recipe.posttrain.rollouts import step_rows
     from qwen3_recipe.posttrain.stage_plan import GRPOSettings
-    from qwen3_recipe.posttrain.trl_distill import HFScorer, heldout_kl_of, heldout_kl_sums, train_onpolicy
     from qwen3_recipe.posttrain.trl_grpo import last_checkpoint
     from qwen3_recipe.posttrain.trl_lowering import gkd_args
     from qwen3_recipe.posttrain.trl_rollouts import checkpoint_weights, policy_state_dict
@@ -132,15 +132,18 @@ def run_distill_onpolicy(spec: dict, on_row=None) -> None:
     mine = heldout[rank::processes]
 
     with rollout_engine(init, s.max_response_tokens, kind=spec.get("engine")) as engine:
-        kl_args = (engine, HFScorer(teacher), mine, modes, s.max_response_tokens, s.seed)
-        before = heldout_kl_sums(HFScorer(model, checkpoint_weights(model)), *kl_args)
-        trainer = train_onpolicy(model, teacher, AutoTokenizer.from_pretrained(init), engine, prompts, s, args,
-                                 modes=modes, direction=lowered["kl"], stage=stage, on_row=on_row,
-                                 metrics_path=folder / "dump" / "metrics.jsonl",
-                                 recorder_for=lambda step, r: ShardRecorder(prov, job, f"step-{step:06d}", r))
-        weights = policy_state_dict(trainer)
+        start = checkpoint_weights(model)
+        trainer = D.onpolicy_trainer(model, teacher, AutoTokenizer.from_pretrained(init), engine, prompts, s, args,
+                                   modes=modes, direction=lowered["kl"], stage=stage, on_row=on_row,
+                                   metrics_path=folder / "dump" / "metrics.jsonl",
+                                   recorder_for=lambda step, r: ShardRecorder(prov, job, f"step-{step:06d}", r))
+        # both sides scored by the models as the trainer prepared them (device, precision)
         student = trainer.accelerator.unwrap_model(trainer.model)
-        after = heldout_kl_sums(HFScorer(student, weights), *kl_args)
+        kl_args = (engine, D.HFScorer(trainer.teacher_model), mine, modes, s.max_response_tokens, s.seed)
+        before = D.heldout_kl_sums(D.HFScorer(student, start), *kl_args)
+        D.resume_and_train(trainer)
+        weights = policy_state_dict(trainer)
+        after = D.heldout_kl_sums(D.HFScorer(student, weights), *kl_args)
     accelerator = trainer.accelerator
     report_process(accelerator)
     sums = accelerator.reduce(torch.stack([before, after]).to(accelerator.device), reduction="sum").cpu().tolist()
@@ -148,7 +151,7 @@ def run_distill_onpolicy(spec: dict, on_row=None) -> None:
         summary = {}
         if heldout:
             for step, total in ((0, sums[0]), (s.steps, sums[1])):
-                summary[f"heldout_kl_{step}"] = (kl := heldout_kl_of(total))["heldout_kl"]
+                summary[f"heldout_kl_{step}"] = (kl := D.heldout_kl_of(total))["heldout_kl"]
                 rec = ShardRecorder(prov, job, f"eval-{step:06d}", 0)
                 step_rows(rec, stage, "distill_onpolicy", step, kl)
                 rec.close()
