@@ -24,7 +24,7 @@ from qwen3_recipe.posttrain.metric_rows import read_rows, write_rows
 from qwen3_recipe.posttrain.rollout_engine import push_weights
 from qwen3_recipe.posttrain.rollouts import Rollout, rollout_rows, sample_groups, step_rows
 from qwen3_recipe.posttrain.stage_plan import GRPOSettings
-from qwen3_recipe.posttrain.trl_grpo import COMPLETE, last_checkpoint
+from qwen3_recipe.posttrain.trl_grpo import last_checkpoint, mark_whole
 from qwen3_recipe.posttrain.trl_rollouts import policy_state_dict
 from qwen3_recipe.synth.prompts import Prompt
 
@@ -121,9 +121,7 @@ class DistillCallback(TrainerCallback):
         self.trainer: Qwen3GKDTrainer | None = None
 
     def on_save(self, args, state, control, **kwargs) -> None:
-        self.trainer.accelerator.wait_for_everyone()
-        if self.trainer.accelerator.is_main_process:
-            (Path(args.output_dir) / f"checkpoint-{state.global_step}" / COMPLETE).touch()
+        mark_whole(self.trainer.accelerator, args, state)
 
     def on_log(self, args, state, control, logs=None, **kwargs) -> None:
         if not logs or "loss" not in logs or self.trainer is None:

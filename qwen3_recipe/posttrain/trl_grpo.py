@@ -140,11 +140,7 @@ class ProvenanceCallback(TrainerCallback):
         self.rows: list[dict] = []
 
     def on_save(self, args, state, control, **kwargs) -> None:
-        """Every process has written its part of the checkpoint: mark it whole (what resume looks for)."""
-        accelerator = self.trainer.accelerator
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            (Path(args.output_dir) / f"checkpoint-{state.global_step}" / COMPLETE).touch()
+        mark_whole(self.trainer.accelerator, args, state)
 
     def on_log(self, args, state, control, logs=None, **kwargs) -> None:
         if not logs or "loss" not in logs or self.trainer is None:
@@ -207,6 +203,19 @@ def train_grpo(model, tokenizer, engine, prompts, reward_fn, s: GRPOSettings, ar
     return trainer, callback.rows
 
 
+def checkpoint_step(checkpoint: Path | None) -> int:
+    """The steps a `checkpoint-<step>` folder holds (0: no checkpoint)."""
+    return int(checkpoint.name.split("-")[1]) if checkpoint else 0
+
+
+def mark_whole(accelerator, args, state) -> None:
+    """on_save, on every process: once all have written their part, mark the checkpoint whole (what
+    `last_checkpoint` looks for)."""
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (Path(args.output_dir) / f"checkpoint-{state.global_step}" / COMPLETE).touch()
+
+
 def last_checkpoint(folder: Path, remove_partial: bool = False) -> Path | None:
     """The newest whole `checkpoint-<step>` in the folder. HF's Trainer writes a checkpoint's files in place,
     each process its own; ProvenanceCallback.on_save marks it once all have: one without the mark is a save a
@@ -215,7 +224,7 @@ def last_checkpoint(folder: Path, remove_partial: bool = False) -> Path | None:
     found = []
     for path in folder.glob("checkpoint-*") if folder.is_dir() else ():
         if (path / COMPLETE).exists():
-            found.append((int(path.name.split("-")[1]), path))
+            found.append((checkpoint_step(path), path))
         elif remove_partial:
             shutil.rmtree(path, ignore_errors=True)
     return max(found)[1] if found else None

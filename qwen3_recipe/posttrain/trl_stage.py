@@ -61,9 +61,8 @@ def run_on_trl(p: PlannedJob, plan: Plan, group: int, check=None) -> tuple[Stage
                "TRL_EXPERIMENTAL_SILENCE": "1",
                "PYTHONPATH": os.pathsep.join(x for x in (root, os.environ.get("PYTHONPATH")) if x)}
         # the rows kept on resume: those up to the checkpoint (the worker rewrites the file from there)
-        from qwen3_recipe.posttrain.trl_grpo import last_checkpoint
-        last = last_checkpoint(metrics.parent)
-        seen = len(read_rows(metrics, below=int(last.name.split("-")[1]) if last else 0))
+        from qwen3_recipe.posttrain.trl_grpo import checkpoint_step, last_checkpoint
+        seen = len(read_rows(metrics, below=checkpoint_step(last_checkpoint(metrics.parent))))
         code = ctx.train(lambda: run_logged(cmd, env, log, metrics, ctx._bar, seen=seen))
         if code != 0 or not (ctx.folder / SUMMARY).exists():
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])

@@ -3,7 +3,7 @@
     python -m qwen3_recipe.posttrain.trl_worker SPEC                       (one process)
     accelerate launch --multi_gpu --num_processes N [--num_machines M ...] -m qwen3_recipe.posttrain.trl_worker SPEC
 
-SPEC (JSON, written by posttrain/runner.py) holds what the process needs and nothing it must re-derive: the
+SPEC (JSON, written by posttrain/trl_stage.py) holds what the process needs and nothing it must re-derive: the
 weights to start from, the stage's lowered settings (stage_plan.py: `grpo`, `lr`, `optimizer`, `seed`,
 `checkpoints`), its training and held-out prompts, the verifier, the rollout engine's kind, the provenance
 folder and job name, the stage folder, the `execution` block and the export settings. Each process samples
@@ -44,7 +44,6 @@ def run_reasoning_rl(spec: dict, on_row=None) -> None:
 
     from qwen3_recipe.posttrain.grpo import HELDOUT_SAMPLES, mean_reward, verifier_reward
     from qwen3_recipe.posttrain.rollout_engine import rollout_engine
-    from qwen3_recipe.posttrain.rollouts import step_rows
     from qwen3_recipe.posttrain.stage_plan import GRPOSettings
     from qwen3_recipe.posttrain.trl_grpo import last_checkpoint, train_grpo
     from qwen3_recipe.posttrain.trl_lowering import grpo_args
@@ -52,7 +51,6 @@ def run_reasoning_rl(spec: dict, on_row=None) -> None:
     from qwen3_recipe.provenance.recorder import ShardRecorder
     from qwen3_recipe.synth.model_view import native_rope
     from qwen3_recipe.synth.prompts import Prompt
-    from qwen3_recipe.train.export import save_hf_weights
     from qwen3_recipe.verify.isolation import set_policy
     from qwen3_recipe.verify.verifiers import build_verifier
 
@@ -85,18 +83,8 @@ def run_reasoning_rl(spec: dict, on_row=None) -> None:
     n = len(mine) * HELDOUT_SAMPLES
     totals = accelerator.reduce(torch.tensor([before * n, after * n, n], dtype=torch.float64,
                                              device=accelerator.device), reduction="sum").tolist()
-    report_process(accelerator)
-    if accelerator.is_main_process:
-        summary = {}
-        if heldout:
-            for step, total in ((0, totals[0]), (s.steps, totals[1])):
-                summary[f"heldout_reward_{step}"] = value = total / totals[2]
-                rec = ShardRecorder(prov, job, f"eval-{step:06d}", 0)
-                step_rows(rec, stage, "reasoning_rl", step, {"heldout_reward": value})
-                rec.close()
-        save_hf_weights(weights, folder / "hf", spec["export"])
-        (folder / SUMMARY).write_text(json.dumps(summary) + "\n")
-    accelerator.wait_for_everyone()
+    held = {step: {"heldout_reward": total / totals[2]} for step, total in ((0, totals[0]), (s.steps, totals[1]))}
+    finish(spec, accelerator, weights, held if heldout else {}, "heldout_reward")
 
 
 def run_distill_onpolicy(spec: dict, on_row=None) -> None:
@@ -107,7 +95,6 @@ def run_distill_onpolicy(spec: dict, on_row=None) -> None:
 
     from qwen3_recipe.posttrain import trl_distill as D
     from qwen3_recipe.posttrain.rollout_engine import rollout_engine
-    from qwen3_recipe.posttrain.rollouts import step_rows
     from qwen3_recipe.posttrain.stage_plan import GRPOSettings
     from qwen3_recipe.posttrain.trl_grpo import last_checkpoint
     from qwen3_recipe.posttrain.trl_lowering import gkd_args
@@ -115,7 +102,6 @@ def run_distill_onpolicy(spec: dict, on_row=None) -> None:
     from qwen3_recipe.provenance.recorder import ShardRecorder
     from qwen3_recipe.synth.model_view import native_rope
     from qwen3_recipe.synth.prompts import Prompt
-    from qwen3_recipe.train.export import save_hf_weights
 
     lowered, folder = spec["lowered"], Path(spec["out"])
     s = GRPOSettings(**lowered["grpo"])
@@ -145,35 +131,41 @@ def run_distill_onpolicy(spec: dict, on_row=None) -> None:
         weights = policy_state_dict(trainer)
         after = D.heldout_kl_sums(D.HFScorer(student, weights), *kl_args)
     accelerator = trainer.accelerator
-    report_process(accelerator)
     sums = accelerator.reduce(torch.stack([before, after]).to(accelerator.device), reduction="sum").cpu().tolist()
-    if accelerator.is_main_process:
-        summary = {}
-        if heldout:
-            for step, total in ((0, sums[0]), (s.steps, sums[1])):
-                summary[f"heldout_kl_{step}"] = (kl := D.heldout_kl_of(total))["heldout_kl"]
-                rec = ShardRecorder(prov, job, f"eval-{step:06d}", 0)
-                step_rows(rec, stage, "distill_onpolicy", step, kl)
-                rec.close()
-        save_hf_weights(weights, folder / "hf", spec["export"])
-        (folder / SUMMARY).write_text(json.dumps(summary) + "\n")
-    accelerator.wait_for_everyone()
+    held = {0: D.heldout_kl_of(sums[0]), s.steps: D.heldout_kl_of(sums[1])}
+    finish(spec, accelerator, weights, held if heldout else {}, "heldout_kl")
 
 
-def report_process(accelerator) -> None:
-    state = accelerator.state  # in the log: which process of how many, on which backend
+def finish(spec: dict, accelerator, weights: dict, held: dict[int, dict], key: str) -> None:
+    """Every process: say which one it was (in the log). Process 0: the held-out numbers before and after
+    ({step: metrics}) as `eval-*` shards, the export, and the summary the runner reads (`key` of each step)."""
+    from qwen3_recipe.posttrain.rollouts import step_rows
+    from qwen3_recipe.provenance.recorder import ShardRecorder
+    from qwen3_recipe.train.export import save_hf_weights
+    state, folder = accelerator.state, Path(spec["out"])
     print(f"trl_worker: process {state.process_index} of {state.num_processes}, {state.distributed_type}, "
           f"backend {state.backend}", flush=True)
+    if accelerator.is_main_process:
+        for step, metrics in held.items():
+            rec = ShardRecorder(Path(spec["provenance"]), spec["job"], f"eval-{step:06d}", 0)
+            step_rows(rec, spec["stage"], spec.get("kind", "reasoning_rl"), step, metrics)
+            rec.close()
+        save_hf_weights(weights, folder / "hf", spec["export"])
+        summary = {f"{key}_{step}": metrics[key] for step, metrics in held.items()}
+        (folder / SUMMARY).write_text(json.dumps(summary) + "\n")
+    accelerator.wait_for_everyone()
 
 
 def drop_shards_after(provenance: Path, checkpoint: Path | None) -> None:
     """Step shards past the checkpoint a stage resumes from (all of them without one): the resumed steps write
     theirs again, and a shard of a rank the rerun does not have (fewer processes than before) must not stay."""
-    done = int(checkpoint.name.split("-")[1]) if checkpoint else 0
+    from qwen3_recipe.posttrain.trl_grpo import checkpoint_step
+    done = checkpoint_step(checkpoint)
     for table in ("rollouts", "train_steps"):
         for f in (provenance / table).glob("step-*.parquet"):
             if int(f.name.split("-")[1]) > done:
                 f.unlink()
+
 
 RUNS = {"reasoning_rl": run_reasoning_rl, "distill_onpolicy": run_distill_onpolicy}  # by job kind
 
