@@ -2,7 +2,7 @@
 checkpoints and real vLLM rollouts, from the shipped tiny teacher:
 
 - the building blocks: torchtitan's Qwen3 log-probabilities equal transformers'; the losses; weights
-  pushed into vLLM are the ones it samples from; a stage killed mid-way resumes to the same weights;
+  pushed into vLLM are the ones it samples from (the stages train on TRL: tests/test_trl_*.py);
 - `run --only posttrain` on tests/assets/recipes/posttrain-rl.yaml: GRPO raises the reward on
   one-digit arithmetic, DPO then raises the held-out chosen-over-rejected margin;
 - tests/assets/recipes/posttrain-distill.yaml: the teacher distilled into a smaller student,
@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import REPO, metric, query, run_cli
 
 TEACHER = REPO / "tests" / "assets" / "tiny-teacher"
@@ -70,47 +69,6 @@ def test_losses():
     assert (token_kl(logits, torch.randn(5, 11), "forward") > 0).all()
     top = torch.topk(torch.log_softmax(logits, -1), 11)
     assert topk_kl(logits, top.indices, top.values).abs().max() < 1e-5
-
-
-def _toy_step(trainer, seq):
-    from qwen3_recipe.posttrain.policy import Batch
-
-    def step_fn(step: int):
-        def backward():
-            loss = -trainer.policy.token_logprobs(Batch.pack([seq]))[0].mean()
-            loss.backward()
-            return loss.detach()
-        return trainer.optimise(backward), lambda: None
-    return step_fn
-
-
-def test_a_killed_stage_resumes_to_the_same_weights(tmp_path):
-    """DCP checkpoints of model, torchtitan optimizer and LR schedule: crash after step 3 of 4
-    (checkpoint at 2), rerun: steps 3-4 again, metrics once each, weights as an uninterrupted run."""
-    from qwen3_recipe.posttrain.policy import Policy
-    from qwen3_recipe.posttrain.trainer import StageTrainer
-    seq = ([1, 2, 3, 4], [5, 6, 7, 8, 9])
-
-    def trainer(folder):
-        return StageTrainer(Policy(TEACHER), folder, lr=1e-3, steps=4, optimizer={"grad_clip": 1.0}, interval=2,
-                            warmup_steps=1, decay="linear", min_lr_ratio=0.1)
-    straight = trainer(tmp_path / "straight")
-    straight.run(_toy_step(straight, seq))
-
-    killed = trainer(tmp_path / "killed")
-    step_fn = _toy_step(killed, seq)
-
-    def crash_at_3(step):
-        if step == 2:
-            raise KeyboardInterrupt
-        return step_fn(step)
-    with pytest.raises(KeyboardInterrupt):
-        killed.run(crash_at_3)
-    resumed = trainer(tmp_path / "killed")
-    rows = resumed.run(_toy_step(resumed, seq))
-    assert [r["step"] for r in rows] == [1, 2, 3, 4]
-    for (name, a), b in zip(straight.policy.model.state_dict().items(), resumed.policy.model.state_dict().values()):
-        assert torch.allclose(a, b, atol=1e-6), name
 
 
 @pytest.mark.slow
@@ -316,39 +274,3 @@ def test_eval_job_scores_modes_and_budgets(rl_run):
     over = query(rl_run, "select count(*) from eval_samples where mode = 'think' and thinking_budget = 16 "
                          "and thinking_tokens > 16")[0][0]
     assert over == 0
-
-
-@pytest.mark.slow
-def test_hybrid_general_rl_with_a_reward_model(tmp_path):
-    """method hybrid: DPO steps, then policy-gradient steps with the KL to the reference; rewards
-    from the rule checks and a reward model given by path (a tiny one built here)."""
-    pytest.importorskip("vllm")
-    from transformers import Qwen3Config, Qwen3ForSequenceClassification
-
-    from qwen3_recipe.posttrain import general_rl as G
-    from qwen3_recipe.posttrain.grpo import GRPOSettings
-    from qwen3_recipe.posttrain.policy import Policy
-    from qwen3_recipe.posttrain.rewards import combined_reward
-    from qwen3_recipe.posttrain.rollout_engine import rollout_engine
-    from qwen3_recipe.posttrain.trainer import StageTrainer
-    from qwen3_recipe.provenance.recorder import ShardRecorder
-    from qwen3_recipe.synth.prompts import Prompt
-    cfg = json.loads((TEACHER / "config.json").read_text())
-    cfg.update(num_hidden_layers=1, layer_types=["full_attention"], num_labels=1, dtype="float32")
-    torch.manual_seed(0)
-    Qwen3ForSequenceClassification(Qwen3Config(**cfg)).save_pretrained(tmp_path / "rm")
-    for name in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(TEACHER / name, tmp_path / "rm" / name)
-    reward = combined_reward([{"type": "rule", "weight": 1.0}, {"type": "reward_model", "weight": 1.0,
-                                                                "path": str(tmp_path / "rm")}], 64)
-    prompts = [Prompt(f"p{i}", "t", f"What is {i} + {i % 3}?", str(i + i % 3)) for i in range(8)]
-    policy, ref = Policy(TEACHER), Policy(TEACHER)
-    trainer = StageTrainer(policy, tmp_path / "stage", lr=1e-4, steps=4, optimizer={"grad_clip": 1.0}, interval=4)
-    s = GRPOSettings(steps=4, batch_size=4, group_size=4, max_response_tokens=64, seed=0)
-    with rollout_engine(TEACHER, 64) as engine:
-        rows = G.run_general_rl(trainer, engine, ref, prompts, reward, s,
-                                lambda st: ShardRecorder(tmp_path / "prov", "j", f"s{st}", 0), "general_rl", [],
-                                "hybrid", 0.5, 0.1)
-    assert [r["phase"] for r in rows] == [0.0, 0.0, 1.0, 1.0]
-    assert all(0.0 <= r["reward_mean"] <= 1.0 for r in rows)
-    assert "kl_ref" in rows[-1] and "dpo_margin" in rows[0] or rows[0]["pairs"] == 0

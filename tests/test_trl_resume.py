@@ -60,7 +60,7 @@ def test_a_killed_trl_stage_resumes_exactly_once(tmp_path: Path) -> None:
     again = run_cli("run", RECIPE, "-o", str(run), "--only", "posttrain.reasoning_rl", *SETTINGS, env=ENV, timeout=900)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     log = (folder / "trl.log").read_text()
-    assert "trl_grpo: resuming from checkpoint-" in log, log[-2000:]
+    assert "Qwen3GRPOTrainer: resuming from checkpoint-" in log, log[-2000:]
     assert "trl_worker: process 1 of 2, DistributedType.MULTI_CPU, backend gloo" in log, log[-2000:]
 
     rows = query(run, "select step, prompt_id, sample_id from rollouts where stage = 'reasoning_rl'")

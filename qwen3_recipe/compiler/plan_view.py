@@ -62,7 +62,10 @@ def served(plan: "Plan", p: "PlannedJob") -> dict[str, Any]:
     return {"text": describe(s), "gpus": s["tasks"] * s["gpus_per_task"]}
 
 
-TRL_KINDS = {"reasoning_rl": "TRL GRPOTrainer", "distill_onpolicy": "TRL GKDTrainer"}  # (posttrain/trl_launch.py)
+# the stages that train on TRL + accelerate (posttrain/trl_launch.py), by the trainer they run
+TRL_KINDS = {"reasoning_rl": "TRL GRPOTrainer", "general_rl": "TRL DPOTrainer, then GRPOTrainer",
+             "distill_offpolicy": "TRL SFTTrainer", "distill_onpolicy": "TRL GKDTrainer"}
+GENERAL_RL_TRAINERS = {"dpo": "TRL DPOTrainer", "rlhf": "TRL GRPOTrainer"}  # hybrid: both, in turn
 
 
 def trl_trainer(plan: "Plan", p: "PlannedJob") -> dict[str, Any]:
@@ -79,8 +82,12 @@ def trl_trainer(plan: "Plan", p: "PlannedJob") -> dict[str, Any]:
     rollout_h = est.gen_flops / (peak * min(ex.hardware.mfu, GENERATION_MFU)) / 3600
     update_h = est.train_flops / (peak * ex.hardware.mfu) / 3600
     shard = ", FSDP2" if ex.fsdp == "full" and nodes * per_node > 1 else ""
-    return {"text": f"{TRL_KINDS[p.job.kind]}, {nodes * per_node} process{'es' if nodes * per_node > 1 else ''} "
-                    f"({nodes} node{'s' if nodes > 1 else ''} x {per_node}){shard}, rollouts colocated",
+    name = TRL_KINDS[p.job.kind]
+    if p.job.kind == "general_rl":
+        name = GENERAL_RL_TRAINERS.get(p.job.config["stage"]["method"], name)
+    return {"text": f"{name}, {nodes * per_node} process{'es' if nodes * per_node > 1 else ''} "
+                    f"({nodes} node{'s' if nodes > 1 else ''} x {per_node}){shard}, "
+                    + ("on the teacher pass's samples" if p.job.kind == "distill_offpolicy" else "rollouts colocated"),
             "gpus": nodes * per_node, "rollout_gpus": 0, "rollout_gpu_hours": rollout_h, "update_gpu_hours": update_h}
 
 

@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
+from qwen3_recipe.compiler.plan_view import TRL_KINDS
 
 # jobs of N nodes x G GPUs: torchtitan's stages (train/launch.py), those on TRL + accelerate (posttrain/trl_launch.py)
-TRAIN_KINDS = {"pretrain", "sft", "fusion", "reasoning_rl", "distill_onpolicy"}
+TRAIN_KINDS = {"pretrain", "sft", "fusion", *TRL_KINDS}
 SCRIPT = "launch.slurm"
 
 

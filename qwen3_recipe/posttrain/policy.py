@@ -1,6 +1,7 @@
-"""The model a post-training stage optimises: torchtitan's Qwen3 (the same model code, state-dict
-adapter and HF export as the pretraining and SFT stages), loaded from an HF directory, with the
-per-token log-probabilities every RL and distillation objective is built from.
+"""torchtitan's Qwen3 (the same model code, state-dict adapter and HF export as the pretraining and SFT
+stages) loaded from an HF directory, with per-token log-probabilities: the independent scorer the tests hold
+the rollout engines and exports against (vLLM's log-probabilities, MoE exports), and `Batch`, the packed
+sequences the stages' held-out scorers read. The stages themselves train HF models on TRL (trl_*.py).
 
 Sequences are packed into one row per batch (prompt + response, back to back) with per-document
 positions, so attention never crosses sequences: torchtitan's own document masking (FlexAttention

@@ -1,20 +1,21 @@
-"""Sampling groups from the current policy and scoring them: the part GRPO, RLHF-style general RL and
-on-policy distillation share.
+"""Sampling groups from the current policy and scoring them: the part GRPO, general RL and on-policy
+distillation share (each on TRL: their trainers push the policy's weights into the engine).
 
-Each step's prompts and seeds derive from (stage seed, step), so a step redone after a resume samples
+Each rollout's seed derives from (stage seed, step, prompt, mode), so a step redone after a resume samples
 exactly what it sampled the first time (given the same weights, which the checkpoint restores).
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
 from qwen3_recipe.posttrain.policy import Batch, Policy
-from qwen3_recipe.posttrain.rollout_engine import logprobs_at_sampling_temperature, push_weights
+from qwen3_recipe.posttrain.rollout_engine import (
+    logprobs_at_sampling_temperature,
+)
 from qwen3_recipe.synth.generate import derived_seed
 from qwen3_recipe.synth.prompts import Prompt
 from qwen3_recipe.synth.sampling import Request, SamplingParams
@@ -46,15 +47,6 @@ class Rollout:
     def sampled(self) -> torch.Tensor:
         """bool per response token: drawn from the policy (what the policy-gradient loss is over)."""
         return ~self.forced if self.forced is not None else torch.ones(len(self.response_ids), dtype=torch.bool)
-
-
-def step_prompts(prompts: list[Prompt], step: int, batch_size: int, seed: int) -> list[Prompt]:
-    """Epochs over a per-epoch shuffle of the prompts, batch_size at a time."""
-    per_epoch = max(1, len(prompts) // batch_size)
-    epoch, i = divmod(step, per_epoch)
-    order = list(range(len(prompts)))
-    random.Random(derived_seed([seed, "epoch", epoch])).shuffle(order)
-    return [prompts[j] for j in order[i * batch_size:(i + 1) * batch_size]]
 
 
 def sample_groups(engine, prompts: list[Prompt], *, step: int, seed: int, n: int, max_tokens: int,
@@ -114,40 +106,6 @@ def sampled_logprobs(sample, forced: torch.Tensor) -> torch.Tensor | None:
         else:
             return None
     return torch.tensor(out, dtype=torch.float32)
-
-
-class PolicySampler:
-    """A step's groups from the current policy: its weights pushed into the rollout engine every
-    `sync_every` steps (and on the first step a process runs, e.g. after a resume), then the step's
-    prompts sampled. `version` is the step whose weights the engine holds."""
-
-    def __init__(self, engine, policy: Policy, s, sync_every: int | None = None) -> None:
-        self.engine, self.policy, self.s = engine, policy, s
-        self.sync_every, self.version = sync_every or s.sync_every, None
-
-    def __call__(self, prompts: list[Prompt], step: int, *, temperature: float, mode: str | None = None,
-                 reward_fn: Callable[[Rollout], tuple[float, str]] | None = None) -> list[list[Rollout]]:
-        s = self.s
-        if self.version is None or step % self.sync_every == 0:
-            push_weights(self.engine, self.policy.hf_state_dict())
-            self.version = step
-        groups = sample_groups(self.engine, step_prompts(prompts, step, s.batch_size, s.seed), step=step,
-                               seed=s.seed, n=s.group_size, max_tokens=s.max_response_tokens,
-                               temperature=temperature, mode=mode or s.mode, thinking_budget=s.thinking_budget)
-        if reward_fn is not None:
-            score(groups, reward_fn)
-        return groups
-
-
-def reward_summary(groups: list[list[Rollout]]) -> tuple[torch.Tensor, list[Rollout], dict]:
-    """Rewards as a [prompts, group] tensor, the rollouts flat, and the step's reward metrics."""
-    rewards = torch.tensor([[r.reward for r in g] for g in groups], dtype=torch.float32)
-    rollouts = [r for g in groups for r in g]
-    return rewards, rollouts, {
-        "reward_mean": float(rewards.mean()),
-        "accuracy": sum(r.verdict == "correct" for r in rollouts) / len(rollouts),
-        "response_tokens": sum(len(r.response_ids) for r in rollouts) / len(rollouts),
-        "forced_tokens": float(sum(int(r.forced.sum()) for r in rollouts if r.forced is not None))}
 
 
 def score(groups: list[list[Rollout]], reward_fn: Callable[[Rollout], tuple[float, str]]) -> None:

@@ -24,7 +24,7 @@ from qwen3_recipe.posttrain.metric_rows import read_rows, write_rows
 from qwen3_recipe.posttrain.rollout_engine import push_weights
 from qwen3_recipe.posttrain.rollouts import Rollout, rollout_rows, sample_groups, step_rows
 from qwen3_recipe.posttrain.stage_plan import GRPOSettings
-from qwen3_recipe.posttrain.trl_grpo import last_checkpoint, mark_whole
+from qwen3_recipe.posttrain.trl_grpo import mark_whole
 from qwen3_recipe.posttrain.trl_rollouts import policy_state_dict
 from qwen3_recipe.synth.prompts import Prompt
 
@@ -150,7 +150,8 @@ class DistillCallback(TrainerCallback):
 def onpolicy_trainer(model, teacher, tokenizer, engine, prompts: list[Prompt], s: GRPOSettings, args: dict, *,
                      modes: list[str], direction: str, recorder_for: Callable[[int, int], object], stage: str,
                      metrics_path: Path | None = None, on_row=None) -> Qwen3GKDTrainer:
-    """The stage's trainer (trl_lowering.gkd_args), its models prepared (moved, wrapped); `resume_and_train` runs it."""
+    """The stage's trainer (trl_lowering.gkd_args), its models prepared (moved, wrapped); trl_grpo.resume_and_train
+    runs it."""
     from datasets import Dataset
     callback = DistillCallback(recorder_for, stage, direction, metrics_path, on_row)
     trainer = Qwen3GKDTrainer(model=model, teacher_model=teacher, args=GKDConfig(**args), processing_class=tokenizer,
@@ -159,14 +160,6 @@ def onpolicy_trainer(model, teacher, tokenizer, engine, prompts: list[Prompt], s
                               callbacks=[callback], settings=s, engine=engine, prompts=prompts, modes=modes)
     callback.trainer = trainer
     return trainer
-
-
-def resume_and_train(trainer) -> None:
-    """The steps from the last whole checkpoint in the trainer's output folder."""
-    last = last_checkpoint(Path(trainer.args.output_dir), trainer.accelerator.is_main_process)
-    if last is not None:
-        print(f"trl_distill: resuming from {last.name}", flush=True)
-    trainer.train(resume_from_checkpoint=last and str(last))
 
 
 class HFScorer:

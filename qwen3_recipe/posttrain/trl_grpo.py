@@ -30,7 +30,8 @@ from qwen3_recipe.posttrain.stage_plan import GRPOSettings
 from qwen3_recipe.posttrain.trl_rollouts import RolloutHook
 
 # TRL's logged names -> ours (the single-process stage's train_steps metrics)
-METRICS = {"loss": "loss", "grad_norm": "grad_norm", "learning_rate": "lr", "reward": "reward_mean",
+# (the mean reward: rollout_metrics')
+METRICS = {"loss": "loss", "grad_norm": "grad_norm", "learning_rate": "lr",
            "reward_std": "reward_std", "entropy": "entropy", "kl": "kl_ref", "clip_ratio/region_mean": "clip_fraction"}
 
 
@@ -133,9 +134,12 @@ class ProvenanceCallback(TrainerCallback):
 
     def __init__(self, hook: RolloutHook, recorder_for: Callable[[int, int], object], stage: str,
                  kind: str = "reasoning_rl", metrics_path: Path | None = None,
-                 on_row: Callable[[list[dict]], None] | None = None) -> None:
+                 on_row: Callable[[list[dict]], None] | None = None, offset: int = 0,
+                 extra: dict[str, float] | None = None) -> None:
+        """offset: the stage's steps before this trainer's (general_rl's DPO phase), added to its step numbers;
+        extra: metrics logged with every step."""
         self.hook, self.recorder_for, self.stage, self.kind = hook, recorder_for, stage, kind
-        self.metrics_path, self.on_row = metrics_path, on_row
+        self.metrics_path, self.on_row, self.offset, self.extra = metrics_path, on_row, offset, extra or {}
         self.trainer: Qwen3GRPOTrainer | None = None
         self.rows: list[dict] = []
 
@@ -145,7 +149,7 @@ class ProvenanceCallback(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs) -> None:
         if not logs or "loss" not in logs or self.trainer is None:
             return
-        step, rank = state.global_step, self.trainer.accelerator.process_index
+        step, rank = state.global_step + self.offset, self.trainer.accelerator.process_index
         rollouts: list[Rollout] = self.hook.last
         metrics = {ours: float(logs[theirs]) for theirs, ours in METRICS.items() if logs.get(theirs) is not None}
         metrics |= rollout_metrics(rollouts, self.trainer.accelerator)
@@ -155,7 +159,8 @@ class ProvenanceCallback(TrainerCallback):
         metrics["approx_kl"] = stats[0] / max(1.0, stats[1])
         # `kl`: to the reference when there is one (TRL logs its k3 KL only when beta > 0), else the ratio's
         metrics["kl"] = metrics.get("kl_ref", metrics["approx_kl"])
-        metrics["temperature"] = self.trainer.settings.temperature(step - 1)
+        metrics["temperature"] = self.trainer.settings.temperature(state.global_step - 1)
+        metrics |= self.extra
         rec = self.recorder_for(step, rank)
         rollout_rows(rec, self.stage, step, rollouts, self.hook.version, self.trainer.last_advantages)
         if state.is_world_process_zero:
@@ -169,19 +174,21 @@ class ProvenanceCallback(TrainerCallback):
 
 
 def rollout_metrics(rollouts: list[Rollout], accelerator) -> dict[str, float]:
-    """The step's accuracy, mean response length and forced tokens over every process's rollouts."""
-    local = torch.tensor([len(rollouts), sum(r.verdict == "correct" for r in rollouts),
+    """The step's mean reward, accuracy, mean response length and forced tokens over every process's rollouts."""
+    local = torch.tensor([len(rollouts), sum(r.reward for r in rollouts), sum(r.verdict == "correct" for r in rollouts),
                           sum(len(r.response_ids) for r in rollouts),
                           sum(int(r.forced.sum()) for r in rollouts if r.forced is not None)],
                          dtype=torch.float64, device=accelerator.device)
-    n, correct, tokens, forced = accelerator.reduce(local, reduction="sum").tolist()
-    return {"accuracy": correct / max(1, n), "response_tokens": tokens / max(1, n), "forced_tokens": forced}
+    n, reward, correct, tokens, forced = accelerator.reduce(local, reduction="sum").tolist()
+    return {"reward_mean": reward / max(1, n), "accuracy": correct / max(1, n),
+            "response_tokens": tokens / max(1, n), "forced_tokens": forced}
 
 
 def train_grpo(model, tokenizer, engine, prompts, reward_fn, s: GRPOSettings, args: dict, *,
                recorder_for: Callable[[int, int], object], stage: str, kind: str = "reasoning_rl",
                resume: bool = True, metrics_path: Path | None = None,
                callbacks: tuple = (), on_row: Callable[[list[dict]], None] | None = None,
+               offset: int = 0, extra: dict[str, float] | None = None,
                ) -> tuple[Qwen3GRPOTrainer, list[dict]]:
     """Run the stage's steps (from its last complete TRL checkpoint in `args["output_dir"]` when `resume`);
     returns the trainer and this run's per-step metric rows (also kept in `metrics_path`, metric_rows.py, and
@@ -190,17 +197,25 @@ def train_grpo(model, tokenizer, engine, prompts, reward_fn, s: GRPOSettings, ar
     from datasets import Dataset
 
     from qwen3_recipe.posttrain.trl_rollouts import trl_reward
-    hook = RolloutHook(engine, prompts, s)
-    callback = ProvenanceCallback(hook, recorder_for, stage, kind, metrics_path, on_row)
+    hook = RolloutHook(engine, prompts, s, offset)
+    callback = ProvenanceCallback(hook, recorder_for, stage, kind, metrics_path, on_row, offset, extra)
     trainer = Qwen3GRPOTrainer(model=model, reward_funcs=trl_reward(reward_fn), args=GRPOConfig(**args),
                                rollout_func=hook, processing_class=tokenizer, callbacks=[callback, *callbacks],
                                settings=s, train_dataset=Dataset.from_dict({"prompt": [p.prompt_id for p in prompts]}))
     callback.trainer = trainer
-    last = last_checkpoint(Path(args["output_dir"]), trainer.accelerator.is_main_process) if resume else None
-    if last is not None:
-        print(f"trl_grpo: resuming from {last.name}", flush=True)
-    trainer.train(resume_from_checkpoint=last and str(last))
+    if resume:
+        resume_and_train(trainer)
+    else:
+        trainer.train()
     return trainer, callback.rows
+
+
+def resume_and_train(trainer) -> None:
+    """A TRL trainer's steps from the last whole checkpoint in its output folder (all of them without one)."""
+    last = last_checkpoint(Path(trainer.args.output_dir), trainer.accelerator.is_main_process)
+    if last is not None:
+        print(f"{type(trainer).__name__}: resuming from {last.name}", flush=True)
+    trainer.train(resume_from_checkpoint=last and str(last))
 
 
 def checkpoint_step(checkpoint: Path | None) -> int:

@@ -12,6 +12,8 @@ shows it, tests check it), choosing, for every knob, the TRL option that compute
 - DPO -> TRL's sigmoid loss (`loss_type=["sigmoid"]`, no label smoothing), as `objectives.dpo_loss`.
 - On-policy distillation -> the generalised JSD at `beta` 1 (reverse KL, student || teacher) or 0
   (forward), every sample the student's own (`lmbda=1`), temperature 1, as `objectives.token_kl`.
+- Off-policy distillation -> TRL's SFTTrainer with our loss: kl_weight x the top-k KL(teacher || student)
+  plus ce_weight x the teacher tokens' cross-entropy, a token mean over the step (posttrain/trl_offpolicy.py).
 - The optimizer and schedule as our StageTrainer runs them: AdamW with the recipe's betas, eps, weight
   decay and gradient clip, a constant learning rate, no warm-up, fp32 unless the recipe asks for bf16.
 
@@ -45,8 +47,10 @@ def precision_args(execution: dict | None) -> dict[str, Any]:
             "torch_compile": bool(execution.get("compile", False))}
 
 
-def bookkeeping_args(out_dir: str | Path, steps: int, checkpoints: int) -> dict[str, Any]:
-    return {"output_dir": str(Path(out_dir) / "dump"), "max_steps": int(steps), "save_strategy": "steps",
+def bookkeeping_args(out_dir: str | Path, steps: int, checkpoints: int, phase: str | None = None) -> dict[str, Any]:
+    """Checkpoints in `<stage>/dump` (general_rl's phases: `dump/dpo`, `dump/pg`), every step logged."""
+    dump = Path(out_dir) / "dump"
+    return {"output_dir": str(dump / phase if phase else dump), "max_steps": int(steps), "save_strategy": "steps",
             "save_steps": max(1, steps // max(1, checkpoints)), "save_total_limit": 2, "logging_steps": 1,
             "report_to": [], "remove_unused_columns": False, "disable_tqdm": True}
 
@@ -59,7 +63,8 @@ def micro_batch(share: int, max_response_tokens: int, budget: int = MICRO_TOKENS
     return max(d for d in range(1, share + 1) if share % d == 0 and d <= most)
 
 
-def grpo_args(lowered: dict, out_dir: str | Path, execution: dict | None = None, processes: int = 1) -> dict:
+def grpo_args(lowered: dict, out_dir: str | Path, execution: dict | None = None, processes: int = 1,
+              phase: str | None = None) -> dict:
     """`GRPOConfig(**grpo_args(...))` for a reasoning_rl (or general_rl's policy-gradient) stage: one
     generation batch (batch_size prompts x group_size samples) per optimizer step, split over `processes`
     without splitting a group, each process's share in micro-batches accumulated into one step."""
@@ -74,7 +79,7 @@ def grpo_args(lowered: dict, out_dir: str | Path, execution: dict | None = None,
     kl_coef = float(lowered["beta"]) if "method" in lowered else float(g["kl_coef"])
     return {
         **optimizer_args(lowered), **precision_args(execution),
-        **bookkeeping_args(out_dir, g["steps"], lowered.get("checkpoints", 4)),
+        **bookkeeping_args(out_dir, g["steps"], lowered.get("checkpoints", 4), phase),
         "loss_type": "dapo", "scale_rewards": g.get("reward_scaling", "group"), "beta": kl_coef,
         "use_bias_correction_kl": False,
         "epsilon": float(g["clip_eps"]), "epsilon_high": float(g["clip_eps"]),
@@ -86,12 +91,26 @@ def grpo_args(lowered: dict, out_dir: str | Path, execution: dict | None = None,
     }
 
 
-def dpo_args(lowered: dict, out_dir: str | Path, execution: dict | None = None) -> dict:
-    """`DPOConfig(**dpo_args(...))`: general_rl's DPO phase (sigmoid loss at the stage's beta)."""
+def dpo_args(lowered: dict, out_dir: str | Path, execution: dict | None = None, processes: int = 1,
+             steps: int | None = None) -> dict:
+    """`DPOConfig(**dpo_args(...))`: general_rl's DPO phase (sigmoid loss at the stage's beta) over its first
+    `steps` steps, batch_size prompts per step split over `processes` (their pairs sampled at each step)."""
     g = lowered["grpo"]
+    if g["batch_size"] % processes:
+        raise ValueError(f"batch_size {g['batch_size']} prompts do not split over {processes} processes")
     return {**optimizer_args(lowered), **precision_args(execution),
-            **bookkeeping_args(out_dir, g["steps"], lowered.get("checkpoints", 4)),
-            "beta": float(lowered["beta"]), "loss_type": ["sigmoid"], "label_smoothing": 0.0}
+            **bookkeeping_args(out_dir, g["steps"] if steps is None else steps, lowered.get("checkpoints", 4), "dpo"),
+            "beta": float(lowered["beta"]), "loss_type": ["sigmoid"], "label_smoothing": 0.0,
+            "per_device_train_batch_size": g["batch_size"] // processes, "gradient_accumulation_steps": 1,
+            "dataloader_drop_last": True}
+
+
+def general_rl_steps(lowered: dict) -> tuple[int, int]:
+    """(DPO steps, policy-gradient steps) of a general_rl stage: `method` dpo, rlhf, or hybrid's first
+    `dpo_fraction` of the steps on DPO."""
+    steps = int(lowered["grpo"]["steps"])
+    dpo = {"dpo": steps, "rlhf": 0}.get(lowered["method"], round(float(lowered["dpo_fraction"]) * steps))
+    return dpo, steps - dpo
 
 
 def gkd_args(lowered: dict, out_dir: str | Path, execution: dict | None = None, processes: int = 1) -> dict:
@@ -110,3 +129,24 @@ def gkd_args(lowered: dict, out_dir: str | Path, execution: dict | None = None, 
 def onpolicy_distill_args(lowered: dict) -> dict:
     """The generalised-JSD settings of distill_onpolicy: which KL, whose samples, at which temperature."""
     return {"beta": 1.0 if lowered["kl"] == "reverse" else 0.0, "lmbda": 1.0, "temperature": 1.0}
+
+
+def offpolicy_args(lowered: dict, out_dir: str | Path, steps: int, execution: dict | None = None,
+                   processes: int = 1) -> dict:
+    """`SFTConfig(**offpolicy_args(...))` for a distill_offpolicy stage: batch_size teacher samples per step
+    (split over `processes`, each share in micro-batches accumulated into the step), `steps` of them (the
+    stage's epochs over its teacher pass's samples, whole batches: no padded last step)."""
+    batch = int(lowered["batch_size"])
+    if batch % processes:
+        raise ValueError(f"batch_size {batch} samples do not split over {processes} processes")
+    share = batch // processes
+    micro = micro_batch(share, int(lowered["max_tokens"]))
+    return {**optimizer_args(lowered), **precision_args(execution),
+            **bookkeeping_args(out_dir, steps, lowered.get("checkpoints", 4)),
+            "per_device_train_batch_size": micro, "gradient_accumulation_steps": share // micro,
+            "dataloader_drop_last": True, "packing": False, "dataset_kwargs": {"skip_prepare_dataset": True}}
+
+
+def offpolicy_steps(samples: int, batch_size: int, epochs: float) -> int:
+    """Optimizer steps of an off-policy stage: `epochs` passes of whole batches over the teacher's samples."""
+    return max(1, round(epochs * (samples // batch_size)))

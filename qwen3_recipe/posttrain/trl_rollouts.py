@@ -43,8 +43,9 @@ class RolloutHook:
     """`GRPOTrainer(rollout_func=RolloutHook(...))`. `version` is the step whose weights the engine holds;
     `last` the step's rollouts in TRL's order (what provenance records)."""
 
-    def __init__(self, engine, prompts: list[Prompt], s: GRPOSettings) -> None:
-        self.engine, self.s = engine, s
+    def __init__(self, engine, prompts: list[Prompt], s: GRPOSettings, offset: int = 0) -> None:
+        """offset: the stage's steps before this trainer's, in the rollouts' seeds (general_rl's DPO phase)."""
+        self.engine, self.s, self.offset = engine, s, offset
         self.prompts = {p.prompt_id: p for p in prompts}
         self.version: int | None = None
         self.last: list[Rollout] = []
@@ -59,9 +60,9 @@ class RolloutHook:
         if len(sizes) != 1:  # TRL's sampler repeats each prompt num_generations times
             raise ValueError(f"the generation batch is not whole groups: {runs}")
         # one engine call for the process's whole share (the engine batches every request)
-        groups = sample_groups(self.engine, [self.prompts[pid] for pid, _ in runs], step=step, seed=s.seed,
-                               n=sizes.pop(), max_tokens=s.max_response_tokens, temperature=s.temperature(step),
-                               mode=s.mode, thinking_budget=s.thinking_budget)
+        groups = sample_groups(self.engine, [self.prompts[pid] for pid, _ in runs], step=step + self.offset,
+                               seed=s.seed, n=sizes.pop(), max_tokens=s.max_response_tokens,
+                               temperature=s.temperature(step), mode=s.mode, thinking_budget=s.thinking_budget)
         rollouts: list[Rollout] = [r for g in groups for r in g]
         self.last = rollouts
         return {"prompt_ids": [r.prompt_ids for r in rollouts],

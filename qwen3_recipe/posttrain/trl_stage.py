@@ -1,6 +1,7 @@
-"""The `reasoning_rl` and `distill_onpolicy` jobs (issue 19): GRPO on TRL's GRPOTrainer, on-policy
-distillation on its GKD trainer (posttrain/trl_grpo.py, trl_distill.py). This prepares what every process needs (the
-stage's prompts, decontaminated and split, its settings, where to write) into `<job>/trl_spec.json` and runs
+"""The post-training RL and distillation jobs (issue 19), each on TRL: reasoning_rl on its GRPOTrainer, general_rl
+on its DPOTrainer then our GRPO trainer, distill_offpolicy on its SFTTrainer, distill_onpolicy on its GKD trainer
+(posttrain/trl_grpo.py, trl_general_rl.py, trl_offpolicy.py, trl_distill.py). This prepares what every process
+needs (the stage's prompts, decontaminated and split, its settings, where to write) into `<job>/trl_spec.json` and runs
 posttrain/trl_worker.py on it: in the `run` process for one process, else under `accelerate launch` as
 posttrain/trl_launch.py says (output to `<job>/trl.log`); then it rebuilds the provenance database."""
 
@@ -16,19 +17,22 @@ from qwen3_recipe.posttrain.runner import StageContext, settings
 def run_on_trl(p: PlannedJob, plan: Plan, group: int, check=None) -> tuple[StageContext, list[dict], dict]:
     """Run the job's TRL worker (posttrain/trl_worker.py) in this process or in as many as `execution` and the
     machine give (posttrain/trl_launch.py: their output goes to `<job>/trl.log`); `group`: samples per prompt,
-    which a process's share must hold whole; `check(ctx)` before anything runs. Returns the context, the step
-    rows and the worker's summary."""
+    which a process's share must hold whole; `check(ctx)` before anything runs, returning the stage's (steps,
+    batch size) when they are not its `grpo` settings' (off-policy distillation: known once its teacher has
+    answered). Returns the context, the step rows and the worker's summary."""
     import os
 
     from qwen3_recipe.errors import Problem, RecipeError
     from qwen3_recipe.posttrain.metric_rows import read_rows
     from qwen3_recipe.posttrain.trl_launch import alone, processes, worker_command
-    from qwen3_recipe.posttrain.trl_worker import RUNS, SPEC, SUMMARY
+    from qwen3_recipe.posttrain.trl_worker import RUNS, SPEC, SUMMARY, resumed_at
     from qwen3_recipe.train.launch import has_accelerator, run_logged
-    ctx = StageContext(p, plan, policy=False)
-    if check is not None:
-        check(ctx)
-    s = settings(ctx)
+    ctx = StageContext(p, plan)
+    sizes = check(ctx) if check is not None else None
+    if sizes is None:
+        s = settings(ctx)
+        sizes = (s.steps, s.batch_size)
+    steps, batch = sizes
     execution = plan.loaded.recipe.execution.model_dump(mode="json")
     nnodes, nproc, _ = processes()
     if execution["fsdp"] == "full" and nnodes * nproc > 1 and not has_accelerator():
@@ -36,13 +40,13 @@ def run_on_trl(p: PlannedJob, plan: Plan, group: int, check=None) -> tuple[Stage
         raise RecipeError([Problem("fsdp: full needs GPUs for a stage on TRL (accelerate runs FSDP on GPUs "
                                    "only); set execution.fsdp: none to run it on CPU processes",
                                    ".".join(key), plan.loaded.raw.smap.find(key))])
-    if s.batch_size % (nnodes * nproc):
+    if batch % (nnodes * nproc):
         key = p.job.key_path + ("batch_size",)
-        raise RecipeError([Problem(f"{s.batch_size} prompts per step cannot be shared out in whole groups of "
+        raise RecipeError([Problem(f"{batch} prompts per step cannot be shared out in whole groups of "
                                    f"{group} over {nnodes * nproc} processes ({nnodes} node(s) x {nproc}): make "
                                    "batch_size a multiple of the process count", ".".join(key),
                                    plan.loaded.raw.smap.find(key))])
-    spec = {"kind": p.job.kind, "init": str(ctx.init), "out": str(ctx.folder),
+    spec = {"kind": p.job.kind, "steps": steps, "init": str(ctx.init), "out": str(ctx.folder),
             "provenance": str(ctx.folder / "provenance"), "job": p.job.name, "stage": ctx.name,
             "engine": os.environ.get("QWEN3_RECIPE_ROLLOUT_ENGINE"), "lowered": ctx.stage, "execution": execution,
             "export": ctx.export_job, "prompts": [vars(x) for x in ctx.prompts],
@@ -51,7 +55,7 @@ def run_on_trl(p: PlannedJob, plan: Plan, group: int, check=None) -> tuple[Stage
     (ctx.folder / SUMMARY).unlink(missing_ok=True)
     metrics, log = ctx.folder / "dump" / "metrics.jsonl", ctx.folder / "trl.log"
     metrics.parent.mkdir(parents=True, exist_ok=True)
-    ctx.steps = s.steps
+    ctx.steps = steps
     if alone():
         ctx.train(lambda: RUNS[p.job.kind](spec, on_row=ctx._bar))
     else:
@@ -61,8 +65,7 @@ def run_on_trl(p: PlannedJob, plan: Plan, group: int, check=None) -> tuple[Stage
                "TRL_EXPERIMENTAL_SILENCE": "1",
                "PYTHONPATH": os.pathsep.join(x for x in (root, os.environ.get("PYTHONPATH")) if x)}
         # the rows kept on resume: those up to the checkpoint (the worker rewrites the file from there)
-        from qwen3_recipe.posttrain.trl_grpo import checkpoint_step, last_checkpoint
-        seen = len(read_rows(metrics, below=checkpoint_step(last_checkpoint(metrics.parent))))
+        seen = len(read_rows(metrics, below=resumed_at(metrics.parent, ctx.stage)))
         code = ctx.train(lambda: run_logged(cmd, env, log, metrics, ctx._bar, seen=seen))
         if code != 0 or not (ctx.folder / SUMMARY).exists():
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
@@ -75,25 +78,64 @@ def run_reasoning_rl(p: PlannedJob, plan: Plan) -> None:
     steps = ctx.steps
     before, after = held.get("heldout_reward_0"), held.get(f"heldout_reward_{steps}")
     ctx.finish(rows, f"reward {rows[0]['reward_mean']:.3f} -> {rows[-1]['reward_mean']:.3f} over {len(rows)} steps"
-               + (f", held-out {before:.3f} -> {after:.3f}" if before is not None else ""), exported=True)
+               + (f", held-out {before:.3f} -> {after:.3f}" if before is not None else ""))
+
+
+def run_general_rl(p: PlannedJob, plan: Plan) -> None:
+    ctx, rows, held = run_on_trl(p, plan, group=p.job.config["stage"]["group_size"])
+    before, after = held.get("heldout_margin_0"), held.get(f"heldout_margin_{ctx.steps}")
+    ctx.finish(rows, f"reward {rows[0]['reward_mean']:.3f} -> {rows[-1]['reward_mean']:.3f} over {len(rows)} steps"
+               + (f", held-out chosen-over-rejected margin {before:.2f} -> {after:.2f}" if before is not None else ""))
+
+
+def distill_checks(p: PlannedJob, plan: Plan, ctx: StageContext) -> None:
+    """What a distillation stage refuses before it runs: sharded processes, a teacher of another tokenizer."""
+    from qwen3_recipe.errors import Problem, RecipeError
+    from qwen3_recipe.posttrain.trl_launch import processes
+    nnodes, nproc, _ = processes()
+    if plan.loaded.recipe.execution.fsdp == "full" and nnodes * nproc > 1:
+        key = ("execution", "fsdp")  # each process scores its held-out share: sharded forwards would deadlock
+        raise RecipeError([Problem(f"{p.job.kind} on several processes does not run sharded yet (its held-out "
+                                   "scoring is per process); set execution.fsdp: none", ".".join(key),
+                                   plan.loaded.raw.smap.find(key))])
+    teacher = json.loads((Path(ctx.stage["teacher"]) / "config.json").read_text())["vocab_size"]
+    if teacher != ctx.hf_config["vocab_size"]:
+        raise RuntimeError(f"{p.job.name}: teacher {ctx.stage['teacher']} has vocabulary {teacher}, the student "
+                           f"{ctx.hf_config['vocab_size']}; distillation needs one tokenizer")
 
 
 def run_distill_onpolicy(p: PlannedJob, plan: Plan) -> None:
-    def one_tokenizer(ctx: StageContext) -> None:
-        from qwen3_recipe.errors import Problem, RecipeError
-        from qwen3_recipe.posttrain.trl_launch import processes
-        nnodes, nproc, _ = processes()
-        if plan.loaded.recipe.execution.fsdp == "full" and nnodes * nproc > 1:
-            key = ("execution", "fsdp")  # each process scores its held-out share: sharded forwards would deadlock
-            raise RecipeError([Problem("distill_onpolicy on several processes does not run sharded yet (its held-out "
-                                       "scoring is per process); set execution.fsdp: none", ".".join(key),
-                                       plan.loaded.raw.smap.find(key))])
-        teacher = json.loads((Path(ctx.stage["teacher"]) / "config.json").read_text())["vocab_size"]
-        if teacher != ctx.hf_config["vocab_size"]:
-            raise RuntimeError(f"{p.job.name}: teacher {ctx.stage['teacher']} has vocabulary {teacher}, the student "
-                               f"{ctx.hf_config['vocab_size']}; distillation needs one tokenizer")
-    ctx, rows, held = run_on_trl(p, plan, group=p.job.config["stage"]["samples_per_prompt"], check=one_tokenizer)
+    ctx, rows, held = run_on_trl(p, plan, group=p.job.config["stage"]["samples_per_prompt"],
+                                 check=lambda ctx: distill_checks(p, plan, ctx))
     kl, before, after = ctx.stage["kl"], held.get("heldout_kl_0"), held.get(f"heldout_kl_{ctx.steps}")
     (ctx.folder / "kl_direction.json").write_text(json.dumps({"kl": kl}) + "\n")
     ctx.finish(rows, f"{kl} KL {rows[0]['kl']:.3f} -> {rows[-1]['kl']:.3f}"
-               + (f", held-out KL {before:.3f} -> {after:.3f}" if before is not None else ""), exported=True)
+               + (f", held-out KL {before:.3f} -> {after:.3f}" if before is not None else ""))
+
+
+def run_distill_offpolicy(p: PlannedJob, plan: Plan) -> None:
+    """Trains on its teacher pass's samples (posttrain/teacher_pass.py), for the stage's epochs over them."""
+    from qwen3_recipe.errors import Problem, RecipeError
+    from qwen3_recipe.posttrain.distill import load_samples
+    from qwen3_recipe.posttrain.trl_lowering import offpolicy_steps
+    found: list[int] = []
+
+    def check(ctx: StageContext) -> tuple[int, int]:
+        distill_checks(p, plan, ctx)
+        stage = ctx.stage
+        samples = load_samples(Path(stage["teacher_samples"]))
+        leaked = {r["prompt_id"] for r in samples} & {pr.prompt_id for pr in ctx.heldout}
+        if leaked:  # the pass answered another prompt split than this stage's: its held-out numbers would lie
+            raise RuntimeError(f"{p.job.name}: the teacher's samples include held-out prompts "
+                               f"({', '.join(sorted(leaked)[:3])}...); rerun {p.job.name}.teacher")
+        if len(samples) < stage["batch_size"]:
+            key = p.job.key_path + ("batch_size",)
+            raise RecipeError([Problem(f"the teacher pass gave {len(samples)} samples, fewer than one batch of "
+                                       f"{stage['batch_size']}: lower batch_size or give the pass more prompts",
+                                       ".".join(key), plan.loaded.raw.smap.find(key))])
+        found.append(len(samples))
+        return offpolicy_steps(len(samples), stage["batch_size"], stage["epochs"]), stage["batch_size"]
+    ctx, rows, held = run_on_trl(p, plan, group=1, check=check)
+    before, after = held.get("heldout_kl_0"), held.get(f"heldout_kl_{ctx.steps}")
+    ctx.finish(rows, f"{found[0]} teacher samples; top-k KL {rows[0]['kl_topk']:.3f} -> {rows[-1]['kl_topk']:.3f}"
+               + (f", held-out KL {before:.3f} -> {after:.3f}" if before is not None else ""))

@@ -27,6 +27,7 @@ from pathlib import Path
 
 SPEC = "trl_spec.json"
 SUMMARY = "trl_summary.json"
+DPO_EXPORT = "dpo/hf"  # general_rl's DPO phase's weights in its dump folder (whole once it exists)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -45,7 +46,7 @@ def run_reasoning_rl(spec: dict, on_row=None) -> None:
     from qwen3_recipe.posttrain.grpo import HELDOUT_SAMPLES, mean_reward, verifier_reward
     from qwen3_recipe.posttrain.rollout_engine import rollout_engine
     from qwen3_recipe.posttrain.stage_plan import GRPOSettings
-    from qwen3_recipe.posttrain.trl_grpo import last_checkpoint, train_grpo
+    from qwen3_recipe.posttrain.trl_grpo import train_grpo
     from qwen3_recipe.posttrain.trl_lowering import grpo_args
     from qwen3_recipe.posttrain.trl_rollouts import policy_state_dict
     from qwen3_recipe.provenance.recorder import ShardRecorder
@@ -63,7 +64,7 @@ def run_reasoning_rl(spec: dict, on_row=None) -> None:
     prompts, heldout = ([Prompt(**p) for p in spec[k]] for k in ("prompts", "heldout"))
     prov, job, stage = Path(spec["provenance"]), spec["job"], spec["stage"]
     if rank == 0:
-        drop_shards_after(prov, last_checkpoint(Path(args["output_dir"])))
+        drop_shards_after(prov, resumed_at(folder / "dump", lowered))
     verifier = build_verifier(lowered["verifier"])
     # torchtitan trains without the export's YaRN, and so do we (synth/model_view.py): the rollouts'
     # log-probabilities and the policy's must be one model's
@@ -88,52 +89,168 @@ def run_reasoning_rl(spec: dict, on_row=None) -> None:
 
 
 def run_distill_onpolicy(spec: dict, on_row=None) -> None:
-    """On-policy distillation on TRL's GKD trainer (posttrain/trl_distill.py): held-out KL to the teacher
-    before and after over every process's share, the export from process 0."""
+    """On-policy distillation on TRL's GKD trainer (posttrain/trl_distill.py)."""
+    from qwen3_recipe.posttrain import trl_distill as D
+    from qwen3_recipe.posttrain.stage_plan import GRPOSettings
+    from qwen3_recipe.posttrain.trl_lowering import gkd_args
+    lowered = spec["lowered"]
+    s = GRPOSettings(**lowered["grpo"])
+
+    def build(model, teacher, tokenizer, engine, prompts, args, recorder_for, metrics_path):
+        return D.onpolicy_trainer(model, teacher, tokenizer, engine, prompts, s, args, modes=lowered["modes"],
+                                  direction=lowered["kl"], stage=spec["stage"], on_row=on_row,
+                                  metrics_path=metrics_path, recorder_for=recorder_for)
+    run_distill(spec, build, lambda processes: gkd_args(lowered, spec["out"], spec.get("execution"), processes),
+                s.max_response_tokens)
+
+
+def run_distill_offpolicy(spec: dict, on_row=None) -> None:
+    """Off-policy distillation on TRL's SFTTrainer (posttrain/trl_offpolicy.py) over the teacher pass's samples."""
+    from qwen3_recipe.posttrain.distill import load_samples
+    from qwen3_recipe.posttrain.trl_lowering import offpolicy_args
+    from qwen3_recipe.posttrain.trl_offpolicy import offpolicy_trainer
+    lowered = spec["lowered"]
+    samples = load_samples(Path(lowered["teacher_samples"]))
+
+    def build(model, teacher, tokenizer, engine, prompts, args, recorder_for, metrics_path):
+        return offpolicy_trainer(model, tokenizer, samples, args, kl_weight=lowered["kl_weight"],
+                                 ce_weight=lowered["ce_weight"], stage=spec["stage"], on_row=on_row,
+                                 metrics_path=metrics_path, recorder_for=recorder_for)
+    run_distill(spec, build, lambda processes: offpolicy_args(lowered, spec["out"], spec["steps"],
+                                                              spec.get("execution"), processes),
+                lowered["max_tokens"])
+
+
+def run_distill(spec: dict, build, args_for, max_tokens: int) -> None:
+    """A distillation stage in this process: the trainer `build` makes (TRL's, its models prepared), the student's
+    held-out KL to the teacher before and after over every process's share of the held-out prompts (both scored
+    by the models as the trainer prepared them: device, precision), the export from process 0."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from qwen3_recipe.posttrain import trl_distill as D
     from qwen3_recipe.posttrain.rollout_engine import rollout_engine
-    from qwen3_recipe.posttrain.stage_plan import GRPOSettings
-    from qwen3_recipe.posttrain.trl_grpo import last_checkpoint
-    from qwen3_recipe.posttrain.trl_lowering import gkd_args
+    from qwen3_recipe.posttrain.trl_grpo import resume_and_train
     from qwen3_recipe.posttrain.trl_rollouts import checkpoint_weights, policy_state_dict
     from qwen3_recipe.provenance.recorder import ShardRecorder
     from qwen3_recipe.synth.model_view import native_rope
     from qwen3_recipe.synth.prompts import Prompt
 
     lowered, folder = spec["lowered"], Path(spec["out"])
-    s = GRPOSettings(**lowered["grpo"])
     processes, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
-    use_cpu = not torch.cuda.is_available()
-    args = gkd_args(lowered, folder, spec.get("execution"), processes) | {"use_cpu": use_cpu}
+    args = args_for(processes) | {"use_cpu": not torch.cuda.is_available()}
     prompts, heldout = ([Prompt(**p) for p in spec[k]] for k in ("prompts", "heldout"))
-    prov, job, stage, modes = Path(spec["provenance"]), spec["job"], spec["stage"], lowered["modes"]
+    prov, job = Path(spec["provenance"]), spec["job"]
     if rank == 0:
-        drop_shards_after(prov, last_checkpoint(Path(args["output_dir"])))
+        drop_shards_after(prov, resumed_at(folder / "dump", lowered))
     init = native_rope(Path(spec["init"]))
     model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32)
     teacher = AutoModelForCausalLM.from_pretrained(native_rope(Path(lowered["teacher"])), dtype=torch.float32)
     mine = heldout[rank::processes]
 
-    with rollout_engine(init, s.max_response_tokens, kind=spec.get("engine")) as engine:
+    with rollout_engine(init, max_tokens, kind=spec.get("engine")) as engine:
         start = checkpoint_weights(model)
-        trainer = D.onpolicy_trainer(model, teacher, AutoTokenizer.from_pretrained(init), engine, prompts, s, args,
-                                   modes=modes, direction=lowered["kl"], stage=stage, on_row=on_row,
-                                   metrics_path=folder / "dump" / "metrics.jsonl",
-                                   recorder_for=lambda step, r: ShardRecorder(prov, job, f"step-{step:06d}", r))
-        # both sides scored by the models as the trainer prepared them (device, precision)
+        trainer = build(model, teacher, AutoTokenizer.from_pretrained(init), engine, prompts, args,
+                        lambda step, r: ShardRecorder(prov, job, f"step-{step:06d}", r),
+                        folder / "dump" / "metrics.jsonl")
         student = trainer.accelerator.unwrap_model(trainer.model)
-        kl_args = (engine, D.HFScorer(trainer.teacher_model), mine, modes, s.max_response_tokens, s.seed)
+        # the on-policy trainer prepared its teacher; the off-policy one has none (it trains on cached scores)
+        scorer = getattr(trainer, "teacher_model", None) or teacher.to(trainer.accelerator.device)
+        kl_args = (engine, D.HFScorer(scorer), mine, lowered["modes"], max_tokens, lowered["seed"])
         before = D.heldout_kl_sums(D.HFScorer(student, start), *kl_args)
-        D.resume_and_train(trainer)
+        resume_and_train(trainer)
         weights = policy_state_dict(trainer)
         after = D.heldout_kl_sums(D.HFScorer(student, weights), *kl_args)
     accelerator = trainer.accelerator
     sums = accelerator.reduce(torch.stack([before, after]).to(accelerator.device), reduction="sum").cpu().tolist()
-    held = {0: D.heldout_kl_of(sums[0]), s.steps: D.heldout_kl_of(sums[1])}
+    held = {0: D.heldout_kl_of(sums[0]), int(args["max_steps"]): D.heldout_kl_of(sums[1])}
     finish(spec, accelerator, weights, held if heldout else {}, "heldout_kl")
+
+
+def run_general_rl(spec: dict, on_row=None) -> None:
+    """general_rl: DPO on the policy's own best/worst pairs (posttrain/trl_general_rl.py) for the first phase's
+    steps, then policy gradient with the reward mix on our GRPO trainer, its k3 KL at `beta` to the stage's
+    starting weights. The DPO phase's weights are kept as `dump/dpo/hf` (whole once it exists: the phase is
+    done), which the policy-gradient phase starts from. The held-out chosen-over-rejected margin before and
+    after, on pairs the starting policy sampled, over every process's share."""
+    import gc
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from qwen3_recipe.posttrain import trl_general_rl as G
+    from qwen3_recipe.posttrain.general_rl import heldout_pairs
+    from qwen3_recipe.posttrain.rewards import combined_reward
+    from qwen3_recipe.posttrain.rollout_engine import rollout_engine
+    from qwen3_recipe.posttrain.stage_plan import GRPOSettings
+    from qwen3_recipe.posttrain.trl_grpo import resume_and_train, train_grpo
+    from qwen3_recipe.posttrain.trl_lowering import dpo_args, general_rl_steps, grpo_args
+    from qwen3_recipe.posttrain.trl_rollouts import policy_state_dict
+    from qwen3_recipe.provenance.recorder import ShardRecorder
+    from qwen3_recipe.synth.model_view import native_rope
+    from qwen3_recipe.synth.prompts import Prompt
+    from qwen3_recipe.train.export import save_hf_weights
+    from qwen3_recipe.verify.isolation import set_policy
+
+    lowered, folder = spec["lowered"], Path(spec["out"])
+    set_policy(lowered.get("sandbox", "strict"))
+    s = GRPOSettings(**lowered["grpo"])
+    dpo_steps, pg_steps = general_rl_steps(lowered)
+    processes, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    use_cpu = not torch.cuda.is_available()
+    prompts, heldout = ([Prompt(**p) for p in spec[k]] for k in ("prompts", "heldout"))
+    prov, job, stage = Path(spec["provenance"]), spec["job"], spec["stage"]
+    dump, dpo_done = folder / "dump", folder / "dump" / DPO_EXPORT
+    if rank == 0:
+        drop_shards_after(prov, resumed_at(dump, lowered))
+    data = lowered["prompts"]
+    reward = combined_reward(lowered["rewards"], s.max_response_tokens, domain=data["domain"],
+                             languages=data["languages"], device="cpu" if use_cpu else "cuda")
+    if rank == 0:
+        (folder / "rewards.json").write_text(json.dumps(reward.specs, indent=1) + "\n")
+    init = native_rope(Path(spec["init"]))
+    tokenizer = AutoTokenizer.from_pretrained(init)
+    load = lambda path: AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)  # noqa: E731
+    recorder_for = lambda step, r: ShardRecorder(prov, job, f"step-{step:06d}", r)  # noqa: E731
+    metrics_path = dump / "metrics.jsonl"
+    model = load(init)
+    if not use_cpu:  # where the trainer would put it: the held-out margin before is scored there
+        model.to(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}")
+
+    with rollout_engine(init, s.max_response_tokens, kind=spec.get("engine")) as engine:
+        # the held-out pairs: sampled once by the starting policy (the engine holds `init`), each process its share
+        pairs = heldout_pairs(engine, heldout[rank::processes], reward, s)
+        before = G.margin_sums(model, pairs)
+        trainer = None
+        if dpo_steps and not (pg_steps and dpo_done.exists()):  # (DPO only: resumes at its end, for the export)
+            args = dpo_args(lowered, folder, spec.get("execution"), processes, dpo_steps) | {"use_cpu": use_cpu}
+            trainer = G.dpo_trainer(model, load(init), tokenizer, engine, prompts, reward, s, args, stage=stage,
+                                    recorder_for=recorder_for, metrics_path=metrics_path, on_row=on_row)
+            resume_and_train(trainer)
+            weights = policy_state_dict(trainer)
+            if trainer.accelerator.is_main_process:
+                save_hf_weights(weights, dpo_done, spec["export"])
+            trainer.accelerator.wait_for_everyone()
+        if pg_steps:
+            if dpo_steps:
+                del trainer, model
+                gc.collect()
+                model = load(native_rope(dpo_done))
+            # TRL loads the KL reference from the path the model names: the stage's starting weights
+            model.config._name_or_path = str(init)
+            pg = lowered | {"grpo": {**lowered["grpo"], "steps": pg_steps}}
+            args = grpo_args(pg, folder, spec.get("execution"), processes, phase="pg") | {"use_cpu": use_cpu}
+            trainer, _ = train_grpo(model, tokenizer, engine, prompts, reward, GRPOSettings(**pg["grpo"]), args,
+                                    stage=stage, kind="general_rl", metrics_path=metrics_path, on_row=on_row,
+                                    recorder_for=recorder_for, offset=dpo_steps, extra={"phase": 1.0})
+            weights = policy_state_dict(trainer)
+        after = G.margin_sums(trainer.accelerator.unwrap_model(trainer.model), pairs)
+    accelerator = trainer.accelerator
+    sums = accelerator.reduce(torch.tensor([*before, after[0]], dtype=torch.float64, device=accelerator.device),
+                              reduction="sum").tolist()
+    n = sums[1]
+    held = {0: {"heldout_margin": sums[0] / n, "heldout_pairs": n}, s.steps: {"heldout_margin": sums[2] / n}}
+    finish(spec, accelerator, weights, held if n else {}, "heldout_margin")
 
 
 def finish(spec: dict, accelerator, weights: dict, held: dict[int, dict], key: str) -> None:
@@ -156,18 +273,30 @@ def finish(spec: dict, accelerator, weights: dict, held: dict[int, dict], key: s
     accelerator.wait_for_everyone()
 
 
-def drop_shards_after(provenance: Path, checkpoint: Path | None) -> None:
-    """Step shards past the checkpoint a stage resumes from (all of them without one): the resumed steps write
-    theirs again, and a shard of a rank the rerun does not have (fewer processes than before) must not stay."""
-    from qwen3_recipe.posttrain.trl_grpo import checkpoint_step
-    done = checkpoint_step(checkpoint)
+def resumed_at(dump: Path, lowered: dict) -> int:
+    """The steps a stage's checkpoints in `dump` hold, the step it resumes after (0: none). general_rl's: its
+    DPO phase's, or all of them and its policy-gradient phase's once the DPO phase's weights are kept."""
+    from qwen3_recipe.posttrain.trl_grpo import checkpoint_step, last_checkpoint
+    if "method" not in lowered:
+        return checkpoint_step(last_checkpoint(dump))
+    from qwen3_recipe.posttrain.trl_lowering import general_rl_steps
+    dpo_steps, pg_steps = general_rl_steps(lowered)
+    if pg_steps and (dump / DPO_EXPORT).exists():
+        return dpo_steps + checkpoint_step(last_checkpoint(dump / "pg"))
+    return checkpoint_step(last_checkpoint(dump / "dpo"))
+
+
+def drop_shards_after(provenance: Path, done: int) -> None:
+    """Step shards past the step a stage resumes after (all of them at 0): the resumed steps write theirs
+    again, and a shard of a rank the rerun does not have (fewer processes than before) must not stay."""
     for table in ("rollouts", "train_steps"):
         for f in (provenance / table).glob("step-*.parquet"):
             if int(f.name.split("-")[1]) > done:
                 f.unlink()
 
 
-RUNS = {"reasoning_rl": run_reasoning_rl, "distill_onpolicy": run_distill_onpolicy}  # by job kind
+RUNS = {"reasoning_rl": run_reasoning_rl, "general_rl": run_general_rl, "distill_offpolicy": run_distill_offpolicy,
+        "distill_onpolicy": run_distill_onpolicy}  # by job kind
 
 if __name__ == "__main__":
     main()

@@ -5,9 +5,9 @@ run trains exactly the upstream model; any other architecture (the tiny ones, a 
 `arch`) is built here from the same config builders the stock flavors use. Either way the stage's
 RoPE base (ABF) and maximum length are set per stage.
 
-The same builder serves every stage: pretraining and SFT (through torchtitan's trainer) and the
-post-training policy, reference, teacher and student (posttrain/policy.py), which read their
-architecture from an HF `config.json` with `arch_from_hf` (the inverse of the export's config).
+The same builder serves pretraining and SFT (through torchtitan's trainer) and posttrain/policy.py's
+scorer, which reads its architecture from an HF `config.json` with `arch_from_hf` (the inverse of the
+export's config).
 
 MoE (Qwen3-30B-A3B, -235B-A22B and smaller variations) is torchtitan's Qwen3 MoE layer with two
 settings changed so that what trains is what the HF export holds (transformers'

@@ -1,0 +1,169 @@
+"""general_rl's DPO phase on TRL's DPOTrainer (issue 19): DPO on the policy's own samples.
+
+Each step samples a group per prompt from the current policy with our engine (its weights pushed every
+`sync_every` steps; the Qwen3 template, the stage's mode), scores it with the stage's reward mix
+(posttrain/rewards.py), and pairs each group's best and worst sample when their rewards differ
+(general_rl.pairs_of). TRL's DPOTrainer computes the sigmoid loss on those pairs against the frozen
+reference (the stage's starting weights) - the loss tests/test_trl_equivalence.py finds equal to
+objectives.dpo_loss. The loss is a mean over the step's pairs across processes: TRL gathers per-pair
+metrics, so every process sends as many pairs (those short pad with a sample paired with itself: margin 0,
+no gradient, its log 2 taken out of the loss) and turns TRL's mean over its rows into its share of the
+step's sum over real pairs (DDP averages).
+The policy-gradient phase that follows is our GRPO trainer (posttrain/trl_grpo.py) on the reward mix.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback
+from trl import DPOConfig, DPOTrainer
+
+from qwen3_recipe.posttrain.general_rl import ROLLOUT_TEMPERATURE, pairs_of
+from qwen3_recipe.posttrain.metric_rows import read_rows, write_rows
+from qwen3_recipe.posttrain.policy import Batch, gather_logprobs
+from qwen3_recipe.posttrain.rollout_engine import push_weights
+from qwen3_recipe.posttrain.rollouts import Rollout, rollout_rows, sample_groups, score, step_rows
+from qwen3_recipe.posttrain.stage_plan import GRPOSettings
+from qwen3_recipe.posttrain.trl_distill import EpochShuffle, HFScorer
+from qwen3_recipe.posttrain.trl_grpo import mark_whole, rollout_metrics
+from qwen3_recipe.posttrain.trl_rollouts import policy_state_dict
+from qwen3_recipe.synth.prompts import Prompt
+
+
+class Qwen3DPOTrainer(DPOTrainer):
+    def __init__(self, *args, settings: GRPOSettings, engine, prompts: list[Prompt],
+                 reward_fn: Callable[[Rollout], tuple[float, str]], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.settings, self.engine, self.reward_fn = settings, engine, reward_fn
+        self.prompts = {p.prompt_id: p for p in prompts}
+        self.version: int | None = None
+        self.last: list[Rollout] = []
+        self.pairs = (0.0, 1.0)  # the step's pairs over all processes, and the rows TRL's metrics average over
+        self._loss_fix = (1, 0, 1.0)  # this step's rows per process, padding rows here, processes / pairs
+
+    def _prepare_dataset(self, dataset, *args, **kwargs):
+        return dataset  # prompt ids: the pairs are sampled at each step (training_step)
+
+    def _get_train_sampler(self, dataset=None):
+        self._epoch_sampler = EpochShuffle(len(dataset if dataset is not None else self.train_dataset), self.args.seed)
+        return self._epoch_sampler
+
+    def _run_epoch(self, *args, epoch, **kwargs):  # set here: a resumed multi-process epoch's loader is wrapped
+        self._epoch_sampler.set_epoch(epoch)
+        return super()._run_epoch(*args, epoch=epoch, **kwargs)
+
+    def sample(self, prompt_ids: list[str]) -> list[list[Rollout]]:
+        s, step = self.settings, self.state.global_step
+        if self.version is None or (step % s.sync_every == 0 and self.version != step):
+            push_weights(self.engine, policy_state_dict(self))  # every process (FSDP gathers: collective)
+            self.version = step
+        groups = sample_groups(self.engine, [self.prompts[pid] for pid in prompt_ids], step=step, seed=s.seed,
+                               n=s.group_size, max_tokens=s.max_response_tokens, temperature=ROLLOUT_TEMPERATURE,
+                               mode=s.mode)
+        score(groups, self.reward_fn)
+        return groups
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        groups = self.sample(inputs["prompt_id"])
+        self.last = [r for g in groups for r in g]
+        pairs = pairs_of(groups)
+        device, processes = self.accelerator.device, self.accelerator.num_processes
+        counts = self.accelerator.gather(torch.tensor([len(pairs)], device=device)).tolist()
+        # TRL gathers per-pair metrics: every process sends as many pairs, padded with a sample paired with itself
+        # (margin 0 exactly: no gradient, a loss of log 2 that compute_loss takes out again)
+        width = max(1, *counts)
+        padding = [(self.last[0], self.last[0])] * (width - len(pairs))
+        self.pairs = (float(sum(counts)), float(width * processes))
+        self._loss_fix = (width, len(padding), processes / max(1, sum(counts)))
+        batch = pair_batch(pairs + padding, self.processing_class.pad_token_id or 0)
+        return super().training_step(model, {k: v.to(device) for k, v in batch.items()}, num_items_in_batch)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """TRL's mean over this process's rows, made its share of the step's mean over real pairs (DDP averages)."""
+        out = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        width, padded, scale = self._loss_fix
+        loss = (out[0] if return_outputs else out) * width
+        loss = (loss - padded * math.log(2)) * scale
+        return (loss, out[1]) if return_outputs else loss
+
+
+def pair_batch(pairs: list[tuple[Rollout, Rollout]], pad: int) -> dict[str, torch.Tensor]:
+    """TRL's preference batch (DataCollatorForPreference's layout): the chosen rows, then the rejected ones,
+    right-padded; completion_mask marks the response tokens."""
+    rows = [c for c, _ in pairs] + [r for _, r in pairs]
+    width = max(len(r.prompt_ids) + len(r.response_ids) for r in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    attention, completion = torch.zeros_like(ids), torch.zeros_like(ids)
+    for k, r in enumerate(rows):
+        n, m = len(r.prompt_ids), len(r.response_ids)
+        ids[k, :n + m] = torch.tensor(r.prompt_ids + r.response_ids)
+        attention[k, :n + m] = 1
+        completion[k, n:n + m] = 1
+    return {"input_ids": ids, "attention_mask": attention, "completion_mask": completion}
+
+
+class DPOCallback(TrainerCallback):
+    """After each step: this process's rollouts (chosen and rejected marked) as its shard rank, and from the main
+    process the step's metrics over all processes under the single-process stage's names."""
+
+    def __init__(self, recorder_for: Callable[[int, int], object], stage: str, metrics_path: Path | None = None,
+                 on_row: Callable[[list[dict]], None] | None = None) -> None:
+        self.recorder_for, self.stage, self.metrics_path, self.on_row = recorder_for, stage, metrics_path, on_row
+        self.trainer: Qwen3DPOTrainer | None = None
+
+    def on_save(self, args, state, control, **kwargs) -> None:
+        mark_whole(self.trainer.accelerator, args, state)
+
+    def on_log(self, args, state, control, logs=None, **kwargs) -> None:
+        if not logs or "loss" not in logs or self.trainer is None:
+            return
+        t, step = self.trainer, state.global_step
+        total, rows = t.pairs
+        real = rows / max(1.0, total)  # TRL's pair metrics average over every row, a no-pair process's one too
+        named = (("loss", "loss"), ("grad_norm", "grad_norm"), ("learning_rate", "lr"))
+        metrics = {ours: float(logs[theirs]) for theirs, ours in named if logs.get(theirs) is not None}
+        metrics |= rollout_metrics(t.last, t.accelerator) | {"phase": 0.0, "pairs": total}
+        if total:
+            metrics |= {"dpo_margin": float(logs["rewards/margins"]) * real / t.beta,
+                        "dpo_accuracy": float(logs["rewards/accuracies"]) * real}
+        rec = self.recorder_for(step, t.accelerator.process_index)
+        rollout_rows(rec, self.stage, step, t.last, t.version)
+        if state.is_world_process_zero:
+            step_rows(rec, self.stage, "general_rl", step, metrics)
+        rec.close()
+        if state.is_world_process_zero:
+            row = {"step": step, **metrics}
+            if self.metrics_path is not None:
+                write_rows(self.metrics_path, read_rows(self.metrics_path, below=step - 1) + [row])
+            if self.on_row is not None:
+                self.on_row([row])
+
+
+def dpo_trainer(model, ref_model, tokenizer, engine, prompts: list[Prompt], reward_fn, s: GRPOSettings, args: dict,
+                *, recorder_for: Callable[[int, int], object], stage: str, metrics_path: Path | None = None,
+                on_row=None) -> Qwen3DPOTrainer:
+    """The DPO phase's trainer (trl_lowering.dpo_args); trl_grpo.resume_and_train runs it."""
+    from datasets import Dataset
+    callback = DPOCallback(recorder_for, stage, metrics_path, on_row)
+    trainer = Qwen3DPOTrainer(model=model, ref_model=ref_model, args=DPOConfig(**args), processing_class=tokenizer,
+                              train_dataset=Dataset.from_dict({"prompt_id": [p.prompt_id for p in prompts]}),
+                              data_collator=lambda rows: {"prompt_id": [r["prompt_id"] for r in rows]},
+                              callbacks=[callback], settings=s, engine=engine, prompts=prompts, reward_fn=reward_fn)
+    callback.trainer = trainer
+    return trainer
+
+
+@torch.no_grad()
+def margin_sums(model, pairs: list[tuple[Rollout, Rollout]]) -> tuple[float, float]:
+    """(the sum over pairs of log p(chosen) - log p(rejected) under an HF model, the pairs): general_rl's
+    held-out number as sums, to add over processes."""
+    def logp(r: Rollout) -> float:
+        batch = Batch.pack([r.seq])
+        logits = HFScorer(model).response_logits(batch)[0]
+        s, e = batch.spans[0]
+        return float(gather_logprobs(logits, batch.tokens[0, s:e].to(logits.device)).sum())
+    return sum(logp(c) - logp(r) for c, r in pairs), float(len(pairs))
