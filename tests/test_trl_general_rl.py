@@ -113,7 +113,7 @@ def _workers(spec: Path) -> list[int]:
 
 @pytest.mark.slow
 def test_a_killed_general_rl_resumes_in_its_policy_gradient_phase(runs, tmp_path: Path) -> None:
-    from qwen3_recipe.posttrain.trl_grpo import COMPLETE
+    from qwen3_recipe.posttrain.trl_steps import COMPLETE
     rm = tmp_path / "rm"
     _reward_model(rm)
     run = tmp_path / "run"

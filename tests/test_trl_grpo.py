@@ -155,7 +155,7 @@ def test_grpo_steps_through_trl_with_our_rollouts_verifier_and_provenance(tmp_pa
 def test_trl_grpo_anneals_the_temperature_and_scores_unusable_logprobs_with_the_policy(tmp_path: Path,
                                                                                        monkeypatch) -> None:
     """transformers' log-probabilities are at T = 1: at T = 0.5 the hook reports none, and the ratio's old
-    side is the policy's own before the update (ratio 1, as grpo.policy_update does)."""
+    side is the policy's own before the update (ratio 1)."""
     from qwen3_recipe.posttrain.rollout_engine import rollout_engine
     from qwen3_recipe.posttrain.stage_plan import GRPOSettings
     s = GRPOSettings(steps=2, batch_size=2, group_size=2, max_response_tokens=32, temperature_start=1.0,

@@ -35,9 +35,8 @@ def submit(plan: Plan, jobs: list[PlannedJob]) -> int:
     unsupported = [p.job.name for p in jobs if p.job.kind not in supported and p.status != "cached"]
     if unsupported:
         raise RecipeError([Problem(f"no Slurm lowering yet for {', '.join(unsupported)} (data, tokenizer, "
-                                   "pretraining, SFT, GRPO, on-policy distillation, synth, quality, eval and distillation teacher-pass jobs "
-                                   "only); select them "
-                                   "with --only",
+                                   "pretraining, SFT, RL and distillation stages, synth, quality, eval and "
+                                   "teacher-pass jobs only); select them with --only",
                                    ".".join(path), plan.loaded.raw.smap.find(path))])
     con = console()
     ids: dict[str, str] = {}

@@ -6,8 +6,8 @@ rollout engine instead, as every RL stage does: the Qwen3 chat template, the ste
 pushed into the engine before each step. The loss is GKD's generalised JSD at beta 1 (reverse KL, student
 || teacher) or 0 (forward) over the response tokens, the teacher scoring the student's tokens with its own
 forward pass (trl_lowering.onpolicy_distill_args; tests/test_trl_equivalence.py finds it equal to
-objectives.token_kl), as a token mean over the whole step across processes - what the single-process stage
-minimised. Every step's rollouts (with each one's KL to the teacher) and metrics land in the stage's
+objectives.token_kl), as a token mean over the whole step across processes - what the stage's
+loss has always been. Every step's rollouts (with each one's KL to the teacher) and metrics land in the stage's
 provenance shards, written after the step and before its checkpoint.
 """
 
@@ -17,21 +17,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from transformers import Trainer, TrainerCallback
+from transformers import Trainer
 from trl.experimental.gkd import GKDConfig, GKDTrainer
 
-from qwen3_recipe.posttrain.metric_rows import read_rows, write_rows
 from qwen3_recipe.posttrain.rollout_engine import push_weights
-from qwen3_recipe.posttrain.rollouts import Rollout, rollout_rows, sample_groups, step_rows
+from qwen3_recipe.posttrain.rollouts import Rollout, sample_groups
 from qwen3_recipe.posttrain.stage_plan import GRPOSettings
-from qwen3_recipe.posttrain.trl_grpo import mark_whole
 from qwen3_recipe.posttrain.trl_rollouts import policy_state_dict
+from qwen3_recipe.posttrain.trl_steps import EpochShuffled, StepRecorder
 from qwen3_recipe.synth.prompts import Prompt
 
 EVAL_TEMPERATURE = 1.0  # the student's own distribution, as distill.EVAL_TEMPERATURE
 
 
-class Qwen3GKDTrainer(GKDTrainer):
+class Qwen3GKDTrainer(EpochShuffled, GKDTrainer):
     def __init__(self, *args, settings: GRPOSettings, engine, prompts: list[Prompt], modes: list[str],
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -40,16 +39,6 @@ class Qwen3GKDTrainer(GKDTrainer):
         self.version: int | None = None
         self.last: list[Rollout] = []
         self.kl_stats = torch.zeros(2, dtype=torch.float64)  # the step's KL sum and tokens, this process
-
-    def _get_train_sampler(self, dataset=None):
-        """A shuffle drawn from (seed, epoch) alone, set at each epoch's start (_run_epoch): a resumed epoch
-        gets the order an uninterrupted one had, however the loader is wrapped (skipped batches, shards)."""
-        self._epoch_sampler = EpochShuffle(len(dataset if dataset is not None else self.train_dataset), self.args.seed)
-        return self._epoch_sampler
-
-    def _run_epoch(self, *args, epoch, **kwargs):
-        self._epoch_sampler.set_epoch(epoch)
-        return super()._run_epoch(*args, epoch=epoch, **kwargs)
 
     def sample(self, prompt_ids: list[str]) -> list[Rollout]:
         s, step = self.settings, self.state.global_step
@@ -96,61 +85,32 @@ class Qwen3GKDTrainer(GKDTrainer):
         return (loss, student) if return_outputs else loss
 
 
-class EpochShuffle(torch.utils.data.Sampler):
-    def __init__(self, n: int, seed: int) -> None:
-        self.n, self.seed, self.epoch = n, seed, 0
+class DistillCallback(StepRecorder):
+    """The step's rollouts (each with its KL to the teacher) and its KL over every process."""
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        return iter(torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch)).tolist())
-
-    def __len__(self) -> int:
-        return self.n
-
-
-class DistillCallback(TrainerCallback):
-    """After each step: this process's rollouts (its shard rank), and from the main process the step's
-    metrics over all processes, under the single-process stage's names."""
+    kind = "distill_onpolicy"
 
     def __init__(self, recorder_for: Callable[[int, int], object], stage: str, direction: str,
                  metrics_path: Path | None = None, on_row: Callable[[list[dict]], None] | None = None) -> None:
-        self.recorder_for, self.stage, self.direction = recorder_for, stage, direction
-        self.metrics_path, self.on_row = metrics_path, on_row
-        self.trainer: Qwen3GKDTrainer | None = None
+        super().__init__(recorder_for, stage, metrics_path, on_row)
+        self.direction = direction
 
-    def on_save(self, args, state, control, **kwargs) -> None:
-        mark_whole(self.trainer.accelerator, args, state)
+    def rollouts(self):
+        return self.trainer.last, self.trainer.version, None
 
-    def on_log(self, args, state, control, logs=None, **kwargs) -> None:
-        if not logs or "loss" not in logs or self.trainer is None:
-            return
-        t, step = self.trainer, state.global_step
+    def metrics(self, logs: dict, state) -> dict[str, float]:
+        t = self.trainer
         local = torch.cat([t.kl_stats, torch.tensor([float(len(t.last))], dtype=torch.float64)])
         kl_sum, tokens, samples = t.accelerator.reduce(local.to(t.accelerator.device), "sum").tolist()
         t.kl_stats.zero_()
-        named = (("loss", "loss"), ("grad_norm", "grad_norm"), ("learning_rate", "lr"))
-        metrics = {ours: float(logs[theirs]) for theirs, ours in named if logs.get(theirs) is not None}
-        metrics |= {"kl": kl_sum / max(1.0, tokens), "response_tokens": tokens / max(1.0, samples),
-                    "kl_direction_reverse": float(self.direction == "reverse")}
-        rec = self.recorder_for(step, t.accelerator.process_index)
-        rollout_rows(rec, self.stage, step, t.last, t.version)
-        if state.is_world_process_zero:
-            step_rows(rec, self.stage, "distill_onpolicy", step, metrics)
-        rec.close()
-        if state.is_world_process_zero:
-            row = {"step": step, **metrics}
-            if self.metrics_path is not None:
-                write_rows(self.metrics_path, read_rows(self.metrics_path, below=step - 1) + [row])
-            if self.on_row is not None:
-                self.on_row([row])
+        return {"kl": kl_sum / max(1.0, tokens), "response_tokens": tokens / max(1.0, samples),
+                "kl_direction_reverse": float(self.direction == "reverse")}
 
 
 def onpolicy_trainer(model, teacher, tokenizer, engine, prompts: list[Prompt], s: GRPOSettings, args: dict, *,
                      modes: list[str], direction: str, recorder_for: Callable[[int, int], object], stage: str,
                      metrics_path: Path | None = None, on_row=None) -> Qwen3GKDTrainer:
-    """The stage's trainer (trl_lowering.gkd_args), its models prepared (moved, wrapped); trl_grpo.resume_and_train
+    """The stage's trainer (trl_lowering.gkd_args), its models prepared (moved, wrapped); trl_steps.resume_and_train
     runs it."""
     from datasets import Dataset
     callback = DistillCallback(recorder_for, stage, direction, metrics_path, on_row)

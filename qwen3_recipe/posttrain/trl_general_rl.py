@@ -19,22 +19,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from transformers import TrainerCallback
 from trl import DPOConfig, DPOTrainer
 
 from qwen3_recipe.posttrain.general_rl import ROLLOUT_TEMPERATURE, pairs_of
-from qwen3_recipe.posttrain.metric_rows import read_rows, write_rows
 from qwen3_recipe.posttrain.policy import Batch, gather_logprobs
 from qwen3_recipe.posttrain.rollout_engine import push_weights
-from qwen3_recipe.posttrain.rollouts import Rollout, rollout_rows, sample_groups, score, step_rows
+from qwen3_recipe.posttrain.rollouts import Rollout, sample_groups, score
 from qwen3_recipe.posttrain.stage_plan import GRPOSettings
-from qwen3_recipe.posttrain.trl_distill import EpochShuffle, HFScorer
-from qwen3_recipe.posttrain.trl_grpo import mark_whole, rollout_metrics
+from qwen3_recipe.posttrain.trl_distill import HFScorer
+from qwen3_recipe.posttrain.trl_grpo import rollout_metrics
 from qwen3_recipe.posttrain.trl_rollouts import policy_state_dict
+from qwen3_recipe.posttrain.trl_steps import EpochShuffled, StepRecorder
 from qwen3_recipe.synth.prompts import Prompt
 
 
-class Qwen3DPOTrainer(DPOTrainer):
+class Qwen3DPOTrainer(EpochShuffled, DPOTrainer):
     def __init__(self, *args, settings: GRPOSettings, engine, prompts: list[Prompt],
                  reward_fn: Callable[[Rollout], tuple[float, str]], **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -47,14 +46,6 @@ class Qwen3DPOTrainer(DPOTrainer):
 
     def _prepare_dataset(self, dataset, *args, **kwargs):
         return dataset  # prompt ids: the pairs are sampled at each step (training_step)
-
-    def _get_train_sampler(self, dataset=None):
-        self._epoch_sampler = EpochShuffle(len(dataset if dataset is not None else self.train_dataset), self.args.seed)
-        return self._epoch_sampler
-
-    def _run_epoch(self, *args, epoch, **kwargs):  # set here: a resumed multi-process epoch's loader is wrapped
-        self._epoch_sampler.set_epoch(epoch)
-        return super()._run_epoch(*args, epoch=epoch, **kwargs)
 
     def sample(self, prompt_ids: list[str]) -> list[list[Rollout]]:
         s, step = self.settings, self.state.global_step
@@ -106,47 +97,29 @@ def pair_batch(pairs: list[tuple[Rollout, Rollout]], pad: int) -> dict[str, torc
     return {"input_ids": ids, "attention_mask": attention, "completion_mask": completion}
 
 
-class DPOCallback(TrainerCallback):
-    """After each step: this process's rollouts (chosen and rejected marked) as its shard rank, and from the main
-    process the step's metrics over all processes under the single-process stage's names."""
+class DPOCallback(StepRecorder):
+    """The step's rollouts (chosen and rejected marked) and its metrics over all processes."""
 
-    def __init__(self, recorder_for: Callable[[int, int], object], stage: str, metrics_path: Path | None = None,
-                 on_row: Callable[[list[dict]], None] | None = None) -> None:
-        self.recorder_for, self.stage, self.metrics_path, self.on_row = recorder_for, stage, metrics_path, on_row
-        self.trainer: Qwen3DPOTrainer | None = None
+    kind = "general_rl"
 
-    def on_save(self, args, state, control, **kwargs) -> None:
-        mark_whole(self.trainer.accelerator, args, state)
+    def rollouts(self):
+        return self.trainer.last, self.trainer.version, None
 
-    def on_log(self, args, state, control, logs=None, **kwargs) -> None:
-        if not logs or "loss" not in logs or self.trainer is None:
-            return
-        t, step = self.trainer, state.global_step
+    def metrics(self, logs: dict, state) -> dict[str, float]:
+        t = self.trainer
         total, rows = t.pairs
-        real = rows / max(1.0, total)  # TRL's pair metrics average over every row, a no-pair process's one too
-        named = (("loss", "loss"), ("grad_norm", "grad_norm"), ("learning_rate", "lr"))
-        metrics = {ours: float(logs[theirs]) for theirs, ours in named if logs.get(theirs) is not None}
-        metrics |= rollout_metrics(t.last, t.accelerator) | {"phase": 0.0, "pairs": total}
-        if total:
+        metrics = rollout_metrics(t.last, t.accelerator) | {"phase": 0.0, "pairs": total}
+        if total:  # TRL's pair metrics average over every row sent, padding too (margin 0, not won)
+            real = rows / total
             metrics |= {"dpo_margin": float(logs["rewards/margins"]) * real / t.beta,
                         "dpo_accuracy": float(logs["rewards/accuracies"]) * real}
-        rec = self.recorder_for(step, t.accelerator.process_index)
-        rollout_rows(rec, self.stage, step, t.last, t.version)
-        if state.is_world_process_zero:
-            step_rows(rec, self.stage, "general_rl", step, metrics)
-        rec.close()
-        if state.is_world_process_zero:
-            row = {"step": step, **metrics}
-            if self.metrics_path is not None:
-                write_rows(self.metrics_path, read_rows(self.metrics_path, below=step - 1) + [row])
-            if self.on_row is not None:
-                self.on_row([row])
+        return metrics
 
 
 def dpo_trainer(model, ref_model, tokenizer, engine, prompts: list[Prompt], reward_fn, s: GRPOSettings, args: dict,
                 *, recorder_for: Callable[[int, int], object], stage: str, metrics_path: Path | None = None,
                 on_row=None) -> Qwen3DPOTrainer:
-    """The DPO phase's trainer (trl_lowering.dpo_args); trl_grpo.resume_and_train runs it."""
+    """The DPO phase's trainer (trl_lowering.dpo_args); trl_steps.resume_and_train runs it."""
     from datasets import Dataset
     callback = DPOCallback(recorder_for, stage, metrics_path, on_row)
     trainer = Qwen3DPOTrainer(model=model, ref_model=ref_model, args=DPOConfig(**args), processing_class=tokenizer,

@@ -4,13 +4,13 @@ Three things TRL does differently from our stage, made ours here:
 - the importance ratio is taken against the rollout engine's log-probabilities (TRL: the policy's own
   before the update, which is the same number only while the engine holds the current weights); with
   `sync_every` > 1 the engine samples from older weights and the ratio corrects for it. Rollouts the
-  engine reported no usable log-probabilities for get the policy's, as in `grpo.policy_update`;
+  engine reported no usable log-probabilities for get the policy's own before the update;
 - the temperature anneals per step (`GRPOSettings.temperature`): the rollouts are drawn at it and the
   loss's log-probabilities (policy and reference) are of logits / T at it. TRL keeps one temperature for
   the run, bound into the fused LM head it adds to both models at start: the head is re-added when the
   step's temperature changes;
 - every step's rollouts, rewards, advantages and metrics land in the stage's provenance shards
-  (`rollouts`, `train_steps`) under the same names as the single-process stage, written after the step
+  (`rollouts`, `train_steps`) under the names the stage has always used, written after the step
   and before its checkpoint, so a resumed stage rewrites the same shards: nothing lost or counted twice.
 """
 
@@ -20,22 +20,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.utils import RepeatSampler
 
-from qwen3_recipe.posttrain.metric_rows import read_rows, write_rows
-from qwen3_recipe.posttrain.rollouts import Rollout, rollout_rows, step_rows
+from qwen3_recipe.posttrain.rollouts import Rollout
 from qwen3_recipe.posttrain.stage_plan import GRPOSettings
 from qwen3_recipe.posttrain.trl_rollouts import RolloutHook
+from qwen3_recipe.posttrain.trl_steps import TRAINER_METRICS, StepRecorder, resume_and_train
 
-# TRL's logged names -> ours (the single-process stage's train_steps metrics)
-# (the mean reward: rollout_metrics')
-METRICS = {"loss": "loss", "grad_norm": "grad_norm", "learning_rate": "lr",
-           "reward_std": "reward_std", "entropy": "entropy", "kl": "kl_ref", "clip_ratio/region_mean": "clip_fraction"}
-
-
-COMPLETE = "qwen3_recipe.complete"  # in a checkpoint folder once every process has saved its part
+# TRL's logged names -> ours (the stage's train_steps metrics; the mean reward: rollout_metrics')
+METRICS = TRAINER_METRICS | {"reward_std": "reward_std", "entropy": "entropy", "kl": "kl_ref",
+                             "clip_ratio/region_mean": "clip_fraction"}
 
 
 class Qwen3GRPOTrainer(GRPOTrainer):
@@ -127,50 +122,33 @@ class EpochSeededSampler(RepeatSampler):
             self.generator.manual_seed(self.seed + epoch)
 
 
-class ProvenanceCallback(TrainerCallback):
-    """After each optimizer step (TRL logs every step, on every process): the step's rollouts from this
-    process (its own shard rank) and, from the main process, the step's metrics over all processes, as the
-    single-process stage writes them."""
+class ProvenanceCallback(StepRecorder):
+    """The step's rollouts with their advantages, and its metrics: TRL's, the rollouts' over every process,
+    the ratio's approx_kl, the temperature (trl_steps.StepRecorder writes them)."""
+
+    named = METRICS
 
     def __init__(self, hook: RolloutHook, recorder_for: Callable[[int, int], object], stage: str,
                  kind: str = "reasoning_rl", metrics_path: Path | None = None,
                  on_row: Callable[[list[dict]], None] | None = None, offset: int = 0,
                  extra: dict[str, float] | None = None) -> None:
-        """offset: the stage's steps before this trainer's (general_rl's DPO phase), added to its step numbers;
-        extra: metrics logged with every step."""
-        self.hook, self.recorder_for, self.stage, self.kind = hook, recorder_for, stage, kind
-        self.metrics_path, self.on_row, self.offset, self.extra = metrics_path, on_row, offset, extra or {}
-        self.trainer: Qwen3GRPOTrainer | None = None
-        self.rows: list[dict] = []
+        """extra: metrics logged with every step (general_rl's phase)."""
+        super().__init__(recorder_for, stage, metrics_path, on_row, offset)
+        self.hook, self.kind, self.extra = hook, kind, extra or {}
 
-    def on_save(self, args, state, control, **kwargs) -> None:
-        mark_whole(self.trainer.accelerator, args, state)
+    def rollouts(self):  # (the weights' step in the stage's numbering: general_rl's PG phase comes second)
+        return self.hook.last, self.hook.version + self.offset, self.trainer.last_advantages
 
-    def on_log(self, args, state, control, logs=None, **kwargs) -> None:
-        if not logs or "loss" not in logs or self.trainer is None:
-            return
-        step, rank = state.global_step + self.offset, self.trainer.accelerator.process_index
-        rollouts: list[Rollout] = self.hook.last
-        metrics = {ours: float(logs[theirs]) for theirs, ours in METRICS.items() if logs.get(theirs) is not None}
-        metrics |= rollout_metrics(rollouts, self.trainer.accelerator)
-        stats = self.trainer.accelerator.reduce(self.trainer.ratio_stats.to(self.trainer.accelerator.device),
-                                                reduction="sum").tolist()
-        self.trainer.ratio_stats.zero_()
+    def metrics(self, logs: dict, state) -> dict[str, float]:
+        t = self.trainer
+        metrics = rollout_metrics(self.hook.last, t.accelerator)
+        stats = t.accelerator.reduce(t.ratio_stats.to(t.accelerator.device), reduction="sum").tolist()
+        t.ratio_stats.zero_()
         metrics["approx_kl"] = stats[0] / max(1.0, stats[1])
         # `kl`: to the reference when there is one (TRL logs its k3 KL only when beta > 0), else the ratio's
-        metrics["kl"] = metrics.get("kl_ref", metrics["approx_kl"])
-        metrics["temperature"] = self.trainer.settings.temperature(state.global_step - 1)
-        metrics |= self.extra
-        rec = self.recorder_for(step, rank)
-        rollout_rows(rec, self.stage, step, rollouts, self.hook.version, self.trainer.last_advantages)
-        if state.is_world_process_zero:
-            step_rows(rec, self.stage, self.kind, step, metrics)
-        rec.close()
-        self.rows.append({"step": step, **metrics})
-        if self.metrics_path is not None and state.is_world_process_zero:
-            write_rows(self.metrics_path, read_rows(self.metrics_path, below=step - 1) + [self.rows[-1]])
-        if self.on_row is not None and state.is_world_process_zero:
-            self.on_row([self.rows[-1]])
+        metrics["kl"] = float(logs["kl"]) if logs.get("kl") is not None else metrics["approx_kl"]
+        metrics["temperature"] = t.settings.temperature(state.global_step - 1)
+        return metrics | self.extra
 
 
 def rollout_metrics(rollouts: list[Rollout], accelerator) -> dict[str, float]:
@@ -208,38 +186,3 @@ def train_grpo(model, tokenizer, engine, prompts, reward_fn, s: GRPOSettings, ar
     else:
         trainer.train()
     return trainer, callback.rows
-
-
-def resume_and_train(trainer) -> None:
-    """A TRL trainer's steps from the last whole checkpoint in its output folder (all of them without one)."""
-    last = last_checkpoint(Path(trainer.args.output_dir), trainer.accelerator.is_main_process)
-    if last is not None:
-        print(f"{type(trainer).__name__}: resuming from {last.name}", flush=True)
-    trainer.train(resume_from_checkpoint=last and str(last))
-
-
-def checkpoint_step(checkpoint: Path | None) -> int:
-    """The steps a `checkpoint-<step>` folder holds (0: no checkpoint)."""
-    return int(checkpoint.name.split("-")[1]) if checkpoint else 0
-
-
-def mark_whole(accelerator, args, state) -> None:
-    """on_save, on every process: once all have written their part, mark the checkpoint whole (what
-    `last_checkpoint` looks for)."""
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        (Path(args.output_dir) / f"checkpoint-{state.global_step}" / COMPLETE).touch()
-
-
-def last_checkpoint(folder: Path, remove_partial: bool = False) -> Path | None:
-    """The newest whole `checkpoint-<step>` in the folder. HF's Trainer writes a checkpoint's files in place,
-    each process its own; ProvenanceCallback.on_save marks it once all have: one without the mark is a save a
-    kill cut short (removed when asked: by one process only)."""
-    import shutil
-    found = []
-    for path in folder.glob("checkpoint-*") if folder.is_dir() else ():
-        if (path / COMPLETE).exists():
-            found.append((checkpoint_step(path), path))
-        elif remove_partial:
-            shutil.rmtree(path, ignore_errors=True)
-    return max(found)[1] if found else None

@@ -14,7 +14,7 @@ shows it, tests check it), choosing, for every knob, the TRL option that compute
   (forward), every sample the student's own (`lmbda=1`), temperature 1, as `objectives.token_kl`.
 - Off-policy distillation -> TRL's SFTTrainer with our loss: kl_weight x the top-k KL(teacher || student)
   plus ce_weight x the teacher tokens' cross-entropy, a token mean over the step (posttrain/trl_offpolicy.py).
-- The optimizer and schedule as our StageTrainer runs them: AdamW with the recipe's betas, eps, weight
+- The optimizer and schedule as the stages always ran them: AdamW with the recipe's betas, eps, weight
   decay and gradient clip, a constant learning rate, no warm-up, fp32 unless the recipe asks for bf16.
 
 tests/test_trl_equivalence.py computes TRL's losses and ours on the same fixed batches and finds them equal.
@@ -29,7 +29,7 @@ MICRO_TOKENS = 4096  # response tokens per forward/backward (as posttrain/rollou
 
 
 def optimizer_args(lowered: dict) -> dict[str, Any]:
-    """TrainingArguments shared by every stage: the recipe's AdamW, its clip, a constant LR (StageTrainer's)."""
+    """TrainingArguments shared by every stage: the recipe's AdamW, its clip, a constant LR."""
     opt = lowered.get("optimizer") or {}
     return {"learning_rate": float(lowered["lr"]), "lr_scheduler_type": "constant",
             "warmup_steps": int(lowered.get("warmup_steps", 0)), "optim": "adamw_torch",
@@ -87,7 +87,7 @@ def grpo_args(lowered: dict, out_dir: str | Path, execution: dict | None = None,
         "gradient_accumulation_steps": share // micro, "steps_per_generation": share // micro, "num_iterations": 1,
         "max_completion_length": int(g["max_response_tokens"]), "temperature": float(g["temperature_start"]),
         "top_p": 1.0, "top_k": 0, "use_vllm": False, "vllm_importance_sampling_correction": False,
-        "mask_truncated_completions": False,
+        "mask_truncated_completions": False, "router_aux_loss_coef": 0.0,  # MoE trains without load balancing
     }
 
 
@@ -101,6 +101,7 @@ def dpo_args(lowered: dict, out_dir: str | Path, execution: dict | None = None, 
     return {**optimizer_args(lowered), **precision_args(execution),
             **bookkeeping_args(out_dir, g["steps"] if steps is None else steps, lowered.get("checkpoints", 4), "dpo"),
             "beta": float(lowered["beta"]), "loss_type": ["sigmoid"], "label_smoothing": 0.0,
+            "router_aux_loss_coef": 0.0,  # MoE trains without load balancing (README)
             "per_device_train_batch_size": g["batch_size"] // processes, "gradient_accumulation_steps": 1,
             "dataloader_drop_last": True}
 

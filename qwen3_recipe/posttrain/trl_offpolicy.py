@@ -16,17 +16,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from transformers import TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
-from qwen3_recipe.posttrain.metric_rows import read_rows, write_rows
 from qwen3_recipe.posttrain.objectives import topk_kl
-from qwen3_recipe.posttrain.rollouts import step_rows
-from qwen3_recipe.posttrain.trl_distill import EpochShuffle
-from qwen3_recipe.posttrain.trl_grpo import mark_whole
+from qwen3_recipe.posttrain.trl_steps import EpochShuffled, StepRecorder
 
 
-class Qwen3OffPolicyTrainer(SFTTrainer):
+class Qwen3OffPolicyTrainer(EpochShuffled, SFTTrainer):
     loss_is_scaled_for_ga = True  # compute_loss divides by the step's tokens (all micro-batches and processes)
 
     def __init__(self, *args, kl_weight: float, ce_weight: float, **kwargs) -> None:
@@ -34,21 +30,13 @@ class Qwen3OffPolicyTrainer(SFTTrainer):
         self.kl_weight, self.ce_weight = kl_weight, ce_weight
         self.sums = torch.zeros(3, dtype=torch.float64)  # the step's KL, cross-entropy and tokens, this process
 
-    def _get_train_sampler(self, dataset=None):
-        self._epoch_sampler = EpochShuffle(len(dataset if dataset is not None else self.train_dataset), self.args.seed)
-        return self._epoch_sampler
-
-    def _run_epoch(self, *args, epoch, **kwargs):  # set here: a resumed multi-process epoch's loader is wrapped
-        self._epoch_sampler.set_epoch(epoch)
-        return super()._run_epoch(*args, epoch=epoch, **kwargs)
-
     def _get_num_items_in_batch(self, batch_samples: list, device: torch.device) -> torch.Tensor:
         """The step's response tokens over its micro-batches and every process (at least 1: no 0 / 0)."""
         local = torch.tensor(float(sum(int(b["mask"].sum()) for b in batch_samples)), device=device)
         return self.accelerator.reduce(local, "sum").clamp(min=1.0)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits
+        logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False).logits
         mask = inputs["mask"][:, 1:]  # the response tokens, each predicted from the position before it
         lg = logits[:, :-1][mask].float()
         kl = topk_kl(lg, inputs["top_ids"][:, 1:][mask], inputs["top_logps"][:, 1:][mask]).sum()
@@ -65,7 +53,7 @@ def collate(samples: list[dict], pad: int) -> Callable[[list[dict]], dict]:
     def fn(rows: list[dict]) -> dict:
         chosen = [samples[r["index"]] for r in rows]
         width = max(len(s["prompt_ids"]) + len(s["response_ids"]) for s in chosen)
-        k = len(chosen[0]["top_ids"][0]) if chosen[0]["top_ids"] else 1
+        k = next((len(s["top_ids"][0]) for s in chosen if s["top_ids"]), 1)
         ids = torch.full((len(chosen), width), pad, dtype=torch.long)
         attention = torch.zeros_like(ids)
         mask = torch.zeros((len(chosen), width), dtype=torch.bool)
@@ -84,43 +72,22 @@ def collate(samples: list[dict], pad: int) -> Callable[[list[dict]], dict]:
     return fn
 
 
-class OffPolicyCallback(TrainerCallback):
-    """After each step, from the main process: the step's metrics over all processes (the single-process
-    stage's names: loss, grad_norm, lr, kl_topk, ce) in provenance, metrics.jsonl and the progress display."""
+class OffPolicyCallback(StepRecorder):
+    """The step's metrics over all processes (loss, grad_norm, lr, kl_topk, ce, tokens); no rollouts."""
 
-    def __init__(self, recorder_for: Callable[[int, int], object], stage: str, metrics_path: Path | None = None,
-                 on_row: Callable[[list[dict]], None] | None = None) -> None:
-        self.recorder_for, self.stage, self.metrics_path, self.on_row = recorder_for, stage, metrics_path, on_row
-        self.trainer: Qwen3OffPolicyTrainer | None = None
+    kind = "distill_offpolicy"
 
-    def on_save(self, args, state, control, **kwargs) -> None:
-        mark_whole(self.trainer.accelerator, args, state)
-
-    def on_log(self, args, state, control, logs=None, **kwargs) -> None:
-        if not logs or "loss" not in logs or self.trainer is None:
-            return
-        t, step = self.trainer, state.global_step
+    def metrics(self, logs: dict, state) -> dict[str, float]:
+        t = self.trainer
         kl, ce, tokens = t.accelerator.reduce(t.sums.to(t.accelerator.device), "sum").tolist()
         t.sums.zero_()
-        named = (("loss", "loss"), ("grad_norm", "grad_norm"), ("learning_rate", "lr"))
-        metrics = {ours: float(logs[theirs]) for theirs, ours in named if logs.get(theirs) is not None}
-        metrics |= {"kl_topk": kl / max(1.0, tokens), "ce": ce / max(1.0, tokens), "tokens": tokens}
-        if not state.is_world_process_zero:
-            return
-        rec = self.recorder_for(step, 0)
-        step_rows(rec, self.stage, "distill_offpolicy", step, metrics)
-        rec.close()
-        row = {"step": step, **metrics}
-        if self.metrics_path is not None:
-            write_rows(self.metrics_path, read_rows(self.metrics_path, below=step - 1) + [row])
-        if self.on_row is not None:
-            self.on_row([row])
+        return {"kl_topk": kl / max(1.0, tokens), "ce": ce / max(1.0, tokens), "tokens": tokens}
 
 
 def offpolicy_trainer(model, tokenizer, samples: list[dict], args: dict, *, kl_weight: float, ce_weight: float,
                       recorder_for: Callable[[int, int], object], stage: str, metrics_path: Path | None = None,
                       on_row=None) -> Qwen3OffPolicyTrainer:
-    """The stage's trainer (trl_lowering.offpolicy_args); trl_grpo.resume_and_train runs it."""
+    """The stage's trainer (trl_lowering.offpolicy_args); trl_steps.resume_and_train runs it."""
     from datasets import Dataset
     callback = OffPolicyCallback(recorder_for, stage, metrics_path, on_row)
     trainer = Qwen3OffPolicyTrainer(model=model, args=SFTConfig(**args), processing_class=tokenizer,

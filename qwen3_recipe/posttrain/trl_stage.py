@@ -82,22 +82,30 @@ def run_reasoning_rl(p: PlannedJob, plan: Plan) -> None:
 
 
 def run_general_rl(p: PlannedJob, plan: Plan) -> None:
-    ctx, rows, held = run_on_trl(p, plan, group=p.job.config["stage"]["group_size"])
+    ctx, rows, held = run_on_trl(p, plan, group=p.job.config["stage"]["group_size"],
+                                 check=lambda ctx: refuse_sharded_heldout(p, plan))
     before, after = held.get("heldout_margin_0"), held.get(f"heldout_margin_{ctx.steps}")
     ctx.finish(rows, f"reward {rows[0]['reward_mean']:.3f} -> {rows[-1]['reward_mean']:.3f} over {len(rows)} steps"
                + (f", held-out chosen-over-rejected margin {before:.2f} -> {after:.2f}" if before is not None else ""))
 
 
-def distill_checks(p: PlannedJob, plan: Plan, ctx: StageContext) -> None:
-    """What a distillation stage refuses before it runs: sharded processes, a teacher of another tokenizer."""
+def refuse_sharded_heldout(p: PlannedJob, plan: Plan) -> None:
+    """A stage whose held-out numbers each process scores on its own share (distillation's KL, general_rl's
+    margin: shares of different sizes) cannot run its model sharded over several processes: FSDP's forwards
+    would wait on each other and deadlock."""
     from qwen3_recipe.errors import Problem, RecipeError
     from qwen3_recipe.posttrain.trl_launch import processes
     nnodes, nproc, _ = processes()
     if plan.loaded.recipe.execution.fsdp == "full" and nnodes * nproc > 1:
-        key = ("execution", "fsdp")  # each process scores its held-out share: sharded forwards would deadlock
+        key = ("execution", "fsdp")
         raise RecipeError([Problem(f"{p.job.kind} on several processes does not run sharded yet (its held-out "
                                    "scoring is per process); set execution.fsdp: none", ".".join(key),
                                    plan.loaded.raw.smap.find(key))])
+
+
+def distill_checks(p: PlannedJob, plan: Plan, ctx: StageContext) -> None:
+    """What a distillation stage refuses before it runs: sharded processes, a teacher of another tokenizer."""
+    refuse_sharded_heldout(p, plan)
     teacher = json.loads((Path(ctx.stage["teacher"]) / "config.json").read_text())["vocab_size"]
     if teacher != ctx.hf_config["vocab_size"]:
         raise RuntimeError(f"{p.job.name}: teacher {ctx.stage['teacher']} has vocabulary {teacher}, the student "

@@ -1,18 +1,18 @@
-"""One process of a reasoning_rl (GRPO) stage on TRL, as posttrain/trl_launch.py starts it (issue 19):
+"""One process of a post-training stage on TRL (reasoning_rl, general_rl, distill_offpolicy, distill_onpolicy:
+`RUNS`), as posttrain/trl_launch.py starts it (issue 19):
 
     python -m qwen3_recipe.posttrain.trl_worker SPEC                       (one process)
     accelerate launch --multi_gpu --num_processes N [--num_machines M ...] -m qwen3_recipe.posttrain.trl_worker SPEC
 
 SPEC (JSON, written by posttrain/trl_stage.py) holds what the process needs and nothing it must re-derive: the
-weights to start from, the stage's lowered settings (stage_plan.py: `grpo`, `lr`, `optimizer`, `seed`,
-`checkpoints`), its training and held-out prompts, the verifier, the rollout engine's kind, the provenance
-folder and job name, the stage folder, the `execution` block and the export settings. Each process samples
-its own share of the groups with its own rollout engine, scores them with our verifier, and TRL gathers the
-rewards for the group advantages and averages the gradients (DDP, or FSDP2 by accelerate's launch flags).
-Without a GPU, `use_cpu` makes accelerate use gloo.
+job's kind, the weights to start from, the stage's lowered settings (stage_plan.py), its step count, its
+training and held-out prompts, the rollout engine's kind, the provenance folder and job name, the stage folder,
+the `execution` block and the export settings. Each process samples its own share of the step with its own
+rollout engine and scores it with our verifiers and rewards; TRL averages the gradients (DDP, or FSDP2 by
+accelerate's launch flags). Without a GPU, `use_cpu` makes accelerate use gloo.
 
 Provenance: each process writes its own rollouts (`rank` = its process index), process 0 the step metrics,
-the held-out reward before and after (the `eval-*` shards) and `dump/metrics.jsonl`; a killed stage resumes
+the held-out numbers before and after (the `eval-*` shards) and `dump/metrics.jsonl`; a killed stage resumes
 from its last whole TRL checkpoint and rewrites the same shards. Process 0 exports the trained weights to
 `<stage>/hf` as every stage does (train/export.save_hf_weights: config.json with the recipe's RoPE scaling,
 the tokenizer files): what the next stage starts from.
@@ -84,8 +84,9 @@ def run_reasoning_rl(spec: dict, on_row=None) -> None:
     n = len(mine) * HELDOUT_SAMPLES
     totals = accelerator.reduce(torch.tensor([before * n, after * n, n], dtype=torch.float64,
                                              device=accelerator.device), reduction="sum").tolist()
-    held = {step: {"heldout_reward": total / totals[2]} for step, total in ((0, totals[0]), (s.steps, totals[1]))}
-    finish(spec, accelerator, weights, held if heldout else {}, "heldout_reward")
+    held = {step: {"heldout_reward": total / totals[2]} for step, total in ((0, totals[0]), (s.steps, totals[1]))} \
+        if totals[2] else {}
+    finish(spec, accelerator, weights, held, "heldout_reward")
 
 
 def run_distill_onpolicy(spec: dict, on_row=None) -> None:
@@ -130,8 +131,8 @@ def run_distill(spec: dict, build, args_for, max_tokens: int) -> None:
 
     from qwen3_recipe.posttrain import trl_distill as D
     from qwen3_recipe.posttrain.rollout_engine import rollout_engine
-    from qwen3_recipe.posttrain.trl_grpo import resume_and_train
     from qwen3_recipe.posttrain.trl_rollouts import checkpoint_weights, policy_state_dict
+    from qwen3_recipe.posttrain.trl_steps import resume_and_train
     from qwen3_recipe.provenance.recorder import ShardRecorder
     from qwen3_recipe.synth.model_view import native_rope
     from qwen3_recipe.synth.prompts import Prompt
@@ -183,9 +184,10 @@ def run_general_rl(spec: dict, on_row=None) -> None:
     from qwen3_recipe.posttrain.rewards import combined_reward
     from qwen3_recipe.posttrain.rollout_engine import rollout_engine
     from qwen3_recipe.posttrain.stage_plan import GRPOSettings
-    from qwen3_recipe.posttrain.trl_grpo import resume_and_train, train_grpo
+    from qwen3_recipe.posttrain.trl_grpo import train_grpo
     from qwen3_recipe.posttrain.trl_lowering import dpo_args, general_rl_steps, grpo_args
     from qwen3_recipe.posttrain.trl_rollouts import policy_state_dict
+    from qwen3_recipe.posttrain.trl_steps import resume_and_train
     from qwen3_recipe.provenance.recorder import ShardRecorder
     from qwen3_recipe.synth.model_view import native_rope
     from qwen3_recipe.synth.prompts import Prompt
@@ -204,8 +206,9 @@ def run_general_rl(spec: dict, on_row=None) -> None:
     if rank == 0:
         drop_shards_after(prov, resumed_at(dump, lowered))
     data = lowered["prompts"]
+    device = "cpu" if use_cpu else f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"  # this process's GPU
     reward = combined_reward(lowered["rewards"], s.max_response_tokens, domain=data["domain"],
-                             languages=data["languages"], device="cpu" if use_cpu else "cuda")
+                             languages=data["languages"], device=device)
     if rank == 0:
         (folder / "rewards.json").write_text(json.dumps(reward.specs, indent=1) + "\n")
     init = native_rope(Path(spec["init"]))
@@ -214,8 +217,7 @@ def run_general_rl(spec: dict, on_row=None) -> None:
     recorder_for = lambda step, r: ShardRecorder(prov, job, f"step-{step:06d}", r)  # noqa: E731
     metrics_path = dump / "metrics.jsonl"
     model = load(init)
-    if not use_cpu:  # where the trainer would put it: the held-out margin before is scored there
-        model.to(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}")
+    model.to(device)  # where the trainer will put it: the held-out margin before is scored there
 
     with rollout_engine(init, s.max_response_tokens, kind=spec.get("engine")) as engine:
         # the held-out pairs: sampled once by the starting policy (the engine holds `init`), each process its share
@@ -228,29 +230,33 @@ def run_general_rl(spec: dict, on_row=None) -> None:
                                     recorder_for=recorder_for, metrics_path=metrics_path, on_row=on_row)
             resume_and_train(trainer)
             weights = policy_state_dict(trainer)
-            if trainer.accelerator.is_main_process:
+            if pg_steps and trainer.accelerator.is_main_process:
                 save_hf_weights(weights, dpo_done, spec["export"])
             trainer.accelerator.wait_for_everyone()
         if pg_steps:
-            if dpo_steps:
-                del trainer, model
+            if dpo_steps:  # (the DPO trainer, if it ran, and its weights go before the next model comes)
+                trainer = model = weights = None
                 gc.collect()
                 model = load(native_rope(dpo_done))
             # TRL loads the KL reference from the path the model names: the stage's starting weights
             model.config._name_or_path = str(init)
             pg = lowered | {"grpo": {**lowered["grpo"], "steps": pg_steps}}
-            args = grpo_args(pg, folder, spec.get("execution"), processes, phase="pg") | {"use_cpu": use_cpu}
+            # its own prompt order (seed + 1): the DPO phase's seed would replay that phase's prompts step by step
+            args = grpo_args(pg, folder, spec.get("execution"), processes, phase="pg") | {
+                "use_cpu": use_cpu, "seed": int(lowered["seed"]) + 1}
             trainer, _ = train_grpo(model, tokenizer, engine, prompts, reward, GRPOSettings(**pg["grpo"]), args,
                                     stage=stage, kind="general_rl", metrics_path=metrics_path, on_row=on_row,
                                     recorder_for=recorder_for, offset=dpo_steps, extra={"phase": 1.0})
             weights = policy_state_dict(trainer)
-        after = G.margin_sums(trainer.accelerator.unwrap_model(trainer.model), pairs)
+        # scored as `before` was: the model itself, not accelerate's mixed-precision forward
+        after = G.margin_sums(trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False), pairs)
     accelerator = trainer.accelerator
     sums = accelerator.reduce(torch.tensor([*before, after[0]], dtype=torch.float64, device=accelerator.device),
                               reduction="sum").tolist()
-    n = sums[1]
-    held = {0: {"heldout_margin": sums[0] / n, "heldout_pairs": n}, s.steps: {"heldout_margin": sums[2] / n}}
-    finish(spec, accelerator, weights, held if n else {}, "heldout_margin")
+    n = sums[1]  # held-out pairs over all processes (none: every held-out group tied)
+    held = {0: {"heldout_margin": sums[0] / n, "heldout_pairs": n},
+            s.steps: {"heldout_margin": sums[2] / n}} if n else {}
+    finish(spec, accelerator, weights, held, "heldout_margin")
 
 
 def finish(spec: dict, accelerator, weights: dict, held: dict[int, dict], key: str) -> None:
@@ -276,12 +282,12 @@ def finish(spec: dict, accelerator, weights: dict, held: dict[int, dict], key: s
 def resumed_at(dump: Path, lowered: dict) -> int:
     """The steps a stage's checkpoints in `dump` hold, the step it resumes after (0: none). general_rl's: its
     DPO phase's, or all of them and its policy-gradient phase's once the DPO phase's weights are kept."""
-    from qwen3_recipe.posttrain.trl_grpo import checkpoint_step, last_checkpoint
+    from qwen3_recipe.posttrain.trl_steps import checkpoint_step, last_checkpoint
     if "method" not in lowered:
         return checkpoint_step(last_checkpoint(dump))
     from qwen3_recipe.posttrain.trl_lowering import general_rl_steps
     dpo_steps, pg_steps = general_rl_steps(lowered)
-    if pg_steps and (dump / DPO_EXPORT).exists():
+    if pg_steps and (not dpo_steps or (dump / DPO_EXPORT).exists()):  # (rlhf: no DPO phase)
         return dpo_steps + checkpoint_step(last_checkpoint(dump / "pg"))
     return checkpoint_step(last_checkpoint(dump / "dpo"))
 
