@@ -24,7 +24,7 @@ from qwen3_recipe.posttrain.rollout_engine import push_weights
 from qwen3_recipe.posttrain.rollouts import Rollout, sample_groups
 from qwen3_recipe.posttrain.stage_plan import GRPOSettings
 from qwen3_recipe.posttrain.trl_rollouts import policy_state_dict
-from qwen3_recipe.posttrain.trl_steps import EpochShuffled, StepRecorder
+from qwen3_recipe.posttrain.trl_steps import EpochShuffled, StepRecorder, prompt_dataset, right_padded
 from qwen3_recipe.synth.prompts import Prompt
 
 EVAL_TEMPERATURE = 1.0  # the student's own distribution, as distill.EVAL_TEMPERATURE
@@ -51,16 +51,8 @@ class Qwen3GKDTrainer(EpochShuffled, GKDTrainer):
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         self.last = rollouts = self.sample(inputs["prompt_id"])
-        pad = self.processing_class.pad_token_id
-        width = max(len(r.prompt_ids) + len(r.response_ids) for r in rollouts)
-        ids = torch.full((len(rollouts), width), pad, dtype=torch.long)
-        labels = torch.full_like(ids, -100)
-        attention = torch.zeros_like(ids)
-        for k, r in enumerate(rollouts):  # right-padded: each row's positions start at 0
-            n, m = len(r.prompt_ids), len(r.response_ids)
-            ids[k, :n + m] = torch.tensor(r.prompt_ids + r.response_ids)
-            attention[k, :n + m] = 1
-            labels[k, n:n + m] = torch.tensor(r.response_ids)
+        ids, attention, response = right_padded([r.seq for r in rollouts], self.processing_class.pad_token_id)
+        labels = torch.where(response, ids, -100)
         device = self.accelerator.device
         tokens = self.accelerator.reduce(torch.tensor(float((labels != -100).sum()), device=device), "sum")
         tokens = tokens.clamp(min=1.0)  # a step of empty responses: no loss, not 0 / 0
@@ -112,11 +104,10 @@ def onpolicy_trainer(model, teacher, tokenizer, engine, prompts: list[Prompt], s
                      metrics_path: Path | None = None, on_row=None) -> Qwen3GKDTrainer:
     """The stage's trainer (trl_lowering.gkd_args), its models prepared (moved, wrapped); trl_steps.resume_and_train
     runs it."""
-    from datasets import Dataset
     callback = DistillCallback(recorder_for, stage, direction, metrics_path, on_row)
+    dataset, collator = prompt_dataset(prompts)
     trainer = Qwen3GKDTrainer(model=model, teacher_model=teacher, args=GKDConfig(**args), processing_class=tokenizer,
-                              train_dataset=Dataset.from_dict({"prompt_id": [p.prompt_id for p in prompts]}),
-                              data_collator=lambda rows: {"prompt_id": [r["prompt_id"] for r in rows]},
+                              train_dataset=dataset, data_collator=collator,
                               callbacks=[callback], settings=s, engine=engine, prompts=prompts, modes=modes)
     callback.trainer = trainer
     return trainer

@@ -29,7 +29,7 @@ from qwen3_recipe.posttrain.stage_plan import GRPOSettings
 from qwen3_recipe.posttrain.trl_distill import HFScorer
 from qwen3_recipe.posttrain.trl_grpo import rollout_metrics
 from qwen3_recipe.posttrain.trl_rollouts import policy_state_dict
-from qwen3_recipe.posttrain.trl_steps import EpochShuffled, StepRecorder
+from qwen3_recipe.posttrain.trl_steps import EpochShuffled, StepRecorder, prompt_dataset, right_padded
 from qwen3_recipe.synth.prompts import Prompt
 
 
@@ -85,16 +85,8 @@ class Qwen3DPOTrainer(EpochShuffled, DPOTrainer):
 def pair_batch(pairs: list[tuple[Rollout, Rollout]], pad: int) -> dict[str, torch.Tensor]:
     """TRL's preference batch (DataCollatorForPreference's layout): the chosen rows, then the rejected ones,
     right-padded; completion_mask marks the response tokens."""
-    rows = [c for c, _ in pairs] + [r for _, r in pairs]
-    width = max(len(r.prompt_ids) + len(r.response_ids) for r in rows)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    attention, completion = torch.zeros_like(ids), torch.zeros_like(ids)
-    for k, r in enumerate(rows):
-        n, m = len(r.prompt_ids), len(r.response_ids)
-        ids[k, :n + m] = torch.tensor(r.prompt_ids + r.response_ids)
-        attention[k, :n + m] = 1
-        completion[k, n:n + m] = 1
-    return {"input_ids": ids, "attention_mask": attention, "completion_mask": completion}
+    ids, attention, completion = right_padded([c.seq for c, _ in pairs] + [r.seq for _, r in pairs], pad)
+    return {"input_ids": ids, "attention_mask": attention, "completion_mask": completion.long()}
 
 
 class DPOCallback(StepRecorder):
@@ -120,11 +112,10 @@ def dpo_trainer(model, ref_model, tokenizer, engine, prompts: list[Prompt], rewa
                 *, recorder_for: Callable[[int, int], object], stage: str, metrics_path: Path | None = None,
                 on_row=None) -> Qwen3DPOTrainer:
     """The DPO phase's trainer (trl_lowering.dpo_args); trl_steps.resume_and_train runs it."""
-    from datasets import Dataset
     callback = DPOCallback(recorder_for, stage, metrics_path, on_row)
+    dataset, collator = prompt_dataset(prompts)
     trainer = Qwen3DPOTrainer(model=model, ref_model=ref_model, args=DPOConfig(**args), processing_class=tokenizer,
-                              train_dataset=Dataset.from_dict({"prompt_id": [p.prompt_id for p in prompts]}),
-                              data_collator=lambda rows: {"prompt_id": [r["prompt_id"] for r in rows]},
+                              train_dataset=dataset, data_collator=collator,
                               callbacks=[callback], settings=s, engine=engine, prompts=prompts, reward_fn=reward_fn)
     callback.trainer = trainer
     return trainer

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from trl import SFTConfig, SFTTrainer
 
 from qwen3_recipe.posttrain.objectives import topk_kl
-from qwen3_recipe.posttrain.trl_steps import EpochShuffled, StepRecorder
+from qwen3_recipe.posttrain.trl_steps import EpochShuffled, StepRecorder, right_padded
 
 
 class Qwen3OffPolicyTrainer(EpochShuffled, SFTTrainer):
@@ -52,18 +52,13 @@ def collate(samples: list[dict], pad: int) -> Callable[[list[dict]], dict]:
     (at the token's own position)."""
     def fn(rows: list[dict]) -> dict:
         chosen = [samples[r["index"]] for r in rows]
-        width = max(len(s["prompt_ids"]) + len(s["response_ids"]) for s in chosen)
+        ids, attention, mask = right_padded([(s["prompt_ids"], s["response_ids"]) for s in chosen], pad)
+        width = ids.shape[1]
         k = next((len(s["top_ids"][0]) for s in chosen if s["top_ids"]), 1)
-        ids = torch.full((len(chosen), width), pad, dtype=torch.long)
-        attention = torch.zeros_like(ids)
-        mask = torch.zeros((len(chosen), width), dtype=torch.bool)
         top_ids = torch.zeros((len(chosen), width, k), dtype=torch.long)
         top_logps = torch.zeros((len(chosen), width, k), dtype=torch.float32)
         for i, s in enumerate(chosen):
             n, m = len(s["prompt_ids"]), len(s["response_ids"])
-            ids[i, :n + m] = torch.tensor(s["prompt_ids"] + s["response_ids"])
-            attention[i, :n + m] = 1
-            mask[i, n:n + m] = True
             if m:
                 top_ids[i, n:n + m] = torch.tensor(s["top_ids"])
                 top_logps[i, n:n + m] = torch.tensor(s["top_logps"], dtype=torch.float32)

@@ -104,6 +104,27 @@ class EpochShuffled:
         return super()._run_epoch(*args, epoch=epoch, **kwargs)
 
 
+def right_padded(seqs: list[tuple[list[int], list[int]]], pad: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(prompt, response) token ids as one right-padded batch (each row's positions start at 0): token ids,
+    attention mask, and the response tokens' mask (bool)."""
+    width = max(len(p) + len(r) for p, r in seqs)
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    attention = torch.zeros_like(ids)
+    response = torch.zeros((len(seqs), width), dtype=torch.bool)
+    for k, (p, r) in enumerate(seqs):
+        ids[k, :len(p) + len(r)] = torch.tensor(p + r)
+        attention[k, :len(p) + len(r)] = 1
+        response[k, len(p):len(p) + len(r)] = True
+    return ids, attention, response
+
+
+def prompt_dataset(prompts: list) -> tuple:
+    """A trainer's dataset of prompt ids and its collator (the rollouts are drawn from them at each step)."""
+    from datasets import Dataset
+    return (Dataset.from_dict({"prompt_id": [p.prompt_id for p in prompts]}),
+            lambda rows: {"prompt_id": [r["prompt_id"] for r in rows]})
+
+
 def checkpoint_step(checkpoint: Path | None) -> int:
     """The steps a `checkpoint-<step>` folder holds (0: no checkpoint)."""
     return int(checkpoint.name.split("-")[1]) if checkpoint else 0
