@@ -363,3 +363,66 @@ def test_a_multi_node_grpo_stage_is_one_allocation_of_accelerate_launches(tmp_pa
     if update_golden:
         golden.write_text(text + "\n")
     assert golden.read_text() == text + "\n"
+
+
+def test_a_grpo_stage_with_rollout_servers_gets_nodes_of_their_own(tmp_path, cluster, update_golden):
+    """Issue 19: the same stage with `execution.rollout.servers: 8` (one GPU each) asks for one node more; inside
+    the allocation the runner starts the servers with one srun on the nodes after the trainers' (one task per
+    server, its GPU, its URL file), and the trainers' srun keeps to the first four (golden submission and
+    commands); `plan` counts the rollout GPUs apart from the trainer's."""
+    from qwen3_recipe.compiler.plan import make_plan
+    from qwen3_recipe.posttrain import rollout_server
+    from qwen3_recipe.posttrain.trl_launch import worker_command
+    from qwen3_recipe.recipe.validate import load_recipe
+    env, log = cluster
+    run, job, servers = tmp_path / "run", "posttrain.reasoning_rl", ["--set", "execution.rollout.servers=8"]
+    recipe = "tests/assets/recipes/grpo-8B.yaml"
+    proc = run_cli("run", recipe, "-o", str(run), "--only", job, "--executor", "slurm", *servers, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ids = submitted(run)
+    script = normalise((log / ids[job]["job"]).read_text(), run)
+    for line in ("#SBATCH --nodes=5", "#SBATCH --gpus-per-node=8",
+                 "export QWEN3_RECIPE_NNODES=4 QWEN3_RECIPE_NPROC=8 QWEN3_RECIPE_ROLLOUT_NODES=1"):
+        assert line in script, script
+    inside = {"QWEN3_RECIPE_NNODES": "4", "QWEN3_RECIPE_NPROC": "8", "QWEN3_RECIPE_HEAD": "node001",
+              "QWEN3_RECIPE_ROLLOUT_NODES": "1"}
+    folder = run / "jobs" / job
+    [(serve, _)] = rollout_server._commands(folder / "rollout", Path("/checkpoints/qwen3-8B-cold-start"), 32000,
+                                            None, 8, 1, inside)
+    assert serve[:5] == ["srun", "--nodes=1", "--relative=4", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
+    assert "server-$n.url" in serve[-1] and '"$(hostname)"' in serve[-1]
+    # what each node's task starts: its servers, one GPU each, numbered on from the node's first
+    for n, (cuda, url) in enumerate(_server_starts(serve[-1], procid=0)):
+        assert (cuda, url) == (str(n), f"server-{n}.url")
+    [(wide, _)] = rollout_server._commands(folder / "rollout", Path("/m"), 10, None, 6, 2, inside | {
+        "QWEN3_RECIPE_ROLLOUT_NODES": "2"})  # 6 servers of 2 GPUs on 2 nodes: 3 per node, GPUs 0-1, 2-3, 4-5
+    assert [_server_starts(wide[-1], node) for node in (0, 1)] == [
+        [("0,1", "server-0.url"), ("2,3", "server-1.url"), ("4,5", "server-2.url")],
+        [("0,1", "server-3.url"), ("2,3", "server-4.url"), ("4,5", "server-5.url")]]
+    execution = make_plan(load_recipe(REPO / recipe, servers[1:]), run).loaded.recipe.execution.model_dump(mode="json")
+    train = worker_command(folder / "trl_spec.json", execution, "qwen3", env=inside)
+    assert train[:3] == ["srun", "--nodes=4", "--relative=0"]
+    view = json.loads(run_cli("plan", recipe, "--set", "execution.executor=slurm", *servers,
+                              "--format", "json").stdout)
+    t = next(j for j in view["jobs"] if j["name"] == job)["trainer"]
+    assert t["gpus"] == 32 and t["rollout_gpus"] == 8 and "rollouts on 8 servers of 1 GPU (1 more node(s))" in t["text"]
+    text = "\n".join([script, "=== inside the allocation: rollout servers", normalise(" ".join(serve), run),
+                      "=== trainers", normalise(" ".join(train), run)])
+    golden = REPO / "tests/golden/slurm/grpo-8B-rollout-servers.txt"
+    if update_golden:
+        golden.write_text(text + "\n")
+    assert golden.read_text() == text + "\n"
+
+
+def _server_starts(inner: str, procid: int) -> list[tuple[str, str]]:
+    """(CUDA_VISIBLE_DEVICES, URL file) of each server the srun task of `procid` starts, by running its loop
+    with the server command replaced by an echo."""
+    import re
+    import subprocess
+    probe = re.sub(r"\S+ -m qwen3_recipe\.posttrain\.rollout_server .*?--url-file \S+/(server-\$n\.url) &",
+                   r"""sh -c 'echo "$CUDA_VISIBLE_DEVICES $0"' \1 &""", inner)
+    assert probe != inner, inner
+    out = subprocess.run(["bash", "-c", probe.replace("wait -n; exit 1", "wait")], env={"SLURM_PROCID": str(procid),
+                         "PATH": os.environ["PATH"]}, capture_output=True, text=True, check=True).stdout
+    starts = [tuple(line.split()) for line in out.splitlines()]
+    return sorted(starts, key=lambda t: int(t[1].split("-")[1].split(".")[0]))

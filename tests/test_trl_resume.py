@@ -31,6 +31,7 @@ def _workers(spec: Path) -> list[int]:
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # in `make test-all`: tests/test_trl_served.py kills and resumes the same 2-process stage in CI
 def test_a_killed_trl_stage_resumes_exactly_once(tmp_path: Path) -> None:
     pytest.importorskip("trl")
     run = tmp_path / "run"

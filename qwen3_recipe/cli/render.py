@@ -90,11 +90,17 @@ def print_plan(view: dict) -> None:
         if job.get("trainer"):
             t = job["trainer"]
             devices = f"{t['gpus']:,} GPU{'s' if t['gpus'] > 1 else ''}"
-            console().print(f"{job['name']} trains on {t['text']}: {devices} shared by the trainer and its "
-                            f"rollout engines (no dedicated rollout GPUs), {_hours(t['rollout_gpu_hours'])} GPU-h "
-                            f"rollouts + {_hours(t['update_gpu_hours'])} GPU-h updates = "
-                            f"{_hours(job['estimate']['gpu_hours'] / t['gpus'])} hours wall-clock", highlight=False,
-                            soft_wrap=True)
+            hours = f"{_hours(t['rollout_gpu_hours'])} GPU-h rollouts + {_hours(t['update_gpu_hours'])} GPU-h updates"
+            if t["rollout_gpus"]:  # servers sample while the trainers wait, and the other way round
+                wall = t["rollout_gpu_hours"] / t["rollout_gpus"] + t["update_gpu_hours"] / t["gpus"]
+                held = _hours(wall * (t["gpus"] + t["rollout_gpus"]))
+                where = (f"{devices} for the trainer and {t['rollout_gpus']:,} for its rollout servers, {hours} = "
+                         f"{_hours(wall)} hours wall-clock (both held: {held} GPU-h)")
+            else:
+                shared = "held-out sampling" if job["kind"] == "distill_offpolicy" else "rollout engines"
+                where = (f"{devices} shared by the trainer and its {shared} (no dedicated rollout GPUs), {hours} = "
+                         f"{_hours(job['estimate']['gpu_hours'] / t['gpus'])} hours wall-clock")
+            console().print(f"{job['name']} trains on {t['text']}: {where}", highlight=False, soft_wrap=True)
     for name, group in view.get("languages", {}).items():
         ranked = sorted(group["shares"].items(), key=lambda kv: -kv[1])
         console().print(f"data.languages.{name}: {len(ranked)} languages of {group['family']}, shares "

@@ -70,13 +70,18 @@ GENERAL_RL_TRAINERS = {"dpo": "TRL DPOTrainer", "rlhf": "TRL GRPOTrainer"}  # hy
 
 def trl_trainer(plan: "Plan", p: "PlannedJob") -> dict[str, Any]:
     """Where a TRL stage runs: its processes (one per GPU: `execution.slurm` nodes x GPUs on Slurm, else the
-    GPUs `execution.hardware` assumes), each with its own colocated rollout engine (no dedicated rollout
-    GPUs), and its GPU-hours split into rollouts and updates at the estimate's rates."""
+    GPUs `execution.hardware` assumes, less the rollout servers' there), each with its own colocated rollout
+    engine or sampling from `execution.rollout.servers` on GPUs of their own (on Slurm, nodes added to the
+    stage's allocation), and its GPU-hours split into rollouts and updates at the estimate's rates."""
     from qwen3_recipe.compiler.estimate import GENERATION_MFU, PEAK_TFLOPS
+    from qwen3_recipe.posttrain.rollout_server import server_nodes
     ex = plan.loaded.recipe.execution
     nodes, per_node = (ex.slurm.nodes, ex.slurm.gpus_per_node) if ex.executor == "slurm" else (1, ex.hardware.count)
+    servers, tp = ex.rollout.servers, ex.rollout.gpus_per_server
     if ex.hardware.accelerator == "cpu":
         nodes, per_node = 1, 1
+    elif ex.executor != "slurm":
+        per_node = max(1, per_node - servers * tp)
     peak = (ex.hardware.peak_tflops or PEAK_TFLOPS.get(ex.hardware.accelerator, PEAK_TFLOPS["H100"])) * 1e12
     est = p.estimate
     rollout_h = est.gen_flops / (peak * min(ex.hardware.mfu, GENERATION_MFU)) / 3600
@@ -85,10 +90,17 @@ def trl_trainer(plan: "Plan", p: "PlannedJob") -> dict[str, Any]:
     name = TRL_KINDS[p.job.kind]
     if p.job.kind == "general_rl":
         name = GENERAL_RL_TRAINERS.get(p.job.config["stage"]["method"], name)
+    if servers:
+        where = f"{server_nodes(servers, tp, per_node)} more node(s)" if ex.executor == "slurm" else "this machine"
+        rollouts = f"rollouts on {servers} server{'s' * (servers > 1)} of {tp} GPU{'s' * (tp > 1)} ({where})"
+    else:
+        rollouts = "rollouts colocated"
+    if p.job.kind == "distill_offpolicy":
+        rollouts = "on the teacher pass's samples" + (f", held-out samples from {servers} server(s)" if servers else "")
     return {"text": f"{name}, {nodes * per_node} process{'es' if nodes * per_node > 1 else ''} "
-                    f"({nodes} node{'s' if nodes > 1 else ''} x {per_node}){shard}, "
-                    + ("on the teacher pass's samples" if p.job.kind == "distill_offpolicy" else "rollouts colocated"),
-            "gpus": nodes * per_node, "rollout_gpus": 0, "rollout_gpu_hours": rollout_h, "update_gpu_hours": update_h}
+                    f"({nodes} node{'s' if nodes > 1 else ''} x {per_node}){shard}, {rollouts}",
+            "gpus": nodes * per_node, "rollout_gpus": servers * tp if ex.hardware.accelerator != "cpu" else 0,
+            "rollout_gpu_hours": rollout_h, "update_gpu_hours": update_h}
 
 
 def seq_len_segments(p: "PlannedJob") -> list[dict[str, int]]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
 from qwen3_recipe.compiler.plan_view import TRL_KINDS
+from qwen3_recipe.posttrain.rollout_server import server_nodes
 
 # jobs of N nodes x G GPUs: torchtitan's stages (train/launch.py), those on TRL + accelerate (posttrain/trl_launch.py)
 TRAIN_KINDS = {"pretrain", "sft", "fusion", *TRL_KINDS}
@@ -25,7 +26,10 @@ def sbatch_script(plan: Plan, p: PlannedJob, *, phase: str | None = None, array:
     slurm = loaded.recipe.execution.slurm
     run_dir = plan.run_dir.resolve()
     train = job.kind in TRAIN_KINDS
-    nodes = slurm.nodes if train else -(-gpus // slurm.gpus_per_node) if gpus else 1
+    rollout = loaded.recipe.execution.rollout
+    # a TRL stage's rollout servers (posttrain/rollout_server.py): nodes of their own after the trainers'
+    served = server_nodes(rollout.servers, rollout.gpus_per_server, slurm.gpus_per_node) if job.kind in TRL_KINDS else 0
+    nodes = slurm.nodes + served if train else -(-gpus // slurm.gpus_per_node) if gpus else 1
     per_node = slurm.gpus_per_node if train else min(gpus, slurm.gpus_per_node) if gpus else None
     directives = {
         "job-name": f"{loaded.recipe.name}-{job.name}" + (f"-{phase}" if phase else ""),
@@ -56,7 +60,8 @@ def sbatch_script(plan: Plan, p: PlannedJob, *, phase: str | None = None, array:
         f"cd {shlex.quote(str(Path.cwd()))}",
         "export OMP_NUM_THREADS=1 TQDM_DISABLE=1" + (f" QWEN3_RECIPE_GENERATION={phase}" if phase else "")
         + "".join(f" {k}={shlex.quote(v)}" for k, v in (env or {}).items()),
-        *([f"export QWEN3_RECIPE_NNODES={slurm.nodes} QWEN3_RECIPE_NPROC={slurm.gpus_per_node}",
+        *([f"export QWEN3_RECIPE_NNODES={slurm.nodes} QWEN3_RECIPE_NPROC={slurm.gpus_per_node}"
+           + (f" QWEN3_RECIPE_ROLLOUT_NODES={served}" if served else ""),
            'export QWEN3_RECIPE_HEAD=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)']
           if train else []),
         " ".join(shlex.quote(c) for c in command),

@@ -30,10 +30,11 @@ ROLLOUT_LOGPROBS = "processed_logprobs"
 
 
 def rollout_engine(hf_dir: Path, max_tokens: int, kind: str | None = None,
-                   logprobs_mode: str = ROLLOUT_LOGPROBS) -> GenerationEngine:
+                   logprobs_mode: str = ROLLOUT_LOGPROBS, tp: int = 1) -> GenerationEngine:
     """vLLM unless QWEN3_RECIPE_ROLLOUT_ENGINE (or `kind`) says "transformers". On a GPU the trainer
-    shares the device with vLLM: vLLM takes QWEN3_RECIPE_ROLLOUT_GPU_MEMORY of it (default 0.3).
-    logprobs_mode: vLLM's (see ROLLOUT_LOGPROBS above)."""
+    shares the device with vLLM: vLLM takes QWEN3_RECIPE_ROLLOUT_GPU_MEMORY of it (default 0.3; a rollout
+    server's engine has its GPUs to itself: QWEN3_RECIPE_ROLLOUT_GPU_MEMORY set by posttrain/rollout_server.py).
+    logprobs_mode: vLLM's (see ROLLOUT_LOGPROBS above); tp: vLLM's tensor-parallel size."""
     from qwen3_recipe.synth.generate import build_engine
     from qwen3_recipe.train.launch import has_accelerator
     kind = kind or os.environ.get("QWEN3_RECIPE_ROLLOUT_ENGINE", "vllm")
@@ -43,13 +44,27 @@ def rollout_engine(hf_dir: Path, max_tokens: int, kind: str | None = None,
         extra["logprobs_mode"] = logprobs_mode
         if has_accelerator():
             extra["gpu_memory_utilization"] = float(os.environ.get("QWEN3_RECIPE_ROLLOUT_GPU_MEMORY", "0.3"))
+        if tp > 1:
+            extra["tensor_parallel_size"] = tp
     return build_engine(kind, str(hf_dir), max_tokens=max_tokens, **extra)
+
+
+def stage_engine(spec: dict, init: Path, max_tokens: int) -> GenerationEngine:
+    """A TRL stage process's rollout engine: its own (colocated), or its client of the stage's rollout
+    servers when the spec has them (`execution.rollout.servers`: posttrain/rollout_server.py)."""
+    if spec.get("rollout_servers"):
+        from qwen3_recipe.posttrain.rollout_server import client
+        return client(spec, init)
+    return rollout_engine(init, max_tokens, kind=spec.get("engine"))
 
 
 def logprobs_at_sampling_temperature(engine) -> bool:
     """Whether the log-probabilities the engine reports are those of the distribution it sampled from
-    (temperature applied): vLLM in processed_logprobs mode. Otherwise (vLLM raw, transformers'
-    `output_logits`, a server of unknown mode) they are at T = 1, usable only for rollouts sampled at 1."""
+    (temperature applied): vLLM in processed_logprobs mode, or a rollout server's engine that is. Otherwise
+    (vLLM raw, transformers' `output_logits`, a server of unknown mode) they are at T = 1, usable only for
+    rollouts sampled at 1."""
+    if hasattr(engine, "at_sampling_temperature"):  # a rollout server's client: what its engine said
+        return engine.at_sampling_temperature
     if isinstance(engine, VLLMEngine):
         return engine.llm.llm_engine.model_config.logprobs_mode == "processed_logprobs"
     return False
@@ -102,8 +117,12 @@ def _fused_experts(hf_state_dict: dict[str, torch.Tensor], model_keys) -> dict[s
 
 
 def push_weights(engine: GenerationEngine, hf_state_dict: dict[str, torch.Tensor]) -> None:
-    """Make the engine sample from these weights from now on."""
-    if isinstance(engine, VLLMEngine):
+    """Make the engine sample from these weights from now on. Every process of a stage calls it at the same
+    points (as FSDP's gather already needs): processes sharing a rollout server wait for its owner's push
+    by counting pushes."""
+    if hasattr(engine, "push"):  # a rollout server's client (posttrain/rollout_server.py)
+        engine.push(hf_state_dict)
+    elif isinstance(engine, VLLMEngine):
         weights = [(k, v.detach().clone()) for k, v in hf_state_dict.items()]
         engine.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(weights),
                                                             "is_checkpoint_format": True})

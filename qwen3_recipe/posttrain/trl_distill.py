@@ -142,7 +142,8 @@ def heldout_kl_sums(student: HFScorer, engine, teacher: HFScorer, prompts: list[
     """distill.heldout_kl on this process's share of the held-out prompts, as sums: [reverse KL x tokens,
     forward KL x tokens, tokens] (summed over processes, then `heldout_kl_of` them)."""
     from qwen3_recipe.posttrain.distill import heldout_kl
-    if not prompts:
+    if not prompts:  # the push all the same: a served engine's processes count each other's pushes
+        push_weights(engine, student.hf_state_dict())
         return torch.zeros(3, dtype=torch.float64)
     kl = heldout_kl(student, engine, teacher, prompts, modes, max_tokens, seed)
     n = kl["heldout_tokens"]

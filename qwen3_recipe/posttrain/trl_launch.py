@@ -69,5 +69,7 @@ def worker_command(spec: Path, execution: dict, model_type: str = "qwen3", env: 
                          "--main_process_port", str(RENDEZVOUS_PORT), "--same_network", "-m", WORKER, str(spec)]
     # $SLURM_NODEID is each node's own: expanded by the shell srun starts there
     inner = " ".join(a if a == "$SLURM_NODEID" else shlex.quote(a) for a in per_node)
-    return ["srun", f"--nodes={nnodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1", "bash", "-c", inner]
+    # with rollout servers on the allocation's last nodes (rollout_server.start), the trainers on its first
+    first = ["--relative=0"] if (env or os.environ).get("QWEN3_RECIPE_ROLLOUT_NODES") else []
+    return ["srun", f"--nodes={nnodes}", *first, "--ntasks-per-node=1", "--kill-on-bad-exit=1", "bash", "-c", inner]
 

@@ -21,11 +21,14 @@ def run_on_trl(p: PlannedJob, plan: Plan, group: int, check=None) -> tuple[Stage
     batch size) when they are not its `grpo` settings' (off-policy distillation: known once its teacher has
     answered). Returns the context, the step rows and the worker's summary."""
     import os
+    from contextlib import nullcontext
 
     from qwen3_recipe.errors import Problem, RecipeError
+    from qwen3_recipe.posttrain import rollout_server
     from qwen3_recipe.posttrain.metric_rows import read_rows
     from qwen3_recipe.posttrain.trl_launch import alone, processes, worker_command
     from qwen3_recipe.posttrain.trl_worker import RUNS, SPEC, SUMMARY, resumed_at
+    from qwen3_recipe.synth.model_view import native_rope
     from qwen3_recipe.train.launch import has_accelerator, run_logged
     ctx = StageContext(p, plan)
     sizes = check(ctx) if check is not None else None
@@ -34,7 +37,8 @@ def run_on_trl(p: PlannedJob, plan: Plan, group: int, check=None) -> tuple[Stage
         sizes = (s.steps, s.batch_size)
     steps, batch = sizes
     execution = plan.loaded.recipe.execution.model_dump(mode="json")
-    nnodes, nproc, _ = processes()
+    env = trainer_env(execution["rollout"], plan)
+    nnodes, nproc, _ = processes(env)
     if execution["fsdp"] == "full" and nnodes * nproc > 1 and not has_accelerator():
         key = ("execution", "fsdp")  # accelerate shards with FSDP on GPUs only: on CPU it would quietly run DDP
         raise RecipeError([Problem("fsdp: full needs GPUs for a stage on TRL (accelerate runs FSDP on GPUs "
@@ -46,31 +50,69 @@ def run_on_trl(p: PlannedJob, plan: Plan, group: int, check=None) -> tuple[Stage
                                    f"{group} over {nnodes * nproc} processes ({nnodes} node(s) x {nproc}): make "
                                    "batch_size a multiple of the process count", ".".join(key),
                                    plan.loaded.raw.smap.find(key))])
+    servers = execution["rollout"]["servers"]
+    if servers > nnodes * nproc:
+        key = ("execution", "rollout", "servers")
+        raise RecipeError([Problem(f"{servers} rollout servers for {nnodes * nproc} trainer process(es): each "
+                                   "server serves whole processes, so at most one per process",
+                                   ".".join(key), plan.loaded.raw.smap.find(key))])
     spec = {"kind": p.job.kind, "steps": steps, "init": str(ctx.init), "out": str(ctx.folder),
             "provenance": str(ctx.folder / "provenance"), "job": p.job.name, "stage": ctx.name,
             "engine": os.environ.get("QWEN3_RECIPE_ROLLOUT_ENGINE"), "lowered": ctx.stage, "execution": execution,
             "export": ctx.export_job, "prompts": [vars(x) for x in ctx.prompts],
             "heldout": [vars(x) for x in ctx.heldout]}
-    (ctx.folder / SPEC).write_text(json.dumps(spec, indent=1, default=str) + "\n")
     (ctx.folder / SUMMARY).unlink(missing_ok=True)
     metrics, log = ctx.folder / "dump" / "metrics.jsonl", ctx.folder / "trl.log"
     metrics.parent.mkdir(parents=True, exist_ok=True)
     ctx.steps = steps
-    if alone():
-        ctx.train(lambda: RUNS[p.job.kind](spec, on_row=ctx._bar))
-    else:
-        cmd = worker_command(ctx.folder / SPEC, execution, ctx.hf_config.get("model_type", "qwen3"))
-        root = str(Path(__file__).resolve().parents[2])
-        env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
-               "TRL_EXPERIMENTAL_SILENCE": "1",
-               "PYTHONPATH": os.pathsep.join(x for x in (root, os.environ.get("PYTHONPATH")) if x)}
-        # the rows kept on resume: those up to the checkpoint (the worker rewrites the file from there)
-        seen = len(read_rows(metrics, below=resumed_at(metrics.parent, ctx.stage)))
-        code = ctx.train(lambda: run_logged(cmd, env, log, metrics, ctx._bar, seen=seen))
-        if code != 0 or not (ctx.folder / SUMMARY).exists():
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-            raise RuntimeError(f"{p.job.name}: the TRL trainer stopped (exit status {code}); its log is {log}:\n{tail}")
+    root = str(Path(__file__).resolve().parents[2])
+    env |= {"OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1"), "TRL_EXPERIMENTAL_SILENCE": "1",
+            "PYTHONPATH": os.pathsep.join(x for x in (root, env.get("PYTHONPATH")) if x)}
+    tokens = (ctx.stage.get("grpo") or {}).get("max_response_tokens") or ctx.stage.get("max_tokens", 1024)
+    with rollout_server.start(ctx.folder, native_rope(ctx.init), tokens, spec["engine"], servers,
+                              execution["rollout"]["gpus_per_server"], env) if servers else nullcontext([]) as urls:
+        spec["rollout_servers"] = urls
+        (ctx.folder / SPEC).write_text(json.dumps(spec, indent=1, default=str) + "\n")
+        if alone(env):
+            ctx.train(lambda: RUNS[p.job.kind](spec, on_row=ctx._bar))
+        else:
+            cmd = worker_command(ctx.folder / SPEC, execution, ctx.hf_config.get("model_type", "qwen3"), env)
+            # the rows kept on resume: those up to the checkpoint (the worker rewrites the file from there)
+            seen = len(read_rows(metrics, below=resumed_at(metrics.parent, ctx.stage)))
+            code = ctx.train(lambda: run_logged(cmd, env, log, metrics, ctx._bar, seen=seen))
+            if code != 0 or not (ctx.folder / SUMMARY).exists():
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+                raise RuntimeError(f"{p.job.name}: the TRL trainer stopped (exit status {code}); "
+                                   f"its log is {log}:\n{tail}")
     return ctx, read_rows(metrics), json.loads((ctx.folder / SUMMARY).read_text())
+
+
+def trainer_env(rollout: dict, plan: Plan) -> dict:
+    """The trainer processes' environment. With rollout servers on this machine's GPUs (the last
+    servers x gpus_per_server: rollout_server.start), the trainers keep the rest; servers of several GPUs
+    need GPUs."""
+    import os
+
+    from qwen3_recipe.errors import Problem, RecipeError
+    from qwen3_recipe.train.launch import has_accelerator, local_devices
+    env = dict(os.environ)
+    servers, tp = rollout["servers"], rollout["gpus_per_server"]
+    if not servers or env.get("QWEN3_RECIPE_HEAD"):  # in an allocation: the servers have nodes of their own
+        return env
+    if tp > 1 and not has_accelerator():
+        key = ("execution", "rollout", "gpus_per_server")
+        raise RecipeError([Problem("a rollout server on several GPUs needs GPUs (this machine has none)",
+                                   ".".join(key), plan.loaded.raw.smap.find(key))])
+    if has_accelerator():
+        left = local_devices() - servers * tp
+        if left < 1:
+            key = ("execution", "rollout", "servers")
+            raise RecipeError([Problem(f"{servers} rollout servers of {tp} GPU(s) leave none of this machine's "
+                                       f"{local_devices()} GPUs to train on", ".".join(key),
+                                       plan.loaded.raw.smap.find(key))])
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, range(left)))
+        env.setdefault("QWEN3_RECIPE_NPROC", str(left))
+    return env
 
 
 def run_reasoning_rl(p: PlannedJob, plan: Plan) -> None:

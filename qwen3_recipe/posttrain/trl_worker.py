@@ -44,7 +44,7 @@ def run_reasoning_rl(spec: dict, on_row=None) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from qwen3_recipe.posttrain.grpo import HELDOUT_SAMPLES, mean_reward, verifier_reward
-    from qwen3_recipe.posttrain.rollout_engine import rollout_engine
+    from qwen3_recipe.posttrain.rollout_engine import stage_engine
     from qwen3_recipe.posttrain.stage_plan import GRPOSettings
     from qwen3_recipe.posttrain.trl_grpo import train_grpo
     from qwen3_recipe.posttrain.trl_lowering import grpo_args
@@ -72,14 +72,15 @@ def run_reasoning_rl(spec: dict, on_row=None) -> None:
     model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32)
     mine = heldout[rank::processes]  # each process scores its share of the held-out prompts
 
-    with rollout_engine(init, s.max_response_tokens, kind=spec.get("engine")) as engine:
-        before = mean_reward(engine, None, mine, verifier, s) if mine else 0.0  # the engine holds `init`
+    with stage_engine(spec, init, s.max_response_tokens) as engine:
+        # every process, its share empty or not: a served engine's processes count each other's pushes
+        before = mean_reward(engine, None, mine, verifier, s)  # the engine holds `init`
         trainer, _ = train_grpo(model, AutoTokenizer.from_pretrained(init), engine, prompts,
                                 verifier_reward(verifier), s, args, stage=stage,
                                 metrics_path=folder / "dump" / "metrics.jsonl", on_row=on_row,
                                 recorder_for=lambda step, rank: ShardRecorder(prov, job, f"step-{step:06d}", rank))
         weights = policy_state_dict(trainer)  # every process (FSDP gathers shards)
-        after = mean_reward(engine, weights, mine, verifier, s) if mine else 0.0
+        after = mean_reward(engine, weights, mine, verifier, s)
     accelerator = trainer.accelerator
     n = len(mine) * HELDOUT_SAMPLES
     totals = accelerator.reduce(torch.tensor([before * n, after * n, n], dtype=torch.float64,
@@ -130,7 +131,7 @@ def run_distill(spec: dict, build, args_for, max_tokens: int) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from qwen3_recipe.posttrain import trl_distill as D
-    from qwen3_recipe.posttrain.rollout_engine import rollout_engine
+    from qwen3_recipe.posttrain.rollout_engine import stage_engine
     from qwen3_recipe.posttrain.trl_rollouts import checkpoint_weights, policy_state_dict
     from qwen3_recipe.posttrain.trl_steps import resume_and_train
     from qwen3_recipe.provenance.recorder import ShardRecorder
@@ -149,7 +150,7 @@ def run_distill(spec: dict, build, args_for, max_tokens: int) -> None:
     teacher = AutoModelForCausalLM.from_pretrained(native_rope(Path(lowered["teacher"])), dtype=torch.float32)
     mine = heldout[rank::processes]
 
-    with rollout_engine(init, max_tokens, kind=spec.get("engine")) as engine:
+    with stage_engine(spec, init, max_tokens) as engine:
         start = checkpoint_weights(model)
         trainer = build(model, teacher, AutoTokenizer.from_pretrained(init), engine, prompts, args,
                         lambda step, r: ShardRecorder(prov, job, f"step-{step:06d}", r),
@@ -182,7 +183,7 @@ def run_general_rl(spec: dict, on_row=None) -> None:
     from qwen3_recipe.posttrain import trl_general_rl as G
     from qwen3_recipe.posttrain.general_rl import heldout_pairs
     from qwen3_recipe.posttrain.rewards import combined_reward
-    from qwen3_recipe.posttrain.rollout_engine import rollout_engine
+    from qwen3_recipe.posttrain.rollout_engine import stage_engine
     from qwen3_recipe.posttrain.stage_plan import GRPOSettings
     from qwen3_recipe.posttrain.trl_grpo import train_grpo
     from qwen3_recipe.posttrain.trl_lowering import dpo_args, general_rl_steps, grpo_args
@@ -219,7 +220,7 @@ def run_general_rl(spec: dict, on_row=None) -> None:
     model = load(init)
     model.to(device)  # where the trainer will put it: the held-out margin before is scored there
 
-    with rollout_engine(init, s.max_response_tokens, kind=spec.get("engine")) as engine:
+    with stage_engine(spec, init, s.max_response_tokens) as engine:
         # the held-out pairs: sampled once by the starting policy (the engine holds `init`), each process its share
         pairs = heldout_pairs(engine, heldout[rank::processes], reward, s)
         before = G.margin_sums(model, pairs)

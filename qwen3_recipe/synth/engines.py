@@ -60,6 +60,8 @@ class GenerationEngine:
             raise ValueError(f"budget method must be one of {BUDGET_METHODS}, not {method!r}")
         if method == "native" and not self.supports_native:
             raise ValueError(f"{type(self).__name__} has no native thinking budget; use budget='two_phase'")
+        if not requests:  # a process's empty share of held-out prompts
+            return []
         jobs, budgets, heads = [], [], []
         for r in requests:
             mode = resolve_mode(r)

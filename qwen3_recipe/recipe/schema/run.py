@@ -91,6 +91,17 @@ class Ray(Section):
     """Ray cluster address (default: start a local instance)."""
 
 
+class Rollout(Section):
+    """Where RL and on-policy distillation stages sample their rollouts (issue 19)."""
+    servers: int = Field(0, ge=0)
+    """Rollout servers on GPUs of their own (0: each trainer process samples with its own engine on its
+    own GPU). Locally, processes on this machine (the last GPUs); on Slurm, nodes of the stage's
+    allocation beside its `slurm.nodes` trainer nodes. Each serves trainer processes rank % servers;
+    weights reach them through the run directory after each sync. At most one per trainer process."""
+    gpus_per_server: int = Field(1, gt=0)
+    """Each server's vLLM tensor-parallel size (GPUs only)."""
+
+
 class Execution(Section):
     executor: Literal["local", "slurm", "ray"] = "local"
     tasks: int = Field(4, gt=0)
@@ -111,6 +122,7 @@ class Execution(Section):
     ray: Ray = Field(default_factory=Ray)
     serving: Serving = Field(default_factory=Serving)
     """How generation jobs' models are served (a synth job's own `serving` keys override these)."""
+    rollout: Rollout = Field(default_factory=Rollout)
 
 
 class Provenance(Section):
