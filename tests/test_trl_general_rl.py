@@ -112,6 +112,7 @@ def _workers(spec: Path) -> list[int]:
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # `make test-all`: CI keeps test_trl_served.py's 2-process kill and resume (CI time)
 def test_a_killed_general_rl_resumes_in_its_policy_gradient_phase(runs, tmp_path: Path) -> None:
     from qwen3_recipe.posttrain.trl_steps import COMPLETE
     rm = tmp_path / "rm"
