@@ -99,3 +99,34 @@ def metric(run: Path, stage: str, name: str) -> dict[int, float]:
     """A stage's per-step metric from provenance's train_steps: {step: value}."""
     return dict(query(run, f"select step, value from train_steps where stage = '{stage}' and metric = '{name}' "
                            "order by step"))
+
+
+def processes_of(path: Path) -> list[int]:
+    """Processes whose command line names `path` (a stage's trainers: its trl_spec.json; its rollout servers: its
+    rollout folder)."""
+    out = subprocess.run(["pgrep", "-f", str(path)], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def kill_when(proc: subprocess.Popen, ready, *leftovers: Path, timeout: float = 600) -> None:
+    """SIGKILL `proc` (a `run` in the background) once `ready()` holds, then wait for the processes naming any of
+    `leftovers` to go with it (PR_SET_PDEATHSIG); fails if `proc` ends first or one of them outlives it."""
+    import signal
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None and not ready():
+        time.sleep(0.05)
+    assert proc.poll() is None, "the stage ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    for _ in range(300):
+        if not any(processes_of(p) for p in leftovers):
+            break
+        time.sleep(0.1)
+    for p in leftovers:
+        assert not processes_of(p), f"a process naming {p} outlived the killed run"
+
+
+def rows_in(path: Path) -> int:
+    """Lines in a JSON-lines file (0 when it is not there yet)."""
+    return len(path.read_text().splitlines()) if path.exists() else 0

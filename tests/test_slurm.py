@@ -371,7 +371,7 @@ def test_a_grpo_stage_with_rollout_servers_gets_nodes_of_their_own(tmp_path, clu
     server, its GPU, its URL file), and the trainers' srun keeps to the first four (golden submission and
     commands); `plan` counts the rollout GPUs apart from the trainer's."""
     from qwen3_recipe.compiler.plan import make_plan
-    from qwen3_recipe.posttrain import rollout_server
+    from qwen3_recipe.launch.rollout_servers import server_commands
     from qwen3_recipe.posttrain.trl_launch import worker_command
     from qwen3_recipe.recipe.validate import load_recipe
     env, log = cluster
@@ -385,23 +385,24 @@ def test_a_grpo_stage_with_rollout_servers_gets_nodes_of_their_own(tmp_path, clu
                  "export QWEN3_RECIPE_NNODES=4 QWEN3_RECIPE_NPROC=8 QWEN3_RECIPE_ROLLOUT_NODES=1"):
         assert line in script, script
     inside = {"QWEN3_RECIPE_NNODES": "4", "QWEN3_RECIPE_NPROC": "8", "QWEN3_RECIPE_HEAD": "node001",
-              "QWEN3_RECIPE_ROLLOUT_NODES": "1"}
+              "QWEN3_RECIPE_ROLLOUT_NODES": "1", "SLURM_CPUS_PER_TASK": "32"}
     folder = run / "jobs" / job
-    [(serve, _)] = rollout_server._commands(folder / "rollout", Path("/checkpoints/qwen3-8B-cold-start"), 32000,
-                                            None, 8, 1, inside)
-    assert serve[:5] == ["srun", "--nodes=1", "--relative=4", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
-    assert "server-$n.url" in serve[-1] and '"$(hostname)"' in serve[-1]
+    [(serve, _)] = server_commands(folder / "rollout", Path("/checkpoints/qwen3-8B-cold-start"), 32000, None, 8, 1,
+                                   inside)
+    assert serve[:6] == ["srun", "--nodes=1", "--relative=4", "--ntasks-per-node=1", "--cpus-per-task=32",
+                         "--kill-on-bad-exit=1"]
+    assert "--index $n" in serve[-1] and '"$(hostname)"' in serve[-1]
     # what each node's task starts: its servers, one GPU each, numbered on from the node's first
     for n, (cuda, url) in enumerate(_server_starts(serve[-1], procid=0)):
         assert (cuda, url) == (str(n), f"server-{n}.url")
-    [(wide, _)] = rollout_server._commands(folder / "rollout", Path("/m"), 10, None, 6, 2, inside | {
+    [(wide, _)] = server_commands(folder / "rollout", Path("/m"), 10, None, 6, 2, inside | {
         "QWEN3_RECIPE_ROLLOUT_NODES": "2"})  # 6 servers of 2 GPUs on 2 nodes: 3 per node, GPUs 0-1, 2-3, 4-5
     assert [_server_starts(wide[-1], node) for node in (0, 1)] == [
         [("0,1", "server-0.url"), ("2,3", "server-1.url"), ("4,5", "server-2.url")],
         [("0,1", "server-3.url"), ("2,3", "server-4.url"), ("4,5", "server-5.url")]]
     execution = make_plan(load_recipe(REPO / recipe, servers[1:]), run).loaded.recipe.execution.model_dump(mode="json")
     train = worker_command(folder / "trl_spec.json", execution, "qwen3", env=inside)
-    assert train[:3] == ["srun", "--nodes=4", "--relative=0"]
+    assert train[:5] == ["srun", "--nodes=4", "--relative=0", "--ntasks-per-node=1", "--cpus-per-task=32"]
     view = json.loads(run_cli("plan", recipe, "--set", "execution.executor=slurm", *servers,
                               "--format", "json").stdout)
     t = next(j for j in view["jobs"] if j["name"] == job)["trainer"]
@@ -419,8 +420,8 @@ def _server_starts(inner: str, procid: int) -> list[tuple[str, str]]:
     with the server command replaced by an echo."""
     import re
     import subprocess
-    probe = re.sub(r"\S+ -m qwen3_recipe\.posttrain\.rollout_server .*?--url-file \S+/(server-\$n\.url) &",
-                   r"""sh -c 'echo "$CUDA_VISIBLE_DEVICES $0"' \1 &""", inner)
+    probe = re.sub(r"\S+ -m qwen3_recipe\.posttrain\.rollout_server .*? --index \$n --host \"\$\(hostname\)\" &",
+                   r"""sh -c 'echo "$CUDA_VISIBLE_DEVICES server-$0.url"' $n &""", inner)
     assert probe != inner, inner
     out = subprocess.run(["bash", "-c", probe.replace("wait -n; exit 1", "wait")], env={"SLURM_PROCID": str(procid),
                          "PATH": os.environ["PATH"]}, capture_output=True, text=True, check=True).stdout

@@ -16,14 +16,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, metric, query, run_cli
+from conftest import REPO, kill_when, metric, query, run_cli
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
@@ -106,11 +104,6 @@ def test_hybrid_general_rl_on_trl_in_two_processes_matches_one(runs) -> None:
     assert any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), start.state_dict().values()))
 
 
-def _workers(spec: Path) -> list[int]:
-    out = subprocess.run(["pgrep", "-f", str(spec)], capture_output=True, text=True).stdout
-    return [int(x) for x in out.split()]
-
-
 @pytest.mark.slow
 @pytest.mark.extended  # `make test-all`: CI keeps test_trl_served.py's 2-process kill and resume (CI time)
 def test_a_killed_general_rl_resumes_in_its_policy_gradient_phase(runs, tmp_path: Path) -> None:
@@ -124,17 +117,7 @@ def test_a_killed_general_rl_resumes_in_its_policy_gradient_phase(runs, tmp_path
     cmd = [sys.executable, "-m", "qwen3_recipe.cli", "run", RECIPE, "-o", str(run), *_settings(rm)]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     whole = folder / "dump" / "pg" / "checkpoint-1" / COMPLETE  # the policy-gradient phase's first step, saved
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and proc.poll() is None and not whole.exists():
-        time.sleep(0.05)
-    assert proc.poll() is None, "the stage ended before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    for _ in range(100):
-        if not _workers(folder / "trl_spec.json"):
-            break
-        time.sleep(0.1)
-    assert not _workers(folder / "trl_spec.json"), "the TRL trainer outlived the killed run"
+    kill_when(proc, whole.exists, folder / "trl_spec.json")
     assert (folder / "dump" / "dpo" / "hf" / "config.json").exists()
 
     again = run_cli("run", RECIPE, "-o", str(run), *_settings(rm), env=ENV | {"QWEN3_RECIPE_NPROC": "2"}, timeout=900)

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, query, run_cli
+from conftest import REPO, kill_when, query, rows_in, run_cli
 
 RECIPE = "tests/assets/recipes/posttrain-rl.yaml"
 STEPS, PROMPTS, GROUP = 6, 8, 8
@@ -23,11 +21,6 @@ SETTINGS = ["--set", f"posttrain.stages.reasoning_rl.steps={STEPS}",
             "--set", "posttrain.stages.reasoning_rl.max_response_tokens=48"]
 ENV = {"QWEN3_RECIPE_ROLLOUT_ENGINE": "transformers", "OMP_NUM_THREADS": "1", "QWEN3_RECIPE_NPROC": "2",
        "CUDA_VISIBLE_DEVICES": ""}
-
-
-def _workers(spec: Path) -> list[int]:
-    out = subprocess.run(["pgrep", "-f", str(spec)], capture_output=True, text=True).stdout
-    return [int(x) for x in out.split()]
 
 
 @pytest.mark.slow
@@ -41,19 +34,7 @@ def test_a_killed_trl_stage_resumes_exactly_once(tmp_path: Path) -> None:
            *SETTINGS]
     proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **ENV}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and proc.poll() is None:
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
-            break
-        time.sleep(0.2)
-    assert proc.poll() is None, "the stage ended before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    for _ in range(100):  # the trainer goes with it (PR_SET_PDEATHSIG)
-        if not _workers(folder / "trl_spec.json"):
-            break
-        time.sleep(0.1)
-    assert not _workers(folder / "trl_spec.json"), "the TRL trainer outlived the killed run"
+    kill_when(proc, lambda: rows_in(metrics) >= 3, folder / "trl_spec.json")
     done_before = len(metrics.read_text().splitlines())
     assert 3 <= done_before < STEPS
     assert list((folder / "dump").glob("checkpoint-*")), "no TRL checkpoint to resume from"

@@ -1,8 +1,11 @@
 """Issue 19: rollouts from servers of their own (`execution.rollout.servers`, posttrain/rollout_server.py).
 
-- a vLLM rollout server samples from the weights a trainer pushes through the stage's folder (its
+- a vLLM rollout server samples from the weights trainer process 0 pushes through the stage's folder (its
   log-probabilities equal the pushed policy's, scored by torchtitan's model), reports vLLM's native thinking
-  budget and processed log-probabilities, and a process that does not own the server waits for its owner's push;
+  budget, processed log-probabilities and its dtype; another process's request waits for the weights version it
+  counts, times out on a push never made, and is refused when the server is past it; a request without the
+  stage's token, a weights path outside the folder and an engine error are answered with their reason; SIGTERM
+  closes the server;
 - a reasoning_rl stage in two trainer processes sharing one server (the transformers engine, as the other
   multi-process tests: fast and deterministic) gives exactly the rollouts, rewards and step metrics that the
   same stage gives with each process's own colocated engine, also when killed with SIGKILL mid-stage (its
@@ -13,15 +16,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-from conftest import REPO, metric, query, run_cli
+from conftest import REPO, kill_when, metric, processes_of, query, rows_in, run_cli
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
@@ -36,51 +39,70 @@ ENV = {"QWEN3_RECIPE_ROLLOUT_ENGINE": "transformers", "OMP_NUM_THREADS": "1", "Q
 @pytest.mark.slow
 def test_a_vllm_rollout_server_samples_the_weights_pushed_to_it(tmp_path: Path) -> None:
     pytest.importorskip("vllm")
-    from qwen3_recipe.posttrain import rollout_server
+    from qwen3_recipe.launch.rollout_servers import start
     from qwen3_recipe.posttrain.policy import Policy
+    from qwen3_recipe.posttrain.rollout_client import ServedRollouts
     from qwen3_recipe.posttrain.rollout_engine import logprobs_at_sampling_temperature, push_weights
     from qwen3_recipe.posttrain.rollouts import logprobs_of, sample_groups
+    from qwen3_recipe.synth.budget import Job
     from qwen3_recipe.synth.prompts import Prompt
+    from qwen3_recipe.synth.sampling import SamplingParams
     policy = Policy(TEACHER)
     with torch.no_grad():
         for p in policy.model.parameters():
             p.add_(torch.randn_like(p) * 0.05)
-    prompt = [Prompt("x", "t", "What is 3 + 4?", "7")]
-    with rollout_server.start(tmp_path, TEACHER, 64, "vllm", 1, 1, dict(os.environ)) as [url]:
-        owner = rollout_server.ServedRollouts(url, TEACHER, pusher=True, weights=tmp_path / "w.safetensors")
-        other = rollout_server.ServedRollouts(url, TEACHER, pusher=False, weights=tmp_path / "unused", timeout=2)
-        assert owner.budget == "native" and logprobs_at_sampling_temperature(owner)
-        before = sample_groups(owner, prompt, step=0, seed=1, n=2, max_tokens=16, temperature=1.0)[0]
-        waiting = threading.Thread(target=push_weights, args=(other, {}))
-        waiting.start()  # waits for the owner's first push ...
-        time.sleep(1)
-        assert waiting.is_alive()
-        push_weights(owner, policy.hf_state_dict())
-        waiting.join(timeout=2)  # ... and returns once it has come
-        assert not waiting.is_alive()
-        after = sample_groups(other, prompt, step=0, seed=1, n=2, max_tokens=16, temperature=1.0)[0]
-        with pytest.raises(TimeoutError):
-            push_weights(other, {})  # a second push its owner never makes
-    assert not (tmp_path / "unused").exists()
+    prompt, folder = [Prompt("x", "t", "What is 3 + 4?", "7")], tmp_path / "rollout"
+    sample = lambda engine: sample_groups(engine, prompt, step=0, seed=1, n=2, max_tokens=16,  # noqa: E731
+                                          temperature=1.0)[0]
+    with start(tmp_path, TEACHER, 64, "vllm", 1, 1, dict(os.environ)) as running:
+        def client(rank: int, timeout: float = 3600, token: str = running.token) -> ServedRollouts:
+            return ServedRollouts(running.urls, TEACHER, rank=rank, world=2, folder=folder, token=token,
+                                  timeout=timeout)
+        writer, other = client(0), client(1, timeout=2)
+        assert writer.budget == "native" and logprobs_at_sampling_temperature(writer) and writer.dtype == "float32"
+        before = sample(writer)  # weights version 0: the model the server started with
+        push_weights(other, {})  # process 1 counts version 1 and waits for it when it samples ...
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(sample, other)
+            time.sleep(1)
+            assert not waiting.done()
+            push_weights(writer, policy.hf_state_dict())  # ... which process 0 writes and the server loads
+            after = waiting.result(timeout=60)
+        assert not list(folder.glob("weights-*")), "a push left its file behind"
+        push_weights(other, {})
+        with pytest.raises(TimeoutError, match="weights version 2 was not pushed"):
+            sample(other)  # a push process 0 never makes
+        push_weights(writer, policy.hf_state_dict())
+        push_weights(writer, policy.hf_state_dict())
+        with pytest.raises(RuntimeError, match="holds 3: the trainer processes are out of step"):
+            sample(other)  # behind the server: refused, not served other weights
+        with pytest.raises(RuntimeError, match="X-Rollout-Token"):
+            client(1, token="guess")
+        with pytest.raises(RuntimeError, match="weights come as a file in"):
+            writer._call(running.urls[0], "/weights", {"name": "../../model.safetensors", "version": 4})
+        beyond = asdict(Job([10 ** 9], SamplingParams(temperature=1.0, top_p=1.0, top_k=0, min_p=0.0), 4, [0]))
+        with pytest.raises(RuntimeError, match=r"/complete: \w+Error"):  # the engine's error reaches the trainer
+            writer._call(running.urls[0], "/complete", {"jobs": [beyond], "version": 3})
+        assert len(sample(writer)) == 2  # and the server serves on
+    [(server, log)] = running.procs
+    assert server.returncode == 0, log.read_text()[-2000:]  # SIGTERM: it closed its engine and left
+    assert "took weights version 3" in log.read_text()
+    assert not list(folder.glob("server-*.url"))
     assert [r.response_ids for r in before] != [r.response_ids for r in after]
     for r in after:  # the server's log-probabilities are the pushed policy's
         assert torch.allclose(r.old_logps, logprobs_of(policy, [r.seq])[0], atol=1e-3)
 
 
-def _stage(run: Path, *extra: str, background: bool = False):
+def _stage(run: Path, *extra: str, background: bool = False, env: dict | None = None):
     stage = "posttrain.stages.reasoning_rl"
     sets = ["posttrain.stages.fusion=null", "posttrain.stages.general_rl=null", f"{stage}.steps={STEPS}",
             f"{stage}.batch_size={PROMPTS}", f"{stage}.group_size={GROUP}", f"{stage}.max_response_tokens=48", *extra]
     args = ["run", RECIPE, "-o", str(run), "--only", "posttrain", *(arg for x in sets for arg in ("--set", x))]
     if background:
-        return subprocess.Popen([sys.executable, "-m", "qwen3_recipe.cli", *args], cwd=REPO, env={**os.environ, **ENV},
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return run_cli(*args, env=ENV, timeout=900)
-
-
-def _workers(path: Path) -> list[int]:
-    out = subprocess.run(["pgrep", "-f", str(path)], capture_output=True, text=True).stdout
-    return [int(x) for x in out.split()]
+        return subprocess.Popen([sys.executable, "-m", "qwen3_recipe.cli", *args], cwd=REPO,
+                                env={**os.environ, **ENV, **(env or {})}, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    return run_cli(*args, env=ENV | (env or {}), timeout=900)
 
 
 @pytest.mark.slow
@@ -93,20 +115,8 @@ def test_a_stage_sampling_from_a_rollout_server_gives_the_colocated_rollouts(tmp
     folder = served / "jobs" / "posttrain.reasoning_rl"
     metrics = folder / "dump" / "metrics.jsonl"
     killed = _stage(served, "execution.rollout.servers=1", background=True)
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and killed.poll() is None:
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= 2:
-            break
-        time.sleep(0.2)
-    assert killed.poll() is None, "the stage ended before it could be killed"
+    kill_when(killed, lambda: rows_in(metrics) >= 2, folder / "rollout", folder / "trl_spec.json")
     assert (folder / "rollout" / "server-0.url").exists()
-    killed.send_signal(signal.SIGKILL)
-    killed.wait()
-    for _ in range(100):  # the server and the trainers go with it (PR_SET_PDEATHSIG)
-        if not _workers(folder / "rollout") + _workers(folder / "trl_spec.json"):
-            break
-        time.sleep(0.1)
-    assert not _workers(folder / "rollout"), "a rollout server outlived its killed stage"
     assert 2 <= len(metrics.read_text().splitlines()) < STEPS
     assert list((folder / "dump").glob("checkpoint-*")), "no TRL checkpoint to resume from"
     again = _stage(served, "execution.rollout.servers=1")
@@ -116,12 +126,11 @@ def test_a_stage_sampling_from_a_rollout_server_gives_the_colocated_rollouts(tmp
     assert all(n == 1 for *_, n in steps) and {s for s, m, _ in steps if m == "heldout_reward"} == {0, STEPS}
     assert [json.loads(x)["step"] for x in metrics.read_text().splitlines()] == list(range(1, STEPS + 1))
 
-    assert "rollout server: " in (folder / "rollout" / "server-0.log").read_text()
-    # process 0 owns the one server and pushes to it; process 1 samples from it after each push
-    assert (folder / "rollout" / "weights-0.safetensors").exists()
-    assert not (folder / "rollout" / "weights-1.safetensors").exists()
+    # process 0 writes each push once; the server takes it and the file goes
+    assert "rollout server: took weights version 1" in (folder / "rollout" / "server-0.log").read_text()
+    assert not list((folder / "rollout").glob("weights-*")) and not list((folder / "rollout").glob("*.url"))
     assert not (colocated / "jobs" / "posttrain.reasoning_rl" / "rollout").exists()
-    assert not _workers(folder / "rollout"), "a rollout server outlived its stage"
+    assert not processes_of(folder / "rollout"), "a rollout server outlived its stage"
 
     sql = ("select step, prompt_id, sample_id, mode, tokens, reward, verdict, advantage, policy_version, text "
            "from rollouts where stage = 'reasoning_rl' order by sample_id")
@@ -141,3 +150,19 @@ def test_a_stage_sampling_from_a_rollout_server_gives_the_colocated_rollouts(tmp
     out = refused.stdout + refused.stderr
     assert "execution.rollout.servers" in out and "3 rollout servers for 2 trainer process(es)" in out, out[-2000:]
     assert "Traceback" not in out
+
+
+@pytest.mark.slow
+@pytest.mark.extended  # `make test-all` (CI time): the served path of a stage that would otherwise run in `run`
+def test_one_trainer_process_with_a_server_runs_in_a_process_of_its_own(tmp_path: Path) -> None:
+    """One process would run in the `run` process itself, which on a GPU machine sees the servers' GPUs too;
+    with servers it is a process of its own, given only the trainers' GPUs."""
+    run = tmp_path / "run"
+    proc = _stage(run, "execution.rollout.servers=1", "posttrain.stages.reasoning_rl.steps=2",
+                  env={"QWEN3_RECIPE_NPROC": "1"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    folder = run / "jobs" / "posttrain.reasoning_rl"
+    assert "trl_worker: process 0 of 1" in (folder / "trl.log").read_text()
+    assert "took weights version 1" in (folder / "rollout" / "server-0.log").read_text()
+    assert len(query(run, "select * from rollouts where stage = 'reasoning_rl'")) == 2 * PROMPTS * GROUP
+    assert not processes_of(folder / "rollout")

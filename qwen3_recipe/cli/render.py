@@ -93,7 +93,7 @@ def print_plan(view: dict) -> None:
             hours = f"{_hours(t['rollout_gpu_hours'])} GPU-h rollouts + {_hours(t['update_gpu_hours'])} GPU-h updates"
             if t["rollout_gpus"]:  # servers sample while the trainers wait, and the other way round
                 wall = t["rollout_gpu_hours"] / t["rollout_gpus"] + t["update_gpu_hours"] / t["gpus"]
-                held = _hours(wall * (t["gpus"] + t["rollout_gpus"]))
+                held = _hours(wall * (t["gpus"] + t["rollout_gpus_held"]))
                 where = (f"{devices} for the trainer and {t['rollout_gpus']:,} for its rollout servers, {hours} = "
                          f"{_hours(wall)} hours wall-clock (both held: {held} GPU-h)")
             else:

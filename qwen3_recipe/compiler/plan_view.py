@@ -74,7 +74,7 @@ def trl_trainer(plan: "Plan", p: "PlannedJob") -> dict[str, Any]:
     engine or sampling from `execution.rollout.servers` on GPUs of their own (on Slurm, nodes added to the
     stage's allocation), and its GPU-hours split into rollouts and updates at the estimate's rates."""
     from qwen3_recipe.compiler.estimate import GENERATION_MFU, PEAK_TFLOPS
-    from qwen3_recipe.posttrain.rollout_server import server_nodes
+    from qwen3_recipe.launch.rollout_servers import server_nodes
     ex = plan.loaded.recipe.execution
     nodes, per_node = (ex.slurm.nodes, ex.slurm.gpus_per_node) if ex.executor == "slurm" else (1, ex.hardware.count)
     servers, tp = ex.rollout.servers, ex.rollout.gpus_per_server
@@ -92,7 +92,8 @@ def trl_trainer(plan: "Plan", p: "PlannedJob") -> dict[str, Any]:
         name = GENERAL_RL_TRAINERS.get(p.job.config["stage"]["method"], name)
     if servers:
         where = f"{server_nodes(servers, tp, per_node)} more node(s)" if ex.executor == "slurm" else "this machine"
-        rollouts = f"rollouts on {servers} server{'s' * (servers > 1)} of {tp} GPU{'s' * (tp > 1)} ({where})"
+        size = f" of {tp} GPU{'s' * (tp > 1)}" if ex.hardware.accelerator != "cpu" else ""
+        rollouts = f"rollouts on {servers} server{'s' * (servers > 1)}{size} ({where})"
     else:
         rollouts = "rollouts colocated"
     if p.job.kind == "distill_offpolicy":
@@ -100,6 +101,9 @@ def trl_trainer(plan: "Plan", p: "PlannedJob") -> dict[str, Any]:
     return {"text": f"{name}, {nodes * per_node} process{'es' if nodes * per_node > 1 else ''} "
                     f"({nodes} node{'s' if nodes > 1 else ''} x {per_node}){shard}, {rollouts}",
             "gpus": nodes * per_node, "rollout_gpus": servers * tp if ex.hardware.accelerator != "cpu" else 0,
+            # on Slurm the servers' nodes are the stage's whole (exclusive) nodes, used or not
+            "rollout_gpus_held": (server_nodes(servers, tp, per_node) * per_node if ex.executor == "slurm"
+                                  else servers * tp) if ex.hardware.accelerator != "cpu" else 0,
             "rollout_gpu_hours": rollout_h, "update_gpu_hours": update_h}
 
 

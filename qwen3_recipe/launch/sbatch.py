@@ -11,7 +11,7 @@ from pathlib import Path
 
 from qwen3_recipe.compiler.plan import Plan, PlannedJob
 from qwen3_recipe.compiler.plan_view import TRL_KINDS
-from qwen3_recipe.posttrain.rollout_server import server_nodes
+from qwen3_recipe.launch.rollout_servers import server_nodes
 
 # jobs of N nodes x G GPUs: torchtitan's stages (train/launch.py), those on TRL + accelerate (posttrain/trl_launch.py)
 TRAIN_KINDS = {"pretrain", "sft", "fusion", *TRL_KINDS}
@@ -27,7 +27,7 @@ def sbatch_script(plan: Plan, p: PlannedJob, *, phase: str | None = None, array:
     run_dir = plan.run_dir.resolve()
     train = job.kind in TRAIN_KINDS
     rollout = loaded.recipe.execution.rollout
-    # a TRL stage's rollout servers (posttrain/rollout_server.py): nodes of their own after the trainers'
+    # a TRL stage's rollout servers (launch/rollout_servers.py): nodes of their own after the trainers'
     served = server_nodes(rollout.servers, rollout.gpus_per_server, slurm.gpus_per_node) if job.kind in TRL_KINDS else 0
     nodes = slurm.nodes + served if train else -(-gpus // slurm.gpus_per_node) if gpus else 1
     per_node = slurm.gpus_per_node if train else min(gpus, slurm.gpus_per_node) if gpus else None

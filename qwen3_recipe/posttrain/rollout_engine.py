@@ -29,12 +29,12 @@ from qwen3_recipe.synth.model_view import native_rope
 ROLLOUT_LOGPROBS = "processed_logprobs"
 
 
-def rollout_engine(hf_dir: Path, max_tokens: int, kind: str | None = None,
-                   logprobs_mode: str = ROLLOUT_LOGPROBS, tp: int = 1) -> GenerationEngine:
-    """vLLM unless QWEN3_RECIPE_ROLLOUT_ENGINE (or `kind`) says "transformers". On a GPU the trainer
-    shares the device with vLLM: vLLM takes QWEN3_RECIPE_ROLLOUT_GPU_MEMORY of it (default 0.3; a rollout
-    server's engine has its GPUs to itself: QWEN3_RECIPE_ROLLOUT_GPU_MEMORY set by posttrain/rollout_server.py).
-    logprobs_mode: vLLM's (see ROLLOUT_LOGPROBS above); tp: vLLM's tensor-parallel size."""
+def rollout_engine(hf_dir: Path, max_tokens: int, kind: str | None = None, logprobs_mode: str = ROLLOUT_LOGPROBS,
+                   tp: int = 1, gpu_memory: float | None = None, in_process: bool | None = None) -> GenerationEngine:
+    """vLLM unless QWEN3_RECIPE_ROLLOUT_ENGINE (or `kind`) says "transformers". logprobs_mode: vLLM's (see
+    ROLLOUT_LOGPROBS above); tp: vLLM's tensor-parallel size; gpu_memory: vLLM's share of its GPU (default
+    QWEN3_RECIPE_ROLLOUT_GPU_MEMORY or 0.3: a colocated engine shares its GPU with the trainer; a rollout
+    server's has its GPUs to itself); in_process: vLLM's engine core in this process (VLLMEngine)."""
     from qwen3_recipe.synth.generate import build_engine
     from qwen3_recipe.train.launch import has_accelerator
     kind = kind or os.environ.get("QWEN3_RECIPE_ROLLOUT_ENGINE", "vllm")
@@ -43,31 +43,46 @@ def rollout_engine(hf_dir: Path, max_tokens: int, kind: str | None = None,
     if kind == "vllm":
         extra["logprobs_mode"] = logprobs_mode
         if has_accelerator():
-            extra["gpu_memory_utilization"] = float(os.environ.get("QWEN3_RECIPE_ROLLOUT_GPU_MEMORY", "0.3"))
+            extra["gpu_memory_utilization"] = gpu_memory or float(os.environ.get("QWEN3_RECIPE_ROLLOUT_GPU_MEMORY",
+                                                                                 "0.3"))
         if tp > 1:
             extra["tensor_parallel_size"] = tp
+        if in_process is not None:
+            extra["in_process"] = in_process
     return build_engine(kind, str(hf_dir), max_tokens=max_tokens, **extra)
 
 
-def stage_engine(spec: dict, init: Path, max_tokens: int) -> GenerationEngine:
+def stage_engine(spec: dict, init: Path) -> GenerationEngine:
     """A TRL stage process's rollout engine: its own (colocated), or its client of the stage's rollout
-    servers when the spec has them (`execution.rollout.servers`: posttrain/rollout_server.py)."""
+    servers when the spec has them (`execution.rollout.servers`: posttrain/rollout_client.py)."""
+    from qwen3_recipe.posttrain.trl_lowering import rollout_max_tokens
     if spec.get("rollout_servers"):
-        from qwen3_recipe.posttrain.rollout_server import client
+        from qwen3_recipe.posttrain.rollout_client import client
         return client(spec, init)
-    return rollout_engine(init, max_tokens, kind=spec.get("engine"))
+    return rollout_engine(init, rollout_max_tokens(spec["lowered"]), kind=spec.get("engine"))
 
 
-def logprobs_at_sampling_temperature(engine) -> bool:
+def logprobs_at_sampling_temperature(engine: GenerationEngine) -> bool:
     """Whether the log-probabilities the engine reports are those of the distribution it sampled from
     (temperature applied): vLLM in processed_logprobs mode, or a rollout server's engine that is. Otherwise
-    (vLLM raw, transformers' `output_logits`, a server of unknown mode) they are at T = 1, usable only for
-    rollouts sampled at 1."""
-    if hasattr(engine, "at_sampling_temperature"):  # a rollout server's client: what its engine said
-        return engine.at_sampling_temperature
+    (vLLM raw, transformers' `output_logits`) they are at T = 1, usable only for rollouts sampled at 1."""
+    from qwen3_recipe.posttrain.rollout_client import ServedRollouts
+    if isinstance(engine, ServedRollouts):
+        return engine.at_sampling_temperature  # what its server's engine said
     if isinstance(engine, VLLMEngine):
         return engine.llm.llm_engine.model_config.logprobs_mode == "processed_logprobs"
     return False
+
+
+def weights_dtype(engine: GenerationEngine) -> str:
+    """The dtype the engine's weights are in ("bfloat16", ...): the one weights pushed to it should come in."""
+    if isinstance(engine, VLLMEngine):
+        dtype = engine.llm.llm_engine.model_config.dtype
+    elif isinstance(engine, TransformersEngine):
+        dtype = engine.model.dtype
+    else:
+        raise TypeError(f"{type(engine).__name__} holds no weights of its own")
+    return str(dtype).removeprefix("torch.")
 
 
 def _repack_embeddings(model) -> None:
@@ -118,9 +133,9 @@ def _fused_experts(hf_state_dict: dict[str, torch.Tensor], model_keys) -> dict[s
 
 def push_weights(engine: GenerationEngine, hf_state_dict: dict[str, torch.Tensor]) -> None:
     """Make the engine sample from these weights from now on. Every process of a stage calls it at the same
-    points (as FSDP's gather already needs): processes sharing a rollout server wait for its owner's push
-    by counting pushes."""
-    if hasattr(engine, "push"):  # a rollout server's client (posttrain/rollout_server.py)
+    points (as FSDP's gather already needs): a rollout server's clients count weights versions by it."""
+    from qwen3_recipe.posttrain.rollout_client import ServedRollouts
+    if isinstance(engine, ServedRollouts):  # process 0 writes them once for the stage's servers
         engine.push(hf_state_dict)
     elif isinstance(engine, VLLMEngine):
         weights = [(k, v.detach().clone()) for k, v in hf_state_dict.items()]

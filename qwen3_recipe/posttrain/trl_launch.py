@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 WORKER = "qwen3_recipe.posttrain.trl_worker"
+RAY_DRIVER = "qwen3_recipe.posttrain.trl_ray"
 RENDEZVOUS_PORT = 29500
 DECODER_LAYERS = {"qwen3": "Qwen3DecoderLayer", "qwen3_moe": "Qwen3MoeDecoderLayer"}
 
@@ -50,26 +51,38 @@ def alone(env: dict | None = None) -> bool:
     return nnodes * nproc == 1 and not head
 
 
-def worker_command(spec: Path, execution: dict, model_type: str = "qwen3", env: dict | None = None) -> list[str]:
-    """The command that runs the stage's processes, from where it runs (env: os.environ by default); for one
-    process, what would run it in a process of its own."""
-    from qwen3_recipe.train.launch import free_port
-    nnodes, nproc, head = processes(env)
-    if alone(env):
-        return [sys.executable, "-m", WORKER, str(spec)]
+def launch_args(execution: dict, model_type: str, processes: int, machines: int = 1) -> list[str]:
+    """`accelerate launch`'s flags for the stage's processes (before its machine rank, rendezvous and script)."""
     # accelerate takes one of --multi_gpu (DDP) and --use_fsdp
     distributed = fsdp_args(execution, model_type) or ["--multi_gpu"]
-    launch = [sys.executable, "-m", "accelerate.commands.launch", *distributed,
-              "--num_processes", str(nnodes * nproc), "--num_machines", str(nnodes),
-              "--mixed_precision", "bf16" if execution.get("mixed_precision") == "bf16" else "no",
-              "--dynamo_backend", "no"]
+    return [*distributed, "--num_processes", str(processes), "--num_machines", str(machines),
+            "--mixed_precision", "bf16" if execution.get("mixed_precision") == "bf16" else "no",
+            "--dynamo_backend", "no"]
+
+
+def worker_command(spec: Path, execution: dict, model_type: str = "qwen3", env: dict | None = None) -> list[str]:
+    """The command that runs the stage's processes, from where it runs (env: os.environ by default); for one
+    process, what would run it in a process of its own. `execution.executor: ray`: posttrain/trl_ray.py's driver,
+    which starts them as Ray Train workers."""
+    from qwen3_recipe.train.launch import free_port
+    nnodes, nproc, head = processes(env)
+    if execution.get("executor") == "ray":
+        return [sys.executable, "-m", RAY_DRIVER, str(spec)]
+    if alone(env):
+        return [sys.executable, "-m", WORKER, str(spec)]
+    launch = [sys.executable, "-m", "accelerate.commands.launch", *launch_args(execution, model_type, nnodes * nproc,
+                                                                                nnodes)]
     if not head:
         return launch + ["--main_process_port", str(free_port()), "-m", WORKER, str(spec)]
     per_node = launch + ["--machine_rank", "$SLURM_NODEID", "--main_process_ip", head,
                          "--main_process_port", str(RENDEZVOUS_PORT), "--same_network", "-m", WORKER, str(spec)]
     # $SLURM_NODEID is each node's own: expanded by the shell srun starts there
     inner = " ".join(a if a == "$SLURM_NODEID" else shlex.quote(a) for a in per_node)
-    # with rollout servers on the allocation's last nodes (rollout_server.start), the trainers on its first
-    first = ["--relative=0"] if (env or os.environ).get("QWEN3_RECIPE_ROLLOUT_NODES") else []
-    return ["srun", f"--nodes={nnodes}", *first, "--ntasks-per-node=1", "--kill-on-bad-exit=1", "bash", "-c", inner]
+    env = os.environ if env is None else env
+    # with rollout servers on the allocation's last nodes (launch/rollout_servers.py), the trainers on its first
+    first = ["--relative=0"] if env.get("QWEN3_RECIPE_ROLLOUT_NODES") else []
+    # srun does not inherit sbatch's --cpus-per-task (Slurm 22.05 on): each node's launcher gets them all
+    cpus = [f"--cpus-per-task={env['SLURM_CPUS_PER_TASK']}"] if env.get("SLURM_CPUS_PER_TASK") else []
+    return ["srun", f"--nodes={nnodes}", *first, "--ntasks-per-node=1", *cpus, "--kill-on-bad-exit=1", "bash", "-c",
+            inner]
 

@@ -55,6 +55,12 @@ def bookkeeping_args(out_dir: str | Path, steps: int, checkpoints: int, phase: s
             "report_to": [], "remove_unused_columns": False, "disable_tqdm": True}
 
 
+def rollout_max_tokens(lowered: dict) -> int:
+    """The longest sample a stage's rollout engine gives: its GRPO settings' response length (RL, on-policy
+    distillation), else the stage's max_tokens (off-policy distillation's held-out samples)."""
+    return int(lowered["grpo"]["max_response_tokens"] if "grpo" in lowered else lowered["max_tokens"])
+
+
 def micro_batch(share: int, max_response_tokens: int, budget: int = MICRO_TOKENS) -> int:
     """Sequences per forward/backward: the most that divides a process's share of the step's samples and
     keeps about `budget` response tokens (at least one). Memory, not maths: the dapo loss divides by the

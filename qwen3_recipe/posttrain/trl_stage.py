@@ -24,9 +24,10 @@ def run_on_trl(p: PlannedJob, plan: Plan, group: int, check=None) -> tuple[Stage
     from contextlib import nullcontext
 
     from qwen3_recipe.errors import Problem, RecipeError
-    from qwen3_recipe.posttrain import rollout_server
+    from qwen3_recipe.launch import rollout_servers
     from qwen3_recipe.posttrain.metric_rows import read_rows
     from qwen3_recipe.posttrain.trl_launch import alone, processes, worker_command
+    from qwen3_recipe.posttrain.trl_lowering import rollout_max_tokens
     from qwen3_recipe.posttrain.trl_worker import RUNS, SPEC, SUMMARY, resumed_at
     from qwen3_recipe.synth.model_view import native_rope
     from qwen3_recipe.train.launch import has_accelerator, run_logged
@@ -50,7 +51,7 @@ def run_on_trl(p: PlannedJob, plan: Plan, group: int, check=None) -> tuple[Stage
                                    f"{group} over {nnodes * nproc} processes ({nnodes} node(s) x {nproc}): make "
                                    "batch_size a multiple of the process count", ".".join(key),
                                    plan.loaded.raw.smap.find(key))])
-    servers = execution["rollout"]["servers"]
+    servers, ray = execution["rollout"]["servers"], execution["executor"] == "ray"  # (both: recipe/checks.py)
     if servers > nnodes * nproc:
         key = ("execution", "rollout", "servers")
         raise RecipeError([Problem(f"{servers} rollout servers for {nnodes * nproc} trainer process(es): each "
@@ -59,7 +60,8 @@ def run_on_trl(p: PlannedJob, plan: Plan, group: int, check=None) -> tuple[Stage
     spec = {"kind": p.job.kind, "steps": steps, "init": str(ctx.init), "out": str(ctx.folder),
             "provenance": str(ctx.folder / "provenance"), "job": p.job.name, "stage": ctx.name,
             "engine": os.environ.get("QWEN3_RECIPE_ROLLOUT_ENGINE"), "lowered": ctx.stage, "execution": execution,
-            "export": ctx.export_job, "prompts": [vars(x) for x in ctx.prompts],
+            "export": ctx.export_job, "model_type": ctx.hf_config.get("model_type", "qwen3"),
+            "prompts": [vars(x) for x in ctx.prompts],
             "heldout": [vars(x) for x in ctx.heldout]}
     (ctx.folder / SUMMARY).unlink(missing_ok=True)
     metrics, log = ctx.folder / "dump" / "metrics.jsonl", ctx.folder / "trl.log"
@@ -68,50 +70,57 @@ def run_on_trl(p: PlannedJob, plan: Plan, group: int, check=None) -> tuple[Stage
     root = str(Path(__file__).resolve().parents[2])
     env |= {"OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1"), "TRL_EXPERIMENTAL_SILENCE": "1",
             "PYTHONPATH": os.pathsep.join(x for x in (root, env.get("PYTHONPATH")) if x)}
-    tokens = (ctx.stage.get("grpo") or {}).get("max_response_tokens") or ctx.stage.get("max_tokens", 1024)
-    with rollout_server.start(ctx.folder, native_rope(ctx.init), tokens, spec["engine"], servers,
-                              execution["rollout"]["gpus_per_server"], env) if servers else nullcontext([]) as urls:
-        spec["rollout_servers"] = urls
+    started = rollout_servers.start(ctx.folder, native_rope(ctx.init), rollout_max_tokens(ctx.stage), spec["engine"],
+                                    servers, execution["rollout"]["gpus_per_server"], env) if servers else None
+    with started or nullcontext() as running:
+        spec["rollout_servers"] = running.urls if running else []
+        if running:
+            env[rollout_servers.TOKEN_ENV] = running.token
         (ctx.folder / SPEC).write_text(json.dumps(spec, indent=1, default=str) + "\n")
-        if alone(env):
+        # with servers, one process runs in a process of its own (it sees only its GPUs); on Ray, as Ray's worker
+        if alone(env) and not servers and not ray:
             ctx.train(lambda: RUNS[p.job.kind](spec, on_row=ctx._bar))
         else:
-            cmd = worker_command(ctx.folder / SPEC, execution, ctx.hf_config.get("model_type", "qwen3"), env)
+            cmd = worker_command(ctx.folder / SPEC, execution, spec["model_type"], env)
             # the rows kept on resume: those up to the checkpoint (the worker rewrites the file from there)
             seen = len(read_rows(metrics, below=resumed_at(metrics.parent, ctx.stage)))
             code = ctx.train(lambda: run_logged(cmd, env, log, metrics, ctx._bar, seen=seen))
             if code != 0 or not (ctx.folder / SUMMARY).exists():
                 tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
                 raise RuntimeError(f"{p.job.name}: the TRL trainer stopped (exit status {code}); "
-                                   f"its log is {log}:\n{tail}")
+                                   f"its log is {log}:\n{tail}" + (f"\n{running.stopped()}" if running else ""))
     return ctx, read_rows(metrics), json.loads((ctx.folder / SUMMARY).read_text())
 
 
 def trainer_env(rollout: dict, plan: Plan) -> dict:
     """The trainer processes' environment. With rollout servers on this machine's GPUs (the last
-    servers x gpus_per_server: rollout_server.start), the trainers keep the rest; servers of several GPUs
-    need GPUs."""
+    servers x gpus_per_server: launch/rollout_servers.local_gpu_split), the trainers keep the rest."""
     import os
 
     from qwen3_recipe.errors import Problem, RecipeError
-    from qwen3_recipe.train.launch import has_accelerator, local_devices
+    from qwen3_recipe.launch.rollout_servers import local_gpu_split
+    from qwen3_recipe.train.launch import has_accelerator
+
+    def refuse(key: str, message: str) -> None:
+        path = ("execution", "rollout", key)
+        raise RecipeError([Problem(message, ".".join(path), plan.loaded.raw.smap.find(path))])
     env = dict(os.environ)
     servers, tp = rollout["servers"], rollout["gpus_per_server"]
+    if servers and tp > 1 and env.get("QWEN3_RECIPE_ROLLOUT_ENGINE") == "transformers":
+        refuse("gpus_per_server", "a transformers rollout server runs on one GPU (QWEN3_RECIPE_ROLLOUT_ENGINE is "
+               "transformers); tensor-parallel servers are vLLM's")
     if not servers or env.get("QWEN3_RECIPE_HEAD"):  # in an allocation: the servers have nodes of their own
         return env
     if tp > 1 and not has_accelerator():
-        key = ("execution", "rollout", "gpus_per_server")
-        raise RecipeError([Problem("a rollout server on several GPUs needs GPUs (this machine has none)",
-                                   ".".join(key), plan.loaded.raw.smap.find(key))])
+        refuse("gpus_per_server", "a rollout server on several GPUs needs GPUs (this machine has none)")
     if has_accelerator():
-        left = local_devices() - servers * tp
-        if left < 1:
-            key = ("execution", "rollout", "servers")
-            raise RecipeError([Problem(f"{servers} rollout servers of {tp} GPU(s) leave none of this machine's "
-                                       f"{local_devices()} GPUs to train on", ".".join(key),
-                                       plan.loaded.raw.smap.find(key))])
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, range(left)))
-        env.setdefault("QWEN3_RECIPE_NPROC", str(left))
+        trainers, _ = local_gpu_split(env, servers, tp)
+        visible = len(trainers) + servers * tp
+        if not trainers or len(trainers) < int(env.get("QWEN3_RECIPE_NPROC") or 1):
+            refuse("servers", f"{servers} rollout servers of {tp} GPU(s) leave {len(trainers)} of the {visible} "
+                   f"GPUs this machine shows for the {env.get('QWEN3_RECIPE_NPROC') or 1} trainer process(es)")
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(trainers)
+        env.setdefault("QWEN3_RECIPE_NPROC", str(len(trainers)))
     return env
 
 

@@ -72,7 +72,7 @@ def run_reasoning_rl(spec: dict, on_row=None) -> None:
     model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32)
     mine = heldout[rank::processes]  # each process scores its share of the held-out prompts
 
-    with stage_engine(spec, init, s.max_response_tokens) as engine:
+    with stage_engine(spec, init) as engine:
         # every process, its share empty or not: a served engine's processes count each other's pushes
         before = mean_reward(engine, None, mine, verifier, s)  # the engine holds `init`
         trainer, _ = train_grpo(model, AutoTokenizer.from_pretrained(init), engine, prompts,
@@ -150,7 +150,7 @@ def run_distill(spec: dict, build, args_for, max_tokens: int) -> None:
     teacher = AutoModelForCausalLM.from_pretrained(native_rope(Path(lowered["teacher"])), dtype=torch.float32)
     mine = heldout[rank::processes]
 
-    with stage_engine(spec, init, max_tokens) as engine:
+    with stage_engine(spec, init) as engine:
         start = checkpoint_weights(model)
         trainer = build(model, teacher, AutoTokenizer.from_pretrained(init), engine, prompts, args,
                         lambda step, r: ShardRecorder(prov, job, f"step-{step:06d}", r),
@@ -220,7 +220,7 @@ def run_general_rl(spec: dict, on_row=None) -> None:
     model = load(init)
     model.to(device)  # where the trainer will put it: the held-out margin before is scored there
 
-    with stage_engine(spec, init, s.max_response_tokens) as engine:
+    with stage_engine(spec, init) as engine:
         # the held-out pairs: sampled once by the starting policy (the engine holds `init`), each process its share
         pairs = heldout_pairs(engine, heldout[rank::processes], reward, s)
         before = G.margin_sums(model, pairs)

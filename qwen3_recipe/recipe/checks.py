@@ -369,6 +369,19 @@ class Checker:
                 self.err(base + ("type",), "on-policy distillation must come after an off-policy "
                          "distillation stage (strong-to-weak: off-policy first)")
 
+    def check_rollout(self) -> None:
+        """Rollout servers that a Slurm allocation cannot hold, or on Ray (the rest depends on the machine: checked
+        when the stage runs, posttrain/trl_stage.py)."""
+        base, ex = ("execution", "rollout"), _mapping(_get(self.data, "execution"))
+        slurm, rollout = _mapping(_get(ex, "slurm")), _mapping(_get(ex, "rollout"))
+        tp, per_node = rollout.get("gpus_per_server", 1), slurm.get("gpus_per_node", 8)
+        if ex.get("executor") == "slurm" and isinstance(tp, int) and isinstance(per_node, int) and tp > per_node:
+            self.err(base + ("gpus_per_server",), f"a rollout server of {tp} GPUs does not fit on a node of "
+                     f"{per_node} (execution.slurm.gpus_per_node)")
+        if ex.get("executor") == "ray" and rollout.get("servers"):
+            self.err(base + ("servers",), "rollout servers run on this machine or on Slurm nodes, not on Ray yet: "
+                     "set execution.rollout.servers: 0 (each Ray worker samples with its own engine)")
+
     def check_evals(self) -> None:
         for i, name in enumerate(_list(_get(self.data, "evals", "benchmarks"))):
             self.dataset(("evals", "benchmarks", i), name, self.cat.evals, "benchmark")
@@ -426,6 +439,7 @@ class Checker:
         self.check_pretrain()
         self.check_synth(student)
         self.check_posttrain(student)
+        self.check_rollout()
         self.check_evals()
         return self.problems
 

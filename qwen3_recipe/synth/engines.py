@@ -42,7 +42,8 @@ CPU_MAX_BATCHED_TOKENS = 16384  # per-request seeds with chunked prefill kill th
 
 
 class GenerationEngine:
-    """Base: rendering, per-sample seeds, budgets and result assembly; subclasses implement _complete."""
+    """Base: rendering, per-sample seeds, budgets and result assembly; subclasses implement `complete`
+    (jobs of token ids in, completions out: what a rollout server serves)."""
     budget: str = "two_phase"
     supports_native: bool = False
     native_repairs: int = 0  # native samples redone two-phase (see budget.forced_after_end)
@@ -51,7 +52,7 @@ class GenerationEngine:
         self.tokenizer, self.early_stop = tokenizer, early_stop
         self.markers = Markers.from_tokenizer(tokenizer, early_stop)
 
-    def _complete(self, jobs: list[Job]) -> list[Completion]:
+    def complete(self, jobs: list[Job]) -> list[Completion]:
         raise NotImplementedError
 
     def generate(self, requests: list[Request], *, budget: str | None = None) -> list[Result]:
@@ -72,7 +73,8 @@ class GenerationEngine:
                 jobs.append(Job(prompt, replace(params, seed=seed), params.max_tokens, [self.markers.eos],
                                 r.logprobs, r.thinking_budget if method == "native" else None))
                 budgets.append(r.thinking_budget)
-        done = self._native(jobs, budgets) if method == "native" else two_phase(self._complete, jobs, budgets, self.markers)
+        done = (self._native(jobs, budgets) if method == "native"
+                else two_phase(self.complete, jobs, budgets, self.markers))
         results, k = [], 0
         for r, mode, prompt in heads:
             samples = []
@@ -85,12 +87,12 @@ class GenerationEngine:
         return results
 
     def _native(self, jobs: list[Job], budgets: list[int | None]) -> list[tuple[Completion, int | None]]:
-        done: list[tuple[Completion, int | None]] = [(c, None) for c in self._complete(jobs)]
+        done: list[tuple[Completion, int | None]] = [(c, None) for c in self.complete(jobs)]
         bad = [i for i, (j, (c, _)) in enumerate(zip(jobs, done))
                if j.thinking_budget is not None and forced_after_end(j.prompt_ids, c.token_ids, self.markers)]
         if bad:  # vLLM's bug (see budget.forced_after_end): these samples again, two-phase
             self.native_repairs += len(bad)
-            again = two_phase(self._complete, [replace(jobs[i], thinking_budget=None) for i in bad],
+            again = two_phase(self.complete, [replace(jobs[i], thinking_budget=None) for i in bad],
                               [budgets[i] for i in bad], self.markers)
             for i, fixed in zip(bad, again):
                 done[i] = fixed
@@ -137,7 +139,7 @@ class VLLMEngine(GenerationEngine):
         self.llm = vllm.LLM(model=model, enable_prefix_caching=enable_prefix_caching, seed=seed, **llm_kwargs)
         super().__init__(self.llm.get_tokenizer(), early_stop)
 
-    def _complete(self, jobs: list[Job]) -> list[Completion]:
+    def complete(self, jobs: list[Job]) -> list[Completion]:
         import vllm
         params = [vllm.SamplingParams(
             n=1, temperature=j.params.temperature, top_p=j.params.top_p, top_k=j.params.top_k or 0,
@@ -185,7 +187,7 @@ class OpenAIServerEngine(GenerationEngine):
     def _one(self, j: Job) -> Completion:
         return completion_from(self._post({"model": self.model, **completion_body(j)})["choices"][0], j)
 
-    def _complete(self, jobs: list[Job]) -> list[Completion]:
+    def complete(self, jobs: list[Job]) -> list[Completion]:
         with ThreadPoolExecutor(max(1, min(self.concurrency, len(jobs)))) as pool:
             return list(pool.map(self._one, jobs))
 
@@ -221,7 +223,7 @@ class TransformersEngine(GenerationEngine):
         self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype)).to(device).eval()
         super().__init__(AutoTokenizer.from_pretrained(model), early_stop)
 
-    def _complete(self, jobs: list[Job]) -> list[Completion]:
+    def complete(self, jobs: list[Job]) -> list[Completion]:
         return [self._one(j) for j in jobs]
 
     def _one(self, j: Job) -> Completion:

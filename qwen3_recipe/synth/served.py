@@ -101,7 +101,7 @@ class CallbackEngine(GenerationEngine):
         self.generate_fn, self.loop, self.budget = generate, loop, budget
         super().__init__(tokenizer, early_stop)
 
-    def _complete(self, jobs):
+    def complete(self, jobs):
         futures = [asyncio.run_coroutine_threadsafe(self.generate_fn(completion_body(j)), self.loop) for j in jobs]
         return [completion_from(f.result().usage["choice"], j) for f, j in zip(futures, jobs)]
 

@@ -23,14 +23,14 @@ CPU_OVERRIDES = [ATTENTION_OVERRIDE, EXPERTS_OVERRIDE]
 LOADER_TRACE = "loader_trace.jsonl"  # in the dump folder: micro-batches a scheduled loader fed
 
 
-def die_with_parent() -> None:
-    """Linux: SIGKILL this process when its parent dies. torchrun starts its workers in a new
-    session, so without this a killed `run` would leave the trainer training on, orphaned, and
-    racing the rerun for the same dump folder."""
+def die_with_parent(sig: int | None = None) -> None:
+    """Linux: send this process `sig` (default SIGKILL) when its parent dies. torchrun starts its workers
+    in a new session, so without this a killed `run` would leave the trainer training on, orphaned, and
+    racing the rerun for the same dump folder. (A rollout server asks for SIGTERM: it closes its engine.)"""
     if sys.platform.startswith("linux"):
         import ctypes
         import signal
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL if sig is None else sig)  # PR_SET_PDEATHSIG
 
 
 def has_accelerator() -> bool:
