@@ -91,6 +91,41 @@ def test_two_process_onpolicy_distillation_lowers_the_heldout_kl(tmp_path: Path)
         assert alone[(1, metric)] == pytest.approx(steps[(1, metric)], rel=1e-4), metric
 
 
+def test_onpolicy_micro_batches_take_the_whole_batch_step(tmp_path: Path) -> None:
+    """A process's rollouts go through student and teacher in micro-batches (memory): 8 rollouts in one forward,
+    in 4 of 2 and in 3 of 3-3-2 give the same loss, gradient and per-rollout KL."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from qwen3_recipe.posttrain.rollout_engine import rollout_engine
+    from qwen3_recipe.posttrain.stage_plan import GRPOSettings
+    from qwen3_recipe.posttrain.trl_distill import onpolicy_trainer
+    from qwen3_recipe.posttrain.trl_lowering import gkd_args
+    from qwen3_recipe.synth.prompts import Prompt
+    student = make_student(tmp_path / "student")
+    s = GRPOSettings(steps=1, batch_size=4, group_size=2, max_response_tokens=24, seed=1)
+    lowered = {"grpo": vars(s), "lr": 1e-3, "seed": 1, "checkpoints": 1, "teacher": str(TEACHER), "kl": "reverse",
+               "modes": ["think"], "optimizer": {"grad_clip": 1.0}}
+    args = gkd_args(lowered, tmp_path / "out", {"fsdp": "none"}, 1) | {"use_cpu": True, "report_to": []}
+    prompts = [Prompt(f"p{i}", "tiny", f"What is {i} + 1?", str(i + 1)) for i in range(4)]
+    teacher = AutoModelForCausalLM.from_pretrained(TEACHER, dtype=torch.float32)
+    out = []
+    with rollout_engine(student, 24, kind="transformers") as engine:
+        for micro in (None, 2, 3):
+            model = AutoModelForCausalLM.from_pretrained(student, dtype=torch.float32)
+            trainer = onpolicy_trainer(model, teacher, AutoTokenizer.from_pretrained(student), engine, prompts, s,
+                                       args, modes=["think"], direction="reverse", recorder_for=None, stage="d",
+                                       micro_rows=micro)
+            loss = trainer.training_step(trainer.model, {"prompt_id": [p.prompt_id for p in prompts]})
+            grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+            out.append((float(loss), grads, [r.extra["teacher_kl"] for r in trainer.last]))
+    whole = out[0]
+    assert whole[0] > 0 and len(whole[2]) == 8 and any(g.abs().sum() > 0 for g in whole[1].values())
+    for loss, grads, kls in out[1:]:
+        assert loss == pytest.approx(whole[0], rel=1e-5) and kls == pytest.approx(whole[2], rel=1e-5)
+        assert grads.keys() == whole[1].keys()
+        assert all(torch.allclose(grads[k], whole[1][k], rtol=1e-4, atol=1e-7) for k in grads)
+
+
 # --------------------------------------------------------------------------- off-policy, on TRL's SFTTrainer
 
 OFF_BATCH, OFF_SAMPLES, OFF_EPOCHS, OFF_TOKENS = 16, 48, 2, 512  # 512: micro-batches of 8, accumulated in one process

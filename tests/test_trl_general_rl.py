@@ -134,3 +134,37 @@ def test_a_killed_general_rl_resumes_in_its_policy_gradient_phase(runs, tmp_path
     for name in ("pairs", "reward_mean", "kl_ref"):
         a, b = metric(run, "general_rl", name), metric(runs[2], "general_rl", name)
         assert a.keys() == b.keys() and all(a[k] == pytest.approx(b[k], rel=1e-3, abs=1e-6) for k in a), name
+
+
+def test_dpo_micro_batches_take_the_whole_batch_step(tmp_path: Path) -> None:
+    """The DPO phase's pairs go through policy and reference in micro-batches (memory): all pairs in one forward
+    and one pair per forward give the same loss and gradient."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from qwen3_recipe.posttrain.rollout_engine import rollout_engine
+    from qwen3_recipe.posttrain.stage_plan import GRPOSettings
+    from qwen3_recipe.posttrain.trl_general_rl import dpo_trainer
+    from qwen3_recipe.posttrain.trl_lowering import dpo_args
+    from qwen3_recipe.synth.prompts import Prompt
+    s = GRPOSettings(steps=1, batch_size=4, group_size=4, max_response_tokens=24, seed=3)
+    lowered = {"grpo": vars(s), "lr": 1e-3, "seed": 3, "checkpoints": 1, "beta": 0.1,
+               "optimizer": {"grad_clip": 1.0}}
+    args = dpo_args(lowered, tmp_path / "out", {"fsdp": "none"}, 1) | {"use_cpu": True, "report_to": []}
+    prompts = [Prompt(f"p{i}", "tiny", f"What is {i} + 2?", str(i + 2)) for i in range(4)]
+    reward = lambda r: (float(sum(r.response_ids) % 7), "scored")  # noqa: E731 (rewards that differ in a group)
+    out = []
+    with rollout_engine(TEACHER, 24, kind="transformers") as engine:
+        for micro in (None, 1):
+            model = AutoModelForCausalLM.from_pretrained(TEACHER, dtype=torch.float32)
+            trainer = dpo_trainer(model, AutoModelForCausalLM.from_pretrained(TEACHER, dtype=torch.float32),
+                                  AutoTokenizer.from_pretrained(TEACHER), engine, prompts, reward, s, args,
+                                  recorder_for=None, stage="g", micro_pairs=micro)
+            trainer.current_gradient_accumulation_steps = 1  # (what train() sets before its first step)
+            loss = trainer.training_step(trainer.model, {"prompt_id": [p.prompt_id for p in prompts]})
+            grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+            out.append((float(loss), grads, trainer.pairs[0]))
+    (loss, grads, pairs), (micro_loss, micro_grads, micro_pairs) = out
+    assert pairs == micro_pairs >= 2 and loss == pytest.approx(0.6931, abs=1e-3)  # log 2: the policy is the reference
+    assert micro_loss == pytest.approx(loss, rel=1e-5) and micro_grads.keys() == grads.keys()
+    assert any(g.abs().sum() > 0 for g in grads.values())
+    assert all(torch.allclose(micro_grads[k], grads[k], rtol=1e-4, atol=1e-7) for k in grads)

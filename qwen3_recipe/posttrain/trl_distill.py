@@ -32,12 +32,13 @@ EVAL_TEMPERATURE = 1.0  # the student's own distribution, as distill.EVAL_TEMPER
 
 class Qwen3GKDTrainer(EpochShuffled, GKDTrainer):
     def __init__(self, *args, settings: GRPOSettings, engine, prompts: list[Prompt], modes: list[str],
-                 **kwargs) -> None:
+                 micro_rows: int | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.settings, self.engine, self.modes = settings, engine, modes
+        self.settings, self.engine, self.modes, self.micro_rows = settings, engine, modes, micro_rows
         self.prompts = {p.prompt_id: p for p in prompts}
         self.version: int | None = None
         self.last: list[Rollout] = []
+        self.chunk: list[Rollout] = []  # the micro-batch compute_loss scores
         self.kl_stats = torch.zeros(2, dtype=torch.float64)  # the step's KL sum and tokens, this process
 
     def sample(self, prompt_ids: list[str]) -> list[Rollout]:
@@ -50,15 +51,26 @@ class Qwen3GKDTrainer(EpochShuffled, GKDTrainer):
         return [r for g in groups for r in g]
 
     def training_step(self, model, inputs, num_items_in_batch=None):
+        """The step's rollouts through student and teacher in micro-batches of `micro_rows` rows (default: about
+        trl_lowering.MICRO_TOKENS response tokens each), their gradients accumulated: memory, not maths. Every
+        process has as many rows, so as many micro-batches (each backward is a collective)."""
+        from qwen3_recipe.posttrain.trl_lowering import micro_batch
         self.last = rollouts = self.sample(inputs["prompt_id"])
-        ids, attention, response = right_padded([r.seq for r in rollouts], self.processing_class.pad_token_id)
-        labels = torch.where(response, ids, -100)
+        micro = self.micro_rows or micro_batch(len(rollouts), self.settings.max_response_tokens)
+        chunks = [rollouts[i:i + micro] for i in range(0, len(rollouts), micro)]
+        padded = [right_padded([r.seq for r in c], self.processing_class.pad_token_id) for c in chunks]
         device = self.accelerator.device
-        tokens = self.accelerator.reduce(torch.tensor(float((labels != -100).sum()), device=device), "sum")
+        mine = sum(float(response.sum()) for _, _, response in padded)
+        tokens = self.accelerator.reduce(torch.tensor(mine, device=device), "sum")
         tokens = tokens.clamp(min=1.0)  # a step of empty responses: no loss, not 0 / 0
-        batch = {"input_ids": ids.to(device), "attention_mask": attention.to(device), "labels": labels.to(device)}
-        # the step's token mean over every process: each divides its sum by tokens / processes, DDP averages
-        return Trainer.training_step(self, model, batch, tokens / self.accelerator.num_processes)
+        loss = torch.zeros((), device=device)
+        for chunk, (ids, attention, response) in zip(chunks, padded):
+            self.chunk = chunk
+            batch = {"input_ids": ids.to(device), "attention_mask": attention.to(device),
+                     "labels": torch.where(response, ids, -100).to(device)}
+            # the step's token mean over every process: each divides its sum by tokens / processes, DDP averages
+            loss = loss + Trainer.training_step(self, model, batch, tokens / self.accelerator.num_processes)
+        return loss
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         student = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits[:, :-1]
@@ -70,7 +82,7 @@ class Qwen3GKDTrainer(EpochShuffled, GKDTrainer):
         per_token = self.generalized_jsd_loss(student, teacher, beta=self.beta, temperature=self.temperature,
                                               reduction="none").sum(-1)  # [rows, positions]
         kl = (per_token * mask).sum(-1)
-        for r, value, n in zip(self.last, kl.detach().tolist(), mask.sum(-1).tolist()):
+        for r, value, n in zip(self.chunk, kl.detach().tolist(), mask.sum(-1).tolist()):
             r.extra["teacher_kl"] = value / max(1, n)
         self.kl_stats += torch.tensor([float(kl.detach().sum()), float(mask.sum())], dtype=torch.float64)
         loss = kl.sum() / num_items_in_batch
@@ -101,14 +113,15 @@ class DistillCallback(StepRecorder):
 
 def onpolicy_trainer(model, teacher, tokenizer, engine, prompts: list[Prompt], s: GRPOSettings, args: dict, *,
                      modes: list[str], direction: str, recorder_for: Callable[[int, int], object], stage: str,
-                     metrics_path: Path | None = None, on_row=None) -> Qwen3GKDTrainer:
+                     metrics_path: Path | None = None, on_row=None, micro_rows: int | None = None) -> Qwen3GKDTrainer:
     """The stage's trainer (trl_lowering.gkd_args), its models prepared (moved, wrapped); trl_steps.resume_and_train
-    runs it."""
+    runs it. micro_rows: rollouts per forward (default: Qwen3GKDTrainer.training_step's)."""
     callback = DistillCallback(recorder_for, stage, direction, metrics_path, on_row)
     dataset, collator = prompt_dataset(prompts)
     trainer = Qwen3GKDTrainer(model=model, teacher_model=teacher, args=GKDConfig(**args), processing_class=tokenizer,
                               train_dataset=dataset, data_collator=collator,
-                              callbacks=[callback], settings=s, engine=engine, prompts=prompts, modes=modes)
+                              callbacks=[callback], settings=s, engine=engine, prompts=prompts, modes=modes,
+                              micro_rows=micro_rows)
     callback.trainer = trainer
     return trainer
 

@@ -28,6 +28,7 @@ from qwen3_recipe.posttrain.rollouts import Rollout, sample_groups, score
 from qwen3_recipe.posttrain.stage_plan import GRPOSettings
 from qwen3_recipe.posttrain.trl_distill import HFScorer
 from qwen3_recipe.posttrain.trl_grpo import rollout_metrics
+from qwen3_recipe.posttrain.trl_lowering import micro_batch
 from qwen3_recipe.posttrain.trl_rollouts import policy_state_dict
 from qwen3_recipe.posttrain.trl_steps import EpochShuffled, StepRecorder, prompt_dataset, right_padded
 from qwen3_recipe.synth.prompts import Prompt
@@ -35,14 +36,14 @@ from qwen3_recipe.synth.prompts import Prompt
 
 class Qwen3DPOTrainer(EpochShuffled, DPOTrainer):
     def __init__(self, *args, settings: GRPOSettings, engine, prompts: list[Prompt],
-                 reward_fn: Callable[[Rollout], tuple[float, str]], **kwargs) -> None:
+                 reward_fn: Callable[[Rollout], tuple[float, str]], micro_pairs: int | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.settings, self.engine, self.reward_fn = settings, engine, reward_fn
+        self.settings, self.engine, self.reward_fn, self.micro_pairs = settings, engine, reward_fn, micro_pairs
         self.prompts = {p.prompt_id: p for p in prompts}
         self.version: int | None = None
         self.last: list[Rollout] = []
         self.pairs = (0.0, 1.0)  # the step's pairs over all processes, and the rows TRL's metrics average over
-        self._loss_fix = (1, 0, 1.0)  # this step's rows per process, padding rows here, processes / pairs
+        self._loss_fix = (1, 0, 1.0)  # this micro-batch's rows, its padding rows, processes / the step's pairs
 
     def _prepare_dataset(self, dataset, *args, **kwargs):
         return dataset  # prompt ids: the pairs are sampled at each step (training_step)
@@ -67,11 +68,18 @@ class Qwen3DPOTrainer(EpochShuffled, DPOTrainer):
         # TRL gathers per-pair metrics: every process sends as many pairs, padded with a sample paired with itself
         # (margin 0 exactly: no gradient, a loss of log 2 that compute_loss takes out again)
         width = max(1, *counts)
-        padding = [(self.last[0], self.last[0])] * (width - len(pairs))
+        rows = pairs + [(self.last[0], self.last[0])] * (width - len(pairs))
         self.pairs = (float(sum(counts)), float(width * processes))
-        self._loss_fix = (width, len(padding), processes / max(1, sum(counts)))
-        batch = pair_batch(pairs + padding, self.processing_class.pad_token_id or 0)
-        return super().training_step(model, {k: v.to(device) for k, v in batch.items()}, num_items_in_batch)
+        # micro-batches of equal size (memory: a pair is two sequences); every process has `width` rows, so as
+        # many micro-batches (each backward is a collective), and TRL's per-call metric means stay the step's
+        micro = self.micro_pairs or micro_batch(width, 2 * self.settings.max_response_tokens)
+        loss = torch.zeros((), device=device)
+        for i in range(0, width, micro):
+            chunk = rows[i:i + micro]
+            self._loss_fix = (len(chunk), max(0, i + len(chunk) - max(i, len(pairs))), processes / max(1, sum(counts)))
+            batch = pair_batch(chunk, self.processing_class.pad_token_id or 0)
+            loss = loss + super().training_step(model, {k: v.to(device) for k, v in batch.items()}, num_items_in_batch)
+        return loss
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """TRL's mean over this process's rows, made its share of the step's mean over real pairs (DDP averages)."""
@@ -110,13 +118,15 @@ class DPOCallback(StepRecorder):
 
 def dpo_trainer(model, ref_model, tokenizer, engine, prompts: list[Prompt], reward_fn, s: GRPOSettings, args: dict,
                 *, recorder_for: Callable[[int, int], object], stage: str, metrics_path: Path | None = None,
-                on_row=None) -> Qwen3DPOTrainer:
-    """The DPO phase's trainer (trl_lowering.dpo_args); trl_steps.resume_and_train runs it."""
+                on_row=None, micro_pairs: int | None = None) -> Qwen3DPOTrainer:
+    """The DPO phase's trainer (trl_lowering.dpo_args); trl_steps.resume_and_train runs it. micro_pairs: pairs per
+    forward (default: about trl_lowering.MICRO_TOKENS tokens)."""
     callback = DPOCallback(recorder_for, stage, metrics_path, on_row)
     dataset, collator = prompt_dataset(prompts)
     trainer = Qwen3DPOTrainer(model=model, ref_model=ref_model, args=DPOConfig(**args), processing_class=tokenizer,
                               train_dataset=dataset, data_collator=collator,
-                              callbacks=[callback], settings=s, engine=engine, prompts=prompts, reward_fn=reward_fn)
+                              callbacks=[callback], settings=s, engine=engine, prompts=prompts, reward_fn=reward_fn,
+                              micro_pairs=micro_pairs)
     callback.trainer = trainer
     return trainer
 
