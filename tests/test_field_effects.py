@@ -47,6 +47,8 @@ NO_EFFECT = {
     "synth.jobs.*.serving.type": "unset in qwen3.yaml's job (execution.serving's vllm applies): the only value that "
                                  "validates with its dp=4 is that same vllm",
     "execution.ray.address": "the Ray executor's only (these recipes run locally; test_data_ray.py runs it)",
+    "execution.ray.workers": "the Ray executor's TRL stages only, read when the stage runs (test_trl_accelerate.py "
+                             "runs them as Ray Train workers; test_rollout_servers.py checks the count)",
     "execution.rollout.*": "where RL rollouts are sampled, not what: read when the stage runs (servers started, "
                            "sbatch nodes; test_trl_served.py finds the colocated rollouts, test_slurm.py the nodes)",
 }

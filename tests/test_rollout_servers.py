@@ -61,14 +61,15 @@ def test_the_plan_holds_whole_server_nodes_on_slurm() -> None:
     assert (t["gpus"], t["rollout_gpus"], t["rollout_gpus_held"]) == (32, 6, 8)
     assert "rollouts on 3 servers of 2 GPUs (1 more node(s))" in t["text"]
     wall = t["rollout_gpu_hours"] / 6 + t["update_gpu_hours"] / 32
-    from qwen3_recipe.cli.render import _hours
+    from qwen3_recipe.cli.render import hours_text
     text = " ".join(run_cli("plan", RECIPE, *sets, env={"COLUMNS": "400"}).stdout.split())
-    assert f"(both held: {_hours(wall * (32 + 8))} GPU-h)" in text, text
+    assert f"(both held: {hours_text(wall * (32 + 8))} GPU-h)" in text, text
 
 
 def test_the_trainers_keep_the_gpus_the_servers_leave(gpus, monkeypatch, tmp_path) -> None:
     from qwen3_recipe.compiler.plan import make_plan
     from qwen3_recipe.errors import RecipeError
+    from qwen3_recipe.launch.rollout_servers import server_commands
     from qwen3_recipe.posttrain.trl_stage import trainer_env
     from qwen3_recipe.recipe.validate import load_recipe
     plan = make_plan(load_recipe(REPO / RECIPE, ["execution.rollout.servers=2",
@@ -78,8 +79,11 @@ def test_the_trainers_keep_the_gpus_the_servers_leave(gpus, monkeypatch, tmp_pat
         monkeypatch.delenv(var, raising=False)
     gpus(8)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1,2,3,4,5,6")
-    env = trainer_env(rollout, plan)
-    assert (env["CUDA_VISIBLE_DEVICES"], env["QWEN3_RECIPE_NPROC"]) == ("1,2", "2")
+    env, gpus = trainer_env(rollout, plan)
+    assert (env["CUDA_VISIBLE_DEVICES"], env["QWEN3_RECIPE_NPROC"], gpus) == ("1,2", "2", [["3", "4"], ["5", "6"]])
+    # what starts the servers (launch/rollout_servers.start) puts them on those GPUs, none of the trainers'
+    commands = server_commands(tmp_path, tmp_path, 16, None, 2, 2, env, gpus)
+    assert [e["CUDA_VISIBLE_DEVICES"] for _, e in commands] == ["3,4", "5,6"]
     monkeypatch.setenv("QWEN3_RECIPE_NPROC", "3")  # more trainer processes than GPUs left to them
     with pytest.raises(RecipeError, match="leave 2 of the 6 GPUs this machine shows for the 3 trainer"):
         trainer_env(rollout, plan)
@@ -101,3 +105,31 @@ def test_on_ray_the_stage_runs_as_ray_train_workers(tmp_path) -> None:
     for env in ({"QWEN3_RECIPE_NPROC": "1"}, {"QWEN3_RECIPE_NPROC": "4"}):  # one worker too: on the cluster
         assert worker_command(tmp_path / "spec.json", {"executor": "ray"}, env=env)[1:] == [
             "-m", RAY_DRIVER, str(tmp_path / "spec.json")]
+
+
+def test_the_recipe_sets_the_ray_train_workers(tmp_path) -> None:
+    from qwen3_recipe.compiler.plan import make_plan
+    from qwen3_recipe.posttrain.trl_launch import processes
+    from qwen3_recipe.posttrain.trl_stage import stage_env
+    from qwen3_recipe.recipe.validate import load_recipe
+    sets = ["--set", "execution.executor=ray", "--set", "execution.ray.workers=4"]
+    view = json.loads(run_cli("plan", RECIPE, *sets, "--format", "json").stdout)
+    t = next(j for j in view["jobs"] if j["name"] == "posttrain.reasoning_rl")["trainer"]
+    assert t["gpus"] == 4 and "4 processes (1 node x 4)" in t["text"]
+    plan = make_plan(load_recipe(REPO / RECIPE, [s for s in sets if s != "--set"]), tmp_path)
+    assert processes(stage_env(plan))[:2] == (1, 4)
+
+
+def test_each_process_with_a_colocated_vllm_keeps_its_own_gpu() -> None:
+    """vLLM's in-process engine takes the first GPU a process sees, whatever its rank: under a launcher of several
+    processes per machine each keeps only its own."""
+    from qwen3_recipe.posttrain.trl_worker import colocated_vllm, keep_own_gpu
+    cases = [({"LOCAL_RANK": "2", "LOCAL_WORLD_SIZE": "4"}, "2"),
+             ({"LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2", "CUDA_VISIBLE_DEVICES": "4,6"}, "6"),
+             ({"LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2", "CUDA_VISIBLE_DEVICES": ""}, ""),  # CPU processes
+             ({"LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1", "CUDA_VISIBLE_DEVICES": "3,5"}, "3,5")]  # one: all
+    for env, kept in cases:
+        keep_own_gpu(env)
+        assert env.get("CUDA_VISIBLE_DEVICES", "") == kept, env
+    assert colocated_vllm({"engine": None}) and not colocated_vllm({"engine": "transformers"})
+    assert not colocated_vllm({"engine": "vllm", "rollout_servers": ["http://h:1"]})

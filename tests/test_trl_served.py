@@ -58,7 +58,7 @@ def test_a_vllm_rollout_server_samples_the_weights_pushed_to_it(tmp_path: Path) 
         def client(rank: int, timeout: float = 3600, token: str = running.token) -> ServedRollouts:
             return ServedRollouts(running.urls, TEACHER, rank=rank, world=2, folder=folder, token=token,
                                   timeout=timeout)
-        writer, other = client(0), client(1, timeout=2)
+        writer, other, impatient = client(0), client(1, timeout=120), client(1, timeout=2)
         assert writer.budget == "native" and logprobs_at_sampling_temperature(writer) and writer.dtype == "float32"
         before = sample(writer)  # weights version 0: the model the server started with
         push_weights(other, {})  # process 1 counts version 1 and waits for it when it samples ...
@@ -69,17 +69,22 @@ def test_a_vllm_rollout_server_samples_the_weights_pushed_to_it(tmp_path: Path) 
             push_weights(writer, policy.hf_state_dict())  # ... which process 0 writes and the server loads
             after = waiting.result(timeout=60)
         assert not list(folder.glob("weights-*")), "a push left its file behind"
-        push_weights(other, {})
+        for _ in range(2):
+            push_weights(impatient, {})
         with pytest.raises(TimeoutError, match="weights version 2 was not pushed"):
-            sample(other)  # a push process 0 never makes
+            sample(impatient)  # a push process 0 never makes
+        push_weights(other, {})
         push_weights(writer, policy.hf_state_dict())
         push_weights(writer, policy.hf_state_dict())
         with pytest.raises(RuntimeError, match="holds 3: the trainer processes are out of step"):
             sample(other)  # behind the server: refused, not served other weights
         with pytest.raises(RuntimeError, match="X-Rollout-Token"):
             client(1, token="guess")
-        with pytest.raises(RuntimeError, match="weights come as a file in"):
-            writer._call(running.urls[0], "/weights", {"name": "../../model.safetensors", "version": 4})
+        for name in ("../../model.safetensors", "weights-x/../../model.safetensors"):
+            with pytest.raises(RuntimeError, match="weights come as a file in"):
+                writer._call(running.urls[0], "/weights", {"name": name, "version": 4})
+        with pytest.raises(RuntimeError, match="versions only go up"):
+            writer._call(running.urls[0], "/weights", {"name": "weights-3.safetensors", "version": 3})
         beyond = asdict(Job([10 ** 9], SamplingParams(temperature=1.0, top_p=1.0, top_k=0, min_p=0.0), 4, [0]))
         with pytest.raises(RuntimeError, match=r"/complete: \w+Error"):  # the engine's error reaches the trainer
             writer._call(running.urls[0], "/complete", {"jobs": [beyond], "version": 3})

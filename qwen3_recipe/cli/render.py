@@ -43,7 +43,8 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
-def _hours(h: float) -> str:
+def hours_text(h: float) -> str:
+    """GPU-hours as the plan prints them."""
     return "-" if h == 0 else f"{h:,.3g}" if h < 1000 else f"{h:,.0f}"
 
 
@@ -72,9 +73,9 @@ def print_plan(view: dict) -> None:
         table.add_row(job["name"], job["kind"], ", ".join(job["deps"]),
                       format_count(est["tokens"]) if est["tokens"] else "",
                       f"{est['steps']:,}" if est["steps"] else "", format_flops(est["flops"]) if est["flops"] else "",
-                      _hours(est["gpu_hours"]), data, STATUS_STYLE[job["status"]])
+                      hours_text(est["gpu_hours"]), data, STATUS_STYLE[job["status"]])
     days = total_hours / hw["count"] / 24
-    table.caption = (f"total {format_flops(total_flops)} FLOPs, {_hours(total_hours)} GPU-hours "
+    table.caption = (f"total {format_flops(total_flops)} FLOPs, {hours_text(total_hours)} GPU-hours "
                      f"= {days:,.3g} days on {hw['count']}x {hw['accelerator']}") + posttrain_comparison(view["jobs"])
     console().print(table)
     for job in view["jobs"]:
@@ -84,22 +85,22 @@ def print_plan(view: dict) -> None:
                 for s in job["segments"]))
         if job.get("serving"):
             gpus = job["serving"]["gpus"]
-            wall = _hours(job["estimate"]["gpu_hours"] / gpus)
+            wall = hours_text(job["estimate"]["gpu_hours"] / gpus)
             console().print(f"{job['name']} served by {job['serving']['text']}: {wall} hours wall-clock on {gpus:,} "
                             f"GPU{'s' if gpus > 1 else ''}", highlight=False)
         if job.get("trainer"):
             t = job["trainer"]
             devices = f"{t['gpus']:,} GPU{'s' if t['gpus'] > 1 else ''}"
-            hours = f"{_hours(t['rollout_gpu_hours'])} GPU-h rollouts + {_hours(t['update_gpu_hours'])} GPU-h updates"
+            hours = f"{hours_text(t['rollout_gpu_hours'])} GPU-h rollouts + {hours_text(t['update_gpu_hours'])} GPU-h updates"
             if t["rollout_gpus"]:  # servers sample while the trainers wait, and the other way round
                 wall = t["rollout_gpu_hours"] / t["rollout_gpus"] + t["update_gpu_hours"] / t["gpus"]
-                held = _hours(wall * (t["gpus"] + t["rollout_gpus_held"]))
+                held = hours_text(wall * (t["gpus"] + t["rollout_gpus_held"]))
                 where = (f"{devices} for the trainer and {t['rollout_gpus']:,} for its rollout servers, {hours} = "
-                         f"{_hours(wall)} hours wall-clock (both held: {held} GPU-h)")
+                         f"{hours_text(wall)} hours wall-clock (both held: {held} GPU-h)")
             else:
                 shared = "held-out sampling" if job["kind"] == "distill_offpolicy" else "rollout engines"
                 where = (f"{devices} shared by the trainer and its {shared} (no dedicated rollout GPUs), {hours} = "
-                         f"{_hours(job['estimate']['gpu_hours'] / t['gpus'])} hours wall-clock")
+                         f"{hours_text(job['estimate']['gpu_hours'] / t['gpus'])} hours wall-clock")
             console().print(f"{job['name']} trains on {t['text']}: {where}", highlight=False, soft_wrap=True)
     for name, group in view.get("languages", {}).items():
         ranked = sorted(group["shares"].items(), key=lambda kv: -kv[1])
@@ -122,7 +123,7 @@ def posttrain_comparison(jobs: list[dict]) -> str:
     groups = {"RL": [j for j in jobs if j["kind"] in RL_KINDS],
               "distillation": [j for j in jobs if j["kind"] in DISTILL_KINDS]}
     hours = {label: sum(j["estimate"]["gpu_hours"] for j in members) for label, members in groups.items()}
-    parts = [f"{label} {_hours(hours[label])} GPU-h over "
+    parts = [f"{label} {hours_text(hours[label])} GPU-h over "
              f"{format_count(sum(j['estimate']['tokens'] for j in members if j['kind'] not in TRAINS_ON_TEACHER))} "
              "generated tokens "
              f"({', '.join(j['name'].split('.', 1)[1] for j in members)})"

@@ -78,7 +78,9 @@ def trl_trainer(plan: "Plan", p: "PlannedJob") -> dict[str, Any]:
     ex = plan.loaded.recipe.execution
     nodes, per_node = (ex.slurm.nodes, ex.slurm.gpus_per_node) if ex.executor == "slurm" else (1, ex.hardware.count)
     servers, tp = ex.rollout.servers, ex.rollout.gpus_per_server
-    if ex.hardware.accelerator == "cpu":
+    if ex.executor == "ray" and ex.ray.workers:  # Ray Train workers (posttrain/trl_ray.py)
+        nodes, per_node = 1, ex.ray.workers
+    elif ex.hardware.accelerator == "cpu":
         nodes, per_node = 1, 1
     elif ex.executor != "slurm":
         per_node = max(1, per_node - servers * tp)

@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from qwen3_recipe.train.launch import log_tail, srun_cpus
+
 SERVER = "qwen3_recipe.posttrain.rollout_server"
 FOLDER = "rollout"  # in the stage's folder: URL files, server logs, pushed weights
 TOKEN_ENV = "QWEN3_RECIPE_ROLLOUT_TOKEN"  # what a server asks of every request (start makes one per stage)
@@ -45,8 +47,10 @@ def local_gpu_split(env: dict, servers: int, tp: int) -> tuple[list[str], list[l
 
 
 def server_commands(folder: Path, model: Path, max_tokens: int, kind: str | None, servers: int, tp: int,
-                    env: dict) -> list[tuple[list[str], dict]]:
-    """(command, environment) of each process to start: one per server locally, one srun in an allocation."""
+                    env: dict, gpus: list[list[str]] | None = None) -> list[tuple[list[str], dict]]:
+    """(command, environment) of each process to start: one per server locally (on `gpus`, each server's; default:
+    local_gpu_split of `env`, which must then be the environment before the trainers' share was cut from it), one
+    srun in an allocation."""
     base = [sys.executable, "-m", SERVER, "--model", str(model), "--max-tokens", str(max_tokens), "--tp", str(tp),
             "--folder", str(folder)]
     base += ["--kind", kind] if kind else []
@@ -62,10 +66,9 @@ def server_commands(folder: Path, model: Path, max_tokens: int, kind: str | None
         inner = (f"for i in $(seq 0 {per_node - 1}); do n=$((SLURM_PROCID * {per_node} + i)); "
                  f"[ $n -lt {servers} ] || break; CUDA_VISIBLE_DEVICES={gpus} " + " ".join(shlex.quote(a) for a in base)
                  + " --index $n --host \"$(hostname)\" & done; wait -n; exit 1")
-        cpus = [f"--cpus-per-task={env['SLURM_CPUS_PER_TASK']}"] if env.get("SLURM_CPUS_PER_TASK") else []
-        return [(["srun", f"--nodes={nodes}", f"--relative={trainers}", "--ntasks-per-node=1", *cpus,
+        return [(["srun", f"--nodes={nodes}", f"--relative={trainers}", "--ntasks-per-node=1", *srun_cpus(env),
                   "--kill-on-bad-exit=1", "bash", "-c", inner], env)]
-    _, gpus = local_gpu_split(env, servers, tp)
+    gpus = local_gpu_split(env, servers, tp)[1] if gpus is None else gpus
     return [(base + ["--index", str(i)], env | ({"CUDA_VISIBLE_DEVICES": ",".join(g)} if g else {}))
             for i, g in enumerate(gpus)]
 
@@ -82,15 +85,16 @@ class Servers:
         out = []
         for proc, log in self.procs:
             if proc.poll() is not None:
-                tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-                out.append(f"a rollout server stopped (exit status {proc.returncode}); its log is {log}:\n{tail}")
+                out.append(f"a rollout server stopped (exit status {proc.returncode}); its log is {log}:\n"
+                           f"{log_tail(log)}")
         return "\n".join(out)
 
 
 @contextmanager
-def start(stage_folder: Path, model: Path, max_tokens: int, kind: str | None, servers: int, tp: int, env: dict):
-    """Start the stage's servers, yield them (Servers) once all serve; stop them after, and remove what they
-    leave (URL files, pushed weights)."""
+def start(stage_folder: Path, model: Path, max_tokens: int, kind: str | None, servers: int, tp: int, env: dict,
+          gpus: list[list[str]] | None = None):
+    """Start the stage's servers (`gpus`: as server_commands), yield them (Servers) once all serve; stop them
+    after, and remove what they leave (URL files, pushed weights)."""
     from qwen3_recipe.train.launch import die_with_parent
     folder = stage_folder / FOLDER
     folder.mkdir(parents=True, exist_ok=True)
@@ -99,7 +103,7 @@ def start(stage_folder: Path, model: Path, max_tokens: int, kind: str | None, se
         stale.unlink()
     running = Servers([], secrets.token_hex(16))
     try:
-        for i, (cmd, e) in enumerate(server_commands(folder, model, max_tokens, kind, servers, tp, env)):
+        for i, (cmd, e) in enumerate(server_commands(folder, model, max_tokens, kind, servers, tp, env, gpus)):
             log = folder / f"server-{i}.log"
             with log.open("w") as out:
                 proc = subprocess.Popen(cmd, env=e | {TOKEN_ENV: running.token}, stdout=out,

@@ -6,13 +6,15 @@ Trainer process r samples from server r % servers. Weights: at each sync every p
 version (push_weights, which every process calls at the same points); process 0 writes the policy's weights once,
 in the servers' dtype, to `<stage>/rollout/weights-<version>.safetensors`, has every server load it, and removes
 it. Each sampling request names the version it must be sampled with, so a process that arrives before the push
-waits for it, and one behind it is refused rather than served other weights. On a cluster the run directory is
+waits for it, and one behind it is refused rather than served other weights (a barrier at each push keeps every
+process from falling behind). On a cluster the run directory is
 the shared file system: weights do not travel over NCCL (TRL's vLLM server mode does that, GPU-only), so a push
 costs a write and a read of the whole model.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import urllib.error
@@ -57,6 +59,10 @@ class ServedRollouts(GenerationEngine):
         except urllib.error.URLError as e:
             raise RuntimeError(f"rollout server {url} cannot be reached ({e.reason}); its log is in "
                                f"{self.folder}") from None
+        except (OSError, http.client.HTTPException) as e:  # it went away mid-request, or stalled
+            kind = TimeoutError if isinstance(e, TimeoutError) else RuntimeError
+            raise kind(f"rollout server {url}{path}: {type(e).__name__} {e} (its log: {self.folder}/server-*.log)") \
+                from None
 
     def complete(self, jobs):
         from qwen3_recipe.synth.budget import Completion
@@ -70,11 +76,15 @@ class ServedRollouts(GenerationEngine):
                 for c in self._call(self.url, "/complete", body)["completions"]]
 
     def push(self, weights: dict) -> None:
-        """A new weights version (every process); process 0 writes it and has every server load it."""
+        """A new weights version (every process); process 0 writes it and has every server load it. Every process
+        passes a barrier first, so none still samples the version before when process 0 replaces it (the
+        servers would refuse that process's request)."""
+        import torch
         self.version += 1
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.barrier()
         if not self.writer:
             return  # its next request waits for the version
-        import torch
         from safetensors.torch import save_file
         dtype, seen, whole = getattr(torch, self.dtype), set(), {}
         for k, v in weights.items():  # safetensors refuses tensors sharing memory (a tied LM head)

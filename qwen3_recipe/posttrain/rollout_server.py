@@ -35,6 +35,8 @@ from pathlib import Path
 from qwen3_recipe.launch.rollout_servers import SERVER, TOKEN_ENV
 
 GATHER_S = 0.25  # how long a server waits for its other trainer processes' requests to batch with the first
+WAIT_S = 3600.0  # the longest a request waits: for its weights version, for the engine
+GPU_MEMORY = 0.9  # vLLM's share of a server's GPUs (its own: no trainer beside it)
 
 
 class StaleVersion(Exception):
@@ -76,23 +78,25 @@ class EngineThread:
                     pending = nxt
                     break
                 batch.append(nxt)
-            self._run(batch, self._sample)
+            self._run(batch, self._sample)  # (it resolves every future, so this thread never dies)
 
     def _run(self, batch: list, work) -> None:
         try:
             for item, result in zip(batch, work(batch)):
                 item[4].set_result(result)
-        except Exception as e:  # noqa: BLE001 (the trainer gets the message; the server serves on)
+        except BaseException as e:  # noqa: BLE001 (the trainer gets the message; the server serves on)
             traceback.print_exc()
             for item in batch:
                 if not item[4].done():
-                    item[4].set_exception(e)
+                    item[4].set_exception(e if isinstance(e, Exception) else RuntimeError(repr(e)))
 
     def _load(self, batch: list) -> list:
         from safetensors.torch import load_file
 
         from qwen3_recipe.posttrain.rollout_engine import push_weights
         [(_, path, version, _, _)] = batch
+        if version <= self.version:
+            raise ValueError(f"weights version {version} after version {self.version}: versions only go up")
         push_weights(self.engine, load_file(str(path)))
         with self.changed:
             self.version = version
@@ -122,7 +126,7 @@ class EngineThread:
 
 
 def serve(model: str, max_tokens: int, kind: str | None, folder: Path, index: int, host: str = "127.0.0.1",
-          tp: int = 1, gpu_memory: float = 0.9) -> None:
+          tp: int = 1) -> None:
     import signal
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -130,8 +134,11 @@ def serve(model: str, max_tokens: int, kind: str | None, folder: Path, index: in
     from qwen3_recipe.synth.budget import Job
     from qwen3_recipe.synth.sampling import SamplingParams
     # tp = 1: vLLM's engine core in this process, so nothing outlives it; its GPUs are its own
-    engine = rollout_engine(Path(model), max_tokens, kind=kind, tp=tp, gpu_memory=gpu_memory, in_process=tp == 1)
-    token, work = os.environ.get(TOKEN_ENV, ""), EngineThread(engine)
+    token = os.environ.get(TOKEN_ENV, "")
+    if not token and host != "127.0.0.1":  # it listens on every interface: only the stage's trainers may use it
+        raise SystemExit(f"rollout server: no {TOKEN_ENV} for a server other machines can reach")
+    engine = rollout_engine(Path(model), max_tokens, kind=kind, tp=tp, gpu_memory=GPU_MEMORY, in_process=tp == 1)
+    work = EngineThread(engine)
     info = {"budget": engine.budget, "supports_native": engine.supports_native,
             "at_sampling_temperature": logprobs_at_sampling_temperature(engine), "dtype": weights_dtype(engine)}
 
@@ -169,15 +176,15 @@ def serve(model: str, max_tokens: int, kind: str | None, folder: Path, index: in
                     name = body["name"]
                     if not name.startswith("weights-") or Path(name).name != name:
                         return self._reply({"error": f"weights come as a file in {folder}, not {name!r}"}, 400)
-                    return self._reply(work.submit("weights", folder / name, body["version"]).result())
+                    return self._reply(work.submit("weights", folder / name, int(body["version"])).result(WAIT_S))
                 if self.path != "/complete":
                     return self._reply({"error": f"no {self.path} here"}, 404)
-                want = body["version"]
-                if not work.wait_for(want, body.get("wait", 3600)):
-                    return self._reply({"error": f"weights version {want} was not pushed in {body.get('wait')} s "
+                want, wait, sharers = int(body["version"]), float(body.get("wait", WAIT_S)), int(body.get("sharers", 1))
+                if not work.wait_for(want, wait):
+                    return self._reply({"error": f"weights version {want} was not pushed in {wait:.0f} s "
                                                  f"(holds {work.version})"}, 504)
                 jobs = [Job(**(j | {"params": SamplingParams(**j["params"])})) for j in body["jobs"]]
-                self._reply({"completions": work.submit("complete", jobs, want, body.get("sharers", 1)).result()})
+                self._reply({"completions": work.submit("complete", jobs, want, sharers).result(WAIT_S)})
             except StaleVersion as e:
                 self._reply({"error": f"{e}: the trainer processes are out of step"}, 409)
             except Exception as e:  # noqa: BLE001
@@ -217,9 +224,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--index", type=int, required=True)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--tp", type=int, default=1)
-    ap.add_argument("--gpu-memory", type=float, default=0.9, help="vLLM's share of its GPUs")
     a = ap.parse_args(argv)
-    serve(a.model, a.max_tokens, a.kind, a.folder, a.index, a.host, a.tp, a.gpu_memory)
+    serve(a.model, a.max_tokens, a.kind, a.folder, a.index, a.host, a.tp)
 
 
 if __name__ == "__main__":

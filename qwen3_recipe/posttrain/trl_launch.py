@@ -64,7 +64,7 @@ def worker_command(spec: Path, execution: dict, model_type: str = "qwen3", env: 
     """The command that runs the stage's processes, from where it runs (env: os.environ by default); for one
     process, what would run it in a process of its own. `execution.executor: ray`: posttrain/trl_ray.py's driver,
     which starts them as Ray Train workers."""
-    from qwen3_recipe.train.launch import free_port
+    from qwen3_recipe.train.launch import free_port, srun_cpus
     nnodes, nproc, head = processes(env)
     if execution.get("executor") == "ray":
         return [sys.executable, "-m", RAY_DRIVER, str(spec)]
@@ -81,8 +81,6 @@ def worker_command(spec: Path, execution: dict, model_type: str = "qwen3", env: 
     env = os.environ if env is None else env
     # with rollout servers on the allocation's last nodes (launch/rollout_servers.py), the trainers on its first
     first = ["--relative=0"] if env.get("QWEN3_RECIPE_ROLLOUT_NODES") else []
-    # srun does not inherit sbatch's --cpus-per-task (Slurm 22.05 on): each node's launcher gets them all
-    cpus = [f"--cpus-per-task={env['SLURM_CPUS_PER_TASK']}"] if env.get("SLURM_CPUS_PER_TASK") else []
-    return ["srun", f"--nodes={nnodes}", *first, "--ntasks-per-node=1", *cpus, "--kill-on-bad-exit=1", "bash", "-c",
-            inner]
+    return ["srun", f"--nodes={nnodes}", *first, "--ntasks-per-node=1", *srun_cpus(env), "--kill-on-bad-exit=1",
+            "bash", "-c", inner]
 

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 WORKER_ENV_PREFIXES = ("ACCELERATE_", "FSDP_")  # what accelerate's launcher tells its processes
+PASSED_ON = ("QWEN3_RECIPE_", "HF_", "TRANSFORMERS_", "TOKENIZERS_", "VLLM_")  # (GPUs: Ray assigns them)
 
 
 def accelerate_env(launch: list[str]) -> dict[str, str]:
@@ -34,15 +35,25 @@ def accelerate_env(launch: list[str]) -> dict[str, str]:
 
 
 def _train(config: dict) -> None:
-    """One Ray Train worker: accelerate's settings, then the stage's worker."""
-    os.environ.update(config["env"])
+    """One Ray Train worker: the stage's worker on the spec (its environment: worker_env, by the runtime env)."""
     from qwen3_recipe.posttrain.trl_worker import RUNS
     spec = json.loads(Path(config["spec"]).read_text())
     RUNS[spec["kind"]](spec)
 
 
+def worker_env(spec: dict, workers: int) -> dict[str, str]:
+    """What every worker needs beside Ray Train's torch.distributed variables: accelerate's settings, and ours and
+    Hugging Face's from this environment (a remote cluster's workers do not inherit it)."""
+    from qwen3_recipe.posttrain.trl_launch import launch_args
+    env = {k: v for k, v in os.environ.items() if k.startswith(PASSED_ON)}
+    env |= {"TRL_EXPERIMENTAL_SILENCE": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+            "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}  # each worker's prints once in trl.log, not logged again
+    return env | accelerate_env(launch_args(spec["execution"], spec.get("model_type", "qwen3"), workers) + ["-m", "x"])
+
+
 def main(argv: list[str] | None = None) -> None:
-    from qwen3_recipe.posttrain.trl_launch import launch_args, processes
+    from qwen3_recipe.posttrain.trl_launch import processes
+    from qwen3_recipe.posttrain.trl_worker import colocated_vllm
     from qwen3_recipe.train.launch import die_with_parent, has_accelerator
     die_with_parent()  # a killed `run` takes the driver along (a local Ray instance goes with it)
     spec_path = Path((argv or sys.argv[1:])[0]).resolve()
@@ -53,17 +64,24 @@ def main(argv: list[str] | None = None) -> None:
     import ray
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
+
+    import qwen3_recipe
     address = (execution.get("ray") or {}).get("address")
+    env = worker_env(spec, workers)
+    if colocated_vllm(spec):
+        # each worker sees only its GPU: vLLM's in-process engine takes the first visible one (trl_worker.keep_own_gpu)
+        env["TRAIN_ENABLE_SHARE_CUDA_VISIBLE_DEVICES"] = "0"
+        os.environ["TRAIN_ENABLE_SHARE_CUDA_VISIBLE_DEVICES"] = "0"  # (read by Ray Train's controller)
+    runtime = {"env_vars": env} | ({"py_modules": [qwen3_recipe]} if address else {})  # our code, on a cluster
     local = {} if address else {"num_cpus": max(os.cpu_count() or 1, workers), "include_dashboard": False}
-    # each worker's prints once in trl.log (Ray Train's print patch would log them a second time)
-    ray.init(address=address, runtime_env={"env_vars": {"RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}}, **local)
+    ray.init(address=address, runtime_env=runtime, **local)
     gpus = ray.cluster_resources().get("GPU", 0) > 0 if address else has_accelerator()
-    env = {"TRL_EXPERIMENTAL_SILENCE": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    env |= accelerate_env(launch_args(execution, spec.get("model_type", "qwen3"), workers) + ["-m", "x"])
-    folder = Path(spec["out"])
-    trainer = TorchTrainer(_train, train_loop_config={"spec": str(spec_path), "env": env},
+    if execution.get("fsdp") == "full" and workers > 1 and not gpus:
+        raise SystemExit("trl_ray: execution.fsdp: full needs GPUs (accelerate runs FSDP on GPUs only) and the Ray "
+                         f"cluster at {address} has none: set execution.fsdp: none")
+    trainer = TorchTrainer(_train, train_loop_config={"spec": str(spec_path)},
                            scaling_config=ScalingConfig(num_workers=workers, use_gpu=gpus),
-                           run_config=RunConfig(name="trl", storage_path=str(folder / "ray")))
+                           run_config=RunConfig(name="trl", storage_path=str(Path(spec["out"]) / "ray")))
     print(f"trl_ray: {workers} Ray Train worker(s) {'on GPUs' if gpus else 'on CPUs (gloo)'} at "
           f"{address or 'a local instance'}", flush=True)
     trainer.fit()  # raises when a worker fails: `run` reports this log's tail

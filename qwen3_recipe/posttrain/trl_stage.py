@@ -20,6 +20,7 @@ def run_on_trl(p: PlannedJob, plan: Plan, group: int, check=None) -> tuple[Stage
     which a process's share must hold whole; `check(ctx)` before anything runs, returning the stage's (steps,
     batch size) when they are not its `grpo` settings' (off-policy distillation: known once its teacher has
     answered). Returns the context, the step rows and the worker's summary."""
+    import importlib.util
     import os
     from contextlib import nullcontext
 
@@ -30,7 +31,7 @@ def run_on_trl(p: PlannedJob, plan: Plan, group: int, check=None) -> tuple[Stage
     from qwen3_recipe.posttrain.trl_lowering import rollout_max_tokens
     from qwen3_recipe.posttrain.trl_worker import RUNS, SPEC, SUMMARY, resumed_at
     from qwen3_recipe.synth.model_view import native_rope
-    from qwen3_recipe.train.launch import has_accelerator, run_logged
+    from qwen3_recipe.train.launch import has_accelerator, log_tail, run_logged
     ctx = StageContext(p, plan)
     sizes = check(ctx) if check is not None else None
     if sizes is None:
@@ -38,9 +39,10 @@ def run_on_trl(p: PlannedJob, plan: Plan, group: int, check=None) -> tuple[Stage
         sizes = (s.steps, s.batch_size)
     steps, batch = sizes
     execution = plan.loaded.recipe.execution.model_dump(mode="json")
-    env = trainer_env(execution["rollout"], plan)
+    env, server_gpus = trainer_env(execution["rollout"], plan)
     nnodes, nproc, _ = processes(env)
-    if execution["fsdp"] == "full" and nnodes * nproc > 1 and not has_accelerator():
+    on_cluster = execution["executor"] == "ray" and execution["ray"]["address"]  # its GPUs: trl_ray.py checks
+    if execution["fsdp"] == "full" and nnodes * nproc > 1 and not has_accelerator() and not on_cluster:
         key = ("execution", "fsdp")  # accelerate shards with FSDP on GPUs only: on CPU it would quietly run DDP
         raise RecipeError([Problem("fsdp: full needs GPUs for a stage on TRL (accelerate runs FSDP on GPUs "
                                    "only); set execution.fsdp: none to run it on CPU processes",
@@ -52,6 +54,10 @@ def run_on_trl(p: PlannedJob, plan: Plan, group: int, check=None) -> tuple[Stage
                                    "batch_size a multiple of the process count", ".".join(key),
                                    plan.loaded.raw.smap.find(key))])
     servers, ray = execution["rollout"]["servers"], execution["executor"] == "ray"  # (both: recipe/checks.py)
+    if ray and importlib.util.find_spec("ray.train") is None:
+        raise RecipeError([Problem("the Ray executor runs RL and distillation stages on Ray Train: pip install "
+                                   "'ray[train]'", "execution.executor", plan.loaded.raw.smap.find(("execution",
+                                                                                                      "executor")))])
     if servers > nnodes * nproc:
         key = ("execution", "rollout", "servers")
         raise RecipeError([Problem(f"{servers} rollout servers for {nnodes * nproc} trainer process(es): each "
@@ -71,7 +77,8 @@ def run_on_trl(p: PlannedJob, plan: Plan, group: int, check=None) -> tuple[Stage
     env |= {"OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1"), "TRL_EXPERIMENTAL_SILENCE": "1",
             "PYTHONPATH": os.pathsep.join(x for x in (root, env.get("PYTHONPATH")) if x)}
     started = rollout_servers.start(ctx.folder, native_rope(ctx.init), rollout_max_tokens(ctx.stage), spec["engine"],
-                                    servers, execution["rollout"]["gpus_per_server"], env) if servers else None
+                                    servers, execution["rollout"]["gpus_per_server"], env, server_gpus) \
+        if servers else None
     with started or nullcontext() as running:
         spec["rollout_servers"] = running.urls if running else []
         if running:
@@ -86,16 +93,16 @@ def run_on_trl(p: PlannedJob, plan: Plan, group: int, check=None) -> tuple[Stage
             seen = len(read_rows(metrics, below=resumed_at(metrics.parent, ctx.stage)))
             code = ctx.train(lambda: run_logged(cmd, env, log, metrics, ctx._bar, seen=seen))
             if code != 0 or not (ctx.folder / SUMMARY).exists():
-                tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+                servers_said = f"\n{running.stopped()}" if running else ""
                 raise RuntimeError(f"{p.job.name}: the TRL trainer stopped (exit status {code}); "
-                                   f"its log is {log}:\n{tail}" + (f"\n{running.stopped()}" if running else ""))
+                                   f"its log is {log}:\n{log_tail(log)}{servers_said}")
     return ctx, read_rows(metrics), json.loads((ctx.folder / SUMMARY).read_text())
 
 
-def trainer_env(rollout: dict, plan: Plan) -> dict:
-    """The trainer processes' environment. With rollout servers on this machine's GPUs (the last
-    servers x gpus_per_server: launch/rollout_servers.local_gpu_split), the trainers keep the rest."""
-    import os
+def trainer_env(rollout: dict, plan: Plan) -> tuple[dict, list[list[str]] | None]:
+    """The trainer processes' environment, and the GPUs of each of this machine's rollout servers (None: none
+    here). The servers take the last servers x gpus_per_server GPUs (launch/rollout_servers.local_gpu_split),
+    the trainers keep the rest: split once, here."""
 
     from qwen3_recipe.errors import Problem, RecipeError
     from qwen3_recipe.launch.rollout_servers import local_gpu_split
@@ -104,23 +111,32 @@ def trainer_env(rollout: dict, plan: Plan) -> dict:
     def refuse(key: str, message: str) -> None:
         path = ("execution", "rollout", key)
         raise RecipeError([Problem(message, ".".join(path), plan.loaded.raw.smap.find(path))])
-    env = dict(os.environ)
+    env = stage_env(plan)
     servers, tp = rollout["servers"], rollout["gpus_per_server"]
     if servers and tp > 1 and env.get("QWEN3_RECIPE_ROLLOUT_ENGINE") == "transformers":
         refuse("gpus_per_server", "a transformers rollout server runs on one GPU (QWEN3_RECIPE_ROLLOUT_ENGINE is "
                "transformers); tensor-parallel servers are vLLM's")
     if not servers or env.get("QWEN3_RECIPE_HEAD"):  # in an allocation: the servers have nodes of their own
-        return env
+        return env, None
     if tp > 1 and not has_accelerator():
         refuse("gpus_per_server", "a rollout server on several GPUs needs GPUs (this machine has none)")
+    trainers, server_gpus = local_gpu_split(env, servers, tp)
     if has_accelerator():
-        trainers, _ = local_gpu_split(env, servers, tp)
         visible = len(trainers) + servers * tp
         if not trainers or len(trainers) < int(env.get("QWEN3_RECIPE_NPROC") or 1):
             refuse("servers", f"{servers} rollout servers of {tp} GPU(s) leave {len(trainers)} of the {visible} "
                    f"GPUs this machine shows for the {env.get('QWEN3_RECIPE_NPROC') or 1} trainer process(es)")
         env["CUDA_VISIBLE_DEVICES"] = ",".join(trainers)
         env.setdefault("QWEN3_RECIPE_NPROC", str(len(trainers)))
+    return env, server_gpus
+
+
+def stage_env(plan: Plan) -> dict:
+    """This environment, with the recipe's Ray Train worker count as the stage's process count on Ray."""
+    import os
+    env, ex = dict(os.environ), plan.loaded.recipe.execution
+    if ex.executor == "ray" and ex.ray.workers:
+        env["QWEN3_RECIPE_NPROC"] = str(ex.ray.workers)
     return env
 
 
@@ -146,7 +162,7 @@ def refuse_sharded_heldout(p: PlannedJob, plan: Plan) -> None:
     would wait on each other and deadlock."""
     from qwen3_recipe.errors import Problem, RecipeError
     from qwen3_recipe.posttrain.trl_launch import processes
-    nnodes, nproc, _ = processes()
+    nnodes, nproc, _ = processes(stage_env(plan))
     if plan.loaded.recipe.execution.fsdp == "full" and nnodes * nproc > 1:
         key = ("execution", "fsdp")
         raise RecipeError([Problem(f"{p.job.kind} on several processes does not run sharded yet (its held-out "

@@ -35,7 +35,25 @@ def main(argv: list[str] | None = None) -> None:
     die_with_parent()  # a killed launcher (and the `run` above it) takes its workers along
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     spec = json.loads(Path((argv or sys.argv[1:])[0]).read_text())
+    if colocated_vllm(spec):
+        keep_own_gpu(os.environ)
     RUNS[spec.get("kind", "reasoning_rl")](spec)
+
+
+def colocated_vllm(spec: dict) -> bool:
+    """Whether each process holds a vLLM engine of its own (no rollout servers, the vLLM engine)."""
+    return not spec.get("rollout_servers") and (spec.get("engine") or "vllm") == "vllm"
+
+
+def keep_own_gpu(env) -> None:
+    """One of several processes on a machine keeps only its own GPU (the LOCAL_RANK-th it sees) before anything
+    touches CUDA: vLLM's in-process engine takes the first visible GPU whatever the rank, and accelerate then picks
+    local rank % 1 = 0, the same one. (NCCL then cannot use P2P between the processes; rollout servers keep it.)"""
+    local, preset = env.get("LOCAL_RANK"), env.get("CUDA_VISIBLE_DEVICES")
+    if local is None or int(env.get("LOCAL_WORLD_SIZE", "1")) < 2 or preset == "":  # one process, or CPUs
+        return
+    visible = preset.split(",") if preset else [str(i) for i in range(int(env["LOCAL_WORLD_SIZE"]))]
+    env["CUDA_VISIBLE_DEVICES"] = visible[int(local)].strip()
 
 
 def run_reasoning_rl(spec: dict, on_row=None) -> None:
@@ -207,7 +225,8 @@ def run_general_rl(spec: dict, on_row=None) -> None:
     if rank == 0:
         drop_shards_after(prov, resumed_at(dump, lowered))
     data = lowered["prompts"]
-    device = "cpu" if use_cpu else f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"  # this process's GPU
+    from accelerate import PartialState
+    device = "cpu" if use_cpu else PartialState().device  # this process's GPU, as the trainer will pick it
     reward = combined_reward(lowered["rewards"], s.max_response_tokens, domain=data["domain"],
                              languages=data["languages"], device=device)
     if rank == 0:

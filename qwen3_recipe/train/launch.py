@@ -33,6 +33,16 @@ def die_with_parent(sig: int | None = None) -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL if sig is None else sig)  # PR_SET_PDEATHSIG
 
 
+def log_tail(path: Path, lines: int = 15) -> str:
+    """The last lines of a process's log, for the error that says it stopped."""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+def srun_cpus(env: dict) -> list[str]:
+    """srun's --cpus-per-task inside an allocation: srun does not inherit sbatch's (Slurm 22.05 on)."""
+    return [f"--cpus-per-task={env['SLURM_CPUS_PER_TASK']}"] if env.get("SLURM_CPUS_PER_TASK") else []
+
+
 def has_accelerator() -> bool:
     from torch._utils import _get_available_device_type
     return _get_available_device_type() is not None

@@ -89,6 +89,9 @@ class Slurm(Section):
 class Ray(Section):
     address: str | None = None
     """Ray cluster address (default: start a local instance)."""
+    workers: int | None = Field(None, gt=0)
+    """Ray Train workers of an RL or distillation stage on TRL, one GPU each where the cluster has GPUs
+    (default: QWEN3_RECIPE_NPROC, else the GPUs of the machine `run` runs on)."""
 
 
 class Rollout(Section):
