@@ -91,7 +91,8 @@ def print_plan(view: dict) -> None:
         if job.get("trainer"):
             t = job["trainer"]
             devices = f"{t['gpus']:,} GPU{'s' if t['gpus'] > 1 else ''}"
-            hours = f"{hours_text(t['rollout_gpu_hours'])} GPU-h rollouts + {hours_text(t['update_gpu_hours'])} GPU-h updates"
+            hours = (f"{hours_text(t['rollout_gpu_hours'])} GPU-h rollouts + "
+                     f"{hours_text(t['update_gpu_hours'])} GPU-h updates")
             if t["rollout_gpus"]:  # servers sample while the trainers wait, and the other way round
                 wall = t["rollout_gpu_hours"] / t["rollout_gpus"] + t["update_gpu_hours"] / t["gpus"]
                 held = hours_text(wall * (t["gpus"] + t["rollout_gpus_held"]))
