@@ -138,7 +138,8 @@ def test_a_killed_general_rl_resumes_in_its_policy_gradient_phase(runs, tmp_path
 
 def test_dpo_micro_batches_take_the_whole_batch_step(tmp_path: Path) -> None:
     """The DPO phase's pairs go through policy and reference in micro-batches (memory): all pairs in one forward
-    and one pair per forward give the same loss and gradient."""
+    and one pair per forward give the same loss and gradient; so they do with padding rows (a process with fewer
+    pairs than another: here a faked second process with 3 more), which add nothing but the step's pair count."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from qwen3_recipe.posttrain.rollout_engine import rollout_engine
@@ -152,19 +153,29 @@ def test_dpo_micro_batches_take_the_whole_batch_step(tmp_path: Path) -> None:
     args = dpo_args(lowered, tmp_path / "out", {"fsdp": "none"}, 1) | {"use_cpu": True, "report_to": []}
     prompts = [Prompt(f"p{i}", "tiny", f"What is {i} + 2?", str(i + 2)) for i in range(4)]
     reward = lambda r: (float(sum(r.response_ids) % 7), "scored")  # noqa: E731 (rewards that differ in a group)
-    out = []
+
+    def another_process(gather):  # the pair counts of this process and of one with 3 more pairs
+        return lambda t: torch.cat([t, t + 3]) if t.dtype == torch.int64 and t.shape == (1,) else gather(t)
+    out = {}
     with rollout_engine(TEACHER, 24, kind="transformers") as engine:
-        for micro in (None, 1):
+        for micro, padded in ((None, False), (1, False), (None, True), (1, True)):
             model = AutoModelForCausalLM.from_pretrained(TEACHER, dtype=torch.float32)
             trainer = dpo_trainer(model, AutoModelForCausalLM.from_pretrained(TEACHER, dtype=torch.float32),
                                   AutoTokenizer.from_pretrained(TEACHER), engine, prompts, reward, s, args,
                                   recorder_for=None, stage="g", micro_pairs=micro)
             trainer.current_gradient_accumulation_steps = 1  # (what train() sets before its first step)
+            if padded:
+                trainer.accelerator.gather = another_process(trainer.accelerator.gather)
             loss = trainer.training_step(trainer.model, {"prompt_id": [p.prompt_id for p in prompts]})
             grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-            out.append((float(loss), grads, trainer.pairs[0]))
-    (loss, grads, pairs), (micro_loss, micro_grads, micro_pairs) = out
-    assert pairs == micro_pairs >= 2 and loss == pytest.approx(0.6931, abs=1e-3)  # log 2: the policy is the reference
-    assert micro_loss == pytest.approx(loss, rel=1e-5) and micro_grads.keys() == grads.keys()
+            out[micro, padded] = (float(loss), grads, trainer.pairs)
+    loss, grads, (pairs, rows) = out[None, False]
+    assert pairs >= 2 and loss == pytest.approx(0.6931, abs=1e-3)  # log 2: the policy is the reference
     assert any(g.abs().sum() > 0 for g in grads.values())
-    assert all(torch.allclose(micro_grads[k], grads[k], rtol=1e-4, atol=1e-7) for k in grads)
+    for key, (micro_loss, micro_grads, (total, sent)) in out.items():
+        padding = key[1]
+        share = pairs / (2 * pairs + 3) if padding else 1.0  # this process's real pairs, of the step's
+        assert (total, sent) == ((2 * pairs + 3, pairs + 3) if padding else (pairs, pairs)), key  # rows: this one's
+        assert micro_loss == pytest.approx(loss * share, rel=1e-5), key
+        assert micro_grads.keys() == grads.keys()
+        assert all(torch.allclose(micro_grads[k], grads[k] * share, rtol=1e-4, atol=1e-7) for k in grads), key

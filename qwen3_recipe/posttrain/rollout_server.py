@@ -84,7 +84,7 @@ class EngineThread:
         try:
             for item, result in zip(batch, work(batch)):
                 item[4].set_result(result)
-        except BaseException as e:  # noqa: BLE001 (the trainer gets the message; the server serves on)
+        except BaseException as e:  # noqa: BLE001 (even SystemExit: the trainer gets the message, no future hangs)
             traceback.print_exc()
             for item in batch:
                 if not item[4].done():
@@ -187,6 +187,8 @@ def serve(model: str, max_tokens: int, kind: str | None, folder: Path, index: in
                 self._reply({"completions": work.submit("complete", jobs, want, sharers).result(WAIT_S)})
             except StaleVersion as e:
                 self._reply({"error": f"{e}: the trainer processes are out of step"}, 409)
+            except TimeoutError:  # the engine held it past WAIT_S
+                self._reply({"error": f"the engine did not answer in {WAIT_S:.0f} s"}, 504)
             except Exception as e:  # noqa: BLE001
                 traceback.print_exc()
                 self._reply({"error": f"{type(e).__name__}: {e}"}, 500)

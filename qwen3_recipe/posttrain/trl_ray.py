@@ -8,7 +8,8 @@ accelerate has no Ray launcher, but its processes need only what a launcher give
 torch.distributed environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT, ACCELERATE_TORCH_DEVICE) and makes
 the process group; what `accelerate launch` would add (FSDP2 over decoder layers, mixed precision) is accelerate's
 own translation of the launch flags posttrain/trl_launch.py builds (`prepare_multi_gpu_env`), set in each worker.
-Workers: QWEN3_RECIPE_NPROC, else the GPUs of the machine `run` runs on (one on CPU), as for local processes. On a
+Workers: `execution.ray.workers`, else QWEN3_RECIPE_NPROC, else the GPUs of the machine `run` runs on (one on CPU;
+posttrain/trl_stage.stage_env puts the recipe's count in QWEN3_RECIPE_NPROC). On a
 cluster of several machines the run directory must be on a file system they share (the spec, checkpoints,
 provenance shards and export are written there, as on Slurm).
 """

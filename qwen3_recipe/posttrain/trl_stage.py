@@ -54,7 +54,7 @@ def run_on_trl(p: PlannedJob, plan: Plan, group: int, check=None) -> tuple[Stage
                                    "batch_size a multiple of the process count", ".".join(key),
                                    plan.loaded.raw.smap.find(key))])
     servers, ray = execution["rollout"]["servers"], execution["executor"] == "ray"  # (both: recipe/checks.py)
-    if ray and importlib.util.find_spec("ray.train") is None:
+    if ray and (importlib.util.find_spec("ray") is None or importlib.util.find_spec("ray.train") is None):
         raise RecipeError([Problem("the Ray executor runs RL and distillation stages on Ray Train: pip install "
                                    "'ray[train]'", "execution.executor", plan.loaded.raw.smap.find(("execution",
                                                                                                       "executor")))])
@@ -106,13 +106,20 @@ def trainer_env(rollout: dict, plan: Plan) -> tuple[dict, list[list[str]] | None
 
     from qwen3_recipe.errors import Problem, RecipeError
     from qwen3_recipe.launch.rollout_servers import local_gpu_split
-    from qwen3_recipe.train.launch import has_accelerator
+    from qwen3_recipe.train.launch import has_accelerator, local_devices
 
     def refuse(key: str, message: str) -> None:
         path = ("execution", "rollout", key)
         raise RecipeError([Problem(message, ".".join(path), plan.loaded.raw.smap.find(path))])
     env = stage_env(plan)
     servers, tp = rollout["servers"], rollout["gpus_per_server"]
+    ex = plan.loaded.recipe.execution
+    if ex.executor == "ray" and not ex.ray.address and has_accelerator() and \
+            int(env.get("QWEN3_RECIPE_NPROC") or 1) > local_devices():  # a local instance would wait for them forever
+        path = ("execution", "ray", "workers")
+        raise RecipeError([Problem(f"{env['QWEN3_RECIPE_NPROC']} Ray Train workers of one GPU each on a local Ray "
+                                   f"instance of {local_devices()} GPU(s)", ".".join(path),
+                                   plan.loaded.raw.smap.find(path))])
     if servers and tp > 1 and env.get("QWEN3_RECIPE_ROLLOUT_ENGINE") == "transformers":
         refuse("gpus_per_server", "a transformers rollout server runs on one GPU (QWEN3_RECIPE_ROLLOUT_ENGINE is "
                "transformers); tensor-parallel servers are vLLM's")

@@ -225,8 +225,11 @@ def run_general_rl(spec: dict, on_row=None) -> None:
     if rank == 0:
         drop_shards_after(prov, resumed_at(dump, lowered))
     data = lowered["prompts"]
-    from accelerate import PartialState
-    device = "cpu" if use_cpu else PartialState().device  # this process's GPU, as the trainer will pick it
+    # this process's GPU as accelerate will pick it (its set_device), without making the process group before the
+    # trainer does (that would drop TrainingArguments' ddp_timeout)
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    device = "cpu" if use_cpu else torch.device(os.environ.get("ACCELERATE_TORCH_DEVICE") or
+                                                f"cuda:{local % torch.cuda.device_count()}")
     reward = combined_reward(lowered["rewards"], s.max_response_tokens, domain=data["domain"],
                              languages=data["languages"], device=device)
     if rank == 0:
