@@ -21,21 +21,30 @@ which. runs/tiny itself is only read.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, run_cli
 
 pytestmark = pytest.mark.slow
 
 
-def results(run: Path, stage: str, benchmark: str = "tiny_sums") -> dict[tuple[str, int | None], float]:
+def results(run: Path, stage: str, benchmark: str = "tiny_sums", key: str = "accuracy") -> dict:
     rows = [json.loads(line) for line in (run / "jobs" / f"eval.{stage}" / "results.jsonl").read_text().splitlines()]
-    return {(r["mode"], r["thinking_budget"]): r["accuracy"] for r in rows if r["benchmark"] == benchmark}
+    return {(r["mode"], r["thinking_budget"]): r[key] for r in rows if r["benchmark"] == benchmark}
+
+
+def noise(a: float, b: float, n: int) -> float:
+    """Two standard errors of the difference of two pass rates over n samples each (pooled): what a difference
+    must exceed to be more than sampling noise (~97.5% one-sided). The miniature's figures also move with the
+    CPU's float arithmetic (a thread count or instruction set changes the trained weights), so a fixed margin
+    calibrated on one machine's run is not a test of the relation."""
+    pooled = (a + b) / 2
+    return 2 * math.sqrt(2 * pooled * (1 - pooled) / n)
 
 
 def descendants(jobs: list[dict], root: str) -> set[str]:
@@ -112,12 +121,17 @@ def test_tiny_recipe_end_to_end(tiny_run, tmp_path: Path, summary: list[str]):
     print("\n".join(out))
 
     pre, post = table["s3_long_context"], table["general_rl"]
-    top, low = ("think", budgets[-1]), ("think", budgets[0])
-    assert post[top] >= pre[top] + 0.3, "post-trained must beat pretrained"
-    assert post[top] >= post[low] + 0.3, "accuracy must rise with the thinking budget"
+    n = min(results(run, s, key="samples")[m] for s in stages for m in table[s])
+    top, low, plain = ("think", budgets[-1]), ("think", budgets[0]), ("no_think", None)
+    assert post[top] - pre[top] > noise(post[top], pre[top], n), ("post-trained must beat pretrained", n)
+    assert post[top] - post[low] > noise(post[top], post[low], n), "accuracy must rise with the thinking budget"
     think = [post[("think", b)] for b in budgets]
-    assert all(b >= a - 0.05 for a, b in zip(think, think[1:])), think  # rising, up to sampling noise
-    assert post[top] >= post[("no_think", None)] + 0.3, "thinking must beat non-thinking at a large budget"
+    assert all(b > a - noise(a, b, n) for a, b in zip(think, think[1:])), think  # no drop beyond sampling noise
+    # the README's relation, asserted as it reads; whether the gap is more than noise is reported, not assumed
+    assert post[top] > post[plain], "thinking must beat non-thinking at the largest budget"
+    clear = post[top] - post[plain] > noise(post[top], post[plain], n)
+    summary.append(f"thinking @{budgets[-1]} vs non-thinking: {post[top]:.3f} vs {post[plain]:.3f} over {n} samples "
+                   f"each, {'more' if clear else 'not more'} than two standard errors")
 
     again = run_cli("run", "recipes/tiny.yaml", "-o", str(run), env=env, timeout=600)
     assert again.returncode == 0 and "nothing to do" in again.stdout, again.stdout[-2000:]
@@ -175,9 +189,10 @@ def test_strong_to_weak_distillation_into_a_smaller_student(tiny_run, summary: l
     table = {s: results(student, s) for s in ("s3_long_context", "distill_offpolicy", "distill_onpolicy")}
     budgets = sorted(b for (m, b) in table["s3_long_context"] if m == "think")
     top = ("think", budgets[-1])
-    # +0.19 measured 2026-12-06 under a teacher at 0.53 (the demo cut to fit 10 minutes); +0.1 leaves
-    # room for sampling noise on 40 items x 2 samples and is still 3x the pretrained student
-    assert table["distill_onpolicy"][top] >= table["s3_long_context"][top] + 0.1, table
+    # +0.19 measured 2026-12-06 under a teacher at 0.53; the teacher's own figure moves with the machine (see noise)
+    n = min(results(student, "distill_onpolicy", key="samples").values())
+    gain = table["distill_onpolicy"][top] - table["s3_long_context"][top]
+    assert gain > noise(table["distill_onpolicy"][top], table["s3_long_context"][top], n), table
     summary.append(f"tiny-student (shortened) in {(time.monotonic() - start) / 60:.1f} min; held-out KL to the "
                    f"teacher {off[0]:.3f} -> {off[1]:.3f} (off-policy) -> {on[1]:.3f} (on-policy); evals/tiny_sums pass@1:")
     summary.extend(table_lines(table, budgets))

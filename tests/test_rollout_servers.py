@@ -93,6 +93,32 @@ def test_the_trainers_keep_the_gpus_the_servers_leave(gpus, monkeypatch, tmp_pat
     assert refused.value.problems[0].path == "execution.rollout.gpus_per_server"
 
 
+def test_colocated_vllm_engines_get_a_gpu_each(gpus, monkeypatch, tmp_path) -> None:
+    """Without servers each process's vLLM engine keeps its own GPU: more processes than GPUs is refused (accelerate
+    alone would put two on one); with servers, the processes the stage checks are those the servers leave."""
+    from qwen3_recipe.compiler.plan import make_plan
+    from qwen3_recipe.errors import RecipeError
+    from qwen3_recipe.posttrain.trl_stage import refuse_sharded_heldout, trainer_env
+    from qwen3_recipe.recipe.validate import load_recipe
+    for var in ("QWEN3_RECIPE_HEAD", "QWEN3_RECIPE_ROLLOUT_ENGINE", "CUDA_VISIBLE_DEVICES"):
+        monkeypatch.delenv(var, raising=False)
+    plan = make_plan(load_recipe(REPO / RECIPE, ["execution.fsdp=full"]), tmp_path)
+    rollout = plan.loaded.recipe.execution.rollout.model_dump()
+    gpus(2)
+    monkeypatch.setenv("QWEN3_RECIPE_NPROC", "4")
+    with pytest.raises(RecipeError, match="4 trainer processes with a vLLM engine each on 2 GPU") as refused:
+        trainer_env(rollout, plan)
+    assert refused.value.problems[0].path == "execution.rollout.servers"
+    monkeypatch.setenv("QWEN3_RECIPE_ROLLOUT_ENGINE", "transformers")  # no engine holding a GPU: accelerate shares
+    assert trainer_env(rollout, plan)[0]["QWEN3_RECIPE_NPROC"] == "4"
+    monkeypatch.delenv("QWEN3_RECIPE_NPROC")
+    job = next(p for p in plan.jobs if p.job.kind == "reasoning_rl")
+    with pytest.raises(RecipeError, match="does not run sharded"):  # two processes, one per GPU
+        refuse_sharded_heldout(job, plan)
+    served = make_plan(load_recipe(REPO / RECIPE, ["execution.fsdp=full", "execution.rollout.servers=1"]), tmp_path)
+    refuse_sharded_heldout(job, served)  # one GPU is the server's: the trainer is one process
+
+
 def test_servers_on_ray_are_refused_at_their_key() -> None:
     proc = run_cli("plan", RECIPE, "--set", "execution.executor=ray", "--set", "execution.rollout.servers=2")
     out = proc.stdout + proc.stderr
@@ -131,5 +157,7 @@ def test_each_process_with_a_colocated_vllm_keeps_its_own_gpu() -> None:
     for env, kept in cases:
         keep_own_gpu(env)
         assert env.get("CUDA_VISIBLE_DEVICES", "") == kept, env
+    with pytest.raises(SystemExit, match="process 2 of 3 on this machine has no GPU of its own"):
+        keep_own_gpu({"LOCAL_RANK": "2", "LOCAL_WORLD_SIZE": "3", "CUDA_VISIBLE_DEVICES": "0,1"})
     assert colocated_vllm({"engine": None}) and not colocated_vllm({"engine": "transformers"})
     assert not colocated_vllm({"engine": "vllm", "rollout_servers": ["http://h:1"]})

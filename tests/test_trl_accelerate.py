@@ -27,7 +27,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _spec(tmp_path: Path) -> Path:
+def _spec(tmp_path: Path, relative: bool = False) -> Path:  # relative: out and provenance under the cwd
     from qwen3_recipe.posttrain.stage_plan import GRPOSettings
     prompts = ([{"prompt_id": f"p{i}", "source": "tiny", "text": f"What is {i} + {i % 3}?", "gold": str(i + i % 3)}
                 for i in range(4)]
@@ -36,8 +36,9 @@ def _spec(tmp_path: Path) -> Path:
     s = GRPOSettings(steps=2, batch_size=4, group_size=4, max_response_tokens=48, thinking_budget=10, seed=1)
     arch = {"vocab_size": 578, "hidden_size": 128, "num_layers": 4, "num_heads": 4, "num_kv_heads": 2, "head_dim": 32,
             "intermediate_size": 384, "tie_embeddings": True, "rope_theta": 1e4, "max_position_embeddings": 1024}
-    spec = {"kind": "reasoning_rl", "init": str(TEACHER), "out": str(tmp_path / "out"),
-            "provenance": str(tmp_path / "prov"), "job": "posttrain.rl", "stage": "rl", "engine": "transformers",
+    where = Path() if relative else tmp_path
+    spec = {"kind": "reasoning_rl", "init": str(TEACHER), "out": str(where / "out"),
+            "provenance": str(where / "prov"), "job": "posttrain.rl", "stage": "rl", "engine": "transformers",
             "prompts": prompts,
             "heldout": [{"prompt_id": f"h{i}", "source": "tiny", "text": f"What is {i} + 5?", "gold": str(i + 5)}
                         for i in range(2)], "export": {"tokenizer_dir": str(TEACHER), "arch": arch},
@@ -122,13 +123,14 @@ def test_two_process_grpo_through_accelerate_launch(launched: Path) -> None:
 def test_the_same_processes_as_ray_train_workers(launched: Path, tmp_path: Path) -> None:
     """execution.executor: ray: posttrain/trl_ray.py starts the two processes as Ray Train workers on a local Ray
     instance (gloo on CPU) with accelerate's settings; they give exactly the accelerate-launched run's rollouts,
-    rewards, advantages and step metrics, and the same export."""
+    rewards, advantages and step metrics, and the same export. The spec's paths are relative, as a run directory
+    of `runs/<name>` makes them: they stay the driver's, though Ray Train moves each worker to a folder of its own."""
     pytest.importorskip("ray")
     from safetensors.torch import load_file
-    spec = _spec(tmp_path)
+    spec = _spec(tmp_path, relative=True)
     log = tmp_path / "ray.log"
     with log.open("w") as f:
-        done = subprocess.run([sys.executable, "-m", "qwen3_recipe.posttrain.trl_ray", str(spec)],
+        done = subprocess.run([sys.executable, "-m", "qwen3_recipe.posttrain.trl_ray", str(spec)], cwd=tmp_path,
                               env=os.environ | ENV, stdout=f, stderr=subprocess.STDOUT, timeout=600)
     text = log.read_text()
     assert done.returncode == 0, text[-4000:]

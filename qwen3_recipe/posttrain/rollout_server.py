@@ -155,7 +155,7 @@ def serve(model: str, max_tokens: int, kind: str | None, folder: Path, index: in
             self.wfile.write(data)
 
         def _allowed(self) -> bool:
-            if hmac.compare_digest(self.headers.get("X-Rollout-Token", ""), token):
+            if hmac.compare_digest(self.headers.get("X-Rollout-Token", "").encode("latin-1"), token.encode()):
                 return True
             self._reply({"error": "wrong or missing X-Rollout-Token"}, 403)
             return False

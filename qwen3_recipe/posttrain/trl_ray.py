@@ -36,8 +36,12 @@ def accelerate_env(launch: list[str]) -> dict[str, str]:
 
 
 def _train(config: dict) -> None:
-    """One Ray Train worker: the stage's worker on the spec (its environment: worker_env, by the runtime env)."""
+    """One Ray Train worker: the stage's worker on the spec (its environment: worker_env, by the runtime env), in
+    the driver's directory: Ray Train moves each worker into a trial folder of its own, where the spec's relative
+    paths (a run directory of `runs/<name>`) would put checkpoints, provenance and export out of the run."""
     from qwen3_recipe.posttrain.trl_worker import RUNS
+    if Path(config["cwd"]).is_dir():  # (a cluster's run directory is on a shared file system: see the docstring)
+        os.chdir(config["cwd"])
     spec = json.loads(Path(config["spec"]).read_text())
     RUNS[spec["kind"]](spec)
 
@@ -80,9 +84,9 @@ def main(argv: list[str] | None = None) -> None:
     if execution.get("fsdp") == "full" and workers > 1 and not gpus:
         raise SystemExit("trl_ray: execution.fsdp: full needs GPUs (accelerate runs FSDP on GPUs only) and the Ray "
                          f"cluster at {address} has none: set execution.fsdp: none")
-    trainer = TorchTrainer(_train, train_loop_config={"spec": str(spec_path)},
+    trainer = TorchTrainer(_train, train_loop_config={"spec": str(spec_path), "cwd": os.getcwd()},
                            scaling_config=ScalingConfig(num_workers=workers, use_gpu=gpus),
-                           run_config=RunConfig(name="trl", storage_path=str(Path(spec["out"]) / "ray")))
+                           run_config=RunConfig(name="trl", storage_path=str((Path(spec["out"]) / "ray").resolve())))
     print(f"trl_ray: {workers} Ray Train worker(s) {'on GPUs' if gpus else 'on CPUs (gloo)'} at "
           f"{address or 'a local instance'}", flush=True)
     trainer.fit()  # raises when a worker fails: `run` reports this log's tail

@@ -20,7 +20,6 @@ def run_on_trl(p: PlannedJob, plan: Plan, group: int, check=None) -> tuple[Stage
     which a process's share must hold whole; `check(ctx)` before anything runs, returning the stage's (steps,
     batch size) when they are not its `grpo` settings' (off-policy distillation: known once its teacher has
     answered). Returns the context, the step rows and the worker's summary."""
-    import importlib.util
     import os
     from contextlib import nullcontext
 
@@ -54,9 +53,9 @@ def run_on_trl(p: PlannedJob, plan: Plan, group: int, check=None) -> tuple[Stage
                                    "batch_size a multiple of the process count", ".".join(key),
                                    plan.loaded.raw.smap.find(key))])
     servers, ray = execution["rollout"]["servers"], execution["executor"] == "ray"  # (both: recipe/checks.py)
-    if ray and (importlib.util.find_spec("ray") is None or importlib.util.find_spec("ray.train") is None):
+    if ray and not importable("ray.train.torch"):
         raise RecipeError([Problem("the Ray executor runs RL and distillation stages on Ray Train: pip install "
-                                   "'ray[train]'", "execution.executor", plan.loaded.raw.smap.find(("execution",
+                                   "'ray[default,train]'", "execution.executor", plan.loaded.raw.smap.find(("execution",
                                                                                                       "executor")))])
     if servers > nnodes * nproc:
         key = ("execution", "rollout", "servers")
@@ -99,6 +98,16 @@ def run_on_trl(p: PlannedJob, plan: Plan, group: int, check=None) -> tuple[Stage
     return ctx, read_rows(metrics), json.loads((ctx.folder / SUMMARY).read_text())
 
 
+def importable(module: str) -> bool:
+    """Whether `module` imports (with what it needs, not only its files: ray's base wheel ships ray.train)."""
+    import importlib
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
 def trainer_env(rollout: dict, plan: Plan) -> tuple[dict, list[list[str]] | None]:
     """The trainer processes' environment, and the GPUs of each of this machine's rollout servers (None: none
     here). The servers take the last servers x gpus_per_server GPUs (launch/rollout_servers.local_gpu_split),
@@ -120,7 +129,12 @@ def trainer_env(rollout: dict, plan: Plan) -> tuple[dict, list[list[str]] | None
         raise RecipeError([Problem(f"{env['QWEN3_RECIPE_NPROC']} Ray Train workers of one GPU each on a local Ray "
                                    f"instance of {local_devices()} GPU(s)", ".".join(path),
                                    plan.loaded.raw.smap.find(path))])
-    if servers and tp > 1 and env.get("QWEN3_RECIPE_ROLLOUT_ENGINE") == "transformers":
+    engine = env.get("QWEN3_RECIPE_ROLLOUT_ENGINE") or "vllm"
+    if not servers and engine == "vllm" and has_accelerator() and not env.get("QWEN3_RECIPE_HEAD") and \
+            int(env.get("QWEN3_RECIPE_NPROC") or 1) > local_devices():  # each keeps its own GPU (trl_worker.py)
+        refuse("servers", f"{env['QWEN3_RECIPE_NPROC']} trainer processes with a vLLM engine each on "
+               f"{local_devices()} GPU(s): at most one process per GPU, or rollout servers (execution.rollout.servers)")
+    if servers and tp > 1 and engine == "transformers":
         refuse("gpus_per_server", "a transformers rollout server runs on one GPU (QWEN3_RECIPE_ROLLOUT_ENGINE is "
                "transformers); tensor-parallel servers are vLLM's")
     if not servers or env.get("QWEN3_RECIPE_HEAD"):  # in an allocation: the servers have nodes of their own
@@ -169,8 +183,9 @@ def refuse_sharded_heldout(p: PlannedJob, plan: Plan) -> None:
     would wait on each other and deadlock."""
     from qwen3_recipe.errors import Problem, RecipeError
     from qwen3_recipe.posttrain.trl_launch import processes
-    nnodes, nproc, _ = processes(stage_env(plan))
-    if plan.loaded.recipe.execution.fsdp == "full" and nnodes * nproc > 1:
+    ex = plan.loaded.recipe.execution
+    nnodes, nproc, _ = processes(trainer_env(ex.rollout.model_dump(mode="json"), plan)[0])  # (less the servers' GPUs)
+    if ex.fsdp == "full" and nnodes * nproc > 1:
         key = ("execution", "fsdp")
         raise RecipeError([Problem(f"{p.job.kind} on several processes does not run sharded yet (its held-out "
                                    "scoring is per process); set execution.fsdp: none", ".".join(key),

@@ -53,6 +53,9 @@ def keep_own_gpu(env) -> None:
     if local is None or int(env.get("LOCAL_WORLD_SIZE", "1")) < 2 or preset == "":  # one process, or CPUs
         return
     visible = preset.split(",") if preset else [str(i) for i in range(int(env["LOCAL_WORLD_SIZE"]))]
+    if int(local) >= len(visible):  # (trl_stage.trainer_env refuses this for `run`; a hand launch gets this)
+        raise SystemExit(f"trl_worker: process {local} of {env['LOCAL_WORLD_SIZE']} on this machine has no GPU of its "
+                         f"own for its vLLM engine (CUDA_VISIBLE_DEVICES={preset}): one process per GPU")
     env["CUDA_VISIBLE_DEVICES"] = visible[int(local)].strip()
 
 
