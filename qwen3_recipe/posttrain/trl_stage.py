@@ -23,7 +23,6 @@ def run_on_trl(p: PlannedJob, plan: Plan, group: int, check=None) -> tuple[Stage
     import os
     from contextlib import nullcontext
 
-    from qwen3_recipe.errors import Problem, RecipeError
     from qwen3_recipe.launch import rollout_servers
     from qwen3_recipe.posttrain.metric_rows import read_rows
     from qwen3_recipe.posttrain.trl_launch import alone, processes, worker_command
@@ -42,26 +41,20 @@ def run_on_trl(p: PlannedJob, plan: Plan, group: int, check=None) -> tuple[Stage
     nnodes, nproc, _ = processes(env)
     on_cluster = execution["executor"] == "ray" and execution["ray"]["address"]  # its GPUs: trl_ray.py checks
     if execution["fsdp"] == "full" and nnodes * nproc > 1 and not has_accelerator() and not on_cluster:
-        key = ("execution", "fsdp")  # accelerate shards with FSDP on GPUs only: on CPU it would quietly run DDP
-        raise RecipeError([Problem("fsdp: full needs GPUs for a stage on TRL (accelerate runs FSDP on GPUs "
-                                   "only); set execution.fsdp: none to run it on CPU processes",
-                                   ".".join(key), plan.loaded.raw.smap.find(key))])
+        # accelerate shards with FSDP on GPUs only: on CPU it would quietly run DDP
+        raise refusal(plan, ("execution", "fsdp"), "fsdp: full needs GPUs for a stage on TRL (accelerate runs FSDP "
+                      "on GPUs only); set execution.fsdp: none to run it on CPU processes")
     if batch % (nnodes * nproc):
-        key = p.job.key_path + ("batch_size",)
-        raise RecipeError([Problem(f"{batch} prompts per step cannot be shared out in whole groups of "
-                                   f"{group} over {nnodes * nproc} processes ({nnodes} node(s) x {nproc}): make "
-                                   "batch_size a multiple of the process count", ".".join(key),
-                                   plan.loaded.raw.smap.find(key))])
+        raise refusal(plan, p.job.key_path + ("batch_size",), f"{batch} prompts per step cannot be shared out in "
+                      f"whole groups of {group} over {nnodes * nproc} processes ({nnodes} node(s) x {nproc}): make "
+                      "batch_size a multiple of the process count")
     servers, ray = execution["rollout"]["servers"], execution["executor"] == "ray"  # (both: recipe/checks.py)
     if ray and not importable("ray.train.torch"):
-        raise RecipeError([Problem("the Ray executor runs RL and distillation stages on Ray Train: pip install "
-                                   "'ray[default,train]'", "execution.executor", plan.loaded.raw.smap.find(("execution",
-                                                                                                      "executor")))])
+        raise refusal(plan, ("execution", "executor"), "the Ray executor runs RL and distillation stages on Ray "
+                      "Train: pip install 'ray[default,train]'")
     if servers > nnodes * nproc:
-        key = ("execution", "rollout", "servers")
-        raise RecipeError([Problem(f"{servers} rollout servers for {nnodes * nproc} trainer process(es): each "
-                                   "server serves whole processes, so at most one per process",
-                                   ".".join(key), plan.loaded.raw.smap.find(key))])
+        raise refusal(plan, ("execution", "rollout", "servers"), f"{servers} rollout servers for {nnodes * nproc} "
+                      "trainer process(es): each server serves whole processes, so at most one per process")
     spec = {"kind": p.job.kind, "steps": steps, "init": str(ctx.init), "out": str(ctx.folder),
             "provenance": str(ctx.folder / "provenance"), "job": p.job.name, "stage": ctx.name,
             "engine": os.environ.get("QWEN3_RECIPE_ROLLOUT_ENGINE"), "lowered": ctx.stage, "execution": execution,
@@ -108,45 +101,44 @@ def importable(module: str) -> bool:
     return True
 
 
+def refusal(plan: Plan, path: tuple, message: str):
+    """The located error for the recipe key at `path` (its file and line)."""
+    from qwen3_recipe.errors import Problem, RecipeError
+    return RecipeError([Problem(message, ".".join(path), plan.loaded.raw.smap.find(path))])
+
+
 def trainer_env(rollout: dict, plan: Plan) -> tuple[dict, list[list[str]] | None]:
     """The trainer processes' environment, and the GPUs of each of this machine's rollout servers (None: none
     here). The servers take the last servers x gpus_per_server GPUs (launch/rollout_servers.local_gpu_split),
     the trainers keep the rest: split once, here."""
 
-    from qwen3_recipe.errors import Problem, RecipeError
     from qwen3_recipe.launch.rollout_servers import local_gpu_split
     from qwen3_recipe.train.launch import has_accelerator, local_devices
-
-    def refuse(key: str, message: str) -> None:
-        path = ("execution", "rollout", key)
-        raise RecipeError([Problem(message, ".".join(path), plan.loaded.raw.smap.find(path))])
     env = stage_env(plan)
     servers, tp = rollout["servers"], rollout["gpus_per_server"]
-    ex = plan.loaded.recipe.execution
-    if ex.executor == "ray" and not ex.ray.address and has_accelerator() and \
-            int(env.get("QWEN3_RECIPE_NPROC") or 1) > local_devices():  # a local instance would wait for them forever
-        path = ("execution", "ray", "workers")
-        raise RecipeError([Problem(f"{env['QWEN3_RECIPE_NPROC']} Ray Train workers of one GPU each on a local Ray "
-                                   f"instance of {local_devices()} GPU(s)", ".".join(path),
-                                   plan.loaded.raw.smap.find(path))])
+    ex, nproc = plan.loaded.recipe.execution, int(env.get("QWEN3_RECIPE_NPROC") or 1)  # (asked for; else per GPU)
+    servers_at, tp_at = ("execution", "rollout", "servers"), ("execution", "rollout", "gpus_per_server")
+    if ex.executor == "ray" and not ex.ray.address and has_accelerator() and nproc > local_devices():
+        # a local instance would wait for them forever
+        raise refusal(plan, ("execution", "ray", "workers"), f"{nproc} Ray Train workers of one GPU each on a local "
+                      f"Ray instance of {local_devices()} GPU(s)")
     engine = env.get("QWEN3_RECIPE_ROLLOUT_ENGINE") or "vllm"
     if not servers and engine == "vllm" and has_accelerator() and not env.get("QWEN3_RECIPE_HEAD") and \
-            int(env.get("QWEN3_RECIPE_NPROC") or 1) > local_devices():  # each keeps its own GPU (trl_worker.py)
-        refuse("servers", f"{env['QWEN3_RECIPE_NPROC']} trainer processes with a vLLM engine each on "
-               f"{local_devices()} GPU(s): at most one process per GPU, or rollout servers (execution.rollout.servers)")
+            nproc > local_devices():  # each keeps its own GPU (trl_worker.py)
+        raise refusal(plan, servers_at, f"{nproc} trainer processes with a vLLM engine each on {local_devices()} "
+                      "GPU(s): at most one process per GPU, or rollout servers (execution.rollout.servers)")
     if servers and tp > 1 and engine == "transformers":
-        refuse("gpus_per_server", "a transformers rollout server runs on one GPU (QWEN3_RECIPE_ROLLOUT_ENGINE is "
-               "transformers); tensor-parallel servers are vLLM's")
+        raise refusal(plan, tp_at, "a transformers rollout server runs on one GPU (QWEN3_RECIPE_ROLLOUT_ENGINE is "
+                      "transformers); tensor-parallel servers are vLLM's")
     if not servers or env.get("QWEN3_RECIPE_HEAD"):  # in an allocation: the servers have nodes of their own
         return env, None
     if tp > 1 and not has_accelerator():
-        refuse("gpus_per_server", "a rollout server on several GPUs needs GPUs (this machine has none)")
+        raise refusal(plan, tp_at, "a rollout server on several GPUs needs GPUs (this machine has none)")
     trainers, server_gpus = local_gpu_split(env, servers, tp)
     if has_accelerator():
-        visible = len(trainers) + servers * tp
-        if not trainers or len(trainers) < int(env.get("QWEN3_RECIPE_NPROC") or 1):
-            refuse("servers", f"{servers} rollout servers of {tp} GPU(s) leave {len(trainers)} of the {visible} "
-                   f"GPUs this machine shows for the {env.get('QWEN3_RECIPE_NPROC') or 1} trainer process(es)")
+        if not trainers or len(trainers) < nproc:
+            raise refusal(plan, servers_at, f"{servers} rollout servers of {tp} GPU(s) leave {len(trainers)} of the "
+                          f"{len(trainers) + servers * tp} GPUs this machine shows for the {nproc} trainer process(es)")
         env["CUDA_VISIBLE_DEVICES"] = ",".join(trainers)
         env.setdefault("QWEN3_RECIPE_NPROC", str(len(trainers)))
     return env, server_gpus
@@ -181,15 +173,12 @@ def refuse_sharded_heldout(p: PlannedJob, plan: Plan) -> None:
     """A stage whose held-out numbers each process scores on its own share (distillation's KL, general_rl's
     margin: shares of different sizes) cannot run its model sharded over several processes: FSDP's forwards
     would wait on each other and deadlock."""
-    from qwen3_recipe.errors import Problem, RecipeError
     from qwen3_recipe.posttrain.trl_launch import processes
     ex = plan.loaded.recipe.execution
     nnodes, nproc, _ = processes(trainer_env(ex.rollout.model_dump(mode="json"), plan)[0])  # (less the servers' GPUs)
     if ex.fsdp == "full" and nnodes * nproc > 1:
-        key = ("execution", "fsdp")
-        raise RecipeError([Problem(f"{p.job.kind} on several processes does not run sharded yet (its held-out "
-                                   "scoring is per process); set execution.fsdp: none", ".".join(key),
-                                   plan.loaded.raw.smap.find(key))])
+        raise refusal(plan, ("execution", "fsdp"), f"{p.job.kind} on several processes does not run sharded yet "
+                      "(its held-out scoring is per process); set execution.fsdp: none")
 
 
 def distill_checks(p: PlannedJob, plan: Plan, ctx: StageContext) -> None:
@@ -212,7 +201,6 @@ def run_distill_onpolicy(p: PlannedJob, plan: Plan) -> None:
 
 def run_distill_offpolicy(p: PlannedJob, plan: Plan) -> None:
     """Trains on its teacher pass's samples (posttrain/teacher_pass.py), for the stage's epochs over them."""
-    from qwen3_recipe.errors import Problem, RecipeError
     from qwen3_recipe.posttrain.distill import load_samples
     from qwen3_recipe.posttrain.trl_lowering import offpolicy_steps
     found: list[int] = []
@@ -226,10 +214,9 @@ def run_distill_offpolicy(p: PlannedJob, plan: Plan) -> None:
             raise RuntimeError(f"{p.job.name}: the teacher's samples include held-out prompts "
                                f"({', '.join(sorted(leaked)[:3])}...); rerun {p.job.name}.teacher")
         if len(samples) < stage["batch_size"]:
-            key = p.job.key_path + ("batch_size",)
-            raise RecipeError([Problem(f"the teacher pass gave {len(samples)} samples, fewer than one batch of "
-                                       f"{stage['batch_size']}: lower batch_size or give the pass more prompts",
-                                       ".".join(key), plan.loaded.raw.smap.find(key))])
+            raise refusal(plan, p.job.key_path + ("batch_size",), f"the teacher pass gave {len(samples)} samples, "
+                          f"fewer than one batch of {stage['batch_size']}: lower batch_size or give the pass more "
+                          "prompts")
         found.append(len(samples))
         return offpolicy_steps(len(samples), stage["batch_size"], stage["epochs"]), stage["batch_size"]
     ctx, rows, held = run_on_trl(p, plan, group=1, check=check)
